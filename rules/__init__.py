@@ -1,0 +1,37 @@
+"""The rules engine: protocol files in, 15-year follow-up calendars out.
+
+Pure: no database, no clock, no network. Depends on the standard library, PyYAML,
+pydantic and python-dateutil only; never imports ``surveillance`` or ``notifications``.
+
+>>> from datetime import date
+>>> protocol = ProtocolRegistry.from_directory().get("aav-liver-5-year")
+>>> plan = build_calendar(protocol, PatientFacts(date(1990, 5, 1), "hemophilia_b"), [date(2024, 1, 31)])
+>>> plan[0].assessment, plan[0].due
+('aav_baseline', datetime.date(2024, 1, 17))
+"""
+
+from ._engine import build_calendar, end_of_follow_up
+from ._errors import InvalidFacts, ProtocolError, RulesError, UnknownProtocol
+from ._facts import PatientFacts, PlannedAssessment, RecordedEvent, RecordedResult
+from ._loader import BUNDLED_PROTOCOLS, ProtocolRegistry, load_protocol, parse_protocol
+from ._offsets import Offset
+from ._protocol import Protocol
+
+__all__ = [
+    "BUNDLED_PROTOCOLS",
+    "InvalidFacts",
+    "Offset",
+    "PatientFacts",
+    "PlannedAssessment",
+    "Protocol",
+    "ProtocolError",
+    "ProtocolRegistry",
+    "RecordedEvent",
+    "RecordedResult",
+    "RulesError",
+    "UnknownProtocol",
+    "build_calendar",
+    "end_of_follow_up",
+    "load_protocol",
+    "parse_protocol",
+]

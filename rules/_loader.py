@@ -1,0 +1,167 @@
+"""Reading protocol files and finding them again by id and version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ._errors import ProtocolError, UnknownProtocol
+from ._protocol import Protocol
+from ._schema import ProtocolFile
+from ._validate import compile_protocol
+
+BUNDLED_PROTOCOLS = Path(__file__).parent / "protocols"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Load and validate one protocol file; raise ``ProtocolError`` naming what is wrong."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProtocolError(source, f"cannot read the file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(source, "the file is not UTF-8 text") from exc
+    return parse_protocol(text, source)
+
+
+def parse_protocol(text: str, source: str = "<text>") -> Protocol:
+    """Validate protocol YAML given as text (``source`` names it in errors)."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProtocolError(source, f"not valid YAML{at}: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise ProtocolError(source, f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError(source, "a protocol file must be a mapping with 'id', 'version', ...")
+    try:
+        spec = ProtocolFile.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, data, source) from exc
+    return compile_protocol(spec, source)
+
+
+def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> ProtocolError:
+    """Turn pydantic's first error into: file, assessment, field, reason."""
+    error = exc.errors()[0]
+    loc = [part for part in error["loc"] if not str(part).startswith("function-")]
+    assessment: str | None = None
+    if len(loc) >= 2 and loc[0] == "assessments" and isinstance(loc[1], int):
+        items = data.get("assessments") or []
+        item = items[loc[1]] if loc[1] < len(items) else None
+        assessment = str(item.get("id")) if isinstance(item, dict) and item.get("id") else f"#{loc[1] + 1}"
+        loc = loc[2:]
+    field = _field_path(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        reason = f"unknown key '{key}'{_suggest(key, exc, error)}"
+        return ProtocolError(source, reason, assessment=assessment, field=field)
+    if kind == "missing":
+        return ProtocolError(source, "required field is missing", assessment=assessment, field=field)
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    if "input" in error and kind not in {"model_type", "dict_type"}:
+        reason = f"{reason} (got {error['input']!r})"
+    return ProtocolError(source, reason, assessment=assessment, field=field or None)
+
+
+def _field_path(loc: list[Any]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _suggest(key: str, exc: ValidationError, error: Any) -> str:
+    allowed = _allowed_keys(error["loc"][:-1])
+    close = get_close_matches(key, allowed, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model at ``loc`` inside a protocol file (for suggestions)."""
+    model: Any = ProtocolFile
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        model = _model_of(field.annotation) if field is not None else None
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_of(annotation: Any) -> Any:
+    from pydantic import BaseModel
+
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    for candidate in candidates:
+        for inner in (candidate, *getattr(candidate, "__args__", ())):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return None
+
+
+class ProtocolRegistry:
+    """Every loaded protocol, by id and version; the newest version is the default."""
+
+    def __init__(self, protocols: Iterable[Protocol]) -> None:
+        self._by_key: dict[tuple[str, str], Protocol] = {}
+        for protocol in protocols:
+            key = (protocol.id, protocol.version)
+            if key in self._by_key:
+                raise ProtocolError(
+                    protocol.source,
+                    f"protocol {protocol.id} version {protocol.version} is also defined in "
+                    f"{self._by_key[key].source}",
+                    field="version",
+                )
+            self._by_key[key] = protocol
+
+    @classmethod
+    def from_directory(cls, directory: str | Path = BUNDLED_PROTOCOLS) -> ProtocolRegistry:
+        return cls(load_protocol(path) for path in sorted(Path(directory).glob("*.yaml")))
+
+    def get(self, protocol_id: str, version: str | None = None) -> Protocol:
+        """The protocol at ``version``, or its newest version; raise ``UnknownProtocol``."""
+        versions = [p for (pid, _), p in self._by_key.items() if pid == protocol_id]
+        if version is not None:
+            versions = [p for p in versions if p.version == version]
+        if not versions:
+            raise UnknownProtocol(protocol_id, version, self.ids())
+        return max(versions, key=lambda p: _version_key(p.version))
+
+    def ids(self) -> list[str]:
+        return sorted({pid for pid, _ in self._by_key})
+
+    def all(self) -> list[Protocol]:
+        return sorted(self._by_key.values(), key=lambda p: (p.id, _version_key(p.version)))
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))

@@ -1,0 +1,229 @@
+"""The shape of a protocol file, checked field by field when it is loaded.
+
+Only the structure of each field is checked here; rules that span fields or
+assessments (windows, references, cycles) are checked in ``_validate``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._offsets import Offset
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+Category = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _offset(value: object) -> Offset:
+    if isinstance(value, Offset):
+        return value
+    return Offset.parse(str(value))
+
+
+class Anchor(StrEnum):
+    infusion = "infusion"  # the (last) infusion date of the segment
+    birth = "birth"  # the patient's birth date (age-based rules, e.g. re-consent at 18)
+    trigger = "trigger"  # the date of the result or event that started the assessment
+
+
+class Basis(StrEnum):
+    regulatory = "regulatory"  # required by a regulator's guidance or regulation
+    guideline = "guideline"  # a published consensus or registry requirement
+    local_default = "local-default"  # our reasoned default: editable configuration
+
+
+class Window(_Strict):
+    """Days before and after the due date in which doing it counts as on time."""
+
+    before: int
+    after: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            if len(value) != 2:
+                raise ValueError("a window is two numbers: [days before (<= 0), days after (>= 0)]")
+            return {"before": value[0], "after": value[1]}
+        return value
+
+    def describe(self) -> str:
+        before = "0" if self.before == 0 else f"−{-self.before}"
+        return f"{before}/+{self.after} days"
+
+
+class TimePoints(_Strict):
+    """Either a list of offsets (``at``) or a recurrence (``every`` from ``from`` to ``to``)."""
+
+    at: tuple[Offset, ...] | None = None
+    every: Offset | None = None
+    start: Offset | None = Field(default=None, alias="from")
+    until: Offset | None = Field(default=None, alias="to")
+    window: Window | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return tuple(_offset(item) for item in value)
+
+    @field_validator("every", "start", "until", mode="before")
+    @classmethod
+    def _parse_one(cls, value: object) -> object:
+        return None if value is None else _offset(value)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TimePoints:
+        recurrence = (self.every, self.start, self.until)
+        if self.at is not None and any(part is not None for part in recurrence):
+            raise ValueError("use either 'at' (a list of offsets) or 'every'/'from'/'to', not both")
+        if self.at is None and any(part is None for part in recurrence):
+            raise ValueError("a recurrence needs all of 'every', 'from' and 'to'")
+        if self.at is not None and not self.at:
+            raise ValueError("'at' lists no offsets")
+        return self
+
+
+class Condition(_Strict):
+    """A test on one recorded result value (text compared case-insensitively)."""
+
+    equals: str | None = None
+    one_of: tuple[str, ...] | None = None
+    below: float | None = None
+    at_least: float | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Condition:
+        given = [v for v in (self.equals, self.one_of, self.below, self.at_least) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'equals', 'one_of', 'below', 'at_least'")
+        return self
+
+    def matches(self, value: str) -> bool:
+        text = value.strip().lower()
+        if self.equals is not None:
+            return text == self.equals.strip().lower()
+        if self.one_of is not None:
+            return text in {option.strip().lower() for option in self.one_of}
+        try:
+            number = float(text)
+        except ValueError:
+            return False
+        if self.below is not None:
+            return number < self.below
+        assert self.at_least is not None
+        return number >= self.at_least
+
+    def describe(self) -> str:
+        if self.equals is not None:
+            return self.equals
+        if self.one_of is not None:
+            return " or ".join(self.one_of)
+        if self.below is not None:
+            return f"below {self.below:g}"
+        return f"at least {self.at_least:g}"
+
+
+class Branch(_Strict):
+    """What a recorded result changes in the future calendar."""
+
+    when: Condition | None = None  # any one result of this assessment matches
+    when_all: Condition | None = None  # every planned occurrence has a matching result
+    start: tuple[Identifier, ...] = ()
+    stop: tuple[Identifier, ...] = ()
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Branch:
+        if (self.when is None) == (self.when_all is None):
+            raise ValueError("give exactly one of 'when' and 'when_all'")
+        if not self.start and not self.stop:
+            raise ValueError("a branch must 'start' or 'stop' at least one assessment")
+        return self
+
+
+class AppliesTo(_Strict):
+    diagnoses: tuple[Identifier, ...] | None = None
+    age_from: int | None = Field(default=None, ge=0, le=120)  # years at the due date, inclusive
+    age_below: int | None = Field(default=None, ge=1, le=120)  # years at the due date, exclusive
+
+    @model_validator(mode="after")
+    def _range(self) -> AppliesTo:
+        if self.age_from is not None and self.age_below is not None:
+            if self.age_from >= self.age_below:
+                raise ValueError(
+                    f"age_from ({self.age_from}) must be below age_below ({self.age_below})"
+                )
+        return self
+
+
+class Evidence(_Strict):
+    basis: Basis
+    sources: tuple[str, ...] = Field(min_length=1)
+    note: str | None = None
+
+
+class AssessmentRule(_Strict):
+    id: Identifier
+    name: str = Field(min_length=1)
+    category: Category
+    anchor: Anchor = Anchor.infusion
+    starts: Literal["with_infusion", "when_started"] = "with_infusion"
+    schedule: tuple[TimePoints, ...] = Field(min_length=1)
+    window: Window | None = None
+    applies_to: AppliesTo = AppliesTo()
+    on_result: tuple[Branch, ...] = ()
+    evidence: Evidence
+    description: str | None = None
+
+
+class EventRule(_Strict):
+    description: str = Field(min_length=1)
+    start: tuple[Identifier, ...] = ()
+    stop: tuple[Identifier, ...] = ()
+    end_follow_up: bool = False
+
+
+class Reference(_Strict):
+    title: str = Field(min_length=1)
+    url: str | None = None
+
+
+class FollowUp(_Strict):
+    duration: Offset
+    anchor: Literal["last_infusion", "first_infusion"] = "last_infusion"
+    baseline_from: Offset = Offset("D", 0)
+
+    @field_validator("duration", "baseline_from", mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        return _offset(value)
+
+
+class ProtocolFile(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
+    version: Annotated[str, Field(pattern=r"^\d+(\.\d+){0,2}$")]
+    title: str = Field(min_length=1)
+    product: str = Field(min_length=1)
+    follow_up: FollowUp
+    diagnoses: dict[Identifier, str] = Field(min_length=1)
+    references: dict[str, Reference] = Field(min_length=1)
+    events: dict[Identifier, EventRule] = Field(default_factory=dict)
+    assessments: tuple[AssessmentRule, ...] = Field(min_length=1)
+    description: str | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        # YAML reads `version: 1.0` as a float; accept it as the text it was written as.
+        return str(value) if isinstance(value, int | float) else value

@@ -1,0 +1,198 @@
+"""Checks that span fields and assessments of a protocol, run once at load time.
+
+After these pass, ``build_calendar`` cannot fail on the protocol's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ._errors import ProtocolError
+from ._offsets import Offset
+from ._protocol import Protocol, Rule, TimePoint, expand_time_points
+from ._schema import Anchor, AssessmentRule, ProtocolFile
+
+_END_EVENTS = ("death", "withdrawal")
+_MIN_DAYS = {"D": 1, "W": 7, "M": 28, "Y": 365}
+_MAX_DAYS = {"D": 1, "W": 7, "M": 31, "Y": 366}
+
+
+def compile_protocol(spec: ProtocolFile, source: str) -> Protocol:
+    """Validate ``spec`` as a whole and expand its time points; raise ``ProtocolError``."""
+    check = _Checker(spec, source)
+    rules = {rule.id: Rule(rule, check.time_points(rule)) for rule in check.unique_rules()}
+    check.references()
+    starters = check.starters()
+    order = check.branch_order()
+    check.end_events()
+    return Protocol(spec=spec, source=source, rules=rules, order=order, starters=starters)
+
+
+class _Checker:
+    def __init__(self, spec: ProtocolFile, source: str) -> None:
+        self.spec = spec
+        self.source = source
+        self.ids = [rule.id for rule in spec.assessments]
+
+    def fail(self, reason: str, assessment: str | None = None, field: str | None = None) -> None:
+        raise ProtocolError(self.source, reason, assessment=assessment, field=field)
+
+    def unique_rules(self) -> Iterator[AssessmentRule]:
+        seen: set[str] = set()
+        for index, rule in enumerate(self.spec.assessments):
+            if rule.id in seen:
+                self.fail(f"duplicate assessment id (item {index + 1})", rule.id, "id")
+            seen.add(rule.id)
+            yield rule
+
+    def time_points(self, rule: AssessmentRule) -> tuple[TimePoint, ...]:
+        points: list[TimePoint] = []
+        for index, entry in enumerate(rule.schedule):
+            where = f"schedule[{index}]"
+            window = entry.window or rule.window
+            if window is None:
+                self.fail("no window: give 'window' on the assessment or on this entry", rule.id, where)
+                raise AssertionError  # unreachable; keeps mypy sure window is set
+            if not window.before <= 0 <= window.after:
+                self.fail(
+                    f"window [{window.before}, {window.after}] does not contain the due date: "
+                    "write [days before (<= 0), days after (>= 0)]",
+                    rule.id,
+                    f"{where}.window" if entry.window else "window",
+                )
+            try:
+                offsets = expand_time_points(entry)
+            except ValueError as exc:
+                self.fail(str(exc), rule.id, where)
+                raise AssertionError from exc
+            for offset in offsets:
+                self._check_offset(rule, offset, window.before, where)
+                points.append(TimePoint(len(points) + 1, offset, window))
+        return tuple(points)
+
+    def _check_offset(self, rule: AssessmentRule, offset: Offset, before: int, where: str) -> None:
+        follow_up = self.spec.follow_up
+        if rule.anchor is Anchor.birth:
+            if offset.amount < 0:
+                self.fail(f"time point {offset} is before birth", rule.id, where)
+            return
+        if rule.anchor is Anchor.trigger:
+            earliest = offset.amount * _MIN_DAYS[offset.unit] + before
+            if offset.amount < 0 or earliest < 0:
+                self.fail(
+                    f"time point {offset} with {before} days before opens its window before "
+                    "the result or event that starts it",
+                    rule.id,
+                    where,
+                )
+            return
+        if offset.approximate_days() > follow_up.duration.approximate_days():
+            self.fail(
+                f"time point {offset} is after the end of follow-up ({follow_up.duration})",
+                rule.id,
+                where,
+            )
+        baseline_days = follow_up.baseline_from.amount * _MIN_DAYS[follow_up.baseline_from.unit]
+        if offset.amount * _MAX_DAYS[offset.unit] + before < baseline_days:
+            self.fail(
+                f"time point {offset} with {before} days before opens its window before the "
+                f"protocol's baseline ({follow_up.baseline_from})",
+                rule.id,
+                where,
+            )
+
+    def _assessment_ref(self, target: str, assessment: str | None, field: str) -> None:
+        if target not in self.ids:
+            self.fail(f"unknown assessment '{target}'{_did_you_mean(target, self.ids)}", assessment, field)
+
+    def references(self) -> None:
+        known_sources = list(self.spec.references)
+        diagnoses = list(self.spec.diagnoses)
+        for rule in self.spec.assessments:
+            if rule.anchor is Anchor.trigger and rule.starts == "with_infusion":
+                self.fail("an assessment anchored on its trigger must say 'starts: when_started'", rule.id, "starts")
+            for i, source in enumerate(rule.evidence.sources):
+                if source not in known_sources:
+                    self.fail(
+                        f"unknown reference '{source}'{_did_you_mean(source, known_sources)}; "
+                        "add it under 'references'",
+                        rule.id,
+                        f"evidence.sources[{i}]",
+                    )
+            for i, diagnosis in enumerate(rule.applies_to.diagnoses or ()):
+                if diagnosis not in diagnoses:
+                    self.fail(
+                        f"unknown diagnosis '{diagnosis}'; the protocol lists {', '.join(diagnoses)}",
+                        rule.id,
+                        f"applies_to.diagnoses[{i}]",
+                    )
+            for b, branch in enumerate(rule.on_result):
+                for verb in ("start", "stop"):
+                    for i, target in enumerate(getattr(branch, verb)):
+                        self._assessment_ref(target, rule.id, f"on_result[{b}].{verb}[{i}]")
+        for kind, event in self.spec.events.items():
+            for verb in ("start", "stop"):
+                for i, target in enumerate(getattr(event, verb)):
+                    self._assessment_ref(target, None, f"events.{kind}.{verb}[{i}]")
+
+    def starters(self) -> dict[str, tuple[str, ...]]:
+        """Which assessments' results start each assessment (rule id -> starter ids)."""
+        started_by: dict[str, list[str]] = {rule_id: [] for rule_id in self.ids}
+        for rule in self.spec.assessments:
+            for branch in rule.on_result:
+                for target in (*branch.start, *branch.stop):
+                    if rule.id not in started_by[target]:
+                        started_by[target].append(rule.id)
+        started_by_event = {t for event in self.spec.events.values() for t in event.start}
+        started_by_result = {t for r in self.spec.assessments for b in r.on_result for t in b.start}
+        for rule in self.spec.assessments:
+            if rule.starts == "when_started" and rule.id not in started_by_event | started_by_result:
+                self.fail(
+                    "'starts: when_started' but no result branch or event starts it", rule.id, "starts"
+                )
+        return {rule_id: tuple(ids) for rule_id, ids in started_by.items()}
+
+    def branch_order(self) -> tuple[str, ...]:
+        """Rule ids, each after the rules whose results start or stop it; refuse cycles."""
+        edges = {rule.id: [t for b in rule.on_result for t in (*b.start, *b.stop)] for rule in self.spec.assessments}
+        order: list[str] = []
+        state: dict[str, str] = {}
+
+        def visit(rule_id: str, path: list[str]) -> None:
+            if state.get(rule_id) == "done":
+                return
+            if state.get(rule_id) == "open":
+                cycle = [*path[path.index(rule_id):], rule_id]
+                self.fail(f"branches form a cycle: {' -> '.join(cycle)}", rule_id, "on_result")
+            state[rule_id] = "open"
+            for target in edges[rule_id]:
+                if target != rule_id:  # a rule may stop itself (e.g. Tanner stage 5)
+                    visit(target, [*path, rule_id])
+            state[rule_id] = "done"
+            order.append(rule_id)
+
+        for rule_id in self.ids:
+            visit(rule_id, [])
+        for rule in self.spec.assessments:
+            for b, branch in enumerate(rule.on_result):
+                if rule.id in branch.start:
+                    self.fail("branches form a cycle: an assessment's result starts itself", rule.id, f"on_result[{b}].start")
+        return tuple(reversed(order))
+
+    def end_events(self) -> None:
+        for kind in _END_EVENTS:
+            event = self.spec.events.get(kind)
+            if event is None or not event.end_follow_up:
+                self.fail(
+                    f"every protocol must say what ends follow-up: add event '{kind}' "
+                    "with 'end_follow_up: true'",
+                    None,
+                    f"events.{kind}",
+                )
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    from difflib import get_close_matches
+
+    close = get_close_matches(word, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
