@@ -1,0 +1,158 @@
+"""The audit trail: written in the same transaction as the change it records.
+
+Rows are chained: ``hash = sha256(previous_hash + canonical content)``. Editing or
+deleting any row changes every later hash, which ``verify_chain`` detects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlmodel import Session
+
+from .models import AuditEntry
+
+GENESIS_HASH = "0" * 64
+# Any constant: serialises writers of the chain on PostgreSQL (SQLite writers are
+# already serialised by BEGIN IMMEDIATE).
+_CHAIN_LOCK_ID = 7_150_001
+
+
+def _canonical(entry: AuditEntry) -> str:
+    at = entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)
+    content = {
+        "at": at.isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_key": entry.entity_key,
+        "patient_id": entry.patient_id,
+        "reason": entry.reason,
+        "old_values": entry.old_values,
+        "new_values": entry.new_values,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+
+
+def _digest(previous_hash: str, entry: AuditEntry) -> str:
+    return hashlib.sha256((previous_hash + _canonical(entry)).encode()).hexdigest()
+
+
+def _json(values: dict[str, Any] | None) -> str | None:
+    return None if values is None else json.dumps(values, sort_keys=True, default=str)
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_key: str,
+    patient_id: int | None = None,
+    reason: str | None = None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one audit row to the chain, inside the caller's transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
+    previous = session.execute(
+        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)  # type: ignore[union-attr]
+    ).scalar()
+    entry = AuditEntry(
+        at=(at or datetime.now(UTC)).astimezone(UTC),
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_key=entity_key,
+        patient_id=patient_id,
+        reason=reason,
+        old_values=_json(old),
+        new_values=_json(new),
+        previous_hash=previous or GENESIS_HASH,
+        hash="",
+    )
+    entry.hash = _digest(entry.previous_hash, entry)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    entry_id: int
+    problem: str
+
+
+def verify_chain(session: Session) -> list[ChainBreak]:
+    """Every place where the chain does not hold: edited, deleted or reordered rows."""
+    breaks: list[ChainBreak] = []
+    expected_previous = GENESIS_HASH
+    for entry in _entries(session):
+        assert entry.id is not None
+        if entry.previous_hash != expected_previous:
+            breaks.append(ChainBreak(entry.id, "previous hash does not match: a row before it was deleted or edited"))
+        if _digest(entry.previous_hash, entry) != entry.hash:
+            breaks.append(ChainBreak(entry.id, "content does not match its hash: the row was edited"))
+        expected_previous = entry.hash
+    return breaks
+
+
+def _entries(session: Session) -> Iterator[AuditEntry]:
+    statement = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=1000)  # type: ignore[arg-type]
+    for (entry,) in session.execute(statement):
+        yield entry
+
+
+@dataclass(frozen=True)
+class AuditFact:
+    """One audit row to append in bulk (e.g. a cohort enrolment)."""
+
+    actor: str
+    action: str
+    entity: str
+    entity_key: str
+    patient_id: int | None
+    reason: str | None
+    new: dict[str, Any] | None
+    old: dict[str, Any] | None = None
+
+
+def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
+    """Append many rows to the chain with one read and one set-based insert."""
+    from .bulk import insert_rows
+
+    if not facts:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
+    previous = session.execute(
+        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)  # type: ignore[union-attr]
+    ).scalar() or GENESIS_HASH
+    rows = []
+    at = at.astimezone(UTC)
+    for fact in facts:
+        entry = AuditEntry(
+            at=at,
+            actor=fact.actor,
+            action=fact.action,
+            entity=fact.entity,
+            entity_key=fact.entity_key,
+            patient_id=fact.patient_id,
+            reason=fact.reason,
+            old_values=_json(fact.old),
+            new_values=_json(fact.new),
+            previous_hash=previous,
+            hash="",
+        )
+        entry.hash = previous = _digest(entry.previous_hash, entry)
+        rows.append(entry.model_dump(exclude={"id"}))
+    insert_rows(session, AuditEntry.__table__, rows)  # type: ignore[arg-type]

@@ -1,0 +1,410 @@
+"""The command line: ``surveillance --help``.
+
+Errors of the domain layers become one-line messages and a non-zero exit here, never
+tracebacks; nothing is written when a command is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import Engine, select
+
+import rules
+
+from . import audit, migrate
+from .amendments import amend
+from .clock import Clock, fixed_clock, local_date, system_clock
+from .config import get_settings
+from .db import make_engine, read_session, write_session
+from .demo import load_demo
+from .due_list import DueState, derive_state, due_list
+from .enrolment import Enrolment, enroll, get_patient
+from .errors import SurveillanceError
+from .ics import calendar_ics
+from .models import Assessment, Patient
+from .outcomes import record_outcome
+from .patient_changes import add_infusion, change_status, record_event
+from .protocol_store import assessment_name, registry_for
+from .sites import add_site, get_site, list_sites
+from .text_table import render
+
+app = typer.Typer(help="Long-term follow-up after gene therapy: calendars, due lists, records.", no_args_is_help=True)
+protocols_app = typer.Typer(help="Protocol files: list and check.", no_args_is_help=True)
+sites_app = typer.Typer(help="Sites and their time zones.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(protocols_app, name="protocols")
+app.add_typer(sites_app, name="sites")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+DateOption = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
+
+
+class TableFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class CalendarFormat(StrEnum):
+    table = "table"
+    json = "json"
+    ics = "ics"
+
+
+def _actor() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+def _registry() -> rules.ProtocolRegistry:
+    return registry_for(get_settings().protocols_dir)
+
+
+def _engine() -> Engine:
+    engine = make_engine(get_settings().database_url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def _clock(on: datetime | None) -> Clock:
+    return fixed_clock(on.date()) if on else system_clock
+
+
+# -- protocols -------------------------------------------------------------------------------
+
+
+@protocols_app.command("list")
+def protocols_list() -> None:
+    """The protocols this installation knows, newest version of each last."""
+    rows = [
+        (p.id, p.version, len(p.rules), str(p.spec.follow_up.duration), p.title, Path(p.source).name)
+        for p in _registry().all()
+    ]
+    typer.echo(render(("protocol", "version", "assessments", "follow-up", "title", "file"), rows))
+
+
+@protocols_app.command("check")
+def protocols_check(files: Annotated[list[Path], typer.Argument(help="Protocol YAML files.")]) -> None:
+    """Validate protocol files; exit 1 with the reason if any is malformed."""
+    failed = 0
+    for path in files:
+        try:
+            protocol = rules.load_protocol(path)
+        except rules.ProtocolError as exc:
+            failed += 1
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        typer.echo(f"ok: {path}: {protocol.id} version {protocol.version}, {len(protocol.rules)} assessments")
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- calendar preview (no database) ----------------------------------------------------------
+
+
+@app.command("calendar")
+def calendar_preview(
+    protocol: Annotated[str, typer.Option(help="Protocol id, e.g. cd19-car-t-pediatric-autoimmune.")],
+    infusion: DateOption,
+    birth: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Default: 10 years before the infusion.")] = None,
+    diagnosis: Annotated[str | None, typer.Option(help="Default: the protocol's first diagnosis.")] = None,
+    sex: Annotated[str, typer.Option(help="F or M.")] = "F",
+    version: Annotated[str | None, typer.Option(help="Protocol version; default the newest.")] = None,
+    output: Annotated[CalendarFormat, typer.Option("--format")] = CalendarFormat.table,
+) -> None:
+    """Preview the calendar a protocol gives for one infusion (no database)."""
+    chosen = _registry().get(protocol, version)
+    infused = infusion.date()
+    born = birth.date() if birth else infused - relativedelta(years=10)
+    if birth is None:
+        typer.echo(f"note: no --birth given; assuming born {born} (10 years old at infusion)", err=True)
+    dx = diagnosis or next(iter(chosen.spec.diagnoses))
+    plan = rules.build_calendar(chosen, rules.PatientFacts(born, dx, sex), [infused])
+    if output is CalendarFormat.json:
+        typer.echo(json.dumps([p.as_dict() for p in plan], indent=2, ensure_ascii=False))
+    elif output is CalendarFormat.ics:
+        entries = [
+            (f"{chosen.id}-{infused}-{p.key}@preview.ltfu-surveillance", f"{p.name} (#{p.occurrence})",
+             p.due, p.window_start, p.window_end, p.reason)
+            for p in plan
+        ]
+        sys.stdout.write(calendar_ics(entries, name=f"{chosen.title} from {infused}").decode())
+    else:
+        rows = [(p.due, p.window_start, p.window_end, p.assessment, p.occurrence, p.category, p.reason) for p in plan]
+        typer.echo(render(("due", "window start", "window end", "assessment", "#", "category", "reason"), rows, max_width=90))
+        typer.echo(f"\n{len(plan)} assessments, {chosen.id} version {chosen.version}, diagnosis {dx}, born {born}")
+
+
+# -- database, sites ---------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema of DATABASE_URL to the newest version."""
+    engine = make_engine(get_settings().database_url)
+    migrate.upgrade(engine)
+    typer.echo(f"schema at revision {migrate.current_revision(engine)} ({engine.url.render_as_string()})")
+
+
+@sites_app.command("add")
+def sites_add(
+    site_id: Annotated[str, typer.Option("--id", help="Short name used everywhere, e.g. Rome.")],
+    name: Annotated[str, typer.Option()],
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Rome.")],
+) -> None:
+    """Add a site."""
+    with write_session(_engine()) as session:
+        add_site(session, site_id=site_id, name=name, timezone=timezone)
+    typer.echo(f"added site {site_id} ({timezone})")
+
+
+@sites_app.command("list")
+def sites_list() -> None:
+    with read_session(_engine()) as session:
+        rows = [(s.id, s.timezone, s.name) for s in list_sites(session)]
+    typer.echo(render(("site", "time zone", "name"), rows))
+
+
+# -- patients and records -----------------------------------------------------------------
+
+
+@app.command("enroll")
+def enroll_command(
+    study_id: Annotated[str, typer.Option(help="Pseudonymous study id, e.g. ROM-009.")],
+    site: Annotated[str, typer.Option()],
+    birth: DateOption,
+    sex: Annotated[str, typer.Option(help="F or M.")],
+    diagnosis: Annotated[str, typer.Option()],
+    protocol: Annotated[str, typer.Option()],
+    infusion: DateOption,
+    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+) -> None:
+    """Enrol a patient with the first infusion; the calendar is computed and stored."""
+    enrolment = Enrolment(study_id, site, birth.date(), sex, diagnosis, protocol, infusion.date())
+    with write_session(_engine()) as session:
+        enroll(session, [enrolment], registry=_registry(), now=_clock(now)(), actor=_actor())
+        count = session.execute(
+            select(Assessment.id).join(Patient).where(Patient.study_id == study_id)  # type: ignore[arg-type]
+        ).all()
+    typer.echo(f"enrolled {study_id} at {site}: {len(count)} assessments planned")
+
+
+@app.command("record")
+def record_command(
+    key: Annotated[str, typer.Argument(help="Assessment key, e.g. ROM-001:1:rcl_test:2.")],
+    outcome: Annotated[str, typer.Option(help="completed, missed or not_done.")],
+    on: DateOption,
+    result: Annotated[str | None, typer.Option()] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+) -> None:
+    """Record what was done for one assessment; the future calendar follows."""
+    with write_session(_engine()) as session:
+        recorded = record_outcome(
+            session, key=key, outcome=outcome, on=on.date(), result=result, reason=reason,
+            actor=_actor(), registry=_registry(), now=_clock(now)(),
+        )
+    flag = " (outside its window: protocol deviation)" if recorded.assessment.protocol_deviation else ""
+    typer.echo(f"recorded {key}: {outcome} on {on.date()}{flag}")
+    if not recorded.change.is_empty():
+        typer.echo(f"calendar: {recorded.change.summary()}")
+
+
+@app.command("infuse")
+def infuse_command(
+    study_id: str,
+    on: DateOption,
+    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+) -> None:
+    """Record a re-infusion (a new anchor for the calendar)."""
+    with write_session(_engine()) as session:
+        change = add_infusion(session, study_id=study_id, on=on.date(), actor=_actor(), registry=_registry(), now=_clock(now)())
+    typer.echo(f"re-infusion of {study_id} on {on.date()}: {change.summary()}")
+
+
+@app.command("event")
+def event_command(
+    study_id: str,
+    kind: Annotated[str, typer.Option(help="e.g. new_malignancy (see the protocol's events).")],
+    on: DateOption,
+    note: Annotated[str | None, typer.Option()] = None,
+    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+) -> None:
+    """Record an event the protocol reacts to (e.g. a new malignancy)."""
+    with write_session(_engine()) as session:
+        change = record_event(
+            session, study_id=study_id, kind=kind, on=on.date(), note=note,
+            actor=_actor(), registry=_registry(), now=_clock(now)(),
+        )
+    typer.echo(f"{kind} for {study_id} on {on.date()}: {change.summary()}")
+
+
+@app.command("status")
+def status_command(
+    study_id: str,
+    status: Annotated[str, typer.Option(help="deceased, withdrawn, lost_to_follow_up, transferred, active.")],
+    on: DateOption,
+    reason: Annotated[str, typer.Option()],
+    to_site: Annotated[str | None, typer.Option(help="For transferred: the new site.")] = None,
+    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+) -> None:
+    """Change a patient's status; death and withdrawal end the future calendar."""
+    with write_session(_engine()) as session:
+        change = change_status(
+            session, study_id=study_id, status=status, on=on.date(), reason=reason,
+            actor=_actor(), registry=_registry(), now=_clock(now)(), to_site=to_site,
+        )
+    typer.echo(f"{study_id} is now {status} (from {on.date()}): {change.summary()}")
+
+
+@app.command("due")
+def due_command(
+    site: Annotated[str, typer.Option()],
+    on: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Default: today at the site.")] = None,
+    status: Annotated[DueState | None, typer.Option(help="Only this state.")] = None,
+    output: Annotated[TableFormat, typer.Option("--format")] = TableFormat.table,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
+    horizon: Annotated[int, typer.Option(min=0, max=366, help="Days ahead for upcoming.")] = 30,
+) -> None:
+    """The site's list: overdue first, then due, then upcoming."""
+    with read_session(_engine()) as session:
+        site_row = get_site(session, site)
+        day = on.date() if on else local_date(system_clock(), site_row.timezone)
+        states = (status,) if status else tuple(DueState)
+        items = due_list(session, site_id=site, on=day, registry=_registry(), states=states, horizon_days=horizon, limit=limit)
+    if output is TableFormat.json:
+        typer.echo(json.dumps([item.as_dict() for item in items], indent=2, ensure_ascii=False))
+        return
+    if output is TableFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(items[0].as_dict()) if items else ["key"])
+        writer.writeheader()
+        writer.writerows(item.as_dict() for item in items)
+        sys.stdout.write(buffer.getvalue())
+        return
+    rows = [
+        (i.state.value, i.days_overdue or "", i.study_id, i.name, i.due_on, f"{i.window_start} to {i.window_end}", i.key)
+        for i in items
+    ]
+    typer.echo(f"{site} on {day}: {sum(i.state is DueState.overdue for i in items)} overdue, "
+               f"{sum(i.state is DueState.due for i in items)} due, "
+               f"{sum(i.state is DueState.upcoming for i in items)} upcoming in {horizon} days\n")
+    typer.echo(render(("state", "days over", "patient", "assessment", "due", "window", "key"), rows, max_width=48))
+
+
+@app.command("show")
+def show_command(
+    study_id: str,
+    on: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    output: Annotated[TableFormat, typer.Option("--format")] = TableFormat.table,
+) -> None:
+    """A patient's stored calendar with each assessment's state on a day."""
+    registry = _registry()
+    with read_session(_engine()) as session:
+        patient = get_patient(session, study_id)
+        site = get_site(session, patient.site_id)
+        day = on.date() if on else local_date(system_clock(), site.timezone)
+        rows = session.execute(
+            select(Assessment).where(Assessment.patient_id == patient.id).order_by(Assessment.due_on, Assessment.assessment)  # type: ignore[arg-type]
+        ).scalars().all()
+    def state(a: Assessment) -> str:
+        return derive_state(day, a.window_start, a.window_end).value if a.status == "pending" else a.status
+    if output is TableFormat.json:
+        typer.echo(json.dumps([{
+            "key": f"{study_id}:{a.infusion_number}:{a.assessment}:{a.occurrence}", "assessment": a.assessment,
+            "name": assessment_name(registry, a.protocol_id, a.protocol_version, a.assessment),
+            "due": a.due_on.isoformat(), "window_start": a.window_start.isoformat(), "window_end": a.window_end.isoformat(),
+            "status": a.status, "state": state(a), "performed_on": a.performed_on.isoformat() if a.performed_on else None,
+            "result": a.result, "protocol_deviation": a.protocol_deviation, "reason": a.reason, "status_reason": a.status_reason,
+        } for a in rows], indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{patient.study_id}  site {patient.site_id}  {patient.diagnosis}  born {patient.birth_date}  "
+               f"{patient.protocol_id} {patient.protocol_version}  status {patient.status}\n")
+    table = [(a.due_on, state(a), a.assessment, a.occurrence, a.performed_on or "", a.result or "", a.status_reason or a.reason) for a in rows]
+    typer.echo(render(("due", "state", "assessment", "#", "done on", "result", "reason"), table, max_width=70))
+
+
+@app.command("amend")
+def amend_command(
+    protocol: Annotated[str, typer.Option()],
+    to_version: Annotated[str, typer.Option()],
+    apply: Annotated[bool, typer.Option("--apply", help="Write the changes (default: dry run).")] = False,
+) -> None:
+    """Show (or with --apply, make) the calendar changes of moving patients to a new protocol version."""
+    with write_session(_engine()) as session:
+        amendments = amend(session, protocol_id=protocol, to_version=to_version, registry=_registry(),
+                           actor=_actor(), now=system_clock(), apply=apply)
+        if not apply:
+            session.rollback()
+    for item in amendments:
+        typer.echo(f"{item.study_id}: {item.from_version} -> {to_version}: {item.change.summary()}")
+        for key, entries in item.change.as_dict(item.study_id).items():
+            for entry in entries[:20]:
+                typer.echo(f"  {key:<10} {json.dumps(entry)}")
+    verb = "applied to" if apply else "dry run: nothing written for"
+    typer.echo(f"{verb} {len(amendments)} patient(s)")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain; exit 1 if a row was edited or deleted."""
+    with read_session(_engine()) as session:
+        breaks = audit.verify_chain(session)
+    if breaks:
+        for item in breaks:
+            typer.echo(f"audit row {item.entry_id}: {item.problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo("audit trail intact")
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Create (or reset) the database with the synthetic demo cohort."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    _reset(engine)
+    migrate.upgrade(engine)
+    with write_session(engine) as session:
+        summary = load_demo(session, registry=_registry(), now=system_clock())
+    typer.echo(
+        f"demo cohort loaded into {engine.url.render_as_string()}: {summary.patients} synthetic patients at Rome and Erlangen, "
+        f"{summary.completed} assessments completed, {summary.missed} missed, {summary.overdue_left} left overdue.\n"
+        "Try: surveillance due --site Rome"
+    )
+
+
+def _reset(engine: Engine) -> None:
+    from sqlmodel import SQLModel
+
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
+        return
+    with engine.begin() as connection:
+        SQLModel.metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+def main() -> None:
+    """Entry point: domain errors become a message and exit code 1, never a traceback."""
+    try:
+        app()
+    except (SurveillanceError, rules.RulesError) as exc:
+        typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
+        sys.exit(1)
+
+
+

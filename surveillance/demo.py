@@ -1,0 +1,129 @@
+"""A synthetic demo cohort modelled on the Rome/Erlangen paediatric case series.
+
+No real people: study ids, birth dates and histories are drawn from a seeded random
+generator, relative to today, so the lists always show something completed, missed,
+due and overdue.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+from sqlmodel import Session
+
+import rules
+
+from .clock import local_date
+from .enrolment import Enrolment, enroll
+from .models import Assessment, AssessmentStatus, Patient
+from .outcomes import record_outcome
+from .sites import add_site
+
+PROTOCOL = "cd19-car-t-pediatric-autoimmune"
+ACTOR = "demo"
+SITES = (("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome"),
+         ("Erlangen", "Erlangen paediatric immunology (synthetic)", "Europe/Berlin"))
+# (study id, site, diagnosis, sex, age at infusion, days since infusion)
+COHORT = (
+    ("ROM-001", "Rome", "sle", "F", 15, 1040),
+    ("ROM-002", "Rome", "jdm", "M", 9, 700),
+    ("ROM-003", "Rome", "sle", "F", 13, 330),
+    ("ROM-004", "Rome", "jdm", "F", 7, 95),
+    ("ERL-001", "Erlangen", "sle", "F", 16, 980),
+    ("ERL-002", "Erlangen", "ssc", "F", 14, 560),
+    ("ERL-003", "Erlangen", "jdm", "M", 5, 200),
+    ("ERL-004", "Erlangen", "sle", "M", 11, 10),
+)
+MISSED_SHARE = 0.04
+LEFT_UNDONE_SHARE = 0.25  # of the last 120 days' work: still overdue today
+RECENT = timedelta(days=120)
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    patients: int
+    completed: int
+    missed: int
+    overdue_left: int
+
+
+def load_demo(session: Session, *, registry: rules.ProtocolRegistry, now: datetime, seed: int = 2026) -> DemoSummary:
+    """Create the two sites, enrol the eight children and record their history up to today."""
+    rng = random.Random(seed)
+    for site_id, name, timezone in SITES:
+        add_site(session, site_id=site_id, name=name, timezone=timezone)
+    today = local_date(now, "Europe/Rome")
+    enrolments = []
+    for study_id, site, diagnosis, sex, age, days_ago in COHORT:
+        infused = today - timedelta(days=days_ago)
+        birth = infused - relativedelta(years=age, days=rng.randint(0, 360))
+        enrolments.append(Enrolment(study_id, site, birth, sex, diagnosis, PROTOCOL, infused))
+    enroll(session, enrolments, registry=registry, now=now, actor=ACTOR)
+    counts = {"completed": 0, "missed": 0, "left": 0}
+    for enrolment in enrolments:
+        _history(session, enrolment, today, rng, registry, now, counts)
+    return DemoSummary(len(enrolments), counts["completed"], counts["missed"], counts["left"])
+
+
+def _history(
+    session: Session,
+    enrolment: Enrolment,
+    today: date,
+    rng: random.Random,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+    counts: dict[str, int],
+) -> None:
+    """Walk the patient's past in date order; results can change what comes next."""
+    patient_id = session.execute(select(Patient.id).where(Patient.study_id == enrolment.study_id)).scalar_one()
+    skipped: set[int] = set()
+    while True:
+        row = session.execute(
+            select(Assessment)
+            .where(
+                Assessment.patient_id == patient_id,
+                Assessment.status == AssessmentStatus.pending.value,
+                Assessment.window_end < today,
+                Assessment.id.not_in(skipped or {0}),  # type: ignore[union-attr]
+            )
+            .order_by(Assessment.due_on, Assessment.id)  # type: ignore[arg-type]
+            .limit(1)
+        ).scalar_one_or_none()
+        if row is None:
+            return
+        assert row.id is not None
+        key = f"{enrolment.study_id}:{row.infusion_number}:{row.assessment}:{row.occurrence}"
+        draw = rng.random()
+        if row.window_end > today - RECENT and draw < LEFT_UNDONE_SHARE:
+            skipped.add(row.id)  # recent enough to be chased: left overdue
+            counts["left"] += 1
+            continue
+        if draw > 1 - MISSED_SHARE:
+            record_outcome(session, key=key, outcome="missed", on=row.window_end, reason="patient did not attend",
+                           actor=ACTOR, registry=registry, now=now)
+            counts["missed"] += 1
+            continue
+        span = (row.window_end - row.window_start).days
+        performed = row.window_start + timedelta(days=rng.randint(0, span)) if span else row.due_on
+        record_outcome(session, key=key, outcome="completed", on=performed,
+                       result=_result(row.assessment, enrolment, performed, rng),
+                       actor=ACTOR, registry=registry, now=now)
+        counts["completed"] += 1
+
+
+def _result(assessment: str, enrolment: Enrolment, on: date, rng: random.Random) -> str | None:
+    """Plausible synthetic results for the assessments whose results drive branches."""
+    if assessment in ("rcl_test", "rcl_yearly_test", "rcl_intensified"):
+        return "negative"
+    if assessment == "tanner_staging":
+        age = relativedelta(on, enrolment.birth_date).years
+        return str(min(5, max(1, age - 9)))
+    if assessment == "immunoglobulins":
+        return str(rng.randint(450, 1100))  # IgG mg/dL, above the IVIG threshold
+    if assessment == "car_persistence":
+        return f"{rng.uniform(0.0, 0.4):.2f}"  # % vector-positive cells
+    return None

@@ -1,0 +1,196 @@
+"""Tables. Derived states (upcoming / due / overdue) are never stored: they come from the
+window dates and the site's local date when a list is asked for."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, Index, MetaData, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so migrations name the same things on SQLite and PostgreSQL.
+SQLModel.metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc_column() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+class PatientStatus(StrEnum):
+    active = "active"
+    deceased = "deceased"
+    withdrawn = "withdrawn"
+    lost_to_follow_up = "lost_to_follow_up"
+    transferred = "transferred"
+    completed = "completed"
+
+
+class AssessmentStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+    missed = "missed"
+    not_done = "not_done"
+    cancelled = "cancelled"
+
+
+class Outcome(StrEnum):
+    completed = "completed"
+    missed = "missed"
+    not_done = "not_done"
+
+
+class Site(SQLModel, table=True):
+    __tablename__ = "sites"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64)  # IANA, e.g. Europe/Rome: "today" is local there
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patients"
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(max_length=32, unique=True)  # pseudonymous, never a name
+    site_id: str = Field(foreign_key="sites.id", index=True, max_length=40)
+    birth_date: date
+    sex: str = Field(max_length=1)
+    diagnosis: str = Field(max_length=40)
+    protocol_id: str = Field(max_length=80)
+    protocol_version: str = Field(max_length=20)
+    status: str = Field(default=PatientStatus.active.value, max_length=20)
+    status_on: date | None = None
+    status_reason: str | None = None
+    enrolled_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+
+
+class Infusion(SQLModel, table=True):
+    __tablename__ = "infusions"
+    __table_args__ = (UniqueConstraint("patient_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    number: int
+    infused_on: date
+    protocol_version: str = Field(max_length=20)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+
+
+class Assessment(SQLModel, table=True):
+    """The materialized calendar: one row per (patient, infusion, rule, occurrence)."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        UniqueConstraint(
+            "patient_id", "infusion_number", "assessment", "occurrence", name="uq_assessments_identity"
+        ),
+        # The nurse's due list and the overdue scan read pending rows only; partial
+        # indexes keep them small however long the completed history grows.
+        Index(
+            "ix_assessments_pending_site_window_end",
+            "site_id",
+            "window_end",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_assessments_pending_site_window_start",
+            "site_id",
+            "window_start",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Its key, STUDY-ID:infusion:assessment:occurrence, is derived (see ``assessment_key``);
+    # the unique constraint above is its index.
+    patient_id: int = Field(foreign_key="patients.id")
+    site_id: str = Field(max_length=40)  # copied from the patient: the due list filters on it
+    infusion_number: int
+    assessment: str = Field(max_length=64)
+    occurrence: int
+    category: str = Field(max_length=64)
+    due_on: date
+    window_start: date
+    window_end: date
+    protocol_id: str = Field(max_length=80)
+    protocol_version: str = Field(max_length=20)
+    reason: str
+    status: str = Field(default=AssessmentStatus.pending.value, max_length=20)
+    status_reason: str | None = None  # why it was cancelled, moved or not done
+    performed_on: date | None = None
+    result: str | None = None
+    protocol_deviation: bool = False  # done outside its window
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+
+
+class OutcomeRecord(SQLModel, table=True):
+    """Every outcome ever recorded for an assessment; rows are only ever added."""
+
+    __tablename__ = "outcomes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assessment_id: int = Field(foreign_key="assessments.id", index=True)
+    outcome: str = Field(max_length=20)
+    performed_on: date
+    result: str | None = None
+    reason: str | None = None
+    protocol_deviation: bool = False
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+
+
+class PatientEvent(SQLModel, table=True):
+    """Events that change the calendar: new malignancy, death, withdrawal, ..."""
+
+    __tablename__ = "patient_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id", index=True)
+    kind: str = Field(max_length=40)
+    occurred_on: date
+    note: str | None = None
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+
+
+def assessment_key(study_id: str, infusion_number: int, assessment: str, occurrence: int) -> str:
+    """The key nurses type and URLs carry: ``ROM-001:1:rcl_test:2``."""
+    return f"{study_id}:{infusion_number}:{assessment}:{occurrence}"
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only trail of every change to clinical data.
+
+    Each row carries a hash of its own content and of the previous row, so an edited
+    or deleted row breaks the chain (``surveillance audit verify``).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=60)  # enroll, record_outcome, calendar_change, ...
+    entity: str = Field(max_length=40)  # patient, assessment, infusion, ...
+    entity_key: str = Field(max_length=200)
+    patient_id: int | None = Field(default=None, foreign_key="patients.id", index=True)
+    reason: str | None = None
+    old_values: str | None = None  # JSON
+    new_values: str | None = None  # JSON
+    previous_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,36 @@
+"""Sites and their time zones."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from .errors import Conflict, InvalidInput, NotFound
+from .models import Site
+
+
+def add_site(session: Session, *, site_id: str, name: str, timezone: str) -> Site:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {timezone!r}: use an IANA name like Europe/Rome") from exc
+    if session.get(Site, site_id) is not None:
+        raise Conflict(f"site {site_id!r} already exists")
+    site = Site(id=site_id, name=name, timezone=timezone)
+    session.add(site)
+    session.flush()
+    return site
+
+
+def get_site(session: Session, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None:
+        known = ", ".join(session.execute(select(Site.id).order_by(Site.id)).scalars())  # type: ignore[arg-type]
+        raise NotFound(f"unknown site {site_id!r}; known: {known or 'none (add one with surveillance sites add)'}")
+    return site
+
+
+def list_sites(session: Session) -> list[Site]:
+    return list(session.execute(select(Site).order_by(Site.id)).scalars())  # type: ignore[arg-type]
