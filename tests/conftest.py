@@ -1,0 +1,64 @@
+"""Fixtures that build real things: a SQLite file, a PostgreSQL cluster, a clock.
+
+Database tests take the ``engine`` fixture and run once on SQLite and once on
+PostgreSQL (a throwaway cluster on a loopback port, started once per session; each
+test gets its own database, copied from a migrated template).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pg_cluster import PostgresCluster, postgres_cluster
+from sqlalchemy import Engine
+
+import rules
+from surveillance import migrate
+from surveillance.db import make_engine
+
+# A fixed "now" for database tests: noon UTC on 2026-11-25.
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+_TEMPLATE = "surveillance_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresCluster]:
+    with postgres_cluster() as cluster:
+        engine = make_engine(cluster.create_database(_TEMPLATE))
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'surveillance.db'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        return url
+    cluster: PostgresCluster = request.getfixturevalue("pg")
+    return cluster.create_database(f"test_{next(_counter)}", template=_TEMPLATE)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def registry() -> rules.ProtocolRegistry:
+    return rules.ProtocolRegistry.from_directory()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
