@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlmodel import Session
 
 import rules
@@ -174,6 +174,8 @@ def assessment_rows(
             "performed_on": None,
             "result": None,
             "protocol_deviation": False,
+            "appointment_on": None,
+            "version": 1,
             "updated_at": now,
         }
         for p in planned
@@ -193,7 +195,13 @@ def apply_change(
         session.execute(
             update(Assessment)
             .where(Assessment.id.in_([row.id for row in change.cancelled]))  # type: ignore[union-attr]
-            .values(status=AssessmentStatus.cancelled.value, status_reason=cause, updated_at=now)
+            .values(
+                status=AssessmentStatus.cancelled.value,
+                status_reason=cause,
+                appointment_on=None,
+                version=Assessment.version + 1,
+                updated_at=now,
+            )
         )
     audit.record(
         session,
@@ -223,8 +231,14 @@ def _update_plans(
             window_end=bindparam("new_end"),
             reason=bindparam("new_reason"),
             protocol_version=bindparam("new_version"),
+            # A booked appointment stays only if the new window still contains it.
+            appointment_on=case(
+                (table.c.appointment_on.between(bindparam("new_start"), bindparam("new_end")), table.c.appointment_on),
+                else_=None,
+            ),
             status=AssessmentStatus.pending.value,
             status_reason=cause,
+            version=table.c.version + 1,
             updated_at=now,
         )
     )

@@ -163,6 +163,7 @@ def _insert_patients(
             "protocol_version": plans[e.study_id][0].version,
             "status": PatientStatus.active.value,
             "enrolled_at": now,
+            "version": 1,
         }
         for e in enrolments
     ]

@@ -92,6 +92,7 @@ def record_outcome(
     )
     row.status, row.performed_on, row.result = kind.value, on, result
     row.status_reason, row.protocol_deviation, row.updated_at = reason, deviation, now
+    row.version += 1
     session.add(row)
     session.flush()
     audit.record(

@@ -156,6 +156,7 @@ def change_status(
         _transfer(session, patient, to_site)
     patient.status = PatientStatus.active.value if new_status is PatientStatus.transferred else new_status.value
     patient.status_on, patient.status_reason = on, reason
+    patient.version += 1
     session.add(patient)
     session.flush()
     audit.record(
