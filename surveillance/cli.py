@@ -27,7 +27,7 @@ from .amendments import amend
 from .clock import Clock, fixed_clock, local_date, system_clock
 from .config import get_settings
 from .db import make_engine, read_session, write_session
-from .demo import load_demo
+from .demo import create_demo_users, load_demo
 from .due_list import DueState, derive_state, due_list
 from .enrolment import Enrolment, enroll, get_patient
 from .errors import SurveillanceError
@@ -44,6 +44,10 @@ protocols_app = typer.Typer(help="Protocol files: list and check.", no_args_is_h
 sites_app = typer.Typer(help="Sites and their time zones.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+users_app = typer.Typer(help="Users, roles and passwords.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API bearer tokens and calendar-feed tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(protocols_app, name="protocols")
 app.add_typer(sites_app, name="sites")
 app.add_typer(db_app, name="db")
@@ -378,11 +382,20 @@ def demo_command() -> None:
     migrate.upgrade(engine)
     with write_session(engine) as session:
         summary = load_demo(session, registry=_registry(), now=system_clock())
+        credentials = create_demo_users(session)
     typer.echo(
         f"demo cohort loaded into {engine.url.render_as_string()}: {summary.patients} synthetic patients at Rome and Erlangen, "
-        f"{summary.completed} assessments completed, {summary.missed} missed, {summary.overdue_left} left overdue.\n"
-        "Try: surveillance due --site Rome"
+        f"{summary.completed} assessments completed, {summary.missed} missed, {summary.overdue_left} left overdue."
     )
+    lines = ["Demo users (sign in at http://127.0.0.1:8000/ after `surveillance serve`):"]
+    lines += [f"  {role:<18} {email:<32} {password}" for email, role, password in credentials]
+    text = "\n".join(lines)
+    typer.echo(text)
+    credentials_file = Path("var") / "demo-credentials.txt"
+    if engine.dialect.name == "sqlite":
+        credentials_file.parent.mkdir(exist_ok=True)
+        credentials_file.write_text(text + "\n")
+        credentials_file.chmod(0o600)
 
 
 def _reset(engine: Engine) -> None:
@@ -396,6 +409,99 @@ def _reset(engine: Engine) -> None:
     with engine.begin() as connection:
         SQLModel.metadata.drop_all(connection)
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the web pages and the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from .api.app import create_app
+
+    _engine()  # migrate before serving
+    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="nurse, investigator, pharmacovigilance or admin.")],
+    site: Annotated[list[str] | None, typer.Option(help="A site of a nurse or investigator; repeat for several.")] = None,
+    password: Annotated[str | None, typer.Option(help="Set a password for the web pages too.")] = None,
+) -> None:
+    """Add a user (nurses and investigators work at one or more sites)."""
+    from . import auth
+
+    with write_session(_engine()) as session:
+        auth.add_user(session, email=email, role=role, sites=site or [], actor=_actor())
+        if password:
+            auth.set_password(session, email=email, password=password, actor=_actor())
+    typer.echo(f"added {email} ({role}{': ' + ', '.join(site) if site else ''})")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, confirmation_prompt=True, hide_input=True)],
+) -> None:
+    """Set the password a user signs in to the web pages with."""
+    from . import auth
+
+    with write_session(_engine()) as session:
+        auth.set_password(session, email=email, password=password, actor=_actor())
+    typer.echo(f"password set for {email}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    from .models import User, UserSite
+
+    with read_session(_engine()) as session:
+        users = session.execute(select(User).order_by(User.email)).scalars().all()  # type: ignore[arg-type]
+        sites = {(u.user_id, u.site_id) for u in session.execute(select(UserSite)).scalars()}
+    rows = [(u.email, u.role, ", ".join(sorted(s for uid, s in sites if uid == u.id)), "yes" if u.password_hash else "no")
+            for u in users]
+    typer.echo(render(("email", "role", "sites", "password"), rows))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    email: Annotated[str, typer.Option()],
+    feed_site: Annotated[str | None, typer.Option("--feed-site", help="A read-only calendar-feed token for this site.")] = None,
+) -> None:
+    """Create a token for a user; it is printed once and stored only as a hash."""
+    from . import auth
+
+    with write_session(_engine()) as session:
+        row, token = auth.create_token(session, email=email, actor=_actor(), feed_site=feed_site, now=system_clock())
+    typer.echo(token)
+    if feed_site:
+        typer.echo(f"calendar feed: {get_settings().base_url}/api/v1/sites/{feed_site}/calendar.ics?token={token}", err=True)
+    typer.echo(f"token {row.prefix}… for {email}: store it now, it is not shown again", err=True)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(prefix: Annotated[str, typer.Argument(help="The token's first 12 characters (see tokens list).")]) -> None:
+    """Revoke a token: it stops working at once."""
+    from . import auth
+
+    with write_session(_engine()) as session:
+        auth.revoke_token(session, prefix=prefix, actor=_actor(), now=system_clock())
+    typer.echo(f"revoked {prefix}")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    from . import auth
+
+    with read_session(_engine()) as session:
+        rows = [(t.prefix + "…", email, t.kind, t.feed_site_id or "", t.created_at, t.revoked_at or "")
+                for t, email in auth.list_tokens(session)]
+    typer.echo(render(("token", "user", "kind", "site", "created", "revoked"), rows))
 
 
 def main() -> None:

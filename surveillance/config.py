@@ -23,6 +23,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SURVEILLANCE_DATABASE_URL", "DATABASE_URL"),
     )
     protocols_dir: Path = rules.BUNDLED_PROTOCOLS
+    # How people reach the web pages (links in emails and calendar feeds).
+    base_url: str = "http://127.0.0.1:8000"
+    # Mark the session cookie Secure (set true behind HTTPS).
+    secure_cookies: bool = False
 
 
 @lru_cache

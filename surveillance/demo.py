@@ -127,3 +127,28 @@ def _result(assessment: str, enrolment: Enrolment, on: date, rng: random.Random)
     if assessment == "car_persistence":
         return f"{rng.uniform(0.0, 0.4):.2f}"  # % vector-positive cells
     return None
+
+
+# One user per role; passwords are random per demo load and printed once.
+DEMO_USERS = (
+    ("nurse.rome@demo.invalid", "nurse", ["Rome"]),
+    ("nurse.erlangen@demo.invalid", "nurse", ["Erlangen"]),
+    ("investigator.rome@demo.invalid", "investigator", ["Rome"]),
+    ("pv@demo.invalid", "pharmacovigilance", []),
+    ("admin@demo.invalid", "admin", []),
+)
+
+
+def create_demo_users(session: Session) -> list[tuple[str, str, str]]:
+    """(email, role, password) for each demo user."""
+    import secrets
+
+    from . import auth
+
+    credentials = []
+    for email, role, user_sites in DEMO_USERS:
+        password = f"demo-{secrets.token_urlsafe(9)}"
+        auth.add_user(session, email=email, role=role, sites=user_sites, actor=ACTOR)
+        auth.set_password(session, email=email, password=password, actor=ACTOR)
+        credentials.append((email, role, password))
+    return credentials

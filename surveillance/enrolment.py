@@ -173,8 +173,11 @@ def _insert_patients(
     return {study_id: patient_id for patient_id, study_id in result}
 
 
-def get_patient(session: Session, study_id: str) -> Patient:
-    patient = session.execute(select(Patient).where(Patient.study_id == study_id)).scalar_one_or_none()  # type: ignore[arg-type]
+def get_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient:
+    statement = select(Patient).where(Patient.study_id == study_id)  # type: ignore[arg-type]
+    if for_update:
+        statement = statement.with_for_update()
+    patient = session.execute(statement).scalar_one_or_none()
     if patient is None:
         raise NotFound(f"no patient with study id {study_id!r}")
     return patient

@@ -6,8 +6,12 @@ Hierarchy::
      ├── NotFound        no such site, patient or assessment (404)
      ├── Conflict        the change clashes with what is stored (409): enrolled twice,
      │                   recorded twice
-     └── InvalidInput    impossible facts (422): infusion before birth or in the future,
-                         unknown protocol or diagnosis, outcome before the infusion
+     ├── InvalidInput    impossible facts (422): infusion before birth or in the future,
+     │                   unknown protocol or diagnosis, outcome before the infusion
+     ├── Unauthorized    no valid token or session (401)
+     ├── Forbidden       the role may not do this (403)
+     ├── PreconditionFailed    stale If-Match version (412)
+     └── PreconditionRequired  update without If-Match (428)
 """
 
 from __future__ import annotations
@@ -31,3 +35,27 @@ class Conflict(SurveillanceError):
 
 class InvalidInput(SurveillanceError):
     status_code = 422
+
+
+class Unauthorized(SurveillanceError):
+    """No valid credentials (401)."""
+
+    status_code = 401
+
+
+class Forbidden(SurveillanceError):
+    """Signed in, but the role may not do this (403)."""
+
+    status_code = 403
+
+
+class PreconditionFailed(SurveillanceError):
+    """The If-Match version is stale: someone changed the record first (412)."""
+
+    status_code = 412
+
+
+class PreconditionRequired(SurveillanceError):
+    """An update came without If-Match (428)."""
+
+    status_code = 428

@@ -13,6 +13,7 @@ import rules
 from . import audit
 from .calendar_sync import CalendarChange, rematerialize
 from .clock import local_date
+from .concurrency import check_version
 from .enrolment import get_patient
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Assessment, AssessmentStatus, Infusion, Outcome, OutcomeRecord, Patient, PatientStatus, Site
@@ -72,9 +73,11 @@ def record_outcome(
     actor: str,
     registry: rules.ProtocolRegistry,
     now: datetime,
+    expected_version: int | None = None,
 ) -> RecordedOutcome:
     """Record completed / missed / not_done for one pending assessment, then re-plan."""
     patient, row = find_assessment(session, key, for_update=True)
+    check_version(expected_version, row.version, key)
     kind = _check(session, patient, row, key=key, outcome=outcome, on=on, result=result, reason=reason, now=now)
     deviation = kind is Outcome.completed and not row.window_start <= on <= row.window_end
     old = {"status": row.status, "performed_on": None, "result": None}

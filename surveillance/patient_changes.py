@@ -12,6 +12,7 @@ import rules
 from . import audit
 from .calendar_sync import CalendarChange, rematerialize
 from .clock import local_date
+from .concurrency import check_version
 from .enrolment import check_infusion_date, get_patient
 from .errors import Conflict, InvalidInput
 from .models import Assessment, AssessmentStatus, Infusion, Patient, PatientEvent, PatientStatus, Site
@@ -40,11 +41,20 @@ def _replan(
 
 
 def add_infusion(
-    session: Session, *, study_id: str, on: date, actor: str, registry: rules.ProtocolRegistry, now: datetime
+    session: Session,
+    *,
+    study_id: str,
+    on: date,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+    expected_version: int | None = None,
 ) -> CalendarChange:
     """A re-infusion: a new anchor; the protocol says whether follow-up restarts."""
-    patient = get_patient(session, study_id)
+    patient = get_patient(session, study_id, for_update=True)
+    check_version(expected_version, patient.version, study_id)
     _require_active(patient)
+    patient.version += 1
     check_infusion_date(study_id, patient.birth_date, on, _today(session, patient, now), patient.site_id)
     last_number, last_on = session.execute(
         select(Infusion.number, Infusion.infused_on)
@@ -89,7 +99,8 @@ def record_event(
     now: datetime,
 ) -> CalendarChange:
     """An event the protocol reacts to (new malignancy, ...)."""
-    patient = get_patient(session, study_id)
+    patient = get_patient(session, study_id, for_update=True)
+    patient.version += 1
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
     if kind not in protocol.events:
         raise InvalidInput(f"unknown event {kind!r}; {protocol.id} knows: {', '.join(sorted(protocol.events))}")
@@ -137,6 +148,7 @@ def change_status(
     registry: rules.ProtocolRegistry,
     now: datetime,
     to_site: str | None = None,
+    expected_version: int | None = None,
 ) -> CalendarChange:
     """Deceased, withdrawn, lost to follow-up, transferred (to another site) or active again."""
     try:
@@ -145,7 +157,8 @@ def change_status(
         raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}") from exc
     if not reason or not reason.strip():
         raise InvalidInput("a status change needs a reason")
-    patient = get_patient(session, study_id)
+    patient = get_patient(session, study_id, for_update=True)
+    check_version(expected_version, patient.version, study_id)
     if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     today = _today(session, patient, now)

@@ -1,0 +1,78 @@
+"""Read models: a patient with infusions, a calendar with derived states (single queries)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+import rules
+
+from .calendar_sync import CalendarChange
+from .due_list import derive_state
+from .models import Assessment, AssessmentStatus, Infusion, Patient, assessment_key
+from .protocol_store import assessment_name
+
+
+def patient_dict(session: Session, patient: Patient) -> dict[str, Any]:
+    infusions = session.execute(
+        select(Infusion.infused_on).where(Infusion.patient_id == patient.id).order_by(Infusion.number)  # type: ignore[arg-type]
+    ).scalars()
+    return {
+        "study_id": patient.study_id,
+        "site": patient.site_id,
+        "birth_date": patient.birth_date,
+        "sex": patient.sex,
+        "diagnosis": patient.diagnosis,
+        "protocol": patient.protocol_id,
+        "protocol_version": patient.protocol_version,
+        "status": patient.status,
+        "status_on": patient.status_on,
+        "status_reason": patient.status_reason,
+        "infusions": list(infusions),
+        "version": patient.version,
+    }
+
+
+def calendar_dicts(
+    session: Session, patient: Patient, *, on: date, registry: rules.ProtocolRegistry
+) -> list[dict[str, Any]]:
+    """Every stored assessment of ``patient`` with its state on ``on``, in due order."""
+    rows = session.execute(
+        select(Assessment)
+        .where(Assessment.patient_id == patient.id)
+        .order_by(Assessment.due_on, Assessment.assessment, Assessment.occurrence)  # type: ignore[arg-type]
+    ).scalars()
+    return [assessment_dict(patient.study_id, row, on=on, registry=registry) for row in rows]
+
+
+def assessment_dict(study_id: str, row: Assessment, *, on: date, registry: rules.ProtocolRegistry) -> dict[str, Any]:
+    pending = row.status == AssessmentStatus.pending.value
+    return {
+        "key": assessment_key(study_id, row.infusion_number, row.assessment, row.occurrence),
+        "infusion": row.infusion_number,
+        "assessment": row.assessment,
+        "name": assessment_name(registry, row.protocol_id, row.protocol_version, row.assessment),
+        "category": row.category,
+        "occurrence": row.occurrence,
+        "due": row.due_on,
+        "window_start": row.window_start,
+        "window_end": row.window_end,
+        "appointment": row.appointment_on,
+        "status": row.status,
+        "state": derive_state(on, row.window_start, row.window_end).value if pending else row.status,
+        "performed_on": row.performed_on,
+        "result": row.result,
+        "protocol_deviation": row.protocol_deviation,
+        "protocol": row.protocol_id,
+        "protocol_version": row.protocol_version,
+        "reason": row.reason,
+        "status_reason": row.status_reason,
+        "version": row.version,
+    }
+
+
+def change_dict(change: CalendarChange, study_id: str) -> dict[str, Any]:
+    return {"summary": change.summary(), **{k: v for k, v in change.as_dict(study_id).items()}}
