@@ -1,0 +1,92 @@
+"""Email over SMTP (STARTTLS and authentication when configured)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage as MimeMessage
+from email.utils import formatdate, make_msgid
+
+from ._errors import PermanentDeliveryError, TransientDeliveryError
+from ._result import DeliveryResult
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 587
+    from_address: str = "ltfu-surveillance@localhost"
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str | None = None
+    # The alert id: receivers and mail filters can de-duplicate retries by it.
+    message_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def build_mime(config: SmtpConfig, message: EmailMessage) -> MimeMessage:
+    mime = MimeMessage()
+    mime["From"] = config.from_address
+    mime["To"] = ", ".join(message.to)
+    mime["Subject"] = message.subject
+    mime["Date"] = formatdate(localtime=False)
+    domain = config.from_address.rpartition("@")[2] or "localhost"
+    mime["Message-ID"] = (
+        f"<{message.message_id}@{domain}>" if message.message_id else make_msgid(domain=domain)
+    )
+    for name, value in message.headers.items():
+        mime[name] = value
+    mime.set_content(message.text)
+    if message.html is not None:
+        mime.add_alternative(message.html, subtype="html")
+    return mime
+
+
+def send_email(config: SmtpConfig, message: EmailMessage) -> DeliveryResult:
+    """Send one email; raise ``TransientDeliveryError`` or ``PermanentDeliveryError``."""
+    if not message.to:
+        raise PermanentDeliveryError("no recipients")
+    mime = build_mime(config, message)
+    try:
+        with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
+            if config.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if config.username:
+                smtp.login(config.username, config.password or "")
+            refused = smtp.send_message(mime)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        # 4xx for every recipient is a busy or greylisting server: try again later.
+        error = (
+            TransientDeliveryError if all(400 <= c < 500 for c in codes) else PermanentDeliveryError
+        )
+        raise error(
+            f"recipients refused: {exc.recipients}", status_code=max(codes, default=None)
+        ) from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        raise PermanentDeliveryError(
+            f"SMTP authentication failed: {exc.smtp_code} {exc.smtp_error!r}",
+            status_code=exc.smtp_code,
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        error = PermanentDeliveryError if 500 <= exc.smtp_code < 600 else TransientDeliveryError
+        raise error(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", status_code=exc.smtp_code) from exc
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        raise TransientDeliveryError(
+            f"SMTP server {config.host}:{config.port} unreachable: {exc}"
+        ) from exc
+    if refused:
+        raise PermanentDeliveryError(f"recipients refused: {sorted(refused)}")
+    return DeliveryResult(
+        250, f"accepted by {config.host}:{config.port} for {len(message.to)} recipient(s)"
+    )

@@ -1,0 +1,42 @@
+"""Delivery errors.
+
+Hierarchy::
+
+    DeliveryError                  (detail: str, status_code: int | None)
+     ├── TransientDeliveryError    try again later: timeouts, refused connections, 5xx,
+     │                             429 (retry_after from Retry-After), SMTP 4xx
+     └── PermanentDeliveryError    trying again will not help: 4xx, SMTP 5xx, rejected
+                                   recipient; ``gone`` for 410 (disable the endpoint)
+    InvalidWebhookUrl              a URL refused at registration (scheme, private address)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+MAX_DETAIL = 2048  # keep attempt rows small: error bodies can be large
+
+
+class DeliveryError(Exception):
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        self.detail = detail[:MAX_DETAIL]
+        self.status_code = status_code
+        super().__init__(self.detail)
+
+
+class TransientDeliveryError(DeliveryError):
+    def __init__(
+        self, detail: str, *, status_code: int | None = None, retry_after: timedelta | None = None
+    ) -> None:
+        super().__init__(detail, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    def __init__(self, detail: str, *, status_code: int | None = None, gone: bool = False) -> None:
+        super().__init__(detail, status_code=status_code)
+        self.gone = gone
+
+
+class InvalidWebhookUrl(ValueError):
+    """The URL cannot be used as a webhook endpoint; the message says why."""
