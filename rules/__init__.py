@@ -5,7 +5,8 @@ pydantic and python-dateutil only; never imports ``surveillance`` or ``notificat
 
 >>> from datetime import date
 >>> protocol = ProtocolRegistry.from_directory().get("aav-liver-5-year")
->>> plan = build_calendar(protocol, PatientFacts(date(1990, 5, 1), "hemophilia_b"), [date(2024, 1, 31)])
+>>> patient = PatientFacts(date(1990, 5, 1), "hemophilia_b")
+>>> plan = build_calendar(protocol, patient, [date(2024, 1, 31)])
 >>> plan[0].assessment, plan[0].due
 ('aav_baseline', datetime.date(2024, 1, 17))
 """

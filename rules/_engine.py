@@ -20,6 +20,9 @@ from ._facts import PatientFacts, PlannedAssessment, RecordedEvent, RecordedResu
 from ._protocol import Protocol, Rule, TimePoint
 from ._schema import Anchor, Branch
 
+# Occurrences of triggered assessments are YYYYMMDD * 100 + n (n < 100, see _validate).
+TRIGGERED_SERIES_SPAN = 100
+
 
 @dataclass(frozen=True)
 class _Action:
@@ -65,8 +68,14 @@ def build_calendar(
 
 
 def end_of_follow_up(protocol: Protocol, infusions: Sequence[date]) -> date:
-    """The last day of scheduled follow-up: duration after the anchoring infusion."""
-    anchor = infusions[-1] if protocol.spec.follow_up.anchor == "last_infusion" else infusions[0]
+    """The last day of scheduled follow-up: duration after the anchoring infusion.
+
+    ``infusions`` may come in any order (as for ``build_calendar``).
+    """
+    if not infusions:
+        raise InvalidFacts("at least one infusion date is needed")
+    last_infusion = protocol.spec.follow_up.anchor == "last_infusion"
+    anchor = max(infusions) if last_infusion else min(infusions)
     return protocol.spec.follow_up.duration.apply(anchor)
 
 
@@ -91,11 +100,15 @@ class _Planner:
             self.results[(result.infusion, result.assessment)].append(result)
         self._apply_events(events)
 
-    def _check(self, results: tuple[RecordedResult, ...], events: tuple[RecordedEvent, ...]) -> None:
+    def _check(
+        self, results: tuple[RecordedResult, ...], events: tuple[RecordedEvent, ...]
+    ) -> None:
         for event in events:
             if event.kind not in self.protocol.events:
                 known = ", ".join(sorted(self.protocol.events))
-                raise InvalidFacts(f"unknown event {event.kind!r} for {self.protocol.id}; known: {known}")
+                raise InvalidFacts(
+                    f"unknown event {event.kind!r} for {self.protocol.id}; known: {known}"
+                )
         for result in results:
             if result.assessment not in self.protocol.rules:
                 raise InvalidFacts(f"result for unknown assessment {result.assessment!r}")
@@ -152,12 +165,28 @@ class _Planner:
         return before_next or (rule.spec.anchor is Anchor.infusion and point.offset.amount < 0)
 
     def _triggered(self, rule: Rule, segment: _Segment) -> list[_Candidate]:
+        """One series per start; occurrence numbers carry the trigger date (YYYYMMDDnn),
+        so a late-recorded, earlier-dated trigger never renumbers stored series."""
         out: list[_Candidate] = []
-        starts = [a for a in self.actions[(segment.number, rule.id)] if a.verb == "start"]
-        for series, action in enumerate(sorted(starts, key=lambda a: (a.on, a.cause))):
+        starts = sorted(
+            (a for a in self.actions[(segment.number, rule.id)] if a.verb == "start"),
+            key=lambda a: (a.on, a.cause),
+        )
+        same_day: dict[date, int] = defaultdict(int)
+        per_day = (TRIGGERED_SERIES_SPAN - 1) // len(rule.points)  # n stays within 1..99
+        for action in starts:
+            series = same_day[action.on]
+            same_day[action.on] += 1
+            if series >= per_day:
+                # More would spill into the next day's numbers and share its keys.
+                raise InvalidFacts(
+                    f"more than {per_day} series of {rule.id} started on "
+                    f"{action.on.isoformat()} (infusion {segment.number})"
+                )
+            base = int(action.on.strftime("%Y%m%d")) * TRIGGERED_SERIES_SPAN
             for point in rule.points:
                 due = point.offset.apply(action.on)
-                occurrence = series * len(rule.points) + point.number
+                occurrence = base + series * len(rule.points) + point.number
                 reason = f"{_describe(point)} after {action.cause}"
                 out.append(_Candidate(occurrence, point, due, reason, action.on))
         return out
@@ -165,9 +194,10 @@ class _Planner:
     def _reason(self, rule: Rule, point: TimePoint, segment: _Segment) -> str:
         offset = point.offset
         if rule.spec.anchor is Anchor.birth:
+            born = self.patient.birth_date.isoformat()
             if offset.unit == "Y":
-                return f"{_ordinal(offset.amount)} birthday (born {self.patient.birth_date.isoformat()})"
-            return f"{offset.describe()} after birth on {self.patient.birth_date.isoformat()}"
+                return f"{_ordinal(offset.amount)} birthday (born {born})"
+            return f"{offset.describe()} after birth on {born}"
         joiner = " " if offset.amount < 0 else " after "
         return f"{offset.describe()}{joiner}infusion of {segment.start.isoformat()}"
 
@@ -209,7 +239,9 @@ class _Planner:
 
     # -- filters -----------------------------------------------------------------------
 
-    def _keep(self, rule: Rule, segment: _Segment, candidates: list[_Candidate]) -> list[PlannedAssessment]:
+    def _keep(
+        self, rule: Rule, segment: _Segment, candidates: list[_Candidate]
+    ) -> list[PlannedAssessment]:
         kept: list[PlannedAssessment] = []
         for candidate in candidates:
             if candidate.due > self.last_day or candidate.due > self.follow_up_end:
@@ -256,23 +288,29 @@ class _Planner:
         )
 
 
-def _segments(protocol: Protocol, patient: PatientFacts, infusions: Sequence[date]) -> list[_Segment]:
+def _segments(
+    protocol: Protocol, patient: PatientFacts, infusions: Sequence[date]
+) -> list[_Segment]:
     if not infusions:
         raise InvalidFacts("at least one infusion date is needed")
     ordered = sorted(infusions)
     if len(set(ordered)) != len(ordered):
         raise InvalidFacts("two infusions on the same day")
     if ordered[0] < patient.birth_date:
-        raise InvalidFacts(
-            f"infusion on {ordered[0].isoformat()} is before birth on {patient.birth_date.isoformat()}"
-        )
+        first, born = ordered[0].isoformat(), patient.birth_date.isoformat()
+        raise InvalidFacts(f"infusion on {first} is before birth on {born}")
     if patient.diagnosis not in protocol.spec.diagnoses:
         known = ", ".join(protocol.spec.diagnoses)
-        raise InvalidFacts(f"diagnosis {patient.diagnosis!r} is not covered by {protocol.id}; known: {known}")
+        raise InvalidFacts(
+            f"diagnosis {patient.diagnosis!r} is not covered by {protocol.id}; known: {known}"
+        )
     if protocol.spec.follow_up.anchor == "first_infusion":
         ordered = ordered[:1]
     nexts: list[date | None] = [*ordered[1:], None]
-    return [_Segment(i + 1, start, nxt) for i, (start, nxt) in enumerate(zip(ordered, nexts, strict=True))]
+    return [
+        _Segment(i + 1, start, nxt)
+        for i, (start, nxt) in enumerate(zip(ordered, nexts, strict=True))
+    ]
 
 
 def _branch_firings(

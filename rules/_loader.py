@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -19,18 +19,32 @@ BUNDLED_PROTOCOLS = Path(__file__).parent / "protocols"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice (plain YAML keeps the last silently)."""
+    """A YAML loader that refuses a key given twice (plain YAML keeps the last silently).
+
+    It also reads numbers with a fraction as text: ``version: 1.10`` must not become
+    ``1.1``; fields that are numbers (``below: 400``, ``at_least: 1.5``) convert the text.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: merged keys may be overridden, as YAML intends
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses it below with "found unhashable key"
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' is given twice", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def load_protocol(path: str | Path) -> Protocol:
@@ -48,11 +62,9 @@ def load_protocol(path: str | Path) -> Protocol:
 def parse_protocol(text: str, source: str = "<text>") -> Protocol:
     """Validate protocol YAML given as text (``source`` names it in errors)."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProtocolError(source, f"not valid YAML{at}: {exc.problem or exc.context}") from exc
+        raise ProtocolError(source, _yaml_problem(exc)) from exc
     except yaml.YAMLError as exc:
         raise ProtocolError(source, f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -64,6 +76,20 @@ def parse_protocol(text: str, source: str = "<text>") -> Protocol:
     return compile_protocol(spec, source)
 
 
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """``not valid YAML at line 30, column 13: expected ',' or ']', but got ':' (while
+    parsing a flow sequence at line 29, column 13)``: where it broke and where it began."""
+    mark = exc.problem_mark or exc.context_mark
+    reason = "not valid YAML"
+    if mark is not None:
+        reason += f" at line {mark.line + 1}, column {mark.column + 1}"
+    reason += f": {exc.problem or exc.context}"
+    began = exc.context_mark
+    if exc.problem and exc.context and began is not None and began is not mark:
+        reason += f" ({exc.context} at line {began.line + 1}, column {began.column + 1})"
+    return reason
+
+
 def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> ProtocolError:
     """Turn pydantic's first error into: file, assessment, field, reason."""
     error = exc.errors()[0]
@@ -72,7 +98,9 @@ def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> Protoco
     if len(loc) >= 2 and loc[0] == "assessments" and isinstance(loc[1], int):
         items = data.get("assessments") or []
         item = items[loc[1]] if loc[1] < len(items) else None
-        assessment = str(item.get("id")) if isinstance(item, dict) and item.get("id") else f"#{loc[1] + 1}"
+        assessment = (
+            str(item.get("id")) if isinstance(item, dict) and item.get("id") else f"#{loc[1] + 1}"
+        )
         loc = loc[2:]
     field = _field_path(loc)
     kind = error["type"]
@@ -81,7 +109,9 @@ def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> Protoco
         reason = f"unknown key '{key}'{_suggest(key, exc, error)}"
         return ProtocolError(source, reason, assessment=assessment, field=field)
     if kind == "missing":
-        return ProtocolError(source, "required field is missing", assessment=assessment, field=field)
+        return ProtocolError(
+            source, "required field is missing", assessment=assessment, field=field
+        )
     reason = str(error["msg"]).removeprefix("Value error, ")
     if "input" in error and kind not in {"model_type", "dict_type"}:
         reason = f"{reason} (got {error['input']!r})"
@@ -110,7 +140,9 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         field = model.model_fields.get(part) or next(
             (f for f in model.model_fields.values() if f.alias == part), None
         )
-        model = _model_of(field.annotation) if field is not None else None
+        if field is None:
+            continue  # a key of a mapping field (e.g. the 'death' of 'events'): same model
+        model = _model_of(field.annotation)
     if model is None:
         return []
     return [f.alias or name for name, f in model.model_fields.items()]

@@ -78,7 +78,9 @@ def expand_time_points(entry: TimePoints) -> list[Offset]:
     """
     if entry.at is not None:
         return list(entry.at)
-    assert entry.every is not None and entry.start is not None and entry.until is not None
+    assert entry.every is not None
+    assert entry.start is not None
+    assert entry.until is not None
     parts = (entry.every, entry.start, entry.until)
     families = {_FAMILY[part.unit] for part in parts}
     if len(families) != 1:

@@ -13,13 +13,28 @@ from ._protocol import Protocol, Rule, TimePoint, expand_time_points
 from ._schema import Anchor, AssessmentRule, ProtocolFile
 
 _END_EVENTS = ("death", "withdrawal")
+# Triggered occurrences are numbered YYYYMMDDnn: a few series a day of at most this many.
+MAX_TRIGGERED_POINTS = 24
 _MIN_DAYS = {"D": 1, "W": 7, "M": 28, "Y": 365}
 _MAX_DAYS = {"D": 1, "W": 7, "M": 31, "Y": 366}
+# Longer spans are typos (and overflow date arithmetic: Y99999 is past the year 9999).
+_MAX_SPAN = Offset("Y", 120)
+
+
+def _earliest_days(offset: Offset) -> int:
+    """The fewest days after its anchor an offset can land (M1: 28, M-1: -31)."""
+    return min(offset.amount * _MIN_DAYS[offset.unit], offset.amount * _MAX_DAYS[offset.unit])
+
+
+def _latest_days(offset: Offset) -> int:
+    """The most days after its anchor an offset can land (M1: 31, M-1: -28)."""
+    return max(offset.amount * _MIN_DAYS[offset.unit], offset.amount * _MAX_DAYS[offset.unit])
 
 
 def compile_protocol(spec: ProtocolFile, source: str) -> Protocol:
     """Validate ``spec`` as a whole and expand its time points; raise ``ProtocolError``."""
     check = _Checker(spec, source)
+    check.follow_up()
     rules = {rule.id: Rule(rule, check.time_points(rule)) for rule in check.unique_rules()}
     check.references()
     starters = check.starters()
@@ -37,6 +52,15 @@ class _Checker:
     def fail(self, reason: str, assessment: str | None = None, field: str | None = None) -> None:
         raise ProtocolError(self.source, reason, assessment=assessment, field=field)
 
+    def follow_up(self) -> None:
+        duration = self.spec.follow_up.duration
+        if duration.amount <= 0 or duration.approximate_days() > _MAX_SPAN.approximate_days():
+            self.fail(
+                f"the follow-up lasts {duration}: give a positive duration of at most 120 years",
+                None,
+                "follow_up.duration",
+            )
+
     def unique_rules(self) -> Iterator[AssessmentRule]:
         seen: set[str] = set()
         for index, rule in enumerate(self.spec.assessments):
@@ -51,7 +75,9 @@ class _Checker:
             where = f"schedule[{index}]"
             window = entry.window or rule.window
             if window is None:
-                self.fail("no window: give 'window' on the assessment or on this entry", rule.id, where)
+                self.fail(
+                    "no window: give 'window' on the assessment or on this entry", rule.id, where
+                )
                 raise AssertionError  # unreachable; keeps mypy sure window is set
             if not window.before <= 0 <= window.after:
                 self.fail(
@@ -68,17 +94,25 @@ class _Checker:
             for offset in offsets:
                 self._check_offset(rule, offset, window.before, where)
                 points.append(TimePoint(len(points) + 1, offset, window))
+        if rule.anchor is Anchor.trigger and len(points) > MAX_TRIGGERED_POINTS:
+            self.fail(
+                f"a triggered assessment may have at most {MAX_TRIGGERED_POINTS} time points "
+                f"(it has {len(points)})",
+                rule.id,
+                "schedule",
+            )
         return tuple(points)
 
     def _check_offset(self, rule: AssessmentRule, offset: Offset, before: int, where: str) -> None:
         follow_up = self.spec.follow_up
+        if abs(offset.approximate_days()) > _MAX_SPAN.approximate_days():
+            self.fail(f"time point {offset} is more than 120 years from its anchor", rule.id, where)
         if rule.anchor is Anchor.birth:
             if offset.amount < 0:
                 self.fail(f"time point {offset} is before birth", rule.id, where)
             return
         if rule.anchor is Anchor.trigger:
-            earliest = offset.amount * _MIN_DAYS[offset.unit] + before
-            if offset.amount < 0 or earliest < 0:
+            if offset.amount < 0 or _earliest_days(offset) + before < 0:
                 self.fail(
                     f"time point {offset} with {before} days before opens its window before "
                     "the result or event that starts it",
@@ -92,8 +126,8 @@ class _Checker:
                 rule.id,
                 where,
             )
-        baseline_days = follow_up.baseline_from.amount * _MIN_DAYS[follow_up.baseline_from.unit]
-        if offset.amount * _MAX_DAYS[offset.unit] + before < baseline_days:
+        # Whatever the anchor date, the window must not open before the baseline.
+        if _earliest_days(offset) + before < _latest_days(follow_up.baseline_from):
             self.fail(
                 f"time point {offset} with {before} days before opens its window before the "
                 f"protocol's baseline ({follow_up.baseline_from})",
@@ -103,14 +137,20 @@ class _Checker:
 
     def _assessment_ref(self, target: str, assessment: str | None, field: str) -> None:
         if target not in self.ids:
-            self.fail(f"unknown assessment '{target}'{_did_you_mean(target, self.ids)}", assessment, field)
+            self.fail(
+                f"unknown assessment '{target}'{_did_you_mean(target, self.ids)}", assessment, field
+            )
 
     def references(self) -> None:
         known_sources = list(self.spec.references)
         diagnoses = list(self.spec.diagnoses)
         for rule in self.spec.assessments:
             if rule.anchor is Anchor.trigger and rule.starts == "with_infusion":
-                self.fail("an assessment anchored on its trigger must say 'starts: when_started'", rule.id, "starts")
+                self.fail(
+                    "an assessment anchored on its trigger must say 'starts: when_started'",
+                    rule.id,
+                    "starts",
+                )
             for i, source in enumerate(rule.evidence.sources):
                 if source not in known_sources:
                     self.fail(
@@ -121,8 +161,9 @@ class _Checker:
                     )
             for i, diagnosis in enumerate(rule.applies_to.diagnoses or ()):
                 if diagnosis not in diagnoses:
+                    listed = ", ".join(diagnoses)
                     self.fail(
-                        f"unknown diagnosis '{diagnosis}'; the protocol lists {', '.join(diagnoses)}",
+                        f"unknown diagnosis '{diagnosis}'; the protocol lists {listed}",
                         rule.id,
                         f"applies_to.diagnoses[{i}]",
                     )
@@ -146,15 +187,23 @@ class _Checker:
         started_by_event = {t for event in self.spec.events.values() for t in event.start}
         started_by_result = {t for r in self.spec.assessments for b in r.on_result for t in b.start}
         for rule in self.spec.assessments:
-            if rule.starts == "when_started" and rule.id not in started_by_event | started_by_result:
+            if (
+                rule.starts == "when_started"
+                and rule.id not in started_by_event | started_by_result
+            ):
                 self.fail(
-                    "'starts: when_started' but no result branch or event starts it", rule.id, "starts"
+                    "'starts: when_started' but no result branch or event starts it",
+                    rule.id,
+                    "starts",
                 )
         return {rule_id: tuple(ids) for rule_id, ids in started_by.items()}
 
     def branch_order(self) -> tuple[str, ...]:
         """Rule ids, each after the rules whose results start or stop it; refuse cycles."""
-        edges = {rule.id: [t for b in rule.on_result for t in (*b.start, *b.stop)] for rule in self.spec.assessments}
+        edges = {
+            rule.id: [t for b in rule.on_result for t in (*b.start, *b.stop)]
+            for rule in self.spec.assessments
+        }
         order: list[str] = []
         state: dict[str, str] = {}
 
@@ -162,7 +211,7 @@ class _Checker:
             if state.get(rule_id) == "done":
                 return
             if state.get(rule_id) == "open":
-                cycle = [*path[path.index(rule_id):], rule_id]
+                cycle = [*path[path.index(rule_id) :], rule_id]
                 self.fail(f"branches form a cycle: {' -> '.join(cycle)}", rule_id, "on_result")
             state[rule_id] = "open"
             for target in edges[rule_id]:
@@ -176,7 +225,11 @@ class _Checker:
         for rule in self.spec.assessments:
             for b, branch in enumerate(rule.on_result):
                 if rule.id in branch.start:
-                    self.fail("branches form a cycle: an assessment's result starts itself", rule.id, f"on_result[{b}].start")
+                    self.fail(
+                        "branches form a cycle: an assessment's result starts itself",
+                        rule.id,
+                        f"on_result[{b}].start",
+                    )
         return tuple(reversed(order))
 
     def end_events(self) -> None:
