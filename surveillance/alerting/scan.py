@@ -1,0 +1,182 @@
+"""The alert scan: a few set-based INSERT ... SELECT statements, never a loop over patients.
+
+Every alert id is deterministic, and inserts skip ids already present, so scanning twice,
+or on two machines at once, creates each alert once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, String, and_, cast, exists, func, literal, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Select
+from sqlmodel import Session
+
+from ..clock import local_date
+from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
+from .models import Acknowledgement, Alert, AlertStatus, Channel, WebhookEndpoint
+from .policy import AlertPolicy, policy_for
+from .sql import days_between
+
+FOLLOWED = (PatientStatus.active.value, PatientStatus.lost_to_follow_up.value)
+_COLUMNS = (
+    "id", "kind", "level", "channel", "recipient", "site_id", "patient_id", "assessment_id",
+    "as_of", "status", "attempts", "next_attempt_at", "created_at",
+)  # fmt: skip
+
+
+@dataclass
+class ScanReport:
+    as_of: dict[str, date] = field(default_factory=dict)
+    created: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, count: int) -> None:
+        self.created[kind] = self.created.get(kind, 0) + max(count, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.created.values())
+
+
+def scan(
+    session: Session,
+    *,
+    now: datetime,
+    overrides: dict[str, dict[str, Any]],
+    on: date | None = None,
+) -> ScanReport:
+    """Create every alert due as of ``on`` (default: today at each site)."""
+    report = ScanReport()
+    groups = session.execute(select(Patient.site_id, Patient.protocol_id, Site.timezone).join(Site).distinct())  # type: ignore[arg-type]
+    for site_id, protocol_id, timezone in groups:
+        as_of = on or local_date(now, timezone)
+        report.as_of[site_id] = as_of
+        scope = _Scope(session, site_id, protocol_id, as_of, now, policy_for(overrides, site=site_id, protocol=protocol_id))
+        report.add("assessment.overdue", scope.overdue())
+        report.add("assessment.escalated", scope.escalated(level=1))
+        report.add("assessment.escalated", scope.escalated(level=2))
+        report.add("patient.follow_up_at_risk", scope.at_risk())
+    return report
+
+
+class _Scope:
+    """One (site, protocol) group: its policy and its local date."""
+
+    def __init__(
+        self, session: Session, site_id: str, protocol_id: str, as_of: date, now: datetime, policy: AlertPolicy
+    ) -> None:
+        self.session, self.site_id, self.protocol_id = session, site_id, protocol_id
+        self.as_of, self.now, self.policy = as_of, now, policy
+        self.days_over = days_between(literal(as_of, Date), Assessment.window_end)
+
+    def _overdue_rows(self, round_number: Any = None) -> Select[Any]:
+        label = (literal("0") if round_number is None else round_number).label("round")
+        return (
+            select(Assessment.id, Assessment.patient_id, label)
+            .join(Patient, Patient.id == Assessment.patient_id)  # type: ignore[arg-type]
+            .where(
+                Assessment.site_id == self.site_id,
+                Assessment.status == AssessmentStatus.pending.value,
+                Assessment.window_end < self.as_of,
+                Patient.protocol_id == self.protocol_id,
+                Patient.status.in_(FOLLOWED),  # type: ignore[attr-defined]
+            )
+        )
+
+    def overdue(self) -> int:
+        kind = "assessment.overdue"
+        return self._emit(self._overdue_rows(), kind, 0, f"site:{self.site_id}:nurse")
+
+    def escalated(self, level: int) -> int:
+        policy = self.policy
+        start = policy.escalate_after_days if level == 1 else policy.sponsor_after_days
+        round_number = cast((self.days_over - start) // policy.remind_every_days, String)
+        rows = self._overdue_rows(round_number).where(
+            self.days_over >= start,
+            ~exists().where(Acknowledgement.assessment_id == Assessment.id, Acknowledgement.level == level),
+        )
+        if level == 1:
+            rows = rows.where(self.days_over < policy.sponsor_after_days)
+        recipient = f"site:{self.site_id}:investigator" if level == 1 else "admins"
+        return self._emit(rows, "assessment.escalated", level, recipient)
+
+    def at_risk(self) -> int:
+        """Two consecutive yearly contacts missed (or still undone after their window)."""
+        closed = (
+            select(
+                Assessment.id,
+                Assessment.patient_id,
+                Assessment.status,
+                func.row_number()
+                .over(partition_by=Assessment.patient_id, order_by=(Assessment.due_on.desc(), Assessment.id.desc()))  # type: ignore[attr-defined, union-attr]
+                .label("recent"),
+            )
+            .join(Patient, Patient.id == Assessment.patient_id)  # type: ignore[arg-type]
+            .where(
+                Assessment.site_id == self.site_id,
+                Patient.protocol_id == self.protocol_id,
+                Patient.status.in_(FOLLOWED),  # type: ignore[attr-defined]
+                Assessment.assessment.in_(self.policy.yearly_contacts),  # type: ignore[attr-defined]
+                Assessment.window_end < self.as_of,
+                Assessment.status != AssessmentStatus.cancelled.value,
+            )
+            .subquery()
+        )
+        last, before = closed.alias("last"), closed.alias("before")
+        missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
+        rows = (
+            select(last.c.id, last.c.patient_id, literal("0").label("round"))
+            .join(before, and_(before.c.patient_id == last.c.patient_id, before.c.recent == 2))
+            .where(last.c.recent == 1, last.c.status.in_(missed), before.c.status.in_(missed))
+        )
+        return self._emit(rows, "patient.follow_up_at_risk", 0, f"site:{self.site_id}:investigator", by="patient")
+
+    def _emit(self, rows: Select[Any], kind: str, level: int, recipient: str, by: str = "assessment") -> int:
+        """Insert one email alert per row, and one webhook alert per subscribed endpoint.
+
+        ``rows`` selects (id, patient_id, round): the subject and the reminder round.
+        """
+        source = rows.subquery()
+        subject = cast(source.c.id, String)
+        if by == "patient":  # per patient and per latest missed contact
+            subject = cast(source.c.patient_id, String) + literal(".") + subject
+        prefix = literal(f"{kind}:") + subject + literal(f":{level}:") + source.c["round"]
+        common = (
+            literal(kind), literal(level),
+        )  # fmt: skip
+        tail = (
+            literal(self.site_id),
+            source.c.patient_id,
+            source.c.id,
+            literal(self.as_of, Date),
+            literal(AlertStatus.pending.value),
+            literal(0),
+            literal(self.now),
+            literal(self.now),
+        )
+        email = select(
+            prefix + literal(f":email:{recipient}"), *common, literal(Channel.email.value), literal(recipient), *tail
+        ).select_from(source).where(true())  # SQLite needs a WHERE before ON CONFLICT
+        endpoints = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+        endpoint = endpoints.c
+        webhooks = (
+            select(prefix + literal(":webhook:") + endpoint.id, *common, literal(Channel.webhook.value), endpoint.id, *tail)
+            .select_from(source)
+            .join(endpoints, true())
+            .where(
+                endpoint.enabled.is_(True),
+                or_(endpoint.site_id.is_(None), endpoint.site_id == self.site_id),
+                (literal(",") + endpoint.event_types + literal(",")).like(f"%,{kind},%"),
+            )
+        )
+        return self._insert(email) + self._insert(webhooks)
+
+    def _insert(self, rows: Select[Any]) -> int:
+        table = Alert.__table__  # type: ignore[attr-defined]
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).from_select(list(_COLUMNS), rows).on_conflict_do_nothing()
+        result = self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
