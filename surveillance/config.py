@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import rules
@@ -27,6 +27,21 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     # Mark the session cookie Secure (set true behind HTTPS).
     secure_cookies: bool = False
+
+    # Email. With no SMTP host the embedded default writes mail to the log and to the
+    # "outgoing mail" page instead of sending it.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "ltfu-surveillance@localhost"
+    # Webhooks to private/loopback/link-local addresses are refused unless allowed.
+    webhook_allow_private: bool = False
+    # Alert policy overrides (JSON), e.g. {"site:Rome": {"escalate_after_days": 10}}.
+    alert_policy: str | None = None
+    scan_interval_minutes: int = 15
+    dispatch_interval_seconds: int = 5
 
 
 @lru_cache

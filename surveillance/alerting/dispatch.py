@@ -179,6 +179,8 @@ def cause_gone(session: Session, alert: Alert) -> str | None:
 
 def _send(job: _Job, config: DispatchConfig, local: threading.local) -> notifications.DeliveryResult:
     if job.email is not None:
+        if not job.email.to:
+            raise notifications.PermanentDeliveryError("no active user to send it to (check the site's staff)")
         if config.smtp is None:
             return notifications.DeliveryResult(None, "written to the outgoing-mail page (no SMTP configured)")
         return notifications.send_email(config.smtp, job.email)

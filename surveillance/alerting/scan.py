@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, String, and_, cast, exists, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
@@ -180,3 +181,26 @@ class _Scope:
         statement = dialect.insert(table).from_select(list(_COLUMNS), rows).on_conflict_do_nothing()
         result = self.session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def create_digests(session: Session, *, now: datetime, overrides: dict[str, dict[str, Any]], site_id: str | None = None) -> int:
+    """Today's digest email for each site whose local digest hour has come (once a day)."""
+    created = 0
+    sites = session.execute(select(Site)).scalars()  # type: ignore[arg-type]
+    for site in sites:
+        if site_id is not None and site.id != site_id:
+            continue
+        local = now.astimezone(ZoneInfo(site.timezone))
+        policy = policy_for(overrides, site=site.id, protocol="")
+        if local.hour < policy.digest_hour:
+            continue
+        day = local.date()
+        alert_id = f"digest:{site.id}:{day.isoformat()}:email:site:{site.id}:nurse"
+        if session.get(Alert, alert_id) is not None:
+            continue
+        session.add(Alert(id=alert_id, kind="digest", level=0, channel=Channel.email.value,
+                          recipient=f"site:{site.id}:nurse", site_id=site.id, as_of=day,
+                          next_attempt_at=now, created_at=now))
+        created += 1
+    session.flush()
+    return created

@@ -1,0 +1,102 @@
+"""Webhook endpoints: register (URL checked), list, enable/disable, rotate the secret."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+import notifications
+
+from .. import audit
+from ..errors import InvalidInput, NotFound
+from ..sites import get_site
+from .models import Alert, AlertStatus, WebhookEndpoint
+from .policy import EVENT_TYPES
+
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class NewEndpoint:
+    endpoint: WebhookEndpoint
+    secret: str  # shown once
+
+
+def add_endpoint(
+    session: Session, *, url: str, events: list[str], site_id: str | None, allow_private: bool, actor: str, now: datetime
+) -> NewEndpoint:
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if not events or unknown:
+        raise InvalidInput(f"unknown event types {unknown or '(none given)'}; use any of {', '.join(EVENT_TYPES)}")
+    try:
+        notifications.validate_webhook_url(url, allow_private=allow_private)
+    except notifications.InvalidWebhookUrl as exc:
+        raise InvalidInput(str(exc)) from exc
+    if site_id is not None:
+        get_site(session, site_id)
+    secret = notifications.new_webhook_secret()
+    endpoint = WebhookEndpoint(
+        id=f"wh_{secrets.token_hex(8)}", url=url, event_types=",".join(sorted(set(events))),
+        site_id=site_id, secret=secret, created_at=now,
+    )
+    session.add(endpoint)
+    session.flush()
+    audit.record(session, actor=actor, action="add_webhook", entity="webhook", entity_key=endpoint.id,
+                 new={"url": url, "events": endpoint.event_types, "site": site_id}, at=now)
+    return NewEndpoint(endpoint, secret)
+
+
+def get_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"no webhook endpoint {endpoint_id!r}")
+    return endpoint
+
+
+def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(session.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at)).scalars())  # type: ignore[arg-type]
+
+
+def set_enabled(session: Session, endpoint_id: str, *, enabled: bool, actor: str, now: datetime) -> WebhookEndpoint:
+    endpoint = get_endpoint(session, endpoint_id)
+    old = {"enabled": endpoint.enabled, "disabled_reason": endpoint.disabled_reason}
+    endpoint.enabled = enabled
+    endpoint.disabled_reason = None if enabled else f"disabled by {actor}"
+    if enabled:
+        endpoint.failing_since = None
+    session.add(endpoint)
+    audit.record(session, actor=actor, action="enable_webhook" if enabled else "disable_webhook",
+                 entity="webhook", entity_key=endpoint.id, old=old, new={"enabled": enabled}, at=now)
+    return endpoint
+
+
+def rotate_secret(session: Session, endpoint_id: str, *, actor: str, now: datetime) -> NewEndpoint:
+    """A new secret; the old one stays valid (both signatures sent) for 24 hours."""
+    endpoint = get_endpoint(session, endpoint_id)
+    endpoint.previous_secret, endpoint.previous_secret_expires_at = endpoint.secret, now + ROTATION_OVERLAP
+    endpoint.secret = notifications.new_webhook_secret()
+    session.add(endpoint)
+    audit.record(session, actor=actor, action="rotate_webhook_secret", entity="webhook", entity_key=endpoint.id, at=now)
+    return NewEndpoint(endpoint, endpoint.secret)
+
+
+def replay(session: Session, endpoint_id: str, *, since: datetime, actor: str, now: datetime) -> int:
+    """Queue again every alert for this endpoint created since ``since`` (same ids)."""
+    get_endpoint(session, endpoint_id)
+    count = session.execute(
+        update(Alert)
+        .where(
+            Alert.recipient == endpoint_id,
+            Alert.channel == "webhook",
+            Alert.created_at >= since,
+            Alert.status.in_((AlertStatus.sent.value, AlertStatus.failed.value, AlertStatus.held.value)),  # type: ignore[attr-defined]
+        )
+        .values(status=AlertStatus.pending.value, next_attempt_at=now, claimed_until=None, attempts=0)
+    ).rowcount  # type: ignore[attr-defined]
+    audit.record(session, actor=actor, action="replay_webhook", entity="webhook", entity_key=endpoint_id,
+                 new={"since": since.isoformat(), "alerts": count}, at=now)
+    return int(count)

@@ -1,0 +1,45 @@
+"""APScheduler 3 wiring: the scan, the digests and the dispatcher as interval/cron jobs.
+
+The rows are the schedule; the jobs only look at them. Each job has an explicit id,
+``coalesce=True``, ``max_instances=1`` and a generous misfire grace, and takes a database
+lease when it runs, so several processes can run schedulers without doubling work.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from ..db import read_session
+from ..models import Site
+from .jobs import AlertJobs
+from .policy import parse_overrides, policy_for
+
+_COMMON = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+
+
+def build_scheduler(jobs: AlertJobs) -> BackgroundScheduler:
+    settings = jobs.settings
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        jobs.run_scan, IntervalTrigger(minutes=settings.scan_interval_minutes), id="alerts.scan",
+        next_run_time=datetime.now(UTC), misfire_grace_time=3600, **_COMMON,
+    )
+    scheduler.add_job(
+        jobs.run_dispatch, IntervalTrigger(seconds=settings.dispatch_interval_seconds), id="alerts.dispatch",
+        misfire_grace_time=60, **_COMMON,
+    )
+    overrides = parse_overrides(settings.alert_policy)
+    with read_session(jobs.engine) as session:
+        sites = list(session.execute(select(Site)).scalars())  # type: ignore[arg-type]
+    for site in sites:
+        hour = policy_for(overrides, site=site.id, protocol="").digest_hour
+        scheduler.add_job(
+            jobs.run_digests, CronTrigger(hour=hour, minute=0, timezone=site.timezone), args=[site.id],
+            id=f"alerts.digest.{site.id}", misfire_grace_time=6 * 3600, **_COMMON,
+        )
+    return scheduler
