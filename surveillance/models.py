@@ -75,7 +75,9 @@ class Patient(SQLModel, table=True):
     status_on: date | None = None
     status_reason: str | None = None
     enrolled_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
-    version: int = 1  # bumped by every change: the ETag that If-Match must carry
+    # Bumped by every change: the ETag that If-Match must carry. The server default matches
+    # migration 0002 (which needs it to add the column to existing rows).
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class Infusion(SQLModel, table=True):
@@ -137,7 +139,9 @@ class Assessment(SQLModel, table=True):
     result: str | None = None
     protocol_deviation: bool = False  # done outside its window
     appointment_on: date | None = None  # booked by the nurse inside the window (reschedule)
-    version: int = 1  # bumped by every change: the ETag that If-Match must carry
+    # Bumped by every change: the ETag that If-Match must carry. The server default matches
+    # migration 0002 (which needs it to add the column to existing rows).
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
 
 

@@ -54,7 +54,6 @@ def add_infusion(
     patient = get_patient(session, study_id, for_update=True)
     check_version(expected_version, patient.version, study_id)
     _require_active(patient)
-    patient.version += 1
     check_infusion_date(study_id, patient.birth_date, on, _today(session, patient, now), patient.site_id)
     last_number, last_on = session.execute(
         select(Infusion.number, Infusion.infused_on)
@@ -64,6 +63,7 @@ def add_infusion(
     ).one()
     if on <= last_on:
         raise InvalidInput(f"{study_id}: a re-infusion must come after the last infusion on {last_on}")
+    patient.version += 1
     session.add(
         Infusion(
             patient_id=patient.id,  # type: ignore[arg-type]
@@ -100,7 +100,8 @@ def record_event(
 ) -> CalendarChange:
     """An event the protocol reacts to (new malignancy, ...)."""
     patient = get_patient(session, study_id, for_update=True)
-    patient.version += 1
+    if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
+        raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
     if kind not in protocol.events:
         raise InvalidInput(f"unknown event {kind!r}; {protocol.id} knows: {', '.join(sorted(protocol.events))}")
@@ -112,6 +113,7 @@ def record_event(
     ).scalar_one()
     if on < first_infusion:
         raise InvalidInput(f"{study_id}: event date {on} is before the infusion on {first_infusion}")
+    patient.version += 1
     session.add(
         PatientEvent(
             patient_id=patient.id,  # type: ignore[arg-type]
