@@ -85,6 +85,14 @@ class CalendarChange:
         }
 
 
+@dataclass(frozen=True)
+class _NotStored:
+    status: str = ""
+
+
+_NOT_STORED = _NotStored()
+
+
 def _identity(planned: rules.PlannedAssessment) -> tuple[int, str, int]:
     return (planned.infusion, planned.assessment, planned.occurrence)
 
@@ -129,11 +137,24 @@ def stored_calendar(session: Session, patient_id: int) -> list[StoredAssessment]
     return [StoredAssessment(*row) for row in rows]
 
 
+_RECORDED = frozenset(
+    {AssessmentStatus.completed.value, AssessmentStatus.missed.value, AssessmentStatus.not_done.value}
+)
+
+
 def compare(stored: list[StoredAssessment], planned: list[rules.PlannedAssessment]) -> CalendarChange:
     """The change that makes the stored calendar follow ``planned``; history untouched."""
     change = CalendarChange()
     by_identity = {row.identity: row for row in stored}
-    wanted = {_identity(p): p for p in planned}
+    # Work already recorded on a date stays done even if an amendment renumbers the
+    # series: a planned point on the same rule and due date as a recorded one is covered.
+    done = {(r.infusion_number, r.assessment, r.due_on) for r in stored if r.status in _RECORDED}
+    wanted = {
+        _identity(p): p
+        for p in planned
+        if (p.infusion, p.assessment, p.due) not in done
+        or by_identity.get(_identity(p), _NOT_STORED).status in _RECORDED
+    }
     for identity, plan in wanted.items():
         row = by_identity.get(identity)
         if row is None:

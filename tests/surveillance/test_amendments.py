@@ -118,12 +118,14 @@ def test_a_dry_run_reports_the_change_and_writes_nothing(
         )
     assert [(a.study_id, a.from_version) for a in amendments] == [("ROM-201", "1.0")]
     change = amendments[0].change
+    # Occurrence 3 would land on month 12, already done (as occurrence 2 of 1.0): it is
+    # covered, not planned again, and its pending row is cancelled.
     assert sorted((s.occurrence, p.due) for s, p in change.moved) == [
-        (n, _month(3 + 3 * n)) for n in range(3, 11)
+        (n, _month(3 + 3 * n)) for n in range(4, 11)
     ]
     assert sorted(p.occurrence for p in change.added) == list(range(11, 20))
     assert {p.assessment for p in change.added} == {"aav_hcc_imaging"}
-    assert change.cancelled == []
+    assert [(s.assessment, s.occurrence) for s in change.cancelled] == [("aav_hcc_imaging", 3)]
     # Every other pending row is relabelled with the new version, dates unchanged.
     assert change.relabelled
     assert all(p.protocol_version == "1.1" for _, p in change.relabelled)
@@ -185,7 +187,8 @@ def test_applying_moves_and_adds_rows_and_records_the_move(
     assert patient.protocol_version == "1.1"
     assert recorded_snapshot(engine) == history  # recorded rows untouched, still on 1.0
     assert {hcc[1].protocol_version, hcc[2].protocol_version} == {"1.0"}
-    for occurrence in range(3, 11):  # moved in place: same rows, new dates
+    assert (hcc[3].status, hcc[3].status_reason) == ("cancelled", CAUSE)  # month 12 is done
+    for occurrence in range(4, 11):  # moved in place: same rows, new dates
         row = hcc[occurrence]
         assert row.id == pending_before[occurrence]
         assert (row.due_on, row.status, row.status_reason) == (
@@ -204,7 +207,7 @@ def test_applying_moves_and_adds_rows_and_records_the_move(
     assert (moves[0].entity_key, moves[0].reason) == ("ROM-201", CAUSE)
     assert json.loads(moves[0].old_values or "{}") == {"protocol_version": "1.0"}
     assert json.loads(moves[0].new_values or "{}")["protocol_version"] == "1.1"
-    assert json.loads(moves[0].new_values or "{}")["summary"].startswith("9 added, 8 moved")
+    assert json.loads(moves[0].new_values or "{}")["summary"].startswith("9 added, 7 moved, 1 cancelled")
     assert [c.reason for c in changes] == [CAUSE]
     assert breaks == []
     assert again.is_empty()
