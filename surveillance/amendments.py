@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -33,22 +33,25 @@ def amend(
     now: datetime,
     apply: bool,
 ) -> list[PatientAmendment]:
-    """The calendar change for every active patient on another version; applied only if ``apply``."""
+    """The calendar change for every active patient on another version; applied only if
+    ``apply``."""
     target = get_protocol(registry, protocol_id, to_version)
     patients = session.execute(
         select(Patient)
         .where(
-            Patient.protocol_id == protocol_id,
-            Patient.protocol_version != to_version,
-            Patient.status == PatientStatus.active.value,
+            col(Patient.protocol_id) == protocol_id,
+            col(Patient.protocol_version) != to_version,
+            col(Patient.status) == PatientStatus.active.value,
         )
-        .order_by(Patient.study_id)  # type: ignore[arg-type]
+        .order_by(col(Patient.study_id))
     ).scalars()
     amendments = []
     for patient in patients:
         cause = f"protocol {protocol_id} amended from {patient.protocol_version} to {to_version}"
         from_version = patient.protocol_version
-        change = rematerialize(session, patient, target, cause=cause, actor=actor, now=now, dry_run=not apply)
+        change = rematerialize(
+            session, patient, target, cause=cause, actor=actor, now=now, dry_run=not apply
+        )
         if apply:
             patient.protocol_version = to_version
             session.add(patient)

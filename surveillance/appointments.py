@@ -30,7 +30,9 @@ def reschedule(
     if row.status != AssessmentStatus.pending.value:
         raise Conflict(f"{key} is {row.status}: only a pending assessment can be rescheduled")
     if not row.window_start <= on <= row.window_end:
-        raise InvalidInput(f"{on} is outside the window {row.window_start} to {row.window_end} of {key}")
+        raise InvalidInput(
+            f"{on} is outside the window {row.window_start} to {row.window_end} of {key}"
+        )
     site = session.get(Site, patient.site_id)
     assert site is not None
     today = local_date(now, site.timezone)
@@ -41,6 +43,16 @@ def reschedule(
     row.version += 1
     session.add(row)
     session.flush()
-    audit.record(session, actor=actor, action="reschedule", entity="assessment", entity_key=key,
-                 patient_id=patient.id, reason=reason, old=old, new={"appointment_on": on.isoformat()}, at=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="reschedule",
+        entity="assessment",
+        entity_key=key,
+        patient_id=patient.id,
+        reason=reason,
+        old=old,
+        new={"appointment_on": on.isoformat()},
+        at=now,
+    )
     return row

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from .models import AuditEntry
+from .models import AuditEntry, table_of
 
 GENESIS_HASH = "0" * 64
 # Any constant: serialises writers of the chain on PostgreSQL (SQLite writers are
@@ -65,7 +65,7 @@ def record(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
     previous = session.execute(
-        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)  # type: ignore[union-attr]
+        select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)
     ).scalar()
     entry = AuditEntry(
         at=(at or datetime.now(UTC)).astimezone(UTC),
@@ -99,15 +99,21 @@ def verify_chain(session: Session) -> list[ChainBreak]:
     for entry in _entries(session):
         assert entry.id is not None
         if entry.previous_hash != expected_previous:
-            breaks.append(ChainBreak(entry.id, "previous hash does not match: a row before it was deleted or edited"))
+            breaks.append(
+                ChainBreak(
+                    entry.id, "previous hash does not match: a row before it was deleted or edited"
+                )
+            )
         if _digest(entry.previous_hash, entry) != entry.hash:
-            breaks.append(ChainBreak(entry.id, "content does not match its hash: the row was edited"))
+            breaks.append(
+                ChainBreak(entry.id, "content does not match its hash: the row was edited")
+            )
         expected_previous = entry.hash
     return breaks
 
 
 def _entries(session: Session) -> Iterator[AuditEntry]:
-    statement = select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=1000)  # type: ignore[arg-type]
+    statement = select(AuditEntry).order_by(col(AuditEntry.id)).execution_options(yield_per=1000)
     for (entry,) in session.execute(statement):
         yield entry
 
@@ -134,9 +140,12 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
         return
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
-    previous = session.execute(
-        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)  # type: ignore[union-attr]
-    ).scalar() or GENESIS_HASH
+    previous = (
+        session.execute(
+            select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)
+        ).scalar()
+        or GENESIS_HASH
+    )
     rows = []
     at = at.astimezone(UTC)
     for fact in facts:
@@ -155,4 +164,30 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
         )
         entry.hash = previous = _digest(entry.previous_hash, entry)
         rows.append(entry.model_dump(exclude={"id"}))
-    insert_rows(session, AuditEntry.__table__, rows)  # type: ignore[arg-type]
+    insert_rows(session, table_of(AuditEntry), rows)
+
+
+def patient_trail(session: Session, *, patient_id: int) -> list[AuditEntry]:
+    """Every audit row about one patient, oldest first (one indexed query)."""
+    statement = (
+        select(AuditEntry)
+        .where(col(AuditEntry.patient_id) == patient_id)
+        .order_by(col(AuditEntry.id))
+    )
+    return list(session.execute(statement).scalars())
+
+
+def entry_dict(entry: AuditEntry) -> dict[str, Any]:
+    """An audit row as the API and pages show it (old and new values decoded)."""
+    at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)  # SQLite drops the zone
+    return {
+        "at": at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "entity": entry.entity,
+        "key": entry.entity_key,
+        "reason": entry.reason,
+        "old": None if entry.old_values is None else json.loads(entry.old_values),
+        "new": None if entry.new_values is None else json.loads(entry.new_values),
+        "hash": entry.hash,
+    }

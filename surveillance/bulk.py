@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) into ``table`` inside the session's transaction."""
+    """Insert ``rows`` (dicts with the same keys) into ``table`` inside the session's
+    transaction."""
     if not rows:
         return
     connection = session.connection()

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -25,6 +25,7 @@ from .models import (
     Patient,
     PatientEvent,
     assessment_key,
+    table_of,
 )
 
 
@@ -58,7 +59,9 @@ class CalendarChange:
     relabelled: list[tuple[StoredAssessment, rules.PlannedAssessment]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not (self.added or self.moved or self.cancelled or self.reinstated or self.relabelled)
+        return not (
+            self.added or self.moved or self.cancelled or self.reinstated or self.relabelled
+        )
 
     def summary(self) -> str:
         parts = [
@@ -80,8 +83,12 @@ class CalendarChange:
                 {"key": key(s.identity), "from": s.due_on.isoformat(), "to": p.due.isoformat()}
                 for s, p in self.moved
             ],
-            "cancelled": [{"key": key(s.identity), "due": s.due_on.isoformat()} for s in self.cancelled],
-            "reinstated": [{"key": key(s.identity), "due": p.due.isoformat()} for s, p in self.reinstated],
+            "cancelled": [
+                {"key": key(s.identity), "due": s.due_on.isoformat()} for s in self.cancelled
+            ],
+            "reinstated": [
+                {"key": key(s.identity), "due": p.due.isoformat()} for s, p in self.reinstated
+            ],
         }
 
 
@@ -103,28 +110,34 @@ def patient_plan(
     """Run the engine on everything recorded for ``patient``."""
     assert patient.id is not None
     infusions = session.execute(
-        select(Infusion.infused_on).where(Infusion.patient_id == patient.id).order_by(Infusion.number)  # type: ignore[arg-type]
+        select(col(Infusion.infused_on))
+        .where(col(Infusion.patient_id) == patient.id)
+        .order_by(col(Infusion.number))
     ).scalars()
     results = [
-        rules.RecordedResult(row.infusion_number, row.assessment, row.occurrence, row.performed_on, row.result)
+        rules.RecordedResult(
+            row.infusion_number, row.assessment, row.occurrence, row.performed_on, row.result
+        )
         for row in session.execute(
             select(
-                Assessment.infusion_number,
-                Assessment.assessment,
-                Assessment.occurrence,
-                Assessment.performed_on,
-                Assessment.result,
+                col(Assessment.infusion_number),
+                col(Assessment.assessment),
+                col(Assessment.occurrence),
+                col(Assessment.performed_on),
+                col(Assessment.result),
             ).where(
-                Assessment.patient_id == patient.id,
-                Assessment.status == AssessmentStatus.completed.value,
-                Assessment.result.is_not(None),  # type: ignore[union-attr]
+                col(Assessment.patient_id) == patient.id,
+                col(Assessment.status) == AssessmentStatus.completed.value,
+                col(Assessment.result).is_not(None),
             )
         )
     ]
     events = [
         rules.RecordedEvent(kind, on)
         for kind, on in session.execute(
-            select(PatientEvent.kind, PatientEvent.occurred_on).where(PatientEvent.patient_id == patient.id)
+            select(col(PatientEvent.kind), col(PatientEvent.occurred_on)).where(
+                col(PatientEvent.patient_id) == patient.id
+            )
         )
     ]
     facts = rules.PatientFacts(patient.birth_date, patient.diagnosis, patient.sex)
@@ -133,16 +146,22 @@ def patient_plan(
 
 def stored_calendar(session: Session, patient_id: int) -> list[StoredAssessment]:
     columns = [getattr(Assessment, name) for name in StoredAssessment.__dataclass_fields__]
-    rows = session.execute(select(*columns).where(Assessment.patient_id == patient_id))
+    rows = session.execute(select(*columns).where(col(Assessment.patient_id) == patient_id))
     return [StoredAssessment(*row) for row in rows]
 
 
 _RECORDED = frozenset(
-    {AssessmentStatus.completed.value, AssessmentStatus.missed.value, AssessmentStatus.not_done.value}
+    {
+        AssessmentStatus.completed.value,
+        AssessmentStatus.missed.value,
+        AssessmentStatus.not_done.value,
+    }
 )
 
 
-def compare(stored: list[StoredAssessment], planned: list[rules.PlannedAssessment]) -> CalendarChange:
+def compare(
+    stored: list[StoredAssessment], planned: list[rules.PlannedAssessment]
+) -> CalendarChange:
     """The change that makes the stored calendar follow ``planned``; history untouched."""
     change = CalendarChange()
     by_identity = {row.identity: row for row in stored}
@@ -162,7 +181,11 @@ def compare(stored: list[StoredAssessment], planned: list[rules.PlannedAssessmen
         elif row.status == AssessmentStatus.cancelled.value:
             change.reinstated.append((row, plan))
         elif row.status == AssessmentStatus.pending.value:
-            if (row.due_on, row.window_start, row.window_end) != (plan.due, plan.window_start, plan.window_end):
+            if (row.due_on, row.window_start, row.window_end) != (
+                plan.due,
+                plan.window_start,
+                plan.window_end,
+            ):
                 change.moved.append((row, plan))
             elif (row.reason, row.protocol_version) != (plan.reason, plan.protocol_version):
                 change.relabelled.append((row, plan))
@@ -204,18 +227,28 @@ def assessment_rows(
 
 
 def apply_change(
-    session: Session, patient: Patient, change: CalendarChange, *, cause: str, actor: str, now: datetime
+    session: Session,
+    patient: Patient,
+    change: CalendarChange,
+    *,
+    cause: str,
+    actor: str,
+    now: datetime,
 ) -> None:
     """Write ``change`` with set-based statements and one audit row describing it."""
     assert patient.id is not None
     if change.is_empty():
         return
-    insert_rows(session, Assessment.__table__, assessment_rows(patient.id, patient.site_id, change.added, now))
+    insert_rows(
+        session,
+        table_of(Assessment),
+        assessment_rows(patient.id, patient.site_id, change.added, now),
+    )
     _update_plans(session, [*change.moved, *change.reinstated, *change.relabelled], cause, now)
     if change.cancelled:
         session.execute(
             update(Assessment)
-            .where(Assessment.id.in_([row.id for row in change.cancelled]))  # type: ignore[union-attr]
+            .where(col(Assessment.id).in_([row.id for row in change.cancelled]))
             .values(
                 status=AssessmentStatus.cancelled.value,
                 status_reason=cause,
@@ -238,11 +271,14 @@ def apply_change(
 
 
 def _update_plans(
-    session: Session, pairs: list[tuple[StoredAssessment, rules.PlannedAssessment]], cause: str, now: datetime
+    session: Session,
+    pairs: list[tuple[StoredAssessment, rules.PlannedAssessment]],
+    cause: str,
+    now: datetime,
 ) -> None:
     if not pairs:
         return
-    table = Assessment.__table__
+    table = table_of(Assessment)
     statement = (
         update(table)
         .where(table.c.id == bindparam("row_id"))
@@ -254,7 +290,10 @@ def _update_plans(
             protocol_version=bindparam("new_version"),
             # A booked appointment stays only if the new window still contains it.
             appointment_on=case(
-                (table.c.appointment_on.between(bindparam("new_start"), bindparam("new_end")), table.c.appointment_on),
+                (
+                    table.c.appointment_on.between(bindparam("new_start"), bindparam("new_end")),
+                    table.c.appointment_on,
+                ),
                 else_=None,
             ),
             status=AssessmentStatus.pending.value,

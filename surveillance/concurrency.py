@@ -13,5 +13,6 @@ def check_version(expected: int | None, current: int, what: str) -> None:
     """
     if expected is not None and expected != current:
         raise PreconditionFailed(
-            f"{what} changed since you read it (version {current}, you sent {expected}); reload and retry"
+            f"{what} changed since you read it (version {current}, you sent {expected}); "
+            "reload and retry"
         )

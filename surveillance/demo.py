@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -25,8 +25,10 @@ from .sites import add_site
 
 PROTOCOL = "cd19-car-t-pediatric-autoimmune"
 ACTOR = "demo"
-SITES = (("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome"),
-         ("Erlangen", "Erlangen paediatric immunology (synthetic)", "Europe/Berlin"))
+SITES = (
+    ("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome"),
+    ("Erlangen", "Erlangen paediatric immunology (synthetic)", "Europe/Berlin"),
+)
 # (study id, site, diagnosis, sex, age at infusion, days since infusion)
 COHORT = (
     ("ROM-001", "Rome", "sle", "F", 15, 1040),
@@ -51,7 +53,9 @@ class DemoSummary:
     overdue_left: int
 
 
-def load_demo(session: Session, *, registry: rules.ProtocolRegistry, now: datetime, seed: int = 2026) -> DemoSummary:
+def load_demo(
+    session: Session, *, registry: rules.ProtocolRegistry, now: datetime, seed: int = 2026
+) -> DemoSummary:
     """Create the two sites, enrol the eight children and record their history up to today."""
     rng = random.Random(seed)
     for site_id, name, timezone in SITES:
@@ -79,18 +83,20 @@ def _history(
     counts: dict[str, int],
 ) -> None:
     """Walk the patient's past in date order; results can change what comes next."""
-    patient_id = session.execute(select(Patient.id).where(Patient.study_id == enrolment.study_id)).scalar_one()
+    patient_id = session.execute(
+        select(col(Patient.id)).where(col(Patient.study_id) == enrolment.study_id)
+    ).scalar_one()
     skipped: set[int] = set()
     while True:
         row = session.execute(
             select(Assessment)
             .where(
-                Assessment.patient_id == patient_id,
-                Assessment.status == AssessmentStatus.pending.value,
-                Assessment.window_end < today,
-                Assessment.id.not_in(skipped or {0}),  # type: ignore[union-attr]
+                col(Assessment.patient_id) == patient_id,
+                col(Assessment.status) == AssessmentStatus.pending.value,
+                col(Assessment.window_end) < today,
+                col(Assessment.id).not_in(skipped or {0}),
             )
-            .order_by(Assessment.due_on, Assessment.id)  # type: ignore[arg-type]
+            .order_by(col(Assessment.due_on), col(Assessment.id))
             .limit(1)
         ).scalar_one_or_none()
         if row is None:
@@ -103,15 +109,30 @@ def _history(
             counts["left"] += 1
             continue
         if draw > 1 - MISSED_SHARE:
-            record_outcome(session, key=key, outcome="missed", on=row.window_end, reason="patient did not attend",
-                           actor=ACTOR, registry=registry, now=now)
+            record_outcome(
+                session,
+                key=key,
+                outcome="missed",
+                on=row.window_end,
+                reason="patient did not attend",
+                actor=ACTOR,
+                registry=registry,
+                now=now,
+            )
             counts["missed"] += 1
             continue
         span = (row.window_end - row.window_start).days
         performed = row.window_start + timedelta(days=rng.randint(0, span)) if span else row.due_on
-        record_outcome(session, key=key, outcome="completed", on=performed,
-                       result=_result(row.assessment, enrolment, performed, rng),
-                       actor=ACTOR, registry=registry, now=now)
+        record_outcome(
+            session,
+            key=key,
+            outcome="completed",
+            on=performed,
+            result=_result(row.assessment, enrolment, performed, rng),
+            actor=ACTOR,
+            registry=registry,
+            now=now,
+        )
         counts["completed"] += 1
 
 
@@ -130,10 +151,11 @@ def _result(assessment: str, enrolment: Enrolment, on: date, rng: random.Random)
 
 
 # One user per role; passwords are random per demo load and printed once.
-DEMO_USERS = (
+DEMO_USERS: tuple[tuple[str, str, list[str]], ...] = (
     ("nurse.rome@demo.invalid", "nurse", ["Rome"]),
     ("nurse.erlangen@demo.invalid", "nurse", ["Erlangen"]),
     ("investigator.rome@demo.invalid", "investigator", ["Rome"]),
+    ("investigator.erlangen@demo.invalid", "investigator", ["Erlangen"]),
     ("pv@demo.invalid", "pharmacovigilance", []),
     ("admin@demo.invalid", "admin", []),
 )

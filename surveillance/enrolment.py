@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -16,7 +16,7 @@ from .bulk import insert_rows
 from .calendar_sync import assessment_rows
 from .clock import local_date
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Assessment, Infusion, Patient, PatientStatus, Site
+from .models import Assessment, Infusion, Patient, PatientStatus, Site, table_of
 from .protocol_store import get_protocol
 from .sites import get_site
 
@@ -54,7 +54,7 @@ def enroll(
     patient_ids = _insert_patients(session, enrolments, plans, now)
     insert_rows(
         session,
-        Infusion.__table__,  # type: ignore[arg-type]
+        table_of(Infusion),
         [
             {
                 "patient_id": patient_ids[e.study_id],
@@ -71,7 +71,7 @@ def enroll(
         for e in enrolments
         for row in assessment_rows(patient_ids[e.study_id], e.site_id, plans[e.study_id][1], now)
     ]
-    insert_rows(session, Assessment.__table__, rows)  # type: ignore[arg-type]
+    insert_rows(session, table_of(Assessment), rows)
     audit.record_many(
         session,
         [
@@ -101,13 +101,19 @@ def enroll(
 
 def _refuse_duplicates(session: Session, enrolments: list[Enrolment]) -> None:
     study_ids = [e.study_id for e in enrolments]
-    repeated = sorted({s for s in study_ids if study_ids.count(s) > 1}) if len(set(study_ids)) != len(study_ids) else []
+    repeated = (
+        sorted({s for s in study_ids if study_ids.count(s) > 1})
+        if len(set(study_ids)) != len(study_ids)
+        else []
+    )
     if repeated:
         raise Conflict(f"study id given twice: {', '.join(repeated)}")
     existing: list[str] = []
     for start in range(0, len(study_ids), 500):
         chunk = study_ids[start : start + 500]
-        existing += session.execute(select(Patient.study_id).where(Patient.study_id.in_(chunk))).scalars()  # type: ignore[attr-defined]
+        existing += session.execute(
+            select(col(Patient.study_id)).where(col(Patient.study_id).in_(chunk))
+        ).scalars()
     if existing:
         raise Conflict(f"already enrolled: {', '.join(sorted(existing)[:10])}")
 
@@ -129,13 +135,17 @@ def check_enrolment(enrolment: Enrolment, site: Site, now: datetime) -> None:
     who = enrolment.study_id
     if not STUDY_ID.match(who):
         raise InvalidInput(
-            f"study id {who!r} is not a pseudonymous id: use 3-32 upper-case letters, digits and dashes"
+            f"study id {who!r} is not a pseudonymous id: "
+            "use 3-32 upper-case letters, digits and dashes"
         )
     if enrolment.sex not in SEXES:
         raise InvalidInput(f"{who}: sex must be F or M, not {enrolment.sex!r}")
     today = local_date(now, site.timezone)
     if enrolment.birth_date > today:
-        raise InvalidInput(f"{who}: birth date {enrolment.birth_date} is in the future (today at {site.id} is {today})")
+        raise InvalidInput(
+            f"{who}: birth date {enrolment.birth_date} is in the future "
+            f"(today at {site.id} is {today})"
+        )
     check_infusion_date(who, enrolment.birth_date, enrolment.infusion_date, today, site.id)
 
 
@@ -143,7 +153,9 @@ def check_infusion_date(who: str, birth: date, infused: date, today: date, site_
     if infused < birth:
         raise InvalidInput(f"{who}: infusion date {infused} is before the birth date {birth}")
     if infused > today:
-        raise InvalidInput(f"{who}: infusion date {infused} is in the future (today at {site_id} is {today})")
+        raise InvalidInput(
+            f"{who}: infusion date {infused} is in the future (today at {site_id} is {today})"
+        )
 
 
 def _insert_patients(
@@ -167,17 +179,19 @@ def _insert_patients(
         }
         for e in enrolments
     ]
-    table = Patient.__table__
-    statement = insert(table).returning(table.c.id, table.c.study_id)  # type: ignore[attr-defined]
+    table = table_of(Patient)
+    statement = insert(table).returning(table.c.id, table.c.study_id)
     result = session.connection().execute(statement, rows)
     return {study_id: patient_id for patient_id, study_id in result}
 
 
 def get_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient:
-    statement = select(Patient).where(Patient.study_id == study_id)  # type: ignore[arg-type]
+    statement = select(Patient).where(col(Patient.study_id) == study_id)
     if for_update:
-        statement = statement.with_for_update()
-    patient = session.execute(statement).scalar_one_or_none()
+        # populate_existing: a row this session read before the lock must show what
+        # the lock returned, or a version check would compare against a stale copy.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    patient: Patient | None = session.execute(statement).scalar_one_or_none()
     if patient is None:
         raise NotFound(f"no patient with study id {study_id!r}")
     return patient

@@ -11,7 +11,10 @@ PRODUCT_ID = "-//ltfu-surveillance//follow-up calendar//EN"
 
 
 def calendar_ics(
-    entries: Iterable[tuple[str, str, date, date, date, str]], *, name: str, stamp: datetime | None = None
+    entries: Iterable[tuple[str, str, date, date, date, str]],
+    *,
+    name: str,
+    stamp: datetime | None = None,
 ) -> bytes:
     """``entries``: (uid, summary, due, window_start, window_end, description)."""
     calendar = Calendar()
@@ -27,7 +30,11 @@ def calendar_ics(
         event.add("summary", summary)
         event.add("dtstart", due)
         event.add("dtend", due + timedelta(days=1))
-        event.add("description", f"{description}\nWindow: {window_start.isoformat()} to {window_end.isoformat()}")
+        event.add(
+            "description",
+            f"{description}\nWindow: {window_start.isoformat()} to {window_end.isoformat()}",
+        )
         event.add("transp", "TRANSPARENT")
         calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()
+    return ical

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import Column, DateTime, Index, MetaData, UniqueConstraint, text
+from sqlalchemy import Column, DateTime, Index, MetaData, Table, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Stable constraint names, so migrations name the same things on SQLite and PostgreSQL.
@@ -27,6 +28,11 @@ def utc_now() -> datetime:
 
 def _utc_column() -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=False)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's ``Table`` (SQLModel does not declare ``__table__`` for type checkers)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 class PatientStatus(StrEnum):
@@ -98,7 +104,11 @@ class Assessment(SQLModel, table=True):
     __tablename__ = "assessments"
     __table_args__ = (
         UniqueConstraint(
-            "patient_id", "infusion_number", "assessment", "occurrence", name="uq_assessments_identity"
+            "patient_id",
+            "infusion_number",
+            "assessment",
+            "occurrence",
+            name="uq_assessments_identity",
         ),
         # The nurse's due list and the overdue scan read pending rows only; partial
         # indexes keep them small however long the completed history grows.
@@ -106,6 +116,7 @@ class Assessment(SQLModel, table=True):
             "ix_assessments_pending_site_window_end",
             "site_id",
             "window_end",
+            "id",  # the pages' keyset order (migration 0004)
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
@@ -113,6 +124,7 @@ class Assessment(SQLModel, table=True):
             "ix_assessments_pending_site_window_start",
             "site_id",
             "window_start",
+            "id",
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -16,7 +16,16 @@ from .clock import local_date
 from .concurrency import check_version
 from .enrolment import get_patient
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Assessment, AssessmentStatus, Infusion, Outcome, OutcomeRecord, Patient, PatientStatus, Site
+from .models import (
+    Assessment,
+    AssessmentStatus,
+    Infusion,
+    Outcome,
+    OutcomeRecord,
+    Patient,
+    PatientStatus,
+    Site,
+)
 from .protocol_store import get_protocol
 
 
@@ -33,7 +42,8 @@ class AssessmentRef:
         parts = key.rsplit(":", 3)
         if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
             raise InvalidInput(
-                f"{key!r} is not an assessment key: expected STUDY-ID:infusion:assessment:occurrence, "
+                f"{key!r} is not an assessment key: "
+                "expected STUDY-ID:infusion:assessment:occurrence, "
                 "e.g. ROM-001:1:rcl_test:2"
             )
         return cls(parts[0], int(parts[1]), parts[2], int(parts[3]))
@@ -45,17 +55,21 @@ class RecordedOutcome:
     change: CalendarChange
 
 
-def find_assessment(session: Session, key: str, *, for_update: bool = False) -> tuple[Patient, Assessment]:
+def find_assessment(
+    session: Session, key: str, *, for_update: bool = False
+) -> tuple[Patient, Assessment]:
     ref = AssessmentRef.parse(key)
     patient = get_patient(session, ref.study_id)
     statement = select(Assessment).where(
-        Assessment.patient_id == patient.id,
-        Assessment.infusion_number == ref.infusion_number,
-        Assessment.assessment == ref.assessment,
-        Assessment.occurrence == ref.occurrence,
+        col(Assessment.patient_id) == patient.id,
+        col(Assessment.infusion_number) == ref.infusion_number,
+        col(Assessment.assessment) == ref.assessment,
+        col(Assessment.occurrence) == ref.occurrence,
     )
     if for_update:
-        statement = statement.with_for_update()
+        # populate_existing: a row this session read before the lock must show what
+        # the lock returned, or a version check would compare against a stale copy.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     row = session.execute(statement).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no assessment {key!r}")
@@ -78,7 +92,17 @@ def record_outcome(
     """Record completed / missed / not_done for one pending assessment, then re-plan."""
     patient, row = find_assessment(session, key, for_update=True)
     check_version(expected_version, row.version, key)
-    kind = _check(session, patient, row, key=key, outcome=outcome, on=on, result=result, reason=reason, now=now)
+    kind = _check(
+        session,
+        patient,
+        row,
+        key=key,
+        outcome=outcome,
+        on=on,
+        result=result,
+        reason=reason,
+        now=now,
+    )
     deviation = kind is Outcome.completed and not row.window_start <= on <= row.window_end
     old = {"status": row.status, "performed_on": None, "result": None}
     session.add(
@@ -107,7 +131,12 @@ def record_outcome(
         patient_id=patient.id,
         reason=reason,
         old=old,
-        new={"status": kind.value, "performed_on": on.isoformat(), "result": result, "protocol_deviation": deviation},
+        new={
+            "status": kind.value,
+            "performed_on": on.isoformat(),
+            "result": result,
+            "protocol_deviation": deviation,
+        },
         at=now,
     )
     change = CalendarChange()
@@ -133,7 +162,9 @@ def _check(
     try:
         kind = Outcome(outcome)
     except ValueError as exc:
-        raise InvalidInput(f"outcome must be completed, missed or not_done, not {outcome!r}") from exc
+        raise InvalidInput(
+            f"outcome must be completed, missed or not_done, not {outcome!r}"
+        ) from exc
     if row.status != AssessmentStatus.pending.value:
         when = f" on {row.performed_on}" if row.performed_on else ""
         raise Conflict(f"{key} is already {row.status}{when}; it cannot be recorded twice")
@@ -143,8 +174,8 @@ def _check(
     if on > today:
         raise InvalidInput(f"outcome date {on} is in the future (today at {site.id} is {today})")
     infused_on = session.execute(
-        select(Infusion.infused_on).where(
-            Infusion.patient_id == patient.id, Infusion.number == row.infusion_number
+        select(col(Infusion.infused_on)).where(
+            col(Infusion.patient_id) == patient.id, col(Infusion.number) == row.infusion_number
         )
     ).scalar_one()
     earliest = min(infused_on, row.window_start)  # baseline samples come before the infusion

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -15,7 +15,15 @@ from .clock import local_date
 from .concurrency import check_version
 from .enrolment import check_infusion_date, get_patient
 from .errors import Conflict, InvalidInput
-from .models import Assessment, AssessmentStatus, Infusion, Patient, PatientEvent, PatientStatus, Site
+from .models import (
+    Assessment,
+    AssessmentStatus,
+    Infusion,
+    Patient,
+    PatientEvent,
+    PatientStatus,
+    Site,
+)
 from .protocol_store import get_protocol
 from .sites import get_site
 
@@ -31,7 +39,13 @@ def _today(session: Session, patient: Patient, now: datetime) -> date:
 
 
 def _replan(
-    session: Session, patient: Patient, registry: rules.ProtocolRegistry, *, cause: str, actor: str, now: datetime
+    session: Session,
+    patient: Patient,
+    registry: rules.ProtocolRegistry,
+    *,
+    cause: str,
+    actor: str,
+    now: datetime,
 ) -> CalendarChange:
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
     try:
@@ -54,15 +68,19 @@ def add_infusion(
     patient = get_patient(session, study_id, for_update=True)
     check_version(expected_version, patient.version, study_id)
     _require_active(patient)
-    check_infusion_date(study_id, patient.birth_date, on, _today(session, patient, now), patient.site_id)
+    check_infusion_date(
+        study_id, patient.birth_date, on, _today(session, patient, now), patient.site_id
+    )
     last_number, last_on = session.execute(
-        select(Infusion.number, Infusion.infused_on)
-        .where(Infusion.patient_id == patient.id)
-        .order_by(Infusion.number.desc())  # type: ignore[attr-defined]
+        select(col(Infusion.number), col(Infusion.infused_on))
+        .where(col(Infusion.patient_id) == patient.id)
+        .order_by(col(Infusion.number).desc())
         .limit(1)
     ).one()
     if on <= last_on:
-        raise InvalidInput(f"{study_id}: a re-infusion must come after the last infusion on {last_on}")
+        raise InvalidInput(
+            f"{study_id}: a re-infusion must come after the last infusion on {last_on}"
+        )
     patient.version += 1
     session.add(
         Infusion(
@@ -84,7 +102,14 @@ def add_infusion(
         new={"number": last_number + 1, "infused_on": on.isoformat()},
         at=now,
     )
-    return _replan(session, patient, registry, cause=f"infusion {last_number + 1} on {on}", actor=actor, now=now)
+    return _replan(
+        session,
+        patient,
+        registry,
+        cause=f"infusion {last_number + 1} on {on}",
+        actor=actor,
+        now=now,
+    )
 
 
 def record_event(
@@ -104,15 +129,19 @@ def record_event(
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
     if kind not in protocol.events:
-        raise InvalidInput(f"unknown event {kind!r}; {protocol.id} knows: {', '.join(sorted(protocol.events))}")
+        raise InvalidInput(
+            f"unknown event {kind!r}; {protocol.id} knows: {', '.join(sorted(protocol.events))}"
+        )
     today = _today(session, patient, now)
     if on > today:
         raise InvalidInput(f"{study_id}: event date {on} is in the future (today is {today})")
     first_infusion = session.execute(
-        select(func.min(Infusion.infused_on)).where(Infusion.patient_id == patient.id)
+        select(func.min(Infusion.infused_on)).where(col(Infusion.patient_id) == patient.id)
     ).scalar_one()
     if on < first_infusion:
-        raise InvalidInput(f"{study_id}: event date {on} is before the infusion on {first_infusion}")
+        raise InvalidInput(
+            f"{study_id}: event date {on} is before the infusion on {first_infusion}"
+        )
     patient.version += 1
     session.add(
         PatientEvent(
@@ -136,7 +165,9 @@ def record_event(
         new={"event": kind, "on": on.isoformat()},
         at=now,
     )
-    return _replan(session, patient, registry, cause=f"{kind.replace('_', ' ')} on {on}", actor=actor, now=now)
+    return _replan(
+        session, patient, registry, cause=f"{kind.replace('_', ' ')} on {on}", actor=actor, now=now
+    )
 
 
 def change_status(
@@ -156,7 +187,9 @@ def change_status(
     try:
         new_status = PatientStatus(status)
     except ValueError as exc:
-        raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}") from exc
+        raise InvalidInput(
+            f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}"
+        ) from exc
     if not reason or not reason.strip():
         raise InvalidInput("a status change needs a reason")
     patient = get_patient(session, study_id, for_update=True)
@@ -169,7 +202,9 @@ def change_status(
     old = {"status": patient.status, "status_on": str(patient.status_on), "site": patient.site_id}
     if new_status is PatientStatus.transferred:
         _transfer(session, patient, to_site)
-    patient.status = PatientStatus.active.value if new_status is PatientStatus.transferred else new_status.value
+    patient.status = (
+        PatientStatus.active.value if new_status is PatientStatus.transferred else new_status.value
+    )
     patient.status_on, patient.status_reason = on, reason
     patient.version += 1
     session.add(patient)
@@ -189,7 +224,16 @@ def change_status(
     event = _STATUS_EVENTS.get(new_status)
     if event is None:
         return CalendarChange()
-    session.add(PatientEvent(patient_id=patient.id, kind=event, occurred_on=on, note=reason, recorded_by=actor, recorded_at=now))  # type: ignore[arg-type]
+    session.add(
+        PatientEvent(
+            patient_id=patient.id,  # type: ignore[arg-type]
+            kind=event,
+            occurred_on=on,
+            note=reason,
+            recorded_by=actor,
+            recorded_at=now,
+        )
+    )
     session.flush()
     return rematerialize(
         session,
@@ -211,7 +255,10 @@ def _transfer(session: Session, patient: Patient, to_site: str | None) -> None:
     # Pending work moves with the patient; history stays where it was done.
     session.execute(
         update(Assessment)
-        .where(Assessment.patient_id == patient.id, Assessment.status == AssessmentStatus.pending.value)
+        .where(
+            col(Assessment.patient_id) == patient.id,
+            col(Assessment.status) == AssessmentStatus.pending.value,
+        )
         .values(site_id=to_site)
     )
 

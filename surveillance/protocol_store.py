@@ -15,14 +15,18 @@ def registry_for(directory: Path) -> rules.ProtocolRegistry:
     return rules.ProtocolRegistry.from_directory(directory)
 
 
-def get_protocol(registry: rules.ProtocolRegistry, protocol_id: str, version: str | None = None) -> rules.Protocol:
+def get_protocol(
+    registry: rules.ProtocolRegistry, protocol_id: str, version: str | None = None
+) -> rules.Protocol:
     try:
         return registry.get(protocol_id, version)
     except rules.UnknownProtocol as exc:
         raise InvalidInput(str(exc)) from exc
 
 
-def assessment_name(registry: rules.ProtocolRegistry, protocol_id: str, version: str, assessment: str) -> str:
+def assessment_name(
+    registry: rules.ProtocolRegistry, protocol_id: str, version: str, assessment: str
+) -> str:
     """The display name of a rule (names are not copied onto millions of rows)."""
     try:
         return registry.get(protocol_id, version).rules[assessment].spec.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Site
@@ -15,7 +15,9 @@ def add_site(session: Session, *, site_id: str, name: str, timezone: str) -> Sit
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput(f"unknown time zone {timezone!r}: use an IANA name like Europe/Rome") from exc
+        raise InvalidInput(
+            f"unknown time zone {timezone!r}: use an IANA name like Europe/Rome"
+        ) from exc
     if session.get(Site, site_id) is not None:
         raise Conflict(f"site {site_id!r} already exists")
     site = Site(id=site_id, name=name, timezone=timezone)
@@ -27,10 +29,13 @@ def add_site(session: Session, *, site_id: str, name: str, timezone: str) -> Sit
 def get_site(session: Session, site_id: str) -> Site:
     site = session.get(Site, site_id)
     if site is None:
-        known = ", ".join(session.execute(select(Site.id).order_by(Site.id)).scalars())  # type: ignore[arg-type]
-        raise NotFound(f"unknown site {site_id!r}; known: {known or 'none (add one with surveillance sites add)'}")
+        known = ", ".join(session.execute(select(col(Site.id)).order_by(col(Site.id))).scalars())
+        raise NotFound(
+            f"unknown site {site_id!r}; known: "
+            f"{known or 'none (add one with surveillance sites add)'}"
+        )
     return site
 
 
 def list_sites(session: Session) -> list[Site]:
-    return list(session.execute(select(Site).order_by(Site.id)).scalars())  # type: ignore[arg-type]
+    return list(session.execute(select(Site).order_by(col(Site.id))).scalars())
