@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from dateutil.relativedelta import relativedelta
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 import rules
 
 from . import audit, migrate
 from .amendments import amend
+from .cli_alerts import alert_jobs, alerts_app, webhooks_app
 from .clock import Clock, fixed_clock, local_date, system_clock
 from .config import get_settings
 from .db import make_engine, read_session, write_session
@@ -36,10 +37,14 @@ from .models import Assessment, Patient
 from .outcomes import record_outcome
 from .patient_changes import add_infusion, change_status, record_event
 from .protocol_store import assessment_name, registry_for
+from .protocol_views import preview_calendar
 from .sites import add_site, get_site, list_sites
 from .text_table import render
 
-app = typer.Typer(help="Long-term follow-up after gene therapy: calendars, due lists, records.", no_args_is_help=True)
+app = typer.Typer(
+    help="Long-term follow-up after gene therapy: calendars, due lists, records.",
+    no_args_is_help=True,
+)
 protocols_app = typer.Typer(help="Protocol files: list and check.", no_args_is_help=True)
 sites_app = typer.Typer(help="Sites and their time zones.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -47,6 +52,8 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles and passwords.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API bearer tokens and calendar-feed tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(protocols_app, name="protocols")
 app.add_typer(sites_app, name="sites")
@@ -93,14 +100,23 @@ def _clock(on: datetime | None) -> Clock:
 def protocols_list() -> None:
     """The protocols this installation knows, newest version of each last."""
     rows = [
-        (p.id, p.version, len(p.rules), str(p.spec.follow_up.duration), p.title, Path(p.source).name)
+        (
+            p.id,
+            p.version,
+            len(p.rules),
+            str(p.spec.follow_up.duration),
+            p.title,
+            Path(p.source).name,
+        )
         for p in _registry().all()
     ]
     typer.echo(render(("protocol", "version", "assessments", "follow-up", "title", "file"), rows))
 
 
 @protocols_app.command("check")
-def protocols_check(files: Annotated[list[Path], typer.Argument(help="Protocol YAML files.")]) -> None:
+def protocols_check(
+    files: Annotated[list[Path], typer.Argument(help="Protocol YAML files.")],
+) -> None:
     """Validate protocol files; exit 1 with the reason if any is malformed."""
     failed = 0
     for path in files:
@@ -110,7 +126,10 @@ def protocols_check(files: Annotated[list[Path], typer.Argument(help="Protocol Y
             failed += 1
             typer.echo(f"error: {exc}", err=True)
             continue
-        typer.echo(f"ok: {path}: {protocol.id} version {protocol.version}, {len(protocol.rules)} assessments")
+        typer.echo(
+            f"ok: {path}: {protocol.id} version {protocol.version}, "
+            f"{len(protocol.rules)} assessments"
+        )
     if failed:
         raise typer.Exit(1)
 
@@ -120,35 +139,70 @@ def protocols_check(files: Annotated[list[Path], typer.Argument(help="Protocol Y
 
 @app.command("calendar")
 def calendar_preview(
-    protocol: Annotated[str, typer.Option(help="Protocol id, e.g. cd19-car-t-pediatric-autoimmune.")],
+    protocol: Annotated[
+        str, typer.Option(help="Protocol id, e.g. cd19-car-t-pediatric-autoimmune.")
+    ],
     infusion: DateOption,
-    birth: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Default: 10 years before the infusion.")] = None,
-    diagnosis: Annotated[str | None, typer.Option(help="Default: the protocol's first diagnosis.")] = None,
+    birth: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Default: 10 years before the infusion."),
+    ] = None,
+    diagnosis: Annotated[
+        str | None, typer.Option(help="Default: the protocol's first diagnosis.")
+    ] = None,
     sex: Annotated[str, typer.Option(help="F or M.")] = "F",
-    version: Annotated[str | None, typer.Option(help="Protocol version; default the newest.")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Protocol version; default the newest.")
+    ] = None,
     output: Annotated[CalendarFormat, typer.Option("--format")] = CalendarFormat.table,
 ) -> None:
     """Preview the calendar a protocol gives for one infusion (no database)."""
-    chosen = _registry().get(protocol, version)
     infused = infusion.date()
-    born = birth.date() if birth else infused - relativedelta(years=10)
+    preview = preview_calendar(
+        _registry(),
+        protocol,
+        infusion=infused,
+        birth=birth.date() if birth else None,
+        diagnosis=diagnosis,
+        sex=sex,
+        version=version,
+    )
+    chosen, born, dx, plan = preview.protocol, preview.birth_date, preview.diagnosis, preview.plan
     if birth is None:
-        typer.echo(f"note: no --birth given; assuming born {born} (10 years old at infusion)", err=True)
-    dx = diagnosis or next(iter(chosen.spec.diagnoses))
-    plan = rules.build_calendar(chosen, rules.PatientFacts(born, dx, sex), [infused])
+        typer.echo(
+            f"note: no --birth given; assuming born {born} (10 years old at infusion)", err=True
+        )
     if output is CalendarFormat.json:
         typer.echo(json.dumps([p.as_dict() for p in plan], indent=2, ensure_ascii=False))
     elif output is CalendarFormat.ics:
         entries = [
-            (f"{chosen.id}-{infused}-{p.key}@preview.ltfu-surveillance", f"{p.name} (#{p.occurrence})",
-             p.due, p.window_start, p.window_end, p.reason)
+            (
+                f"{chosen.id}-{infused}-{p.key}@preview.ltfu-surveillance",
+                f"{p.name} (#{p.occurrence})",
+                p.due,
+                p.window_start,
+                p.window_end,
+                p.reason,
+            )
             for p in plan
         ]
         sys.stdout.write(calendar_ics(entries, name=f"{chosen.title} from {infused}").decode())
     else:
-        rows = [(p.due, p.window_start, p.window_end, p.assessment, p.occurrence, p.category, p.reason) for p in plan]
-        typer.echo(render(("due", "window start", "window end", "assessment", "#", "category", "reason"), rows, max_width=90))
-        typer.echo(f"\n{len(plan)} assessments, {chosen.id} version {chosen.version}, diagnosis {dx}, born {born}")
+        rows = [
+            (p.due, p.window_start, p.window_end, p.assessment, p.occurrence, p.category, p.reason)
+            for p in plan
+        ]
+        typer.echo(
+            render(
+                ("due", "window start", "window end", "assessment", "#", "category", "reason"),
+                rows,
+                max_width=90,
+            )
+        )
+        typer.echo(
+            f"\n{len(plan)} assessments, {chosen.id} version {chosen.version}, "
+            f"diagnosis {dx}, born {born}"
+        )
 
 
 # -- database, sites ---------------------------------------------------------------------
@@ -159,7 +213,9 @@ def db_upgrade() -> None:
     """Create or migrate the schema of DATABASE_URL to the newest version."""
     engine = make_engine(get_settings().database_url)
     migrate.upgrade(engine)
-    typer.echo(f"schema at revision {migrate.current_revision(engine)} ({engine.url.render_as_string()})")
+    typer.echo(
+        f"schema at revision {migrate.current_revision(engine)} ({engine.url.render_as_string()})"
+    )
 
 
 @sites_app.command("add")
@@ -193,14 +249,16 @@ def enroll_command(
     diagnosis: Annotated[str, typer.Option()],
     protocol: Annotated[str, typer.Option()],
     infusion: DateOption,
-    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+    now: Annotated[
+        datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)
+    ] = None,
 ) -> None:
     """Enrol a patient with the first infusion; the calendar is computed and stored."""
     enrolment = Enrolment(study_id, site, birth.date(), sex, diagnosis, protocol, infusion.date())
     with write_session(_engine()) as session:
         enroll(session, [enrolment], registry=_registry(), now=_clock(now)(), actor=_actor())
         count = session.execute(
-            select(Assessment.id).join(Patient).where(Patient.study_id == study_id)  # type: ignore[arg-type]
+            select(col(Assessment.id)).join(Patient).where(col(Patient.study_id) == study_id)
         ).all()
     typer.echo(f"enrolled {study_id} at {site}: {len(count)} assessments planned")
 
@@ -212,15 +270,28 @@ def record_command(
     on: DateOption,
     result: Annotated[str | None, typer.Option()] = None,
     reason: Annotated[str | None, typer.Option()] = None,
-    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+    now: Annotated[
+        datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)
+    ] = None,
 ) -> None:
     """Record what was done for one assessment; the future calendar follows."""
     with write_session(_engine()) as session:
         recorded = record_outcome(
-            session, key=key, outcome=outcome, on=on.date(), result=result, reason=reason,
-            actor=_actor(), registry=_registry(), now=_clock(now)(),
+            session,
+            key=key,
+            outcome=outcome,
+            on=on.date(),
+            result=result,
+            reason=reason,
+            actor=_actor(),
+            registry=_registry(),
+            now=_clock(now)(),
         )
-    flag = " (outside its window: protocol deviation)" if recorded.assessment.protocol_deviation else ""
+    flag = (
+        " (outside its window: protocol deviation)"
+        if recorded.assessment.protocol_deviation
+        else ""
+    )
     typer.echo(f"recorded {key}: {outcome} on {on.date()}{flag}")
     if not recorded.change.is_empty():
         typer.echo(f"calendar: {recorded.change.summary()}")
@@ -230,11 +301,20 @@ def record_command(
 def infuse_command(
     study_id: str,
     on: DateOption,
-    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+    now: Annotated[
+        datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)
+    ] = None,
 ) -> None:
     """Record a re-infusion (a new anchor for the calendar)."""
     with write_session(_engine()) as session:
-        change = add_infusion(session, study_id=study_id, on=on.date(), actor=_actor(), registry=_registry(), now=_clock(now)())
+        change = add_infusion(
+            session,
+            study_id=study_id,
+            on=on.date(),
+            actor=_actor(),
+            registry=_registry(),
+            now=_clock(now)(),
+        )
     typer.echo(f"re-infusion of {study_id} on {on.date()}: {change.summary()}")
 
 
@@ -244,13 +324,21 @@ def event_command(
     kind: Annotated[str, typer.Option(help="e.g. new_malignancy (see the protocol's events).")],
     on: DateOption,
     note: Annotated[str | None, typer.Option()] = None,
-    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+    now: Annotated[
+        datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)
+    ] = None,
 ) -> None:
     """Record an event the protocol reacts to (e.g. a new malignancy)."""
     with write_session(_engine()) as session:
         change = record_event(
-            session, study_id=study_id, kind=kind, on=on.date(), note=note,
-            actor=_actor(), registry=_registry(), now=_clock(now)(),
+            session,
+            study_id=study_id,
+            kind=kind,
+            on=on.date(),
+            note=note,
+            actor=_actor(),
+            registry=_registry(),
+            now=_clock(now)(),
         )
     typer.echo(f"{kind} for {study_id} on {on.date()}: {change.summary()}")
 
@@ -258,17 +346,28 @@ def event_command(
 @app.command("status")
 def status_command(
     study_id: str,
-    status: Annotated[str, typer.Option(help="deceased, withdrawn, lost_to_follow_up, transferred, active.")],
+    status: Annotated[
+        str, typer.Option(help="deceased, withdrawn, lost_to_follow_up, transferred, active.")
+    ],
     on: DateOption,
     reason: Annotated[str, typer.Option()],
     to_site: Annotated[str | None, typer.Option(help="For transferred: the new site.")] = None,
-    now: Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)] = None,
+    now: Annotated[
+        datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)
+    ] = None,
 ) -> None:
     """Change a patient's status; death and withdrawal end the future calendar."""
     with write_session(_engine()) as session:
         change = change_status(
-            session, study_id=study_id, status=status, on=on.date(), reason=reason,
-            actor=_actor(), registry=_registry(), now=_clock(now)(), to_site=to_site,
+            session,
+            study_id=study_id,
+            status=status,
+            on=on.date(),
+            reason=reason,
+            actor=_actor(),
+            registry=_registry(),
+            now=_clock(now)(),
+            to_site=to_site,
         )
     typer.echo(f"{study_id} is now {status} (from {on.date()}): {change.summary()}")
 
@@ -276,7 +375,9 @@ def status_command(
 @app.command("due")
 def due_command(
     site: Annotated[str, typer.Option()],
-    on: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Default: today at the site.")] = None,
+    on: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Default: today at the site.")
+    ] = None,
     status: Annotated[DueState | None, typer.Option(help="Only this state.")] = None,
     output: Annotated[TableFormat, typer.Option("--format")] = TableFormat.table,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
@@ -287,7 +388,15 @@ def due_command(
         site_row = get_site(session, site)
         day = on.date() if on else local_date(system_clock(), site_row.timezone)
         states = (status,) if status else tuple(DueState)
-        items = due_list(session, site_id=site, on=day, registry=_registry(), states=states, horizon_days=horizon, limit=limit)
+        items = due_list(
+            session,
+            site_id=site,
+            on=day,
+            registry=_registry(),
+            states=states,
+            horizon_days=horizon,
+            limit=limit,
+        )
     if output is TableFormat.json:
         typer.echo(json.dumps([item.as_dict() for item in items], indent=2, ensure_ascii=False))
         return
@@ -299,13 +408,29 @@ def due_command(
         sys.stdout.write(buffer.getvalue())
         return
     rows = [
-        (i.state.value, i.days_overdue or "", i.study_id, i.name, i.due_on, f"{i.window_start} to {i.window_end}", i.key)
+        (
+            i.state.value,
+            i.days_overdue or "",
+            i.study_id,
+            i.name,
+            i.due_on,
+            f"{i.window_start} to {i.window_end}",
+            i.key,
+        )
         for i in items
     ]
-    typer.echo(f"{site} on {day}: {sum(i.state is DueState.overdue for i in items)} overdue, "
-               f"{sum(i.state is DueState.due for i in items)} due, "
-               f"{sum(i.state is DueState.upcoming for i in items)} upcoming in {horizon} days\n")
-    typer.echo(render(("state", "days over", "patient", "assessment", "due", "window", "key"), rows, max_width=48))
+    typer.echo(
+        f"{site} on {day}: {sum(i.state is DueState.overdue for i in items)} overdue, "
+        f"{sum(i.state is DueState.due for i in items)} due, "
+        f"{sum(i.state is DueState.upcoming for i in items)} upcoming in {horizon} days\n"
+    )
+    typer.echo(
+        render(
+            ("state", "days over", "patient", "assessment", "due", "window", "key"),
+            rows,
+            max_width=48,
+        )
+    )
 
 
 @app.command("show")
@@ -320,36 +445,94 @@ def show_command(
         patient = get_patient(session, study_id)
         site = get_site(session, patient.site_id)
         day = on.date() if on else local_date(system_clock(), site.timezone)
-        rows = session.execute(
-            select(Assessment).where(Assessment.patient_id == patient.id).order_by(Assessment.due_on, Assessment.assessment)  # type: ignore[arg-type]
-        ).scalars().all()
+        rows = (
+            session.execute(
+                select(Assessment)
+                .where(col(Assessment.patient_id) == patient.id)
+                .order_by(col(Assessment.due_on), col(Assessment.assessment))
+            )
+            .scalars()
+            .all()
+        )
+
     def state(a: Assessment) -> str:
-        return derive_state(day, a.window_start, a.window_end).value if a.status == "pending" else a.status
+        return (
+            derive_state(day, a.window_start, a.window_end).value
+            if a.status == "pending"
+            else a.status
+        )
+
     if output is TableFormat.json:
-        typer.echo(json.dumps([{
-            "key": f"{study_id}:{a.infusion_number}:{a.assessment}:{a.occurrence}", "assessment": a.assessment,
-            "name": assessment_name(registry, a.protocol_id, a.protocol_version, a.assessment),
-            "due": a.due_on.isoformat(), "window_start": a.window_start.isoformat(), "window_end": a.window_end.isoformat(),
-            "status": a.status, "state": state(a), "performed_on": a.performed_on.isoformat() if a.performed_on else None,
-            "result": a.result, "protocol_deviation": a.protocol_deviation, "reason": a.reason, "status_reason": a.status_reason,
-        } for a in rows], indent=2, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "key": f"{study_id}:{a.infusion_number}:{a.assessment}:{a.occurrence}",
+                        "assessment": a.assessment,
+                        "name": assessment_name(
+                            registry, a.protocol_id, a.protocol_version, a.assessment
+                        ),
+                        "due": a.due_on.isoformat(),
+                        "window_start": a.window_start.isoformat(),
+                        "window_end": a.window_end.isoformat(),
+                        "status": a.status,
+                        "state": state(a),
+                        "performed_on": a.performed_on.isoformat() if a.performed_on else None,
+                        "result": a.result,
+                        "protocol_deviation": a.protocol_deviation,
+                        "reason": a.reason,
+                        "status_reason": a.status_reason,
+                    }
+                    for a in rows
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
-    typer.echo(f"{patient.study_id}  site {patient.site_id}  {patient.diagnosis}  born {patient.birth_date}  "
-               f"{patient.protocol_id} {patient.protocol_version}  status {patient.status}\n")
-    table = [(a.due_on, state(a), a.assessment, a.occurrence, a.performed_on or "", a.result or "", a.status_reason or a.reason) for a in rows]
-    typer.echo(render(("due", "state", "assessment", "#", "done on", "result", "reason"), table, max_width=70))
+    typer.echo(
+        f"{patient.study_id}  site {patient.site_id}  {patient.diagnosis}  "
+        f"born {patient.birth_date}  "
+        f"{patient.protocol_id} {patient.protocol_version}  status {patient.status}\n"
+    )
+    table = [
+        (
+            a.due_on,
+            state(a),
+            a.assessment,
+            a.occurrence,
+            a.performed_on or "",
+            a.result or "",
+            a.status_reason or a.reason,
+        )
+        for a in rows
+    ]
+    typer.echo(
+        render(
+            ("due", "state", "assessment", "#", "done on", "result", "reason"), table, max_width=70
+        )
+    )
 
 
 @app.command("amend")
 def amend_command(
     protocol: Annotated[str, typer.Option()],
     to_version: Annotated[str, typer.Option()],
-    apply: Annotated[bool, typer.Option("--apply", help="Write the changes (default: dry run).")] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write the changes (default: dry run).")
+    ] = False,
 ) -> None:
-    """Show (or with --apply, make) the calendar changes of moving patients to a new protocol version."""
+    """Show (or with --apply, make) the calendar changes of moving patients to a new protocol version."""  # noqa: E501
     with write_session(_engine()) as session:
-        amendments = amend(session, protocol_id=protocol, to_version=to_version, registry=_registry(),
-                           actor=_actor(), now=system_clock(), apply=apply)
+        amendments = amend(
+            session,
+            protocol_id=protocol,
+            to_version=to_version,
+            registry=_registry(),
+            actor=_actor(),
+            now=system_clock(),
+            apply=apply,
+        )
         if not apply:
             session.rollback()
     for item in amendments:
@@ -384,8 +567,10 @@ def demo_command() -> None:
         summary = load_demo(session, registry=_registry(), now=system_clock())
         credentials = create_demo_users(session)
     typer.echo(
-        f"demo cohort loaded into {engine.url.render_as_string()}: {summary.patients} synthetic patients at Rome and Erlangen, "
-        f"{summary.completed} assessments completed, {summary.missed} missed, {summary.overdue_left} left overdue."
+        f"demo cohort loaded into {engine.url.render_as_string()}: "
+        f"{summary.patients} synthetic patients at Rome and Erlangen, "
+        f"{summary.completed} assessments completed, {summary.missed} missed, "
+        f"{summary.overdue_left} left overdue."
     )
     lines = ["Demo users (sign in at http://127.0.0.1:8000/ after `surveillance serve`):"]
     lines += [f"  {role:<18} {email:<32} {password}" for email, role, password in credentials]
@@ -415,23 +600,63 @@ def _reset(engine: Engine) -> None:
 def serve_command(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    scheduler: Annotated[
+        bool, typer.Option(help="Also run the alert scheduler (--no-scheduler: API only).")
+    ] = True,
 ) -> None:
-    """Run the web pages and the HTTP API (OpenAPI at /docs)."""
+    """Run the web pages and the HTTP API (OpenAPI at /docs), with the alert scheduler."""
     import uvicorn
 
+    from .alerting.scheduler import build_scheduler
     from .api.app import create_app
 
-    _engine()  # migrate before serving
-    typer.echo(f"serving on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    jobs = alert_jobs()  # migrates before serving
+    background = build_scheduler(jobs) if scheduler else None
+    if background is not None:
+        background.start()
+    typer.echo(
+        f"serving on http://{host}:{port}/ (API docs at /docs)"
+        f"{'' if scheduler else ', no scheduler'}"
+    )
+    try:
+        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    finally:
+        if background is not None:
+            background.shutdown(wait=False)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run only the alert scheduler (scan, digests, dispatch), for multi-process deployments."""
+    import signal
+    import threading
+
+    from .alerting.scheduler import build_scheduler
+
+    scheduler = build_scheduler(alert_jobs())
+    scheduler.start()
+    typer.echo("alert worker running (Ctrl+C to stop)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown()
 
 
 @users_app.command("add")
 def users_add(
     email: Annotated[str, typer.Option()],
     role: Annotated[str, typer.Option(help="nurse, investigator, pharmacovigilance or admin.")],
-    site: Annotated[list[str] | None, typer.Option(help="A site of a nurse or investigator; repeat for several.")] = None,
-    password: Annotated[str | None, typer.Option(help="Set a password for the web pages too.")] = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option(help="A site of a nurse or investigator; repeat for several."),
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Set a password for the web pages too.")
+    ] = None,
 ) -> None:
     """Add a user (nurses and investigators work at one or more sites)."""
     from . import auth
@@ -461,32 +686,52 @@ def users_list() -> None:
     from .models import User, UserSite
 
     with read_session(_engine()) as session:
-        users = session.execute(select(User).order_by(User.email)).scalars().all()  # type: ignore[arg-type]
+        users = session.execute(select(User).order_by(col(User.email))).scalars().all()
         sites = {(u.user_id, u.site_id) for u in session.execute(select(UserSite)).scalars()}
-    rows = [(u.email, u.role, ", ".join(sorted(s for uid, s in sites if uid == u.id)), "yes" if u.password_hash else "no")
-            for u in users]
+    rows = [
+        (
+            u.email,
+            u.role,
+            ", ".join(sorted(s for uid, s in sites if uid == u.id)),
+            "yes" if u.password_hash else "no",
+        )
+        for u in users
+    ]
     typer.echo(render(("email", "role", "sites", "password"), rows))
 
 
 @tokens_app.command("create")
 def tokens_create(
     email: Annotated[str, typer.Option()],
-    feed_site: Annotated[str | None, typer.Option("--feed-site", help="A read-only calendar-feed token for this site.")] = None,
+    feed_site: Annotated[
+        str | None,
+        typer.Option("--feed-site", help="A read-only calendar-feed token for this site."),
+    ] = None,
 ) -> None:
     """Create a token for a user; it is printed once and stored only as a hash."""
     from . import auth
 
     with write_session(_engine()) as session:
-        row, token = auth.create_token(session, email=email, actor=_actor(), feed_site=feed_site, now=system_clock())
+        row, token = auth.create_token(
+            session, email=email, actor=_actor(), feed_site=feed_site, now=system_clock()
+        )
     typer.echo(token)
     if feed_site:
-        typer.echo(f"calendar feed: {get_settings().base_url}/api/v1/sites/{feed_site}/calendar.ics?token={token}", err=True)
+        typer.echo(
+            f"calendar feed: {get_settings().base_url}"
+            f"/api/v1/sites/{feed_site}/calendar.ics?token={token}",
+            err=True,
+        )
     typer.echo(f"token {row.prefix}… for {email}: store it now, it is not shown again", err=True)
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(prefix: Annotated[str, typer.Argument(help="The token's first 12 characters (see tokens list).")]) -> None:
-    """Revoke a token: it stops working at once."""
+def tokens_revoke(
+    prefix: Annotated[
+        str, typer.Argument(help="The token's first 12 characters (see tokens list).")
+    ],
+) -> None:
+    """Revoke a token: it stops working within SURVEILLANCE_CACHE_SECONDS (default 5 s)."""
     from . import auth
 
     with write_session(_engine()) as session:
@@ -499,8 +744,10 @@ def tokens_list() -> None:
     from . import auth
 
     with read_session(_engine()) as session:
-        rows = [(t.prefix + "…", email, t.kind, t.feed_site_id or "", t.created_at, t.revoked_at or "")
-                for t, email in auth.list_tokens(session)]
+        rows = [
+            (t.prefix + "…", email, t.kind, t.feed_site_id or "", t.created_at, t.revoked_at or "")
+            for t, email in auth.list_tokens(session)
+        ]
     typer.echo(render(("token", "user", "kind", "site", "created", "revoked"), rows))
 
 
@@ -511,6 +758,3 @@ def main() -> None:
     except (SurveillanceError, rules.RulesError) as exc:
         typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
         sys.exit(1)
-
-
-

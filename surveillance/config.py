@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     # Mark the session cookie Secure (set true behind HTTPS).
     secure_cookies: bool = False
+    # Threads that run the requests' database work, and as many pooled connections. More
+    # threads than connections only queue; in one Python process more threads mostly
+    # contend for the GIL (benchmarks/api.py measures it).
+    db_threads: int = Field(default=8, ge=1, le=64)
+    # How long an API process remembers who a bearer token belongs to (and a site's time
+    # zone): a revoked token stops working within this time. 0: look up on every request.
+    cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # Email. With no SMTP host the embedded default writes mail to the log and to the
     # "outgoing mail" page instead of sending it.
