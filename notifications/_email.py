@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage as MimeMessage
 from email.utils import formatdate, make_msgid
+from urllib.parse import quote
 
 from ._errors import PermanentDeliveryError, TransientDeliveryError
 from ._result import DeliveryResult
@@ -34,6 +36,23 @@ class EmailMessage:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# RFC 5322 atext (letters and digits are always safe for ``quote``); "%" is left out so
+# that it is escaped too and the encoding stays one-to-one.
+_ATEXT_SAFE = "!#$&'*+-/=?^_`{|}~"
+
+
+def message_id_part(message_id: str) -> str:
+    """``message_id`` as the left part of a Message-ID (an RFC 5322 dot-atom).
+
+    Alert ids contain ``:``, which the header parser stops at (every alert would share
+    the Message-ID ``<assessment.overdue``): other characters are %-escaped, one-to-one,
+    so distinct ids stay distinct and ``urllib.parse.unquote`` gives the id back.
+    """
+    encoded = quote(message_id, safe=_ATEXT_SAFE + ".")
+    # A dot-atom has no leading, trailing or doubled dots.
+    return re.sub(r"^\.|\.$|\.(?=\.)", "%2E", encoded)
+
+
 def build_mime(config: SmtpConfig, message: EmailMessage) -> MimeMessage:
     mime = MimeMessage()
     mime["From"] = config.from_address
@@ -42,7 +61,9 @@ def build_mime(config: SmtpConfig, message: EmailMessage) -> MimeMessage:
     mime["Date"] = formatdate(localtime=False)
     domain = config.from_address.rpartition("@")[2] or "localhost"
     mime["Message-ID"] = (
-        f"<{message.message_id}@{domain}>" if message.message_id else make_msgid(domain=domain)
+        f"<{message_id_part(message.message_id)}@{domain}>"
+        if message.message_id
+        else make_msgid(domain=domain)
     )
     for name, value in message.headers.items():
         mime[name] = value

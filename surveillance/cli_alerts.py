@@ -49,7 +49,7 @@ def scan_command(
     ] = None,
 ) -> None:
     """One scan: write the alerts due as of a day (running it twice creates nothing new)."""
-    jobs = alert_jobs(on)
+    jobs = alert_jobs()  # real clock: the alerts are due for sending now, whatever --on says
     report = jobs.scan_once(on=on.date() if on else None)
     digests = jobs.run_digests() if on is None else 0
     created = ", ".join(f"{kind} {count}" for kind, count in report.created.items())

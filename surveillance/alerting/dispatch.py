@@ -15,11 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine, and_, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import notifications
 import rules
@@ -27,7 +26,15 @@ import rules
 from ..db import write_session
 from ..models import Assessment, AssessmentStatus, Patient
 from . import messages, recipients
-from .models import Acknowledgement, Alert, AlertStatus, Channel, DeliveryAttempt, OutgoingMail, WebhookEndpoint
+from .models import (
+    Acknowledgement,
+    Alert,
+    AlertStatus,
+    Channel,
+    DeliveryAttempt,
+    OutgoingMail,
+    WebhookEndpoint,
+)
 from .scan import FOLLOWED
 
 log = logging.getLogger("surveillance.alerts")
@@ -65,13 +72,19 @@ class _Job:
     endpoint_id: str | None = None
 
 
-def dispatch(engine: Engine, *, now: Callable[[], datetime], config: DispatchConfig, limit: int = 200) -> DispatchReport:
+def dispatch(
+    engine: Engine, *, now: Callable[[], datetime], config: DispatchConfig, limit: int = 200
+) -> DispatchReport:
     """Deliver what is due now; returns what happened (one batch of at most ``limit``)."""
     report = DispatchReport()
     with write_session(engine) as session:
         ids = claim(session, now=now(), limit=limit)
     report.claimed = len(ids)
-    jobs = [job for alert_id in ids if (job := _prepare(engine, alert_id, now(), config, report)) is not None]
+    jobs = [
+        job
+        for alert_id in ids
+        if (job := _prepare(engine, alert_id, now(), config, report)) is not None
+    ]
     if not jobs:
         return report
     local = threading.local()
@@ -97,24 +110,28 @@ def dispatch(engine: Engine, *, now: Callable[[], datetime], config: DispatchCon
 def claim(session: Session, *, now: datetime, limit: int) -> list[str]:
     """Take up to ``limit`` alerts due now (or whose previous claim expired)."""
     due = or_(
-        and_(Alert.status == AlertStatus.pending.value, Alert.next_attempt_at <= now),
-        and_(Alert.status == AlertStatus.sending.value, Alert.claimed_until < now),  # type: ignore[operator]
+        and_(col(Alert.status) == AlertStatus.pending.value, col(Alert.next_attempt_at) <= now),
+        and_(col(Alert.status) == AlertStatus.sending.value, col(Alert.claimed_until) < now),
     )
-    statement = select(Alert.id).where(Alert.status.in_((AlertStatus.pending.value, AlertStatus.sending.value)), due)  # type: ignore[attr-defined]
-    statement = statement.order_by(Alert.next_attempt_at).limit(limit)  # type: ignore[arg-type]
+    statement = select(col(Alert.id)).where(
+        col(Alert.status).in_((AlertStatus.pending.value, AlertStatus.sending.value)), due
+    )
+    statement = statement.order_by(col(Alert.next_attempt_at)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
     ids = list(session.execute(statement).scalars())
     if ids:
         session.execute(
             update(Alert)
-            .where(Alert.id.in_(ids))  # type: ignore[attr-defined]
+            .where(col(Alert.id).in_(ids))
             .values(status=AlertStatus.sending.value, claimed_until=now + CLAIM_LEASE)
         )
     return ids
 
 
-def _prepare(engine: Engine, alert_id: str, now: datetime, config: DispatchConfig, report: DispatchReport) -> _Job | None:
+def _prepare(
+    engine: Engine, alert_id: str, now: datetime, config: DispatchConfig, report: DispatchReport
+) -> _Job | None:
     """Re-check the cause, freeze the payload and build the message (one transaction)."""
     with write_session(engine) as session:
         alert = session.get(Alert, alert_id)
@@ -122,23 +139,38 @@ def _prepare(engine: Engine, alert_id: str, now: datetime, config: DispatchConfi
         gone = cause_gone(session, alert)
         if gone is not None:
             _finish(session, alert, AlertStatus.cancelled, now, cancel_reason=gone)
-            session.add(DeliveryAttempt(alert_id=alert.id, attempted_at=now, outcome="cancelled", detail=gone))
+            session.add(
+                DeliveryAttempt(
+                    alert_id=alert.id, attempted_at=now, outcome="cancelled", detail=gone
+                )
+            )
             report.cancelled += 1
             return None
         if alert.payload is None:
             alert.payload = json.dumps(
-                messages.event_data(session, alert, registry=config.registry, base_url=config.base_url), default=str
+                messages.event_data(
+                    session, alert, registry=config.registry, base_url=config.base_url
+                ),
+                default=str,
             )
             session.add(alert)
         data = json.loads(alert.payload)
         if alert.channel == Channel.email.value:
             to = recipients.resolve(session, alert.recipient)
             subject, text, html = messages.render_email(alert, data)
-            email = notifications.EmailMessage(to=tuple(to), subject=subject, text=text, html=html, message_id=alert.id)
+            email = notifications.EmailMessage(
+                to=tuple(to), subject=subject, text=text, html=html, message_id=alert.id
+            )
             return _Job(alert.id, alert.channel, email=email)
         endpoint = session.get(WebhookEndpoint, alert.recipient)
         if endpoint is None or not endpoint.enabled:
-            _finish(session, alert, AlertStatus.held, now, cancel_reason="webhook endpoint disabled: replay after re-enabling")
+            _finish(
+                session,
+                alert,
+                AlertStatus.held,
+                now,
+                cancel_reason="webhook endpoint disabled: replay after re-enabling",
+            )
             report.held += 1
             return None
         secrets = [endpoint.secret]
@@ -170,6 +202,9 @@ def cause_gone(session: Session, alert: Alert) -> str | None:
         return f"patient {patient.study_id} transferred to {patient.site_id}"
     if alert.kind.startswith("assessment.") and row.status != AssessmentStatus.pending.value:
         return f"the assessment was recorded as {row.status} meanwhile"
+    still_missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
+    if alert.kind == "patient.follow_up_at_risk" and row.status not in still_missed:
+        return f"the last yearly contact was recorded as {row.status} meanwhile"
     if alert.kind == "assessment.escalated":
         ack = session.get(Acknowledgement, (row.id, alert.level))
         if ack is not None:
@@ -177,19 +212,27 @@ def cause_gone(session: Session, alert: Alert) -> str | None:
     return None
 
 
-def _send(job: _Job, config: DispatchConfig, local: threading.local) -> notifications.DeliveryResult:
+def _send(
+    job: _Job, config: DispatchConfig, local: threading.local
+) -> notifications.DeliveryResult:
     if job.email is not None:
         if not job.email.to:
-            raise notifications.PermanentDeliveryError("no active user to send it to (check the site's staff)")
+            raise notifications.PermanentDeliveryError(
+                "no active user to send it to (check the site's staff)"
+            )
         if config.smtp is None:
-            return notifications.DeliveryResult(None, "written to the outgoing-mail page (no SMTP configured)")
+            return notifications.DeliveryResult(
+                None, "written to the outgoing-mail page (no SMTP configured)"
+            )
         return notifications.send_email(config.smtp, job.email)
     assert job.webhook is not None
     client = getattr(local, "client", None)
     if client is None:  # one client per worker thread: a shared pool serialises here
         client = local.client = httpx.Client()
         local.__dict__.setdefault("all_clients", []).append(client)
-    return notifications.send_webhook(client, job.webhook, timeout=httpx.Timeout(config.webhook_timeout))
+    return notifications.send_webhook(
+        client, job.webhook, timeout=httpx.Timeout(config.webhook_timeout)
+    )
 
 
 def _record(
@@ -206,8 +249,15 @@ def _record(
         alert.attempts += 1
         endpoint = session.get(WebhookEndpoint, job.endpoint_id) if job.endpoint_id else None
         if isinstance(outcome, notifications.DeliveryResult):
-            session.add(DeliveryAttempt(alert_id=alert.id, attempted_at=now, outcome="sent",
-                                        status_code=outcome.status_code, detail=outcome.detail[:2048]))
+            session.add(
+                DeliveryAttempt(
+                    alert_id=alert.id,
+                    attempted_at=now,
+                    outcome="sent",
+                    status_code=outcome.status_code,
+                    detail=outcome.detail[:2048],
+                )
+            )
             if job.email is not None and config.smtp is None:
                 _write_outgoing(session, alert, job.email, now)
             if endpoint is not None:
@@ -216,8 +266,15 @@ def _record(
             _finish(session, alert, AlertStatus.sent, now)
             report.sent += 1
             return
-        session.add(DeliveryAttempt(alert_id=alert.id, attempted_at=now, outcome=_kind(outcome),
-                                    status_code=outcome.status_code, detail=outcome.detail))
+        session.add(
+            DeliveryAttempt(
+                alert_id=alert.id,
+                attempted_at=now,
+                outcome=_kind(outcome),
+                status_code=outcome.status_code,
+                detail=outcome.detail,
+            )
+        )
         alert.last_error = outcome.detail
         log.warning("delivery of %s failed (%s): %s", alert.id, _kind(outcome), outcome.detail)
         if endpoint is not None:
@@ -226,17 +283,29 @@ def _record(
         if isinstance(outcome, notifications.TransientDeliveryError):
             delay = notifications.next_retry_delay(alert.attempts, outcome.retry_after)
         if delay is not None:
-            alert.status, alert.next_attempt_at, alert.claimed_until = AlertStatus.pending.value, now + delay, None
+            alert.status, alert.next_attempt_at, alert.claimed_until = (
+                AlertStatus.pending.value,
+                now + delay,
+                None,
+            )
             session.add(alert)
             report.retrying += 1
             return
         _finish(session, alert, AlertStatus.failed, now)
         report.failed += 1
         report.errors.append(f"{alert.id}: {outcome.detail}")
-        _tell_admins(session, "alert.failed", alert, now, what=f"An alert could not be delivered after {alert.attempts} attempt(s).")
+        _tell_admins(
+            session,
+            "alert.failed",
+            alert,
+            now,
+            what=f"An alert could not be delivered after {alert.attempts} attempt(s).",
+        )
 
 
-def _endpoint_health(session: Session, endpoint: WebhookEndpoint, error: notifications.DeliveryError, now: datetime) -> None:
+def _endpoint_health(
+    session: Session, endpoint: WebhookEndpoint, error: notifications.DeliveryError, now: datetime
+) -> None:
     endpoint.failing_since = endpoint.failing_since or now
     reason = None
     if isinstance(error, notifications.PermanentDeliveryError) and error.gone:
@@ -245,16 +314,36 @@ def _endpoint_health(session: Session, endpoint: WebhookEndpoint, error: notific
         reason = f"failing continuously since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC"
     if reason is not None and endpoint.enabled:
         endpoint.enabled, endpoint.disabled_reason = False, reason
-        _tell_admins(session, "webhook.disabled", None, now, what=f"Webhook endpoint {endpoint.id} ({endpoint.url}) was disabled: {reason}. Its alerts are held; replay them after re-enabling.", subject_id=endpoint.id)
+        _tell_admins(
+            session,
+            "webhook.disabled",
+            None,
+            now,
+            what=(
+                f"Webhook endpoint {endpoint.id} ({endpoint.url}) was disabled: {reason}. "
+                "Its alerts are held; replay them after re-enabling."
+            ),
+            subject_id=endpoint.id,
+        )
     session.add(endpoint)
 
 
-def _tell_admins(session: Session, kind: str, failed: Alert | None, now: datetime, *, what: str, subject_id: str | None = None) -> None:
+def _tell_admins(
+    session: Session,
+    kind: str,
+    failed: Alert | None,
+    now: datetime,
+    *,
+    what: str,
+    subject_id: str | None = None,
+) -> None:
     """An email to the admins about a delivery problem (never about its own failures)."""
     if failed is not None and failed.kind in _NO_ADMIN_ALERT:
         return
     subject = subject_id or (failed.id if failed else "")
-    alert_id = f"{kind}:{subject}:{now:%Y%m%d}" if kind == "webhook.disabled" else f"{kind}:{subject}"
+    alert_id = (
+        f"{kind}:{subject}:{now:%Y%m%d}" if kind == "webhook.disabled" else f"{kind}:{subject}"
+    )
     if session.get(Alert, alert_id) is not None:
         return
     payload = {
@@ -265,18 +354,46 @@ def _tell_admins(session: Session, kind: str, failed: Alert | None, now: datetim
         "attempts": failed.attempts if failed else None,
         "error": failed.last_error if failed else None,
     }
-    session.add(Alert(id=alert_id, kind=kind, level=0, channel=Channel.email.value, recipient="admins",
-                      site_id=failed.site_id if failed else None, as_of=now.date(), payload=json.dumps(payload),
-                      next_attempt_at=now, created_at=now))
+    session.add(
+        Alert(
+            id=alert_id,
+            kind=kind,
+            level=0,
+            channel=Channel.email.value,
+            recipient="admins",
+            site_id=failed.site_id if failed else None,
+            as_of=now.date(),
+            payload=json.dumps(payload),
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
 
 
-def _write_outgoing(session: Session, alert: Alert, email: notifications.EmailMessage, now: datetime) -> None:
+def _write_outgoing(
+    session: Session, alert: Alert, email: notifications.EmailMessage, now: datetime
+) -> None:
     log.info("email (no SMTP configured) to %s: %s", ", ".join(email.to) or "nobody", email.subject)
-    session.add(OutgoingMail(alert_id=alert.id, to=", ".join(email.to), subject=email.subject,
-                             text_body=email.text, html_body=email.html, written_at=now))
+    session.add(
+        OutgoingMail(
+            alert_id=alert.id,
+            to=", ".join(email.to),
+            subject=email.subject,
+            text_body=email.text,
+            html_body=email.html,
+            written_at=now,
+        )
+    )
 
 
-def _finish(session: Session, alert: Alert, status: AlertStatus, now: datetime, *, cancel_reason: str | None = None) -> None:
+def _finish(
+    session: Session,
+    alert: Alert,
+    status: AlertStatus,
+    now: datetime,
+    *,
+    cancel_reason: str | None = None,
+) -> None:
     alert.status, alert.claimed_until = status.value, None
     if status is AlertStatus.sent:
         alert.sent_at = now
@@ -291,4 +408,3 @@ def _kind(error: notifications.DeliveryError) -> str:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-

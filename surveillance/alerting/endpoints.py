@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import notifications
 
@@ -27,11 +27,20 @@ class NewEndpoint:
 
 
 def add_endpoint(
-    session: Session, *, url: str, events: list[str], site_id: str | None, allow_private: bool, actor: str, now: datetime
+    session: Session,
+    *,
+    url: str,
+    events: list[str],
+    site_id: str | None,
+    allow_private: bool,
+    actor: str,
+    now: datetime,
 ) -> NewEndpoint:
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if not events or unknown:
-        raise InvalidInput(f"unknown event types {unknown or '(none given)'}; use any of {', '.join(EVENT_TYPES)}")
+        raise InvalidInput(
+            f"unknown event types {unknown or '(none given)'}; use any of {', '.join(EVENT_TYPES)}"
+        )
     try:
         notifications.validate_webhook_url(url, allow_private=allow_private)
     except notifications.InvalidWebhookUrl as exc:
@@ -40,13 +49,24 @@ def add_endpoint(
         get_site(session, site_id)
     secret = notifications.new_webhook_secret()
     endpoint = WebhookEndpoint(
-        id=f"wh_{secrets.token_hex(8)}", url=url, event_types=",".join(sorted(set(events))),
-        site_id=site_id, secret=secret, created_at=now,
+        id=f"wh_{secrets.token_hex(8)}",
+        url=url,
+        event_types=",".join(sorted(set(events))),
+        site_id=site_id,
+        secret=secret,
+        created_at=now,
     )
     session.add(endpoint)
     session.flush()
-    audit.record(session, actor=actor, action="add_webhook", entity="webhook", entity_key=endpoint.id,
-                 new={"url": url, "events": endpoint.event_types, "site": site_id}, at=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="add_webhook",
+        entity="webhook",
+        entity_key=endpoint.id,
+        new={"url": url, "events": endpoint.event_types, "site": site_id},
+        at=now,
+    )
     return NewEndpoint(endpoint, secret)
 
 
@@ -58,10 +78,14 @@ def get_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
 
 
 def list_endpoints(session: Session) -> list[WebhookEndpoint]:
-    return list(session.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at)).scalars())  # type: ignore[arg-type]
+    return list(
+        session.execute(select(WebhookEndpoint).order_by(col(WebhookEndpoint.created_at))).scalars()
+    )
 
 
-def set_enabled(session: Session, endpoint_id: str, *, enabled: bool, actor: str, now: datetime) -> WebhookEndpoint:
+def set_enabled(
+    session: Session, endpoint_id: str, *, enabled: bool, actor: str, now: datetime
+) -> WebhookEndpoint:
     endpoint = get_endpoint(session, endpoint_id)
     old = {"enabled": endpoint.enabled, "disabled_reason": endpoint.disabled_reason}
     endpoint.enabled = enabled
@@ -69,34 +93,65 @@ def set_enabled(session: Session, endpoint_id: str, *, enabled: bool, actor: str
     if enabled:
         endpoint.failing_since = None
     session.add(endpoint)
-    audit.record(session, actor=actor, action="enable_webhook" if enabled else "disable_webhook",
-                 entity="webhook", entity_key=endpoint.id, old=old, new={"enabled": enabled}, at=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="enable_webhook" if enabled else "disable_webhook",
+        entity="webhook",
+        entity_key=endpoint.id,
+        old=old,
+        new={"enabled": enabled},
+        at=now,
+    )
     return endpoint
 
 
 def rotate_secret(session: Session, endpoint_id: str, *, actor: str, now: datetime) -> NewEndpoint:
     """A new secret; the old one stays valid (both signatures sent) for 24 hours."""
     endpoint = get_endpoint(session, endpoint_id)
-    endpoint.previous_secret, endpoint.previous_secret_expires_at = endpoint.secret, now + ROTATION_OVERLAP
+    endpoint.previous_secret, endpoint.previous_secret_expires_at = (
+        endpoint.secret,
+        now + ROTATION_OVERLAP,
+    )
     endpoint.secret = notifications.new_webhook_secret()
     session.add(endpoint)
-    audit.record(session, actor=actor, action="rotate_webhook_secret", entity="webhook", entity_key=endpoint.id, at=now)
+    audit.record(
+        session,
+        actor=actor,
+        action="rotate_webhook_secret",
+        entity="webhook",
+        entity_key=endpoint.id,
+        at=now,
+    )
     return NewEndpoint(endpoint, endpoint.secret)
 
 
-def replay(session: Session, endpoint_id: str, *, since: datetime, actor: str, now: datetime) -> int:
+def replay(
+    session: Session, endpoint_id: str, *, since: datetime, actor: str, now: datetime
+) -> int:
     """Queue again every alert for this endpoint created since ``since`` (same ids)."""
     get_endpoint(session, endpoint_id)
     count = session.execute(
         update(Alert)
         .where(
-            Alert.recipient == endpoint_id,
-            Alert.channel == "webhook",
-            Alert.created_at >= since,
-            Alert.status.in_((AlertStatus.sent.value, AlertStatus.failed.value, AlertStatus.held.value)),  # type: ignore[attr-defined]
+            col(Alert.recipient) == endpoint_id,
+            col(Alert.channel) == "webhook",
+            col(Alert.created_at) >= since,
+            col(Alert.status).in_(
+                (AlertStatus.sent.value, AlertStatus.failed.value, AlertStatus.held.value)
+            ),  # type: ignore[attr-defined]
         )
-        .values(status=AlertStatus.pending.value, next_attempt_at=now, claimed_until=None, attempts=0)
-    ).rowcount  # type: ignore[attr-defined]
-    audit.record(session, actor=actor, action="replay_webhook", entity="webhook", entity_key=endpoint_id,
-                 new={"since": since.isoformat(), "alerts": count}, at=now)
+        .values(
+            status=AlertStatus.pending.value, next_attempt_at=now, claimed_until=None, attempts=0
+        )
+    ).rowcount
+    audit.record(
+        session,
+        actor=actor,
+        action="replay_webhook",
+        entity="webhook",
+        entity_key=endpoint_id,
+        new={"since": since.isoformat(), "alerts": count},
+        at=now,
+    )
     return int(count)

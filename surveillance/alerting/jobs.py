@@ -35,14 +35,23 @@ class AlertJobs:
         smtp = None
         if s.smtp_host:
             smtp = notifications.SmtpConfig(
-                host=s.smtp_host, port=s.smtp_port, from_address=s.smtp_from, username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None, starttls=s.smtp_starttls,
+                host=s.smtp_host,
+                port=s.smtp_port,
+                from_address=s.smtp_from,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                starttls=s.smtp_starttls,
             )
         return DispatchConfig(registry=self.registry, base_url=s.base_url, smtp=smtp)
 
     def scan_once(self, on: date | None = None) -> ScanReport:
         with write_session(self.engine) as session:
-            return scan(session, now=self.clock(), overrides=parse_overrides(self.settings.alert_policy), on=on)
+            return scan(
+                session,
+                now=self.clock(),
+                overrides=parse_overrides(self.settings.alert_policy),
+                on=on,
+            )
 
     def run_scan(self) -> list[ScanReport]:
         """The scheduled scan: catch up on each day missed since the last run, then today."""
@@ -55,19 +64,32 @@ class AlertJobs:
             for day in missed_days(previous, now):
                 reports.append(self.scan_once(on=day))
             reports.append(self.scan_once())
-        log.info("alert scan: %s", ", ".join(f"{k}={v}" for r in reports for k, v in r.created.items() if v) or "nothing new")
+        log.info(
+            "alert scan: %s",
+            ", ".join(f"{k}={v}" for r in reports for k, v in r.created.items() if v)
+            or "nothing new",
+        )
         return reports
 
     def run_digests(self, site_id: str | None = None) -> int:
         now = self.clock()
-        with leased(self.engine, f"alerts.digest.{site_id or 'all'}", now=now, ttl=timedelta(minutes=10)) as mine:
+        with leased(
+            self.engine, f"alerts.digest.{site_id or 'all'}", now=now, ttl=timedelta(minutes=10)
+        ) as mine:
             if not mine:
                 return 0
             with write_session(self.engine) as session:
-                return create_digests(session, now=now, overrides=parse_overrides(self.settings.alert_policy), site_id=site_id)
+                return create_digests(
+                    session,
+                    now=now,
+                    overrides=parse_overrides(self.settings.alert_policy),
+                    site_id=site_id,
+                )
 
     def run_dispatch(self) -> DispatchReport:
-        with leased(self.engine, "alerts.dispatch", now=self.clock(), ttl=timedelta(minutes=5)) as mine:
+        with leased(
+            self.engine, "alerts.dispatch", now=self.clock(), ttl=timedelta(minutes=5)
+        ) as mine:
             if not mine:
                 return DispatchReport()
             return dispatch(self.engine, now=self.clock, config=self.dispatch_config())

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from ..db import write_session
 from .models import JobLease
@@ -19,12 +20,17 @@ from .models import JobLease
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def try_acquire(engine: Engine, name: str, *, now: datetime, ttl: timedelta, holder: str = HOLDER) -> bool:
+def try_acquire(
+    engine: Engine, name: str, *, now: datetime, ttl: timedelta, holder: str = HOLDER
+) -> bool:
     """Take the lease ``name`` if it is free, expired or already ours."""
     with write_session(engine) as session:
         taken = session.execute(
             update(JobLease)
-            .where(JobLease.name == name, or_(JobLease.expires_at < now, JobLease.holder == holder))  # type: ignore[arg-type]
+            .where(
+                col(JobLease.name) == name,
+                or_(col(JobLease.expires_at) < now, col(JobLease.holder) == holder),
+            )
             .values(holder=holder, expires_at=now + ttl)
         ).rowcount  # type: ignore[attr-defined]
         if taken:
@@ -39,12 +45,18 @@ def try_acquire(engine: Engine, name: str, *, now: datetime, ttl: timedelta, hol
         return False
 
 
-def release(engine: Engine, name: str, *, now: datetime, completed: bool, holder: str = HOLDER) -> None:
+def release(
+    engine: Engine, name: str, *, now: datetime, completed: bool, holder: str = HOLDER
+) -> None:
     values: dict[str, object] = {"expires_at": now}
     if completed:
         values["last_completed_at"] = now
     with write_session(engine) as session:
-        session.execute(update(JobLease).where(JobLease.name == name, JobLease.holder == holder).values(**values))  # type: ignore[arg-type]
+        session.execute(
+            update(JobLease)
+            .where(col(JobLease.name) == name, col(JobLease.holder) == holder)
+            .values(**values)
+        )
 
 
 def last_completed(engine: Engine, name: str) -> datetime | None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
 from sqlmodel import Session
 
 import rules
@@ -26,20 +25,26 @@ _templates = Environment(
 )
 
 
-def event_data(session: Session, alert: Alert, *, registry: rules.ProtocolRegistry, base_url: str) -> dict[str, Any]:
+def event_data(
+    session: Session, alert: Alert, *, registry: rules.ProtocolRegistry, base_url: str
+) -> dict[str, Any]:
     """The pseudonymous data of an alert (the webhook ``data`` and the email's facts)."""
     if alert.kind == "digest":
         return _digest_data(session, alert, registry=registry, base_url=base_url)
     if alert.kind in ("alert.failed", "webhook.disabled"):
-        return json.loads(alert.payload or "{}")
+        data: dict[str, Any] = json.loads(alert.payload or "{}")
+        return data
     assert alert.assessment_id is not None
     row = session.get(Assessment, alert.assessment_id)
     patient = session.get(Patient, alert.patient_id)
-    assert row is not None and patient is not None
+    assert row is not None
+    assert patient is not None
     return {
         "study_id": patient.study_id,
         "site": alert.site_id,
-        "key": assessment_key(patient.study_id, row.infusion_number, row.assessment, row.occurrence),
+        "key": assessment_key(
+            patient.study_id, row.infusion_number, row.assessment, row.occurrence
+        ),
         "assessment": row.assessment,
         "name": assessment_name(registry, row.protocol_id, row.protocol_version, row.assessment),
         "due": row.due_on.isoformat(),
@@ -52,14 +57,26 @@ def event_data(session: Session, alert: Alert, *, registry: rules.ProtocolRegist
     }
 
 
-def _digest_data(session: Session, alert: Alert, *, registry: rules.ProtocolRegistry, base_url: str) -> dict[str, Any]:
+def _digest_data(
+    session: Session, alert: Alert, *, registry: rules.ProtocolRegistry, base_url: str
+) -> dict[str, Any]:
     assert alert.site_id is not None
     day = alert.as_of
-    items = due_list(session, site_id=alert.site_id, on=day, registry=registry, states=(DueState.due,), limit=500)
+    items = due_list(
+        session, site_id=alert.site_id, on=day, registry=registry, states=(DueState.due,), limit=500
+    )
     week_end = day + timedelta(days=7)
+
     def brief(i: Any) -> dict[str, str]:
-        return {"study_id": i.study_id, "name": i.name, "key": i.key, "due": i.due_on.isoformat(),
-                "window_start": i.window_start.isoformat(), "window_end": i.window_end.isoformat()}
+        return {
+            "study_id": i.study_id,
+            "name": i.name,
+            "key": i.key,
+            "due": i.due_on.isoformat(),
+            "window_start": i.window_start.isoformat(),
+            "window_end": i.window_end.isoformat(),
+        }
+
     return {
         "site": alert.site_id,
         "date": day.isoformat(),
@@ -80,13 +97,19 @@ def render_email(alert: Alert, data: dict[str, Any]) -> tuple[str, str, str | No
         )
         return subject, _render("assessment.txt", context), _render("assessment.html", context)
     if alert.kind == "patient.follow_up_at_risk":
-        return f"[LTFU] At risk of loss to follow-up: {data['study_id']}", _render("at_risk.txt", context), None
+        return (
+            f"[LTFU] At risk of loss to follow-up: {data['study_id']}",
+            _render("at_risk.txt", context),
+            None,
+        )
     if alert.kind == "digest":
-        subject = f"[LTFU] {data['site']} {data['date']}: {len(data['opening'])} opening today, {len(data['this_week'])} due this week"
+        subject = (
+            f"[LTFU] {data['site']} {data['date']}: {len(data['opening'])} opening today, "
+            f"{len(data['this_week'])} due this week"
+        )
         return subject, _render("digest.txt", context), None
     return f"[LTFU] {data.get('what', alert.kind)}", _render("failure.txt", context), None
 
 
 def _render(name: str, context: dict[str, Any]) -> str:
     return _templates.get_template(name).render(**context)
-

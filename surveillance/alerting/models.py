@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, text
+from sqlalchemy import Column, DateTime, Dialect, Index, text
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from ..models import utc_now
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored in UTC. SQLite keeps no offset: an aware time in another zone
+    (a site's clock) would be stored as its wall time and compare wrongly with UTC ones
+    (a 07:00 Rome digest waited until 07:00 UTC to be sent)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+
 def _utc(nullable: bool = False) -> Column[datetime]:
-    return Column(DateTime(timezone=True), nullable=nullable)
+    return Column(UtcDateTime(), nullable=nullable)
 
 
 class AlertStatus(StrEnum):

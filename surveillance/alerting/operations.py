@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from .. import audit
 from ..auth import Principal
@@ -16,16 +16,22 @@ from .models import Acknowledgement, Alert, AlertStatus, DeliveryAttempt
 
 
 def list_alerts(session: Session, *, status: str | None = None, limit: int = 200) -> list[Alert]:
-    statement = select(Alert).order_by(Alert.created_at.desc(), Alert.id).limit(limit)  # type: ignore[attr-defined]
+    statement = select(Alert).order_by(col(Alert.created_at).desc(), col(Alert.id)).limit(limit)
     if status is not None:
         if status not in {s.value for s in AlertStatus}:
-            raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(s.value for s in AlertStatus)}")
-        statement = statement.where(Alert.status == status)
+            raise InvalidInput(
+                f"unknown status {status!r}; use one of {', '.join(s.value for s in AlertStatus)}"
+            )
+        statement = statement.where(col(Alert.status) == status)
     return list(session.execute(statement).scalars())
 
 
 def attempts_of(session: Session, alert_id: str) -> list[DeliveryAttempt]:
-    statement = select(DeliveryAttempt).where(DeliveryAttempt.alert_id == alert_id).order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
+    statement = (
+        select(DeliveryAttempt)
+        .where(col(DeliveryAttempt.alert_id) == alert_id)
+        .order_by(col(DeliveryAttempt.id))
+    )
     return list(session.execute(statement).scalars())
 
 
@@ -35,14 +41,25 @@ def retry(session: Session, alert_id: str, *, actor: str, now: datetime) -> Aler
     if alert is None:
         raise NotFound(f"no alert {alert_id!r}")
     if alert.status not in (AlertStatus.failed.value, AlertStatus.held.value):
-        raise Conflict(f"alert {alert_id} is {alert.status}; only failed or held alerts are retried")
-    alert.status, alert.next_attempt_at, alert.claimed_until, alert.attempts = AlertStatus.pending.value, now, None, 0
+        raise Conflict(
+            f"alert {alert_id} is {alert.status}; only failed or held alerts are retried"
+        )
+    alert.status, alert.next_attempt_at, alert.claimed_until, alert.attempts = (
+        AlertStatus.pending.value,
+        now,
+        None,
+        0,
+    )
     session.add(alert)
-    audit.record(session, actor=actor, action="retry_alert", entity="alert", entity_key=alert_id, at=now)
+    audit.record(
+        session, actor=actor, action="retry_alert", entity="alert", entity_key=alert_id, at=now
+    )
     return alert
 
 
-def acknowledge(session: Session, *, key: str, level: int, note: str, user: Principal, now: datetime) -> Acknowledgement:
+def acknowledge(
+    session: Session, *, key: str, level: int, note: str, user: Principal, now: datetime
+) -> Acknowledgement:
     """An investigator (or admin) has seen escalation ``level`` of ``key``."""
     user.require_role(Role.investigator, Role.admin)
     if level not in (1, 2):
@@ -54,8 +71,19 @@ def acknowledge(session: Session, *, key: str, level: int, note: str, user: Prin
     assert row.id is not None
     if session.get(Acknowledgement, (row.id, level)) is not None:
         raise Conflict(f"escalation {level} of {key} is already acknowledged")
-    ack = Acknowledgement(assessment_id=row.id, level=level, note=note.strip(), by=user.email, at=now)
+    ack = Acknowledgement(
+        assessment_id=row.id, level=level, note=note.strip(), by=user.email, at=now
+    )
     session.add(ack)
-    audit.record(session, actor=user.email, action="acknowledge_escalation", entity="assessment", entity_key=key,
-                 patient_id=patient.id, reason=note, new={"level": level}, at=now)
+    audit.record(
+        session,
+        actor=user.email,
+        action="acknowledge_escalation",
+        entity="assessment",
+        entity_key=key,
+        patient_id=patient.id,
+        reason=note,
+        new={"level": level},
+        at=now,
+    )
     return ack

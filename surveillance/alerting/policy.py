@@ -21,7 +21,12 @@ class AlertPolicy:
     remind_every_days: int = 7  # unacknowledged escalations are repeated this often
     digest_hour: int = 7  # local time at the site
     # Rules whose occurrences are the yearly contact; two missed in a row = at risk.
-    yearly_contacts: tuple[str, ...] = ("ltfu_exam", "ltfu_exam_pediatric", "ltfu_contact", "aav_ltfu_exam")
+    yearly_contacts: tuple[str, ...] = (
+        "ltfu_exam",
+        "ltfu_exam_pediatric",
+        "ltfu_contact",
+        "aav_ltfu_exam",
+    )
 
 
 DEFAULT_POLICY = AlertPolicy()
@@ -36,8 +41,12 @@ def parse_overrides(text: str | None) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         raise ValueError("SURVEILLANCE_ALERT_POLICY must be a JSON object")
     for scope, values in data.items():
-        if not (scope.startswith("site:") or scope.startswith("protocol:")) or not isinstance(values, dict):
-            raise ValueError(f"alert policy scope {scope!r}: use 'site:ID' or 'protocol:ID' with an object")
+        if not (scope.startswith("site:") or scope.startswith("protocol:")) or not isinstance(
+            values, dict
+        ):
+            raise ValueError(
+                f"alert policy scope {scope!r}: use 'site:ID' or 'protocol:ID' with an object"
+            )
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"alert policy {scope!r}: unknown settings {sorted(unknown)}")

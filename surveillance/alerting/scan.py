@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, String, and_, cast, exists, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql import Select
-from sqlmodel import Session
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import Session, col
 
 from ..clock import local_date
 from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
-from .models import Acknowledgement, Alert, AlertStatus, Channel, WebhookEndpoint
+from .models import Acknowledgement, Alert, AlertStatus, Channel, UtcDateTime, WebhookEndpoint
 from .policy import AlertPolicy, policy_for
 from .sql import days_between
 
@@ -51,11 +51,22 @@ def scan(
 ) -> ScanReport:
     """Create every alert due as of ``on`` (default: today at each site)."""
     report = ScanReport()
-    groups = session.execute(select(Patient.site_id, Patient.protocol_id, Site.timezone).join(Site).distinct())  # type: ignore[arg-type]
+    groups = session.execute(
+        select(col(Patient.site_id), col(Patient.protocol_id), col(Site.timezone))
+        .join(Site)
+        .distinct()
+    )
     for site_id, protocol_id, timezone in groups:
         as_of = on or local_date(now, timezone)
         report.as_of[site_id] = as_of
-        scope = _Scope(session, site_id, protocol_id, as_of, now, policy_for(overrides, site=site_id, protocol=protocol_id))
+        scope = _Scope(
+            session,
+            site_id,
+            protocol_id,
+            as_of,
+            now,
+            policy_for(overrides, site=site_id, protocol=protocol_id),
+        )
         report.add("assessment.overdue", scope.overdue())
         report.add("assessment.escalated", scope.escalated(level=1))
         report.add("assessment.escalated", scope.escalated(level=2))
@@ -67,23 +78,29 @@ class _Scope:
     """One (site, protocol) group: its policy and its local date."""
 
     def __init__(
-        self, session: Session, site_id: str, protocol_id: str, as_of: date, now: datetime, policy: AlertPolicy
+        self,
+        session: Session,
+        site_id: str,
+        protocol_id: str,
+        as_of: date,
+        now: datetime,
+        policy: AlertPolicy,
     ) -> None:
         self.session, self.site_id, self.protocol_id = session, site_id, protocol_id
         self.as_of, self.now, self.policy = as_of, now, policy
-        self.days_over = days_between(literal(as_of, Date), Assessment.window_end)
+        self.days_over = days_between(literal(as_of, Date), col(Assessment.window_end))
 
     def _overdue_rows(self, round_number: Any = None) -> Select[Any]:
         label = (literal("0") if round_number is None else round_number).label("round")
         return (
-            select(Assessment.id, Assessment.patient_id, label)
-            .join(Patient, Patient.id == Assessment.patient_id)  # type: ignore[arg-type]
+            select(col(Assessment.id), col(Assessment.patient_id), label)
+            .join(Patient, col(Patient.id) == col(Assessment.patient_id))
             .where(
-                Assessment.site_id == self.site_id,
-                Assessment.status == AssessmentStatus.pending.value,
-                Assessment.window_end < self.as_of,
-                Patient.protocol_id == self.protocol_id,
-                Patient.status.in_(FOLLOWED),  # type: ignore[attr-defined]
+                col(Assessment.site_id) == self.site_id,
+                col(Assessment.status) == AssessmentStatus.pending.value,
+                col(Assessment.window_end) < self.as_of,
+                col(Patient.protocol_id) == self.protocol_id,
+                col(Patient.status).in_(FOLLOWED),
             )
         )
 
@@ -97,7 +114,10 @@ class _Scope:
         round_number = cast((self.days_over - start) // policy.remind_every_days, String)
         rows = self._overdue_rows(round_number).where(
             self.days_over >= start,
-            ~exists().where(Acknowledgement.assessment_id == Assessment.id, Acknowledgement.level == level),
+            ~exists().where(
+                col(Acknowledgement.assessment_id) == col(Assessment.id),
+                col(Acknowledgement.level) == level,
+            ),
         )
         if level == 1:
             rows = rows.where(self.days_over < policy.sponsor_after_days)
@@ -108,21 +128,24 @@ class _Scope:
         """Two consecutive yearly contacts missed (or still undone after their window)."""
         closed = (
             select(
-                Assessment.id,
-                Assessment.patient_id,
-                Assessment.status,
+                col(Assessment.id),
+                col(Assessment.patient_id),
+                col(Assessment.status),
                 func.row_number()
-                .over(partition_by=Assessment.patient_id, order_by=(Assessment.due_on.desc(), Assessment.id.desc()))  # type: ignore[attr-defined, union-attr]
+                .over(
+                    partition_by=col(Assessment.patient_id),
+                    order_by=(col(Assessment.due_on).desc(), col(Assessment.id).desc()),
+                )
                 .label("recent"),
             )
-            .join(Patient, Patient.id == Assessment.patient_id)  # type: ignore[arg-type]
+            .join(Patient, col(Patient.id) == col(Assessment.patient_id))
             .where(
-                Assessment.site_id == self.site_id,
-                Patient.protocol_id == self.protocol_id,
-                Patient.status.in_(FOLLOWED),  # type: ignore[attr-defined]
-                Assessment.assessment.in_(self.policy.yearly_contacts),  # type: ignore[attr-defined]
-                Assessment.window_end < self.as_of,
-                Assessment.status != AssessmentStatus.cancelled.value,
+                col(Assessment.site_id) == self.site_id,
+                col(Patient.protocol_id) == self.protocol_id,
+                col(Patient.status).in_(FOLLOWED),
+                col(Assessment.assessment).in_(self.policy.yearly_contacts),
+                col(Assessment.window_end) < self.as_of,
+                col(Assessment.status) != AssessmentStatus.cancelled.value,
             )
             .subquery()
         )
@@ -133,15 +156,19 @@ class _Scope:
             .join(before, and_(before.c.patient_id == last.c.patient_id, before.c.recent == 2))
             .where(last.c.recent == 1, last.c.status.in_(missed), before.c.status.in_(missed))
         )
-        return self._emit(rows, "patient.follow_up_at_risk", 0, f"site:{self.site_id}:investigator", by="patient")
+        return self._emit(
+            rows, "patient.follow_up_at_risk", 0, f"site:{self.site_id}:investigator", by="patient"
+        )
 
-    def _emit(self, rows: Select[Any], kind: str, level: int, recipient: str, by: str = "assessment") -> int:
+    def _emit(
+        self, rows: Select[Any], kind: str, level: int, recipient: str, by: str = "assessment"
+    ) -> int:
         """Insert one email alert per row, and one webhook alert per subscribed endpoint.
 
         ``rows`` selects (id, patient_id, round): the subject and the reminder round.
         """
         source = rows.subquery()
-        subject = cast(source.c.id, String)
+        subject: ColumnElement[str] = cast(source.c.id, String)
         if by == "patient":  # per patient and per latest missed contact
             subject = cast(source.c.patient_id, String) + literal(".") + subject
         prefix = literal(f"{kind}:") + subject + literal(f":{level}:") + source.c["round"]
@@ -155,16 +182,30 @@ class _Scope:
             literal(self.as_of, Date),
             literal(AlertStatus.pending.value),
             literal(0),
-            literal(self.now),
-            literal(self.now),
+            literal(self.now, UtcDateTime()),
+            literal(self.now, UtcDateTime()),
         )
-        email = select(
-            prefix + literal(f":email:{recipient}"), *common, literal(Channel.email.value), literal(recipient), *tail
-        ).select_from(source).where(true())  # SQLite needs a WHERE before ON CONFLICT
+        email = (
+            select(
+                prefix + literal(f":email:{recipient}"),
+                *common,
+                literal(Channel.email.value),
+                literal(recipient),
+                *tail,
+            )
+            .select_from(source)
+            .where(true())
+        )  # SQLite needs a WHERE before ON CONFLICT
         endpoints = WebhookEndpoint.__table__  # type: ignore[attr-defined]
         endpoint = endpoints.c
         webhooks = (
-            select(prefix + literal(":webhook:") + endpoint.id, *common, literal(Channel.webhook.value), endpoint.id, *tail)
+            select(
+                prefix + literal(":webhook:") + endpoint.id,
+                *common,
+                literal(Channel.webhook.value),
+                endpoint.id,
+                *tail,
+            )
             .select_from(source)
             .join(endpoints, true())
             .where(
@@ -179,14 +220,21 @@ class _Scope:
         table = Alert.__table__  # type: ignore[attr-defined]
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
         statement = dialect.insert(table).from_select(list(_COLUMNS), rows).on_conflict_do_nothing()
-        result = self.session.execute(statement)
+        # SQLAlchemy memoizes an INSERT's rowcount only when asked (psycopg gives -1 otherwise).
+        result = self.session.execute(statement.execution_options(preserve_rowcount=True))
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def create_digests(session: Session, *, now: datetime, overrides: dict[str, dict[str, Any]], site_id: str | None = None) -> int:
+def create_digests(
+    session: Session,
+    *,
+    now: datetime,
+    overrides: dict[str, dict[str, Any]],
+    site_id: str | None = None,
+) -> int:
     """Today's digest email for each site whose local digest hour has come (once a day)."""
     created = 0
-    sites = session.execute(select(Site)).scalars()  # type: ignore[arg-type]
+    sites = session.execute(select(Site)).scalars()
     for site in sites:
         if site_id is not None and site.id != site_id:
             continue
@@ -198,9 +246,19 @@ def create_digests(session: Session, *, now: datetime, overrides: dict[str, dict
         alert_id = f"digest:{site.id}:{day.isoformat()}:email:site:{site.id}:nurse"
         if session.get(Alert, alert_id) is not None:
             continue
-        session.add(Alert(id=alert_id, kind="digest", level=0, channel=Channel.email.value,
-                          recipient=f"site:{site.id}:nurse", site_id=site.id, as_of=day,
-                          next_attempt_at=now, created_at=now))
+        session.add(
+            Alert(
+                id=alert_id,
+                kind="digest",
+                level=0,
+                channel=Channel.email.value,
+                recipient=f"site:{site.id}:nurse",
+                site_id=site.id,
+                as_of=day,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
         created += 1
     session.flush()
     return created

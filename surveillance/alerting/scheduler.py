@@ -26,20 +26,31 @@ def build_scheduler(jobs: AlertJobs) -> BackgroundScheduler:
     settings = jobs.settings
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(
-        jobs.run_scan, IntervalTrigger(minutes=settings.scan_interval_minutes), id="alerts.scan",
-        next_run_time=datetime.now(UTC), misfire_grace_time=3600, **_COMMON,
+        jobs.run_scan,
+        IntervalTrigger(minutes=settings.scan_interval_minutes),
+        id="alerts.scan",
+        next_run_time=datetime.now(UTC),
+        misfire_grace_time=3600,
+        **_COMMON,
     )
     scheduler.add_job(
-        jobs.run_dispatch, IntervalTrigger(seconds=settings.dispatch_interval_seconds), id="alerts.dispatch",
-        misfire_grace_time=60, **_COMMON,
+        jobs.run_dispatch,
+        IntervalTrigger(seconds=settings.dispatch_interval_seconds),
+        id="alerts.dispatch",
+        misfire_grace_time=60,
+        **_COMMON,
     )
     overrides = parse_overrides(settings.alert_policy)
     with read_session(jobs.engine) as session:
-        sites = list(session.execute(select(Site)).scalars())  # type: ignore[arg-type]
+        sites = list(session.execute(select(Site)).scalars())
     for site in sites:
         hour = policy_for(overrides, site=site.id, protocol="").digest_hour
         scheduler.add_job(
-            jobs.run_digests, CronTrigger(hour=hour, minute=0, timezone=site.timezone), args=[site.id],
-            id=f"alerts.digest.{site.id}", misfire_grace_time=6 * 3600, **_COMMON,
+            jobs.run_digests,
+            CronTrigger(hour=hour, minute=0, timezone=site.timezone),
+            args=[site.id],
+            id=f"alerts.digest.{site.id}",
+            misfire_grace_time=6 * 3600,
+            **_COMMON,
         )
     return scheduler

@@ -1,130 +1,18 @@
-"""Real peers on 127.0.0.1: an SMTP server (aiosmtpd) and an HTTP webhook receiver."""
+"""Real peers on 127.0.0.1: an SMTP server (aiosmtpd) and an HTTP webhook receiver.
+
+They live in ``tests/support/peers.py`` (shared with the alerting tests); the names are
+re-exported here for the ``from conftest import ...`` lines of this folder's tests.
+"""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from support.peers import (
+    ReceivedRequest,
+    Receiver,
+    SmtpInbox,
+    free_port,
+    receiver,
+    smtp_server,
+)
 
-import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class SmtpInbox:
-    """What the SMTP server accepted, and how to make it refuse."""
-
-    host: str
-    port: int
-    messages: list[tuple[Envelope, Message]] = field(default_factory=list)
-    refuse_with: str | None = None  # e.g. "550 mailbox unavailable"
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if self.refuse_with:
-            return self.refuse_with
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        self.messages.append((envelope, message_from_bytes(envelope.content)))
-        return "250 Message accepted"
-
-
-def _authenticator(
-    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-) -> AuthResult:
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"nurse-bot",
-        b"s3cret-pass",
-    )
-    # handled=False: let the server answer 535 itself (the default means "already answered").
-    return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpInbox]:
-    inbox = SmtpInbox("127.0.0.1", free_port())
-    controller = Controller(
-        inbox,
-        hostname=inbox.host,
-        port=inbox.port,
-        authenticator=_authenticator,
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
-        yield inbox
-    finally:
-        controller.stop()
-
-
-@dataclass
-class ReceivedRequest:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """An HTTP server that records requests and answers from a script of responses."""
-
-    url: str
-    requests: list[ReceivedRequest] = field(default_factory=list)
-    # (status, headers, delay seconds); the last one repeats.
-    script: list[tuple[int, dict[str, str], float]] = field(
-        default_factory=lambda: [(200, {}, 0.0)]
-    )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    port = free_port()
-    state = Receiver(f"http://127.0.0.1:{port}/hooks")
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length)
-            with lock:
-                state.requests.append(ReceivedRequest(self.path, dict(self.headers.items()), body))
-                status, headers, delay = (
-                    state.script.pop(0) if len(state.script) > 1 else state.script[0]
-                )
-            time.sleep(delay)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+__all__ = ["ReceivedRequest", "Receiver", "SmtpInbox", "free_port", "receiver", "smtp_server"]

@@ -1,3 +1,6 @@
+from dataclasses import replace
+from urllib.parse import unquote
+
 import pytest
 from conftest import SmtpInbox, free_port
 
@@ -78,3 +81,16 @@ def test_server_down_is_transient() -> None:
 def test_no_recipients_is_permanent(smtp_server: SmtpInbox) -> None:
     with pytest.raises(PermanentDeliveryError):
         send_email(config(smtp_server), EmailMessage(to=(), subject="x", text="x"))
+
+
+def test_message_ids_with_colons_stay_whole_and_distinct(smtp_server: SmtpInbox) -> None:
+    # Alert ids look like "assessment.overdue:17:0:0:email:site:Rome:nurse"; a raw ":" cut
+    # every Message-ID down to "<assessment.overdue", the same for all alerts.
+    ids = ["assessment.overdue:17:0:0:email:site:Rome:nurse", "assessment.overdue:18:0:0:email:x"]
+    for message_id in ids:
+        send_email(config(smtp_server), replace(MESSAGE, message_id=message_id))
+
+    # (a long header arrives folded: drop the folding white space)
+    received = ["".join(str(mime["Message-ID"]).split()) for _, mime in smtp_server.messages]
+    assert [unquote(r.strip("<>").rsplit("@", 1)[0]) for r in received] == ids
+    assert all(r.endswith("@example.org>") for r in received)

@@ -1,0 +1,122 @@
+"""Loss to follow-up risk: two consecutive yearly contacts missed (or still undone after
+their window) -> the site's investigators and ``patient.follow_up_at_risk``."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from alert_support import (
+    ACTOR,
+    ROME_INVESTIGATOR,
+    START,
+    Clock,
+    add_sites_and_staff,
+    add_webhook,
+    alerts,
+    assessment,
+    config,
+    drain,
+    enroll_aav,
+    mails,
+    smtp_config,
+    text_part,
+)
+from sqlalchemy import Engine
+from standardwebhooks.webhooks import Webhook
+from support.peers import Receiver, SmtpInbox
+
+import rules
+from surveillance.alerting.scan import scan
+from surveillance.db import write_session
+from surveillance.outcomes import record_outcome
+
+KIND = "patient.follow_up_at_risk"
+INFUSED = date(2024, 6, 1)  # yearly exams due 2025-06-01 and 2026-06-01, both closed at START
+
+
+def cohort(engine: Engine, registry: rules.ProtocolRegistry, first_year: str) -> None:
+    with write_session(engine) as session:
+        add_sites_and_staff(session)
+        enroll_aav(session, registry, ["ROM-101"], infused=INFUSED)
+    first = assessment(engine, "ROM-101", "aav_ltfu_exam", 1)
+    record(engine, registry, first.key, first_year, first.window_end)
+
+
+def record(
+    engine: Engine, registry: rules.ProtocolRegistry, key: str, outcome: str, on: date
+) -> None:
+    reason = "no answer by phone or letter" if outcome == "missed" else None
+    with write_session(engine) as session:
+        record_outcome(
+            session,
+            key=key,
+            outcome=outcome,
+            on=on,
+            reason=reason,
+            actor=ACTOR,
+            registry=registry,
+            now=START,
+        )
+
+
+def scan_now(engine: Engine, clock: Clock) -> None:
+    with write_session(engine) as session:
+        scan(session, now=clock(), overrides={})
+
+
+def test_two_missed_yearly_contacts_tell_the_investigators(
+    engine: Engine,
+    registry: rules.ProtocolRegistry,
+    smtp_server: SmtpInbox,
+    receiver: Receiver,
+    clock: Clock,
+) -> None:
+    cohort(engine, registry, "missed")
+    _, secret = add_webhook(engine, receiver, clock(), events=(KIND,))
+    scan_now(engine, clock)
+    last = assessment(engine, "ROM-101", "aav_ltfu_exam", 2)
+
+    made = alerts(engine, kind=KIND)
+    assert [(a.channel, a.assessment_id) for a in made] == [
+        ("email", last.id),
+        ("webhook", last.id),
+    ]
+    assert made[0].recipient == "site:Rome:investigator"
+    drain(engine, clock, config(registry, smtp_config(smtp_server)))
+
+    [(recipients, mime)] = mails(smtp_server)[made[0].id]
+    assert recipients == [ROME_INVESTIGATOR]
+    assert mime["Subject"] == "[LTFU] At risk of loss to follow-up: ROM-101"
+    assert f"[{last.key}]" in text_part(mime)
+    [hook] = [r for r in receiver.requests if r.headers["webhook-id"] == made[1].id]
+    payload = Webhook(secret).verify(hook.body, hook.headers)
+    assert payload["type"] == KIND
+    assert payload["data"]["study_id"] == "ROM-101"
+    # Scanning again: nothing new.
+    scan_now(engine, clock)
+    assert [a.id for a in alerts(engine, kind=KIND)] == [a.id for a in made]
+
+
+def test_one_missed_contact_is_not_a_risk(
+    engine: Engine, registry: rules.ProtocolRegistry, clock: Clock
+) -> None:
+    cohort(engine, registry, "completed")
+    scan_now(engine, clock)
+    assert alerts(engine, kind=KIND) == []
+
+
+def test_a_contact_recorded_before_sending_cancels_the_risk_alert(
+    engine: Engine, registry: rules.ProtocolRegistry, smtp_server: SmtpInbox, clock: Clock
+) -> None:
+    cohort(engine, registry, "missed")
+    scan_now(engine, clock)
+    [waiting] = alerts(engine, kind=KIND)
+    last = assessment(engine, "ROM-101", "aav_ltfu_exam", 2)
+    record(engine, registry, last.key, "completed", START.date())  # reached at last
+
+    drain(engine, clock, config(registry, smtp_config(smtp_server)))
+
+    [cancelled] = alerts(engine, kind=KIND)
+    assert cancelled.status == "cancelled"
+    assert cancelled.cancel_reason == "the last yearly contact was recorded as completed meanwhile"
+    assert waiting.id not in mails(smtp_server)
