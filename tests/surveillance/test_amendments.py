@@ -207,7 +207,9 @@ def test_applying_moves_and_adds_rows_and_records_the_move(
     assert (moves[0].entity_key, moves[0].reason) == ("ROM-201", CAUSE)
     assert json.loads(moves[0].old_values or "{}") == {"protocol_version": "1.0"}
     assert json.loads(moves[0].new_values or "{}")["protocol_version"] == "1.1"
-    assert json.loads(moves[0].new_values or "{}")["summary"].startswith("9 added, 7 moved, 1 cancelled")
+    assert json.loads(moves[0].new_values or "{}")["summary"].startswith(
+        "9 added, 7 moved, 1 cancelled"
+    )
     assert [c.reason for c in changes] == [CAUSE]
     assert breaks == []
     assert again.is_empty()
