@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import rules
 
@@ -18,8 +20,35 @@ from .protocol_store import assessment_name
 
 def patient_dict(session: Session, patient: Patient) -> dict[str, Any]:
     infusions = session.execute(
-        select(Infusion.infused_on).where(Infusion.patient_id == patient.id).order_by(Infusion.number)  # type: ignore[arg-type]
+        select(col(Infusion.infused_on))
+        .where(col(Infusion.patient_id) == patient.id)
+        .order_by(col(Infusion.number))
     ).scalars()
+    return _patient_dict(patient, list(infusions))
+
+
+def patient_dicts(
+    session: Session, *, site_ids: Collection[str] | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Patients by study id (of ``site_ids``, or all), after ``after``: two queries per page."""
+    statement = select(Patient).order_by(col(Patient.study_id)).limit(limit)
+    if site_ids is not None:
+        statement = statement.where(col(Patient.site_id).in_(sorted(site_ids)))
+    if after is not None:
+        statement = statement.where(col(Patient.study_id) > after)
+    patients = list(session.execute(statement).scalars())
+    infusions: dict[int, list[date]] = defaultdict(list)
+    rows = session.execute(
+        select(col(Infusion.patient_id), col(Infusion.infused_on))
+        .where(col(Infusion.patient_id).in_([p.id for p in patients]))
+        .order_by(col(Infusion.patient_id), col(Infusion.number))
+    )
+    for patient_id, infused_on in rows:
+        infusions[patient_id].append(infused_on)
+    return [_patient_dict(p, infusions[p.id]) for p in patients if p.id is not None]
+
+
+def _patient_dict(patient: Patient, infusions: list[date]) -> dict[str, Any]:
     return {
         "study_id": patient.study_id,
         "site": patient.site_id,
@@ -31,7 +60,7 @@ def patient_dict(session: Session, patient: Patient) -> dict[str, Any]:
         "status": patient.status,
         "status_on": patient.status_on,
         "status_reason": patient.status_reason,
-        "infusions": list(infusions),
+        "infusions": infusions,
         "version": patient.version,
     }
 
@@ -42,13 +71,15 @@ def calendar_dicts(
     """Every stored assessment of ``patient`` with its state on ``on``, in due order."""
     rows = session.execute(
         select(Assessment)
-        .where(Assessment.patient_id == patient.id)
-        .order_by(Assessment.due_on, Assessment.assessment, Assessment.occurrence)  # type: ignore[arg-type]
+        .where(col(Assessment.patient_id) == patient.id)
+        .order_by(col(Assessment.due_on), col(Assessment.assessment), col(Assessment.occurrence))
     ).scalars()
     return [assessment_dict(patient.study_id, row, on=on, registry=registry) for row in rows]
 
 
-def assessment_dict(study_id: str, row: Assessment, *, on: date, registry: rules.ProtocolRegistry) -> dict[str, Any]:
+def assessment_dict(
+    study_id: str, row: Assessment, *, on: date, registry: rules.ProtocolRegistry
+) -> dict[str, Any]:
     pending = row.status == AssessmentStatus.pending.value
     return {
         "key": assessment_key(study_id, row.infusion_number, row.assessment, row.occurrence),
@@ -62,7 +93,9 @@ def assessment_dict(study_id: str, row: Assessment, *, on: date, registry: rules
         "window_end": row.window_end,
         "appointment": row.appointment_on,
         "status": row.status,
-        "state": derive_state(on, row.window_start, row.window_end).value if pending else row.status,
+        "state": derive_state(on, row.window_start, row.window_end).value
+        if pending
+        else row.status,
         "performed_on": row.performed_on,
         "result": row.result,
         "protocol_deviation": row.protocol_deviation,
@@ -75,4 +108,4 @@ def assessment_dict(study_id: str, row: Assessment, *, on: date, registry: rules
 
 
 def change_dict(change: CalendarChange, study_id: str) -> dict[str, Any]:
-    return {"summary": change.summary(), **{k: v for k, v in change.as_dict(study_id).items()}}
+    return {"summary": change.summary(), **change.as_dict(study_id)}

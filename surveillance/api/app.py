@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 import rules
 
+from .. import web
 from ..clock import Clock, system_clock
 from ..config import Settings, get_settings
 from ..db import make_engine
 from ..protocol_store import registry_for
-from . import problems
+from . import problems, webhook_docs
+from .cache import TtlCache
 from .deps import AppState
-from .routes import patients
+from .routes import alerts, assessments, audit, patients, protocols, sites, webhooks
 
 API_PREFIX = "/api/v1"
 
 
+def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # As many worker threads as pooled connections: a thread never waits for a
+        # connection, and fewer threads contend for the GIL than anyio's default 40.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
+
+
 def create_app(
-    settings: Settings | None = None, *, clock: Clock = system_clock, registry: rules.ProtocolRegistry | None = None
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    registry: rules.ProtocolRegistry | None = None,
 ) -> FastAPI:
     """Build the app on ``settings`` (default: the environment); the schema must be migrated."""
     settings = settings or get_settings()
@@ -26,20 +46,35 @@ def create_app(
         title="LTFU surveillance",
         summary="Long-term follow-up after gene therapy: calendars, due lists, outcomes, audit.",
         version="0.1.0",
+        lifespan=_lifespan(settings.db_threads),
     )
     app.state.surveillance = AppState(
-        engine=make_engine(settings.database_url),
+        engine=make_engine(settings.database_url, pool_size=settings.db_threads),
         registry=registry or registry_for(settings.protocols_dir),
         clock=clock,
         base_url=settings.base_url,
+        principals=TtlCache(settings.cache_seconds),
+        sites=TtlCache(settings.cache_seconds),
     )
+    app.state.settings = settings  # for the alert policy and webhook URL checks
     problems.install(app)
     api = APIRouter(prefix=API_PREFIX)
-    api.include_router(patients.router)
+    for router in (
+        patients.router,
+        audit.router,
+        assessments.router,
+        sites.router,
+        protocols.router,
+        alerts.router,
+        webhooks.router,
+    ):
+        api.include_router(router)
     app.include_router(api)
+    webhook_docs.document(app)  # the outgoing webhooks, in the OpenAPI document
+    web.install(app, settings)  # the pages and /static
 
     @app.get("/healthz", tags=["ops"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app

@@ -35,20 +35,25 @@ _TITLES = {
 
 def problem(status: int, detail: str, *, kind: str | None = None, **extra: Any) -> JSONResponse:
     body = {
-        "type": PROBLEM_TYPE_BASE + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
+        "type": PROBLEM_TYPE_BASE
+        + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         **extra,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(SurveillanceError)
     async def _domain(request: Request, exc: SurveillanceError) -> JSONResponse:
-        return problem(exc.status_code, exc.message, kind=type(exc).__name__.lower(), instance=request.url.path)
+        return problem(
+            exc.status_code, exc.message, kind=type(exc).__name__.lower(), instance=request.url.path
+        )
 
     @app.exception_handler(rules.RulesError)
     async def _rules(request: Request, exc: rules.RulesError) -> JSONResponse:
@@ -57,7 +62,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in error["loc"] if p != "body"), "message": error["msg"]}
+            {
+                "field": ".".join(str(p) for p in error["loc"] if p != "body"),
+                "message": error["msg"],
+            }
             for error in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
@@ -70,4 +78,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal error: the request was not applied", instance=request.url.path)
+        return problem(
+            500, "internal error: the request was not applied", instance=request.url.path
+        )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class _Body(BaseModel):
@@ -57,7 +57,9 @@ class AssessmentPublic(BaseModel):
     window_end: date
     appointment: date | None
     status: str
-    state: str = Field(description="status, or for pending: upcoming, due or overdue on the date asked")
+    state: str = Field(
+        description="status, or for pending: upcoming, due or overdue on the date asked"
+    )
     performed_on: date | None
     result: str | None
     protocol_deviation: bool
@@ -99,3 +101,148 @@ class PatientWithCalendar(BaseModel):
 class PatientChangeResult(BaseModel):
     patient: PatientPublic
     change: CalendarChangePublic
+
+
+class AssessmentChangeResult(BaseModel):
+    assessment: AssessmentPublic
+    change: CalendarChangePublic
+
+
+class SitePublic(BaseModel):
+    id: str
+    name: str
+    timezone: str = Field(
+        description="IANA time zone: 'today' at the site is the local date there."
+    )
+
+
+class DueItemPublic(BaseModel):
+    """Read straight from ``due_list.DueItem`` attributes (its ``due_on`` is ``due`` here)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    key: str
+    study_id: str
+    assessment: str
+    name: str
+    category: str
+    state: Literal["overdue", "due", "upcoming"]
+    # The attribute name first: from attributes, a missing one costs an exception per row.
+    due: date = Field(validation_alias=AliasChoices("due_on", "due"))
+    window_start: date
+    window_end: date
+    days_overdue: int
+    reason: str
+    appointment: date | None = Field(validation_alias=AliasChoices("appointment_on", "appointment"))
+    version: int = Field(description="Send as If-Match to record this assessment's outcome.")
+
+
+class DueListQuery(_Body):
+    """The due list's query parameters (unknown ones are refused, so a typo is not ignored)."""
+
+    status: list[Literal["overdue", "due", "upcoming"]] = Field(
+        default=[], description="Only these states (repeat the parameter for several)."
+    )
+    on: date | None = Field(
+        default=None, description="The day states are judged on; default today there."
+    )
+    from_: date | None = Field(
+        default=None, alias="from", description="Due/upcoming windows ending on or after."
+    )
+    to: date | None = Field(
+        default=None, description="Due/upcoming windows opening by; default 30 days on."
+    )
+    limit: int | None = Field(
+        default=None, ge=1, le=5000, description="Rows; default 50 (CSV: 5000)."
+    )
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+    format: Literal["json", "csv"] = "json"
+
+
+class DuePagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    items: list[DueItemPublic]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page."
+    )
+
+
+class ProtocolSummaryPublic(BaseModel):
+    id: str
+    version: str
+    title: str
+    product: str
+    follow_up: str = Field(examples=["Y15 from the last infusion"])
+    assessments: int
+
+
+class ScheduleEntryPublic(BaseModel):
+    when: str = Field(examples=["M3, M6, M12", "every Y1 from Y2 to Y15"])
+    window: str = Field(examples=["−30/+30 days"])
+
+
+class BranchPublic(BaseModel):
+    when: str
+    every_occurrence: bool = Field(description="True: every planned occurrence must match.")
+    start: list[str]
+    stop: list[str]
+    note: str | None
+
+
+class EvidencePublic(BaseModel):
+    basis: str
+    sources: list[str]
+    note: str | None
+
+
+class RulePublic(BaseModel):
+    id: str
+    name: str
+    category: str
+    anchor: str
+    starts: str
+    schedule: list[ScheduleEntryPublic]
+    time_points: int
+    applies_to: dict[str, Any]
+    on_result: list[BranchPublic]
+    evidence: EvidencePublic
+    description: str | None
+
+
+class ProtocolPublic(ProtocolSummaryPublic):
+    description: str | None
+    diagnoses: dict[str, str]
+    references: dict[str, dict[str, Any]]
+    events: dict[str, dict[str, Any]]
+    rules: list[RulePublic]
+
+
+class PlannedAssessmentPublic(BaseModel):
+    """One row of ``surveillance calendar --format json``."""
+
+    key: str
+    infusion: int
+    assessment: str
+    name: str
+    category: str
+    occurrence: int
+    due: date
+    window_start: date
+    window_end: date
+    protocol: str
+    protocol_version: str
+    reason: str
+    basis: str
+
+
+class AuditEntryPublic(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    entity: str
+    key: str
+    reason: str | None
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    hash: str = Field(description="sha256 of the previous row's hash and this row's content.")

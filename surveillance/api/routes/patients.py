@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
 
 from ...clock import local_date
 from ...enrolment import Enrolment, enroll, get_patient
 from ...models import Patient, Role, Site
 from ...patient_changes import add_infusion, change_status
-from ...patient_views import calendar_dicts, change_dict, patient_dict
+from ...patient_views import calendar_dicts, change_dict, patient_dict, patient_dicts
 from ..deps import CurrentUser, IfMatch, State, etag, parse_if_match
 from ..schemas import (
     AssessmentPublic,
@@ -26,38 +26,64 @@ from ..schemas import (
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 _CLINICAL = (Role.nurse, Role.investigator, Role.admin)
+DEFAULT_PATIENTS_PAGE = 500
+MAX_PATIENTS_PAGE = 5000
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PatientWithCalendar)
-def enroll_patient(body: PatientCreate, state: State, user: CurrentUser, response: Response) -> dict[str, Any]:
+def enroll_patient(
+    body: PatientCreate, state: State, user: CurrentUser, response: Response
+) -> dict[str, Any]:
     """Enrol a patient with the first infusion; the calendar is computed and stored."""
     user.require_role(*_CLINICAL)
     user.require_site(body.site)
-    enrolment = Enrolment(body.study_id, body.site, body.birth_date, body.sex, body.diagnosis, body.protocol, body.infusion_date)
+    enrolment = Enrolment(
+        body.study_id,
+        body.site,
+        body.birth_date,
+        body.sex,
+        body.diagnosis,
+        body.protocol,
+        body.infusion_date,
+    )
     with state.write() as session:
         enroll(session, [enrolment], registry=state.registry, now=state.now(), actor=user.email)
         patient = get_patient(session, body.study_id)
         site = session.get(Site, patient.site_id)
         assert site is not None
         on = local_date(state.now(), site.timezone)
-        result = {"patient": patient_dict(session, patient), "calendar": calendar_dicts(session, patient, on=on, registry=state.registry)}
+        result = {
+            "patient": patient_dict(session, patient),
+            "calendar": calendar_dicts(session, patient, on=on, registry=state.registry),
+        }
     response.headers["ETag"] = etag(patient.version)
     response.headers["Location"] = f"/api/v1/patients/{patient.study_id}"
     return result
 
 
 @router.get("", response_model=list[PatientPublic])
-def list_patients(state: State, user: CurrentUser, site: str | None = None) -> list[dict[str, Any]]:
-    """Patients of your sites (or of one site)."""
+def list_patients(
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    site: str | None = None,
+    after: Annotated[
+        str | None, Query(description="The last study id of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PATIENTS_PAGE)] = DEFAULT_PATIENTS_PAGE,
+) -> list[dict[str, Any]]:
+    """Patients of your sites (or of one site), by study id; a full page links the next."""
     user.require_role(*_CLINICAL)
-    statement = select(Patient).order_by(Patient.study_id)  # type: ignore[arg-type]
     if site is not None:
         user.require_site(site)
-        statement = statement.where(Patient.site_id == site)
-    elif not user.is_admin:
-        statement = statement.where(Patient.site_id.in_(user.sites))  # type: ignore[attr-defined]
+    site_ids = {site} if site is not None else (None if user.is_admin else user.sites)
     with state.read() as session:
-        return [patient_dict(session, p) for p in session.execute(statement).scalars()]
+        page = patient_dicts(session, site_ids=site_ids, after=after, limit=limit)
+    if len(page) == limit:
+        query = urlencode({k: v for k, v in (("site", site), ("limit", limit)) if v is not None})
+        next_url = f"/api/v1/patients?{query}&after={quote(page[-1]['study_id'])}"
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return page
 
 
 def _visible_patient(session: Any, user: CurrentUser, study_id: str) -> Patient:
@@ -75,7 +101,9 @@ def raise_not_found(study_id: str) -> None:
 
 
 @router.get("/{study_id}", response_model=PatientPublic)
-def read_patient(study_id: str, state: State, user: CurrentUser, response: Response) -> dict[str, Any]:
+def read_patient(
+    study_id: str, state: State, user: CurrentUser, response: Response
+) -> dict[str, Any]:
     with state.read() as session:
         patient = _visible_patient(session, user, study_id)
         result = patient_dict(session, patient)
@@ -87,7 +115,8 @@ def read_patient(study_id: str, state: State, user: CurrentUser, response: Respo
 def read_calendar(
     study_id: str, state: State, user: CurrentUser, on: Annotated[date | None, Query()] = None
 ) -> list[dict[str, Any]]:
-    """Every assessment with its stored outcome, its state on ``on`` (default: today at the site) and its reason."""
+    """Every assessment with its stored outcome, its reason, and its state on ``on``
+    (default: today at the site)."""
     with state.read() as session:
         patient = _visible_patient(session, user, study_id)
         site = session.get(Site, patient.site_id)
@@ -98,35 +127,70 @@ def read_calendar(
 
 @router.post("/{study_id}/infusions", response_model=PatientChangeResult)
 def reinfuse(
-    study_id: str, body: InfusionCreate, state: State, user: CurrentUser, response: Response, if_match: IfMatch = None
+    study_id: str,
+    body: InfusionCreate,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """A re-infusion: the engine re-runs and the calendar difference is applied and returned."""
     expected = parse_if_match(if_match)
     with state.write() as session:
         _visible_patient(session, user, study_id)
-        change = add_infusion(session, study_id=study_id, on=body.infusion_date, actor=user.email,
-                              registry=state.registry, now=state.now(), expected_version=expected)
+        change = add_infusion(
+            session,
+            study_id=study_id,
+            on=body.infusion_date,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=expected,
+        )
         patient = get_patient(session, study_id)
-        result = {"patient": patient_dict(session, patient), "change": change_dict(change, study_id)}
+        result = {
+            "patient": patient_dict(session, patient),
+            "change": change_dict(change, study_id),
+        }
     response.headers["ETag"] = etag(patient.version)
     return result
 
 
 @router.post("/{study_id}/status", response_model=PatientChangeResult)
 def set_status(
-    study_id: str, body: StatusChange, state: State, user: CurrentUser, response: Response, if_match: IfMatch = None
+    study_id: str,
+    body: StatusChange,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    """Deceased, withdrawn, lost to follow-up, transferred or active again (investigator or admin)."""
+    """Deceased, withdrawn, lost to follow-up, transferred, or active again.
+
+    Investigator or admin only.
+    """
     expected = parse_if_match(if_match)
     with state.write() as session:
         _visible_patient(session, user, study_id)
         user.require_role(Role.investigator, Role.admin)
         if body.to_site is not None:
             user.require_site(body.to_site)
-        change = change_status(session, study_id=study_id, status=body.status, on=body.date, reason=body.reason,
-                               actor=user.email, registry=state.registry, now=state.now(), to_site=body.to_site,
-                               expected_version=expected)
+        change = change_status(
+            session,
+            study_id=study_id,
+            status=body.status,
+            on=body.date,
+            reason=body.reason,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            to_site=body.to_site,
+            expected_version=expected,
+        )
         patient = get_patient(session, study_id)
-        result = {"patient": patient_dict(session, patient), "change": change_dict(change, study_id)}
+        result = {
+            "patient": patient_dict(session, patient),
+            "change": change_dict(change, study_id),
+        }
     response.headers["ETag"] = etag(patient.version)
     return result

@@ -1,0 +1,132 @@
+"""The outgoing webhooks, documented in the OpenAPI ``webhooks`` section (one per event type).
+
+What a receiver gets is what ``alerting.messages.event_data`` produces, wrapped as
+Standard Webhooks ``{"type", "timestamp", "data"}`` and signed (see ``notifications``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header
+from pydantic import BaseModel, Field
+
+from ..alerting.policy import EVENT_TYPES
+
+
+class AssessmentEventData(BaseModel):
+    """Pseudonymous: a study id, never a name."""
+
+    study_id: str = Field(examples=["ROM-101"])
+    site: str = Field(examples=["Rome"])
+    key: str = Field(
+        examples=["ROM-101:1:rcl_test:2"], description="study id:infusion:rule:occurrence"
+    )
+    assessment: str = Field(examples=["rcl_test"], description="The protocol rule id.")
+    name: str = Field(examples=["Replication-competent lentivirus test"])
+    due: date
+    window_start: date
+    window_end: date
+    days_overdue: int = Field(description="Days from the window's end to as_of.")
+    level: int = Field(description="0, or for assessment.escalated 1 (investigators), 2 (sponsor).")
+    as_of: date = Field(description="The day (at the site) the scan saw the condition.")
+    patient_url: str = Field(examples=["https://ltfu.example.org/patients/ROM-101"])
+
+
+class _Event(BaseModel):
+    timestamp: datetime = Field(description="When the alert was created (UTC); same on retries.")
+    data: AssessmentEventData
+
+
+class AssessmentOverdueEvent(_Event):
+    type: Literal["assessment.overdue"]
+
+
+class AssessmentEscalatedEvent(_Event):
+    type: Literal["assessment.escalated"]
+
+
+class FollowUpAtRiskEvent(_Event):
+    """``data`` describes the latest of the two yearly contacts missed (or still undone)."""
+
+    type: Literal["patient.follow_up_at_risk"]
+
+
+_HEADERS = (
+    "Headers (Standard Webhooks): `webhook-id` is the alert id, the same on every retry "
+    "(de-duplicate by it); `webhook-timestamp` is Unix seconds; `webhook-signature` is "
+    "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the endpoint's `whsec_` secret "
+    "(two signatures, space-separated, for 24 hours after a rotation). Answer 2xx to "
+    "acknowledge; 5xx, 429 (Retry-After honoured) and timeouts (15 s) are retried; other "
+    "4xx fail; 410 Gone disables the endpoint. Redirects are not followed."
+)
+_WHEN = {
+    "assessment.overdue": "The day after an assessment's window closed undone.",
+    "assessment.escalated": (
+        "Still undone 14 days after the window closed (level 1), and 60 days after (level 2); "
+        "repeated weekly until acknowledged (defaults; see the alert policy)."
+    ),
+    "patient.follow_up_at_risk": "Two consecutive yearly contacts missed or still undone.",
+}
+WebhookId = Annotated[str, Header(alias="webhook-id")]
+WebhookTimestamp = Annotated[str, Header(alias="webhook-timestamp")]
+WebhookSignature = Annotated[str, Header(alias="webhook-signature")]
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Received (any 2xx)."},
+    410: {"description": "Gone: the endpoint is disabled; no more deliveries."},
+}
+
+
+def _describe(event: str) -> str:
+    return f"{_WHEN[event]}\n\n{_HEADERS}"
+
+
+def document(app: FastAPI) -> None:
+    """Add one entry per event type to ``app.webhooks`` (shown under Webhooks in /docs)."""
+    assert set(_WHEN) == set(EVENT_TYPES), "document every event type"
+    hooks = app.webhooks
+
+    @hooks.post(
+        "assessment.overdue",
+        operation_id="webhook_assessment_overdue",
+        summary="An assessment is overdue",
+        description=_describe("assessment.overdue"),
+        responses=_RESPONSES,
+    )
+    def assessment_overdue(
+        body: AssessmentOverdueEvent,
+        webhook_id: WebhookId,
+        webhook_timestamp: WebhookTimestamp,
+        webhook_signature: WebhookSignature,
+    ) -> None: ...
+
+    @hooks.post(
+        "assessment.escalated",
+        operation_id="webhook_assessment_escalated",
+        summary="An overdue assessment is escalated",
+        description=_describe("assessment.escalated"),
+        responses=_RESPONSES,
+    )
+    def assessment_escalated(
+        body: AssessmentEscalatedEvent,
+        webhook_id: WebhookId,
+        webhook_timestamp: WebhookTimestamp,
+        webhook_signature: WebhookSignature,
+    ) -> None: ...
+
+    @hooks.post(
+        "patient.follow_up_at_risk",
+        operation_id="webhook_patient_follow_up_at_risk",
+        summary="A patient is at risk of loss to follow-up",
+        description=_describe("patient.follow_up_at_risk"),
+        responses=_RESPONSES,
+    )
+    def follow_up_at_risk(
+        body: FollowUpAtRiskEvent,
+        webhook_id: WebhookId,
+        webhook_timestamp: WebhookTimestamp,
+        webhook_signature: WebhookSignature,
+    ) -> None: ...

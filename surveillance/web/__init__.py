@@ -1,0 +1,28 @@
+"""The web pages: server-rendered Jinja2 templates and one CSS file, no front-end build.
+
+Depends on the services (``due_list``, ``outcomes``, ``compliance``, ...) and on
+``api.deps`` for the shared application state; the API does not depend on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from ..config import Settings
+from .render import WebConfig
+from .routes import alerts, dashboard, due, escalations, patient, signin
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the pages and ``/static`` to ``app``."""
+    app.state.web = WebConfig(secure_cookies=settings.secure_cookies)
+    pages = APIRouter()
+    for module in (signin, due, patient, dashboard, escalations, alerts):
+        pages.include_router(module.router)
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,79 @@
+"""A real server for browser tests: uvicorn on a free 127.0.0.1 port in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from surveillance import migrate
+from surveillance.api.app import create_app
+from surveillance.clock import system_clock
+from surveillance.config import Settings
+from surveillance.db import make_engine, write_session
+from surveillance.demo import create_demo_users, load_demo
+from surveillance.protocol_store import registry_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    base_url: str
+    passwords: dict[str, str]  # demo email -> password
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def demo_server(database: Path) -> Iterator[LiveServer]:
+    """Load the demo into a fresh SQLite file at ``database`` and serve it until the block ends."""
+    settings = Settings(database_url=f"sqlite:///{database}")
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    with write_session(engine) as session:
+        load_demo(session, registry=registry_for(settings.protocols_dir), now=system_clock())
+        credentials = create_demo_users(session)
+    engine.dispose()
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", {e: p for e, _, p in credentials})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
