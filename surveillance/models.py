@@ -128,6 +128,8 @@ class Assessment(SQLModel, table=True):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        # The alert scan's loss-to-follow-up check reads one rule's recent rows per site.
+        Index("ix_assessments_site_rule_due", "site_id", "assessment", "due_on"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
