@@ -412,9 +412,7 @@ def explain(cursor: Any, statements: list[RawStatement], postgres: bool) -> dict
     plans: dict[str, list[str]] = {}
     for s in statements:
         if postgres:
-            cursor.execute(
-                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + s.sql, s.params
-            )
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) " + s.sql, s.params)
             lines = [row[0] for row in cursor.fetchall()]
         else:
             cursor.execute("EXPLAIN QUERY PLAN " + s.sql, s.params)
