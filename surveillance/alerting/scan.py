@@ -151,7 +151,7 @@ class _Scope:
                 col(Assessment.window_end) < self.as_of,
                 col(Assessment.status) != AssessmentStatus.cancelled.value,
             )
-            .cte("yearly_contacts")
+            .cte("yearly_contacts")  # read once, used twice below
         )
         last, before = closed.alias("last"), closed.alias("before")
         missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
@@ -218,15 +218,29 @@ class _Scope:
                 (literal(",") + endpoint.event_types + literal(",")).like(f"%,{kind},%"),
             )
         )
-        return self._insert(email) + self._insert(webhooks)
+        cte = by == "patient"  # the loss-to-follow-up rows come from a CTE
+        return self._insert(email, starts_with_cte=cte) + self._insert(
+            webhooks, starts_with_cte=cte
+        )
 
-    def _insert(self, rows: Select[Any]) -> int:
+    def _insert(self, rows: Select[Any], *, starts_with_cte: bool = False) -> int:
         table = Alert.__table__  # type: ignore[attr-defined]
         dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
         statement = dialect.insert(table).from_select(list(_COLUMNS), rows).on_conflict_do_nothing()
+        # Python's sqlite3 reports -1 for a statement starting WITH: count the rows instead.
+        counted = starts_with_cte and dialect is sqlite
+        before = self._count() if counted else 0
         # SQLAlchemy memoizes an INSERT's rowcount only when asked (psycopg gives -1 otherwise).
         result = self.session.execute(statement.execution_options(preserve_rowcount=True))
+        if counted:
+            return self._count() - before
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def _count(self) -> int:
+        statement = (
+            select(func.count()).select_from(Alert).where(col(Alert.site_id) == self.site_id)
+        )
+        return int(self.session.execute(statement).scalar_one())
 
 
 def create_digests(
