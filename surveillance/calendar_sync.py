@@ -92,14 +92,6 @@ class CalendarChange:
         }
 
 
-@dataclass(frozen=True)
-class _NotStored:
-    status: str = ""
-
-
-_NOT_STORED = _NotStored()
-
-
 def _identity(planned: rules.PlannedAssessment) -> tuple[int, str, int]:
     return (planned.infusion, planned.assessment, planned.occurrence)
 
@@ -167,12 +159,13 @@ def compare(
     by_identity = {row.identity: row for row in stored}
     # Work already recorded on a date stays done even if an amendment renumbers the
     # series: a planned point on the same rule and due date as a recorded one is covered.
-    done = {(r.infusion_number, r.assessment, r.due_on) for r in stored if r.status in _RECORDED}
+    recorded = [r for r in stored if r.status in _RECORDED]
+    done = {(r.infusion_number, r.assessment, r.due_on) for r in recorded}
+    recorded_identities = {r.identity for r in recorded}
     wanted = {
         _identity(p): p
         for p in planned
-        if (p.infusion, p.assessment, p.due) not in done
-        or by_identity.get(_identity(p), _NOT_STORED).status in _RECORDED
+        if (p.infusion, p.assessment, p.due) not in done or _identity(p) in recorded_identities
     }
     for identity, plan in wanted.items():
         row = by_identity.get(identity)

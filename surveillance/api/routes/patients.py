@@ -8,8 +8,10 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Response, status
 
+from ...calendar_sync import CalendarChange
 from ...clock import local_date
 from ...enrolment import Enrolment, enroll, get_patient
+from ...errors import NotFound
 from ...models import Patient, Role, Site
 from ...patient_changes import add_infusion, change_status
 from ...patient_views import calendar_dicts, change_dict, patient_dict, patient_dicts
@@ -89,15 +91,18 @@ def list_patients(
 def _visible_patient(session: Any, user: CurrentUser, study_id: str) -> Patient:
     patient = get_patient(session, study_id)
     user.require_role(*_CLINICAL)
-    if not user.works_at(patient.site_id):
-        raise_not_found(study_id)
+    if not user.works_at(patient.site_id):  # another site's patient is not leaked
+        raise NotFound(f"no patient with study id {study_id!r}")
     return patient
 
 
-def raise_not_found(study_id: str) -> None:
-    from ...errors import NotFound
-
-    raise NotFound(f"no patient with study id {study_id!r}")
+def _change_result(
+    session: Any, study_id: str, change: CalendarChange, response: Response
+) -> dict[str, Any]:
+    """The patient as it is now and what the change did to its calendar; sets the ETag."""
+    patient = get_patient(session, study_id)
+    response.headers["ETag"] = etag(patient.version)
+    return {"patient": patient_dict(session, patient), "change": change_dict(change, study_id)}
 
 
 @router.get("/{study_id}", response_model=PatientPublic)
@@ -147,13 +152,7 @@ def reinfuse(
             now=state.now(),
             expected_version=expected,
         )
-        patient = get_patient(session, study_id)
-        result = {
-            "patient": patient_dict(session, patient),
-            "change": change_dict(change, study_id),
-        }
-    response.headers["ETag"] = etag(patient.version)
-    return result
+        return _change_result(session, study_id, change, response)
 
 
 @router.post("/{study_id}/status", response_model=PatientChangeResult)
@@ -187,10 +186,4 @@ def set_status(
             to_site=body.to_site,
             expected_version=expected,
         )
-        patient = get_patient(session, study_id)
-        result = {
-            "patient": patient_dict(session, patient),
-            "change": change_dict(change, study_id),
-        }
-    response.headers["ETag"] = etag(patient.version)
-    return result
+        return _change_result(session, study_id, change, response)
