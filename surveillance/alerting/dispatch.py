@@ -83,7 +83,7 @@ def dispatch(
     jobs = [
         job
         for alert_id in ids
-        if (job := _prepare(engine, alert_id, now(), config, report)) is not None
+        if (job := _prepare_safely(engine, alert_id, now, config, report)) is not None
     ]
     if not jobs:
         return report
@@ -127,6 +127,24 @@ def claim(session: Session, *, now: datetime, limit: int) -> list[str]:
             .values(status=AlertStatus.sending.value, claimed_until=now + CLAIM_LEASE)
         )
     return ids
+
+
+def _prepare_safely(
+    engine: Engine,
+    alert_id: str,
+    now: Callable[[], datetime],
+    config: DispatchConfig,
+    report: DispatchReport,
+) -> _Job | None:
+    """``_prepare``, but one alert's unexpected error (a bad payload, a template bug) is
+    recorded as an attempt and retried on schedule instead of stopping the whole batch."""
+    try:
+        return _prepare(engine, alert_id, now(), config, report)
+    except Exception as exc:
+        log.exception("unexpected error preparing %s", alert_id)
+        error = notifications.TransientDeliveryError(f"internal error: {exc!r}")
+        _record(engine, _Job(alert_id, "unknown"), error, now(), config, report)
+        return None
 
 
 def _prepare(

@@ -1,0 +1,62 @@
+"""One alert that cannot even be prepared must not hold up the rest of the batch."""
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select
+
+import rules
+from surveillance import auth
+from surveillance.alerting.dispatch import DispatchConfig, dispatch
+from surveillance.alerting.models import Alert, DeliveryAttempt
+from surveillance.db import read_session, write_session
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+# What the dispatcher itself writes for an admin alert (see dispatch._tell_admins).
+GOOD_PAYLOAD = {
+    "what": "An alert could not be delivered after 7 attempt(s).",
+    "failed_alert": "assessment.overdue:1:0:0:webhook:wh_x",
+    "channel": "webhook",
+    "recipient": "wh_x",
+    "attempts": 7,
+    "error": "503 from receiver",
+}
+
+
+def _admin_alert(alert_id: str, payload: str) -> Alert:
+    return Alert(
+        id=alert_id, kind="alert.failed", level=0, channel="email", recipient="admins",
+        as_of=NOW.date(), payload=payload, next_attempt_at=NOW, created_at=NOW,
+    )  # fmt: skip
+
+
+def test_a_broken_alert_is_recorded_and_retried_while_the_others_are_sent(
+    engine: Engine, registry: rules.ProtocolRegistry
+) -> None:
+    with write_session(engine) as session:
+        auth.add_user(session, email="admin@example.org", role="admin", sites=[], actor="test")
+        session.add(_admin_alert("alert.failed:good", json.dumps(GOOD_PAYLOAD)))
+        session.add(_admin_alert("alert.failed:broken", "{not json"))
+
+    config = DispatchConfig(registry=registry, base_url="http://127.0.0.1", smtp=None)
+    report = dispatch(engine, now=lambda: NOW, config=config)
+
+    assert (report.claimed, report.sent, report.retrying) == (2, 1, 1)
+    with read_session(engine) as session:
+        good = session.get(Alert, "alert.failed:good")
+        broken = session.get(Alert, "alert.failed:broken")
+        attempts = (
+            session.execute(
+                select(DeliveryAttempt).where(DeliveryAttempt.alert_id == "alert.failed:broken")
+            )
+            .scalars()
+            .all()
+        )
+    assert good is not None
+    assert good.status == "sent"
+    assert broken is not None
+    assert (broken.status, broken.attempts, broken.claimed_until) == ("pending", 1, None)
+    assert broken.next_attempt_at.replace(tzinfo=UTC) > NOW
+    assert [(a.outcome, "internal error" in (a.detail or "")) for a in attempts] == [
+        ("transient", True)
+    ]
