@@ -120,11 +120,13 @@ class _Planner:
         return self.segments[max(bisect_right(starts, day) - 1, 0)]
 
     def _apply_events(self, events: tuple[RecordedEvent, ...]) -> None:
-        for event in sorted(events, key=lambda e: (e.on, e.kind)):
+        for event in sorted(events, key=lambda e: (e.on, e.kind, e.source or "")):
             rule = self.protocol.events[event.kind]
             if rule.end_follow_up:
                 self.last_day = min(self.last_day, event.on)
             cause = f"{event.kind.replace('_', ' ')} on {event.on.isoformat()}"
+            if event.source:
+                cause = f"{event.kind.replace('_', ' ')} ({event.source}) on {event.on.isoformat()}"
             segment = self._segment_of(event.on).number
             for target in rule.start:
                 self.actions[(segment, target)].append(_Action(event.on, "start", cause))
@@ -244,12 +246,19 @@ class _Planner:
     ) -> list[PlannedAssessment]:
         kept: list[PlannedAssessment] = []
         for candidate in candidates:
-            if candidate.due > self.last_day or candidate.due > self.follow_up_end:
+            if self._ended_before(rule, candidate):
                 continue
             if not self._applies(rule, candidate.due) or not self._active(rule, segment, candidate):
                 continue
             kept.append(self._planned(rule, segment, candidate))
         return kept
+
+    def _ended_before(self, rule: Rule, candidate: _Candidate) -> bool:
+        """Whether follow-up ends before this candidate is due (and that drops it)."""
+        last_day = min(self.last_day, self.follow_up_end)
+        if rule.spec.after_follow_up_ends and candidate.triggered_on is not None:
+            return candidate.triggered_on > last_day  # started in time: still owed
+        return candidate.due > last_day
 
     def _applies(self, rule: Rule, due: date) -> bool:
         applies = rule.spec.applies_to
@@ -266,7 +275,7 @@ class _Planner:
         window = candidate.point.window
         window_end = candidate.due + timedelta(days=window.after)
         reason = f"{candidate.reason}; window {window.describe()}"
-        if window_end > self.follow_up_end:
+        if window_end > self.follow_up_end and not rule.spec.after_follow_up_ends:
             window_end = self.follow_up_end
             reason += ", closing at the end of follow-up"
         started_by = self._started_by(rule, segment, candidate.due)

@@ -30,6 +30,8 @@ class RecordedEvent:
 
     kind: str
     on: date
+    # What it came from, named in the reasons of what it starts: "adverse event ROM-001-AE01".
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,9 @@ class AssessmentRule(_Strict):
     window: Window | None = None
     applies_to: AppliesTo = AppliesTo()
     on_result: tuple[Branch, ...] = ()
+    # Kept when death or withdrawal ends follow-up: a reporting duty or an autopsy request
+    # started on or before that day still has to be done (trigger-anchored rules only).
+    after_follow_up_ends: bool = False
     evidence: Evidence
     description: str | None = None
 

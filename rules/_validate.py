@@ -151,6 +151,12 @@ class _Checker:
                     rule.id,
                     "starts",
                 )
+            if rule.after_follow_up_ends and rule.anchor is not Anchor.trigger:
+                self.fail(
+                    "only an assessment anchored on its trigger can outlast follow-up",
+                    rule.id,
+                    "after_follow_up_ends",
+                )
             for i, source in enumerate(rule.evidence.sources):
                 if source not in known_sources:
                     self.fail(

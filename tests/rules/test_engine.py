@@ -538,7 +538,9 @@ def test_positive_rcl_starts_confirmation_and_monthly_tests(car_t: Protocol) -> 
     assert added == {
         f"1:rcl_confirm:{triggered(on, 1)}",
         *(f"1:rcl_intensified:{triggered(on, n)}" for n in (1, 2, 3)),
+        f"1:rcl_positive_report:{triggered(on, 1)}",  # reported the same day
     }
+    assert rows(after, "rcl_positive_report") == [(triggered(on, 1), on, on, on)]
     assert [a for a in after if a.key not in added] == before
 
 
@@ -759,15 +761,18 @@ def test_death_or_withdrawal_ends_the_calendar_and_keeps_the_past(
     on = date(2030, 3, 10)
     before = plan(car_t)
     after = plan(car_t, events=[RecordedEvent(kind, on)])
-    assert after == [a for a in before if a.due <= on]
-    assert max(a.due for a in after) == date(2030, 1, 31)
+    autopsy = [a for a in after if a.assessment == "autopsy_vector_request"]
+    assert [a for a in after if a not in autopsy] == [a for a in before if a.due <= on]
+    assert max(a.due for a in after if a not in autopsy) == date(2030, 1, 31)
     assert len(after) < len(before)
+    # Death (not withdrawal) asks for an autopsy with vector testing, after the end.
+    assert [a.due for a in autopsy] == ([date(2030, 3, 17)] if kind == "death" else [])
 
 
 def test_rows_due_on_the_day_of_death_stay(car_t: Protocol) -> None:
     on = date(2030, 1, 31)  # year 6
     after = plan(car_t, events=[RecordedEvent("death", on)])
-    assert max(a.due for a in after) == on
+    assert max(a.due for a in after if a.assessment != "autopsy_vector_request") == on
     assert "1:ltfu_exam_pediatric:1" in {a.key for a in after}
 
 
@@ -778,8 +783,9 @@ def test_nothing_started_after_death_is_due(car_t: Protocol) -> None:
         RecordedEvent("new_malignancy", date(2030, 4, 1)),  # recorded after death
     ]
     calendar = plan(car_t, events=events)
-    assert max(a.due for a in calendar) <= date(2030, 3, 10)
+    assert max(a.due for a in calendar if a.category != "vector-safety") <= date(2030, 3, 10)
     assert dues(calendar, "tumour_vector_test") == []
+    assert dues(calendar, "autopsy_vector_request") == [date(2030, 3, 17)]
 
 
 def test_unknown_event_kind_is_refused(car_t: Protocol) -> None:

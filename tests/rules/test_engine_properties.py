@@ -169,7 +169,15 @@ def test_an_end_event_cuts_the_future_and_keeps_the_past(
 ) -> None:
     on = min(facts.infusions) + timedelta(days=days)
     ended = replace(facts, events=(*facts.events, RecordedEvent(kind, on)))
-    assert ended.calendar() == [a for a in facts.calendar() if a.due <= on]
+    protocol = facts.protocol()
+    outlasting = {r for r, rule in protocol.rules.items() if rule.spec.after_follow_up_ends}
+    kept = [a for a in ended.calendar() if a.assessment not in outlasting]
+    assert kept == [
+        a for a in facts.calendar() if a.due <= on and a.assessment not in outlasting
+    ]
+    # What outlasts follow-up was started on or before its end (an autopsy request).
+    late = [a for a in ended.calendar() if a.assessment in outlasting and a.due > on]
+    assert all(a.window_start <= on + timedelta(days=7) for a in late)
 
 
 # -- recording a result changes only the future -------------------------------------------
