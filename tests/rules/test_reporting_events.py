@@ -100,7 +100,7 @@ def test_only_trigger_anchored_rules_may_outlast_follow_up() -> None:
     assert parse_protocol(BROKEN, "ok.yaml").rules["report"].spec.after_follow_up_ends
     with pytest.raises(ProtocolError, match="after_follow_up_ends") as caught:
         parse_protocol(
-            BROKEN.replace("anchor: trigger\n    starts: when_started\n", ""), "broken.yaml"
+            BROKEN.replace("    anchor: trigger\n    starts: when_started\n", ""), "broken.yaml"
         )
     assert "broken.yaml" in str(caught.value)
     assert "outlast follow-up" in str(caught.value)
