@@ -48,6 +48,16 @@ def _json(values: dict[str, Any] | None) -> str | None:
     return None if values is None else json.dumps(values, sort_keys=True, default=str)
 
 
+def lock_chain(session: Session) -> None:
+    """Take the writers' lock of the chain until this transaction ends.
+
+    The adverse-event feed numbers its entries under the same lock, so a sequence is
+    committed before the next one is given (one lock: no two writers wait on each other).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
+
+
 def record(
     session: Session,
     *,
@@ -62,8 +72,7 @@ def record(
     at: datetime | None = None,
 ) -> AuditEntry:
     """Append one audit row to the chain, inside the caller's transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
+    lock_chain(session)
     previous = session.execute(
         select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)
     ).scalar()
@@ -138,8 +147,7 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
 
     if not facts:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
+    lock_chain(session)
     previous = (
         session.execute(
             select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)

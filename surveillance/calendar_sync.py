@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 import rules
 
 from . import audit
+from .adverse_events.calendar_events import adverse_event_events
 from .bulk import insert_rows
 from .models import (
     Assessment,
@@ -132,6 +133,7 @@ def patient_plan(
             )
         )
     ]
+    events += adverse_event_events(session, patient.id, protocol)
     facts = rules.PatientFacts(patient.birth_date, patient.diagnosis, patient.sex)
     return rules.build_calendar(protocol, facts, list(infusions), results, events)
 

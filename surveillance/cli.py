@@ -223,10 +223,13 @@ def sites_add(
     site_id: Annotated[str, typer.Option("--id", help="Short name used everywhere, e.g. Rome.")],
     name: Annotated[str, typer.Option()],
     timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Rome.")],
+    country: Annotated[
+        str | None, typer.Option(help="ISO 3166 two-letter code, e.g. IT (sent in the AE feed).")
+    ] = None,
 ) -> None:
     """Add a site."""
     with write_session(_engine()) as session:
-        add_site(session, site_id=site_id, name=name, timezone=timezone)
+        add_site(session, site_id=site_id, name=name, timezone=timezone, country=country)
     typer.echo(f"added site {site_id} ({timezone})")
 
 

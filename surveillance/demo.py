@@ -26,8 +26,8 @@ from .sites import add_site
 PROTOCOL = "cd19-car-t-pediatric-autoimmune"
 ACTOR = "demo"
 SITES = (
-    ("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome"),
-    ("Erlangen", "Erlangen paediatric immunology (synthetic)", "Europe/Berlin"),
+    ("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome", "IT"),
+    ("Erlangen", "Erlangen paediatric immunology (synthetic)", "Europe/Berlin", "DE"),
 )
 # (study id, site, diagnosis, sex, age at infusion, days since infusion)
 COHORT = (
@@ -58,8 +58,8 @@ def load_demo(
 ) -> DemoSummary:
     """Create the two sites, enrol the eight children and record their history up to today."""
     rng = random.Random(seed)
-    for site_id, name, timezone in SITES:
-        add_site(session, site_id=site_id, name=name, timezone=timezone)
+    for site_id, name, timezone, country in SITES:
+        add_site(session, site_id=site_id, name=name, timezone=timezone, country=country)
     today = local_date(now, "Europe/Rome")
     enrolments = []
     for study_id, site, diagnosis, sex, age, days_ago in COHORT:

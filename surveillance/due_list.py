@@ -35,7 +35,14 @@ from sqlmodel import Session, col
 import rules
 
 from .errors import InvalidInput
-from .models import Assessment, AssessmentStatus, Patient, PatientStatus, assessment_key
+from .models import (
+    REPORTING_CATEGORY,
+    Assessment,
+    AssessmentStatus,
+    Patient,
+    PatientStatus,
+    assessment_key,
+)
 from .protocol_store import assessment_name
 
 # Patients whose calendars still call for work (lost to follow-up: keep trying).
@@ -182,13 +189,14 @@ def _constant(value: str) -> ColumnElement[str]:
 
 
 def _followed() -> ColumnElement[bool]:
-    """The row's patient is still followed, as a correlated EXISTS on the primary key.
+    """The row's patient is still followed, as a correlated EXISTS on the primary key
+    (a reporting clock stays on the list whatever the patient's status).
 
     Not a filter on the joined patients: SQLite (3.38+) then builds a Bloom filter over
     the whole patients table before the first row (~20 ms at 100 000 patients), although
     the index-ordered scan stops after a page. The EXISTS is one primary-key probe per row.
     """
-    return (
+    followed = (
         select(literal(1))
         .where(
             col(_PATIENT.id) == col(Assessment.patient_id),
@@ -196,6 +204,8 @@ def _followed() -> ColumnElement[bool]:
         )
         .exists()
     )
+    reporting = col(Assessment.category) == literal_column(f"'{REPORTING_CATEGORY}'", String)
+    return or_(reporting, followed)
 
 
 def due_list_query(

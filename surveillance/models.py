@@ -64,6 +64,8 @@ class Site(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200)
     timezone: str = Field(max_length=64)  # IANA, e.g. Europe/Rome: "today" is local there
+    # ISO 3166-1 alpha-2, e.g. IT: the only place detail a pharmacovigilance feed carries.
+    country: str | None = Field(default=None, max_length=2)
 
 
 class Patient(SQLModel, table=True):
@@ -157,6 +159,11 @@ class Assessment(SQLModel, table=True):
     # migration 0002 (which needs it to add the column to existing rows).
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_utc_column())
+
+
+# Regulatory reporting clocks (the protocol's safety-reporting rules): due whatever the
+# patient's status, since a death does not stop the duty to report it.
+REPORTING_CATEGORY = "safety-reporting"
 
 
 class OutcomeRecord(SQLModel, table=True):

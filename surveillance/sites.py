@@ -11,7 +11,11 @@ from .errors import Conflict, InvalidInput, NotFound
 from .models import Site
 
 
-def add_site(session: Session, *, site_id: str, name: str, timezone: str) -> Site:
+def add_site(
+    session: Session, *, site_id: str, name: str, timezone: str, country: str | None = None
+) -> Site:
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isupper()):
+        raise InvalidInput(f"country {country!r}: use an ISO 3166 two-letter code, e.g. IT")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -20,7 +24,7 @@ def add_site(session: Session, *, site_id: str, name: str, timezone: str) -> Sit
         ) from exc
     if session.get(Site, site_id) is not None:
         raise Conflict(f"site {site_id!r} already exists")
-    site = Site(id=site_id, name=name, timezone=timezone)
+    site = Site(id=site_id, name=name, timezone=timezone, country=country)
     session.add(site)
     session.flush()
     return site

@@ -24,7 +24,7 @@ import notifications
 import rules
 
 from ..db import write_session
-from ..models import Assessment, AssessmentStatus, Patient
+from ..models import REPORTING_CATEGORY, Assessment, AssessmentStatus, Patient
 from . import messages, recipients
 from .models import (
     Acknowledgement,
@@ -214,7 +214,7 @@ def cause_gone(session: Session, alert: Alert) -> str | None:
     patient = session.get(Patient, alert.patient_id)
     if row is None or patient is None:
         return "the assessment no longer exists"
-    if patient.status not in FOLLOWED:
+    if patient.status not in FOLLOWED and row.category != REPORTING_CATEGORY:
         return f"patient {patient.study_id} is {patient.status}"
     if patient.site_id != alert.site_id:
         return f"patient {patient.study_id} transferred to {patient.site_id}"

@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 import rules
 
+from ..adverse_events.cases import content_of
+from ..adverse_events.deadlines import deadlines_of
+from ..adverse_events.models import AdverseEventCase, AdverseEventVersion
+from ..adverse_events.outbox import SERIOUS, UNACKNOWLEDGED
 from ..due_list import DueState, due_list
 from ..models import Assessment, Patient, assessment_key
 from ..protocol_store import assessment_name
@@ -34,6 +39,8 @@ def event_data(
     if alert.kind in ("alert.failed", "webhook.disabled"):
         data: dict[str, Any] = json.loads(alert.payload or "{}")
         return data
+    if alert.case_id is not None:
+        return _case_data(session, alert, registry=registry, base_url=base_url)
     assert alert.assessment_id is not None
     row = session.get(Assessment, alert.assessment_id)
     patient = session.get(Patient, alert.patient_id)
@@ -54,6 +61,26 @@ def event_data(
         "level": alert.level,
         "as_of": alert.as_of.isoformat(),
         "patient_url": f"{base_url}/patients/{patient.study_id}",
+    }
+
+
+def _case_data(
+    session: Session, alert: Alert, *, registry: rules.ProtocolRegistry, base_url: str
+) -> dict[str, Any]:
+    """The case as it was at the alert's version (versions never change)."""
+    case = session.get(AdverseEventCase, alert.case_id)
+    version = session.execute(
+        select(AdverseEventVersion).where(
+            col(AdverseEventVersion.case_id) == alert.case_id,
+            col(AdverseEventVersion.version) == alert.case_version,
+        )
+    ).scalar_one()
+    assert case is not None
+    return {
+        "change": version.change,
+        "case": content_of(session, version, registry),
+        "reporting_deadlines": deadlines_of(session, case, version, registry, on=alert.as_of),
+        "case_url": f"{base_url}/adverse-events/{case.case_id}",
     }
 
 
@@ -102,6 +129,11 @@ def render_email(alert: Alert, data: dict[str, Any]) -> tuple[str, str, str | No
             _render("at_risk.txt", context),
             None,
         )
+    if alert.kind in (SERIOUS, UNACKNOWLEDGED):
+        case = data["case"]
+        what = "Serious adverse event" if alert.kind == SERIOUS else "Not acknowledged"
+        subject = f"[LTFU] {what}: {case['study_id']} {case['term'][:60]} ({case['case_id']})"
+        return subject, _render("adverse_event.txt", context), None
     if alert.kind == "digest":
         subject = (
             f"[LTFU] {data['site']} {data['date']}: {len(data['opening'])} opening today, "

@@ -72,6 +72,9 @@ class Alert(SQLModel, table=True):
     site_id: str | None = Field(default=None, max_length=40)
     patient_id: int | None = Field(default=None, index=True)
     assessment_id: int | None = Field(default=None, index=True)
+    # Adverse-event alerts: the case and the version they are about.
+    case_id: str | None = Field(default=None, max_length=48, index=True)
+    case_version: int | None = None
     as_of: date  # the day the scan saw the condition
     # JSON event data (pseudonymous), frozen at the first attempt so retries send the same.
     payload: str | None = None

@@ -11,6 +11,10 @@ EVENT_TYPES = (
     "assessment.overdue",
     "assessment.escalated",
     "patient.follow_up_at_risk",
+    "adverse_event.created",
+    "adverse_event.updated",
+    "adverse_event.nullified",
+    "adverse_event.serious",
 )
 
 
@@ -20,6 +24,11 @@ class AlertPolicy:
     sponsor_after_days: int = 60  # after the window closed: the admins / sponsor contact
     remind_every_days: int = 7  # unacknowledged escalations are repeated this often
     digest_hour: int = 7  # local time at the site
+    # A reporting clock (24 hours, 7 or 15 days) reaches the investigators a day after it
+    # ran out, not after the 14 days of an ordinary assessment.
+    reporting_escalate_after_days: int = 1
+    # Hours a safety system has to acknowledge a serious case's latest version.
+    acknowledge_within_hours: int = 24
     # Rules whose occurrences are the yearly contact; two missed in a row = at risk.
     yearly_contacts: tuple[str, ...] = (
         "ltfu_exam",

@@ -11,13 +11,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, String, and_, cast, exists, func, literal, or_, select, true
+from sqlalchemy import Date, String, and_, case, cast, exists, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col
 
+from ..adverse_events.acks import alert_unacknowledged
+from ..adverse_events.outbox import UNACKNOWLEDGED
 from ..clock import local_date
-from ..models import Assessment, AssessmentStatus, Patient, PatientStatus, Site
+from ..models import (
+    REPORTING_CATEGORY,
+    Assessment,
+    AssessmentStatus,
+    Patient,
+    PatientStatus,
+    Site,
+)
 from .models import Acknowledgement, Alert, AlertStatus, Channel, UtcDateTime, WebhookEndpoint
 from .policy import AlertPolicy, policy_for
 from .sql import days_between
@@ -72,6 +81,8 @@ def scan(
         report.add("assessment.escalated", scope.escalated(level=1))
         report.add("assessment.escalated", scope.escalated(level=2))
         report.add("patient.follow_up_at_risk", scope.at_risk())
+    within = timedelta(hours=policy_for(overrides, site="", protocol="").acknowledge_within_hours)
+    report.add(UNACKNOWLEDGED, alert_unacknowledged(session, now=now, within=within))
     return report
 
 
@@ -101,7 +112,11 @@ class _Scope:
                 col(Assessment.status) == AssessmentStatus.pending.value,
                 col(Assessment.window_end) < self.as_of,
                 col(Patient.protocol_id) == self.protocol_id,
-                col(Patient.status).in_(FOLLOWED),
+                # A reporting clock is owed whatever the patient's status (a death).
+                or_(
+                    col(Patient.status).in_(FOLLOWED),
+                    col(Assessment.category) == REPORTING_CATEGORY,
+                ),
             )
         )
 
@@ -111,7 +126,17 @@ class _Scope:
 
     def escalated(self, level: int) -> int:
         policy = self.policy
-        start = policy.escalate_after_days if level == 1 else policy.sponsor_after_days
+        usual = policy.escalate_after_days if level == 1 else policy.sponsor_after_days
+        # A reporting clock escalates a day after it ran out (level 2 as usual).
+        start: Any = usual
+        if level == 1:
+            start = case(
+                (
+                    col(Assessment.category) == REPORTING_CATEGORY,
+                    policy.reporting_escalate_after_days,
+                ),
+                else_=usual,
+            )
         round_number = cast((self.days_over - start) // policy.remind_every_days, String)
         rows = self._overdue_rows(round_number).where(
             self.days_over >= start,

@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..alerting.models import AlertStatus
 from ..alerting.policy import EVENT_TYPES
 
-EventType = Literal["assessment.overdue", "assessment.escalated", "patient.follow_up_at_risk"]
+EventType = Literal[
+    "assessment.overdue",
+    "assessment.escalated",
+    "patient.follow_up_at_risk",
+    "adverse_event.created",
+    "adverse_event.updated",
+    "adverse_event.nullified",
+    "adverse_event.serious",
+]
 assert set(get_args(EventType)) == set(EVENT_TYPES), "EventType must list policy.EVENT_TYPES"
 
 

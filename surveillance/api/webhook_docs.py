@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from ..alerting.policy import EVENT_TYPES
 
@@ -68,7 +68,41 @@ _WHEN = {
         "repeated weekly until acknowledged (defaults; see the alert policy)."
     ),
     "patient.follow_up_at_risk": "Two consecutive yearly contacts missed or still undone.",
+    "adverse_event.created": "An adverse-event case was recorded (version 1).",
+    "adverse_event.updated": "A follow-up version of a case was recorded.",
+    "adverse_event.nullified": "A case entered in error was nullified (it stays readable).",
+    "adverse_event.serious": (
+        "A case is serious (when recorded, or when a follow-up makes it so); once per case. "
+        "Also sent for a positive RCL test, which the system records as a serious case."
+    ),
 }
+
+
+class AdverseEventEventData(BaseModel):
+    """The case version the event is about, pseudonymous, as in the feed's ``case``."""
+
+    change: Literal["created", "updated", "nullified"]
+    case: dict[str, Any] = Field(
+        description="As an entry of GET /api/v1/feeds/adverse-events: case_id, version, "
+        "study_id, site, site_country, sex, age_at_onset_years, term, grade, serious, ..."
+    )
+    reporting_deadlines: list[dict[str, Any]] = Field(
+        description="The reporting clocks the protocol planned for the case (key, name, due)."
+    )
+    case_url: str = Field(examples=["https://ltfu.example.org/adverse-events/ROM-101-AE01"])
+
+
+class _CaseEvent(BaseModel):
+    timestamp: datetime = Field(description="When the alert was created (UTC); same on retries.")
+    data: AdverseEventEventData
+
+
+def _case_event_model(event: str) -> type[_CaseEvent]:
+    """One body model per event type, so ``type`` is a constant in each schema."""
+    name = "".join(part.title() for part in event.replace(".", "_").split("_")) + "Event"
+    return create_model(name, __base__=_CaseEvent, type=(Literal[event], ...))  # type: ignore[arg-type]
+
+
 WebhookId = Annotated[str, Header(alias="webhook-id")]
 WebhookTimestamp = Annotated[str, Header(alias="webhook-timestamp")]
 WebhookSignature = Annotated[str, Header(alias="webhook-signature")]
@@ -130,3 +164,28 @@ def document(app: FastAPI) -> None:
         webhook_timestamp: WebhookTimestamp,
         webhook_signature: WebhookSignature,
     ) -> None: ...
+
+    for event in ("created", "updated", "nullified", "serious"):
+        _document_case_event(app, f"adverse_event.{event}")
+
+
+def _document_case_event(app: FastAPI, event: str) -> None:
+    body_model = _case_event_model(event)
+
+    def receive(
+        body: _CaseEvent,
+        webhook_id: WebhookId,
+        webhook_timestamp: WebhookTimestamp,
+        webhook_signature: WebhookSignature,
+    ) -> None: ...
+
+    # Annotations are strings here (postponed evaluation): give FastAPI the class itself.
+    receive.__annotations__ = {**receive.__annotations__, "body": body_model}
+
+    app.webhooks.post(
+        event,
+        operation_id=f"webhook_{event.replace('.', '_')}",
+        summary=_WHEN[event].split(" (")[0].split(";")[0],
+        description=_describe(event),
+        responses=_RESPONSES,
+    )(receive)

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
+import surveillance.adverse_events.models  # registers the adverse-event tables
 import surveillance.alerting.models  # registers the outbox tables
 import surveillance.models  # noqa: F401 - registers the tables on SQLModel.metadata
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -268,7 +268,10 @@ def test_death_cancels_the_pending_future_and_keeps_history(
     with write_session(engine) as session:
         change = _status(session, registry, now, "deceased")
     assert change.cancelled
-    assert change.added == []
+    # The protocol asks for an autopsy with vector testing a week after a death.
+    assert [(a.assessment, a.due) for a in change.added] == [
+        ("autopsy_vector_request", DEATH + timedelta(days=7))
+    ]
 
     with read_session(engine) as session:
         stored = get_patient(session, "ROM-101")
@@ -281,6 +284,7 @@ def test_death_cancels_the_pending_future_and_keeps_history(
     )
     assert (event.kind, event.occurred_on) == ("death", DEATH)
     assert recorded_snapshot(engine) == history
+    after = [r for r in after if r.id in before]  # the autopsy request is checked above
     cancelled = [r for r in after if before[r.id].status == "pending" and r.due_on > DEATH]
     assert cancelled
     assert {(r.status, r.status_reason) for r in cancelled} == {

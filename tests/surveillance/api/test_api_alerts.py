@@ -377,7 +377,15 @@ def test_openapi_documents_each_webhook_event(api: Api) -> None:
     _scan(api)
     document = api.client.get("/openapi.json").json()
     hooks = document["webhooks"]
-    assert set(hooks) == {"assessment.overdue", "assessment.escalated", "patient.follow_up_at_risk"}
+    assert set(hooks) == {
+        "assessment.overdue",
+        "assessment.escalated",
+        "patient.follow_up_at_risk",
+        "adverse_event.created",
+        "adverse_event.updated",
+        "adverse_event.nullified",
+        "adverse_event.serious",
+    }
     schemas = document["components"]["schemas"]
     for event, operation in hooks.items():
         post = operation["post"]

@@ -26,7 +26,7 @@ class TestProtocols:
         by_id = {p["id"]: p for p in response.json()}
         assert set(by_id) == {AAV, CAR_T}
         assert by_id[CAR_T]["follow_up"] == "Y15 from the last infusion"
-        assert by_id[CAR_T]["assessments"] == 39
+        assert by_id[CAR_T]["assessments"] == 44
         assert by_id[CAR_T]["version"] == "1.0"
 
     def test_one_protocol_with_schedules_windows_and_evidence(self, shared_api: Api) -> None:

@@ -1,0 +1,1 @@
+"""Adverse events: cases, versions, the pharmacovigilance feed."""

@@ -1,0 +1,161 @@
+"""Acknowledgements from safety systems, and who has not yet taken a serious case.
+
+The registered safety systems are the active users with the pharmacovigilance role; each
+acknowledges what it ingested with an E2B-style code (AA, AE, AR). A serious case whose
+latest version is not accepted (AA or AE) by every one of them in time raises an alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from ..errors import InvalidInput, NotFound
+from ..models import Role, User
+from . import outbox
+from .models import AdverseEventCase, AdverseEventVersion, FeedAcknowledgement
+from .vocabulary import ACCEPTED, AckStatus, CaseStatus
+
+
+def record_ack(
+    session: Session,
+    *,
+    consumer: str,
+    case_id: str,
+    version: int,
+    status: str,
+    message: str | None,
+    now: datetime,
+) -> FeedAcknowledgement:
+    try:
+        code = AckStatus(status)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"status {status!r}: use AA (accepted), AE (accepted with errors) or AR (rejected)"
+        ) from exc
+    if code is not AckStatus.AA and not (message and message.strip()):
+        raise InvalidInput(f"status {code.value} needs a message saying what was wrong")
+    exists = session.execute(
+        select(col(AdverseEventVersion.id)).where(
+            col(AdverseEventVersion.case_id) == case_id,
+            col(AdverseEventVersion.version) == version,
+        )
+    ).scalar()
+    if exists is None:
+        raise NotFound(f"no version {version} of adverse event case {case_id!r}")
+    ack = FeedAcknowledgement(
+        case_id=case_id,
+        version=version,
+        consumer=consumer,
+        status=code.value,
+        message=message,
+        received_at=now,
+    )
+    session.add(ack)
+    session.flush()
+    return ack
+
+
+def safety_systems(session: Session) -> list[str]:
+    return list(
+        session.execute(
+            select(col(User.email))
+            .where(col(User.role) == Role.pharmacovigilance.value, col(User.active).is_(True))
+            .order_by(col(User.email))
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True)
+class SystemAck:
+    consumer: str
+    status: str | None  # the latest answer to the latest version; None: no answer yet
+    message: str | None
+    at: datetime | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and AckStatus(self.status) in ACCEPTED
+
+
+@dataclass(frozen=True)
+class SeriousCaseAcks:
+    case: AdverseEventCase
+    recorded_at: datetime  # of the latest version: the acknowledgement clock starts here
+    systems: list[SystemAck]
+
+    def overdue(self, now: datetime, within: timedelta) -> bool:
+        late = now - self.recorded_at >= within
+        return late and not all(s.accepted for s in self.systems)
+
+
+def serious_case_acks(
+    session: Session, *, site_ids: set[str] | None = None, limit: int = 200
+) -> list[SeriousCaseAcks]:
+    """Open serious cases, newest first, with each safety system's answer to the latest."""
+    statement = (
+        select(AdverseEventCase, col(AdverseEventVersion.recorded_at))
+        .join(
+            AdverseEventVersion,
+            (col(AdverseEventVersion.case_id) == col(AdverseEventCase.case_id))
+            & (col(AdverseEventVersion.version) == col(AdverseEventCase.version)),
+        )
+        .where(
+            col(AdverseEventCase.serious).is_(True),
+            col(AdverseEventCase.status) == CaseStatus.open.value,
+        )
+        .order_by(col(AdverseEventCase.updated_at).desc())
+        .limit(limit)
+    )
+    if site_ids is not None:
+        statement = statement.where(col(AdverseEventCase.site_id).in_(site_ids))
+    systems = safety_systems(session)
+    out = []
+    for case, recorded_at in session.execute(statement).all():
+        answers = latest_answers(session, case.case_id, case.version)
+        out.append(
+            SeriousCaseAcks(
+                case,
+                _aware(recorded_at),
+                [SystemAck(s, *answers.get(s, (None, None, None))) for s in systems],
+            )
+        )
+    return out
+
+
+def latest_answers(
+    session: Session, case_id: str, version: int
+) -> dict[str, tuple[str, str | None, datetime]]:
+    """consumer -> (status, message, at) of its latest answer to that version."""
+    rows = session.execute(
+        select(FeedAcknowledgement)
+        .where(
+            col(FeedAcknowledgement.case_id) == case_id,
+            col(FeedAcknowledgement.version) == version,
+        )
+        .order_by(col(FeedAcknowledgement.id))
+    ).scalars()
+    return {a.consumer: (a.status, a.message, a.received_at) for a in rows}
+
+
+def alert_unacknowledged(session: Session, *, now: datetime, within: timedelta) -> int:
+    """Queue a reminder for every serious case not accepted by all safety systems in time."""
+    created = 0
+    for item in serious_case_acks(session, limit=10_000):
+        if not item.systems or not item.overdue(now, within):
+            continue
+        version = session.execute(
+            select(AdverseEventVersion).where(
+                col(AdverseEventVersion.case_id) == item.case.case_id,
+                col(AdverseEventVersion.version) == item.case.version,
+            )
+        ).scalar_one()
+        created += outbox.queue_unacknowledged(session, item.case, version, now)
+    return created
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

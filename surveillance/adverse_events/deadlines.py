@@ -1,0 +1,65 @@
+"""A case's regulatory reporting clocks: the safety-reporting rows the engine planned for it.
+
+They are assessments (category ``safety-reporting``), so they appear on due lists and
+dashboards, go overdue and escalate like any other; this finds the ones of one case.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session, col
+
+import rules
+
+from ..models import REPORTING_CATEGORY, Assessment, Patient, assessment_key
+from ..protocol_store import assessment_name
+from .models import AdverseEventCase, AdverseEventVersion
+
+# The protocol rule a positive RCL result starts (not tied to a case by the engine).
+RCL_REPORT = "rcl_positive_report"
+
+
+def deadlines_of(
+    session: Session,
+    case: AdverseEventCase,
+    version: AdverseEventVersion,
+    registry: rules.ProtocolRegistry,
+    *,
+    on: date,
+) -> list[dict[str, Any]]:
+    patient = session.get(Patient, case.patient_id)
+    assert patient is not None
+    started_by_case = col(Assessment.reason).contains(f"(adverse event {case.case_id})")
+    started_by_result = and_(
+        col(Assessment.assessment) == RCL_REPORT,
+        col(Assessment.window_start) == version.awareness_date,
+    )
+    rows = session.execute(
+        select(Assessment)
+        .where(
+            col(Assessment.patient_id) == case.patient_id,
+            col(Assessment.category) == REPORTING_CATEGORY,
+            or_(started_by_case, started_by_result) if version.source else started_by_case,
+        )
+        .order_by(col(Assessment.due_on), col(Assessment.assessment))
+    ).scalars()
+    return [
+        {
+            "key": assessment_key(
+                patient.study_id, row.infusion_number, row.assessment, row.occurrence
+            ),
+            "assessment": row.assessment,
+            "name": assessment_name(
+                registry, row.protocol_id, row.protocol_version, row.assessment
+            ),
+            "due": row.due_on.isoformat(),
+            "status": row.status,
+            "overdue": row.status == "pending" and row.window_end < on,
+            "performed_on": row.performed_on.isoformat() if row.performed_on else None,
+            "status_reason": row.status_reason,
+        }
+        for row in rows
+    ]

@@ -1,0 +1,79 @@
+"""A case version as the API, the feed, the webhooks and the FHIR bundle show it.
+
+Pseudonymous: study id, sex, age at onset in whole years and the site's country; never a
+name, never a birth date.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+import rules
+
+from ..protocol_store import get_protocol
+from .models import AdverseEventCase, AdverseEventVersion
+from .vocabulary import CaseStatus
+
+
+def criteria_of(version: AdverseEventVersion) -> list[str]:
+    return [c for c in version.seriousness_criteria.split(",") if c]
+
+
+def case_content(
+    version: AdverseEventVersion,
+    *,
+    case: AdverseEventCase | None = None,
+    status: str | None = None,
+    study_id: str,
+    site_id: str,
+    country: str | None,
+    sex: str,
+    birth_date: date,
+    protocol_id: str,
+    protocol_version: str,
+    registry: rules.ProtocolRegistry,
+) -> dict[str, Any]:
+    """Everything known at ``version``; ``status`` is that version's, not the case's now."""
+    if status is None:
+        nullified = version.change == "nullified"
+        status = CaseStatus.nullified.value if nullified else CaseStatus.open.value
+    return {
+        "case_id": version.case_id,
+        "version": version.version,
+        "status": status,
+        "nullify_reason": version.nullify_reason,
+        "study_id": study_id,
+        "site": site_id,
+        "site_country": country,
+        "sex": sex,
+        "age_at_onset_years": relativedelta(version.onset_date, birth_date).years,
+        "product": _product(registry, protocol_id, protocol_version),
+        "onset_date": version.onset_date.isoformat(),
+        "end_date": version.end_date.isoformat() if version.end_date else None,
+        "awareness_date": version.awareness_date.isoformat(),
+        "last_info_date": version.last_info_date.isoformat(),
+        "term": version.term,
+        "meddra_code": version.meddra_code,
+        "meddra_version": version.meddra_version,
+        "category": version.category,
+        "grade": version.grade,
+        "grade_scale": version.grade_scale,
+        "serious": version.serious,
+        "seriousness_criteria": criteria_of(version),
+        "relatedness": version.relatedness,
+        "expected": version.expected,
+        "outcome": version.outcome,
+        "narrative": version.narrative,
+        "pre_existing": version.pre_existing,
+        "reporter_qualification": version.reporter_qualification,
+        "source": version.source,
+        "recorded_at": version.recorded_at.isoformat(),
+    }
+
+
+def _product(registry: rules.ProtocolRegistry, protocol_id: str, version: str) -> dict[str, str]:
+    protocol = get_protocol(registry, protocol_id, version)
+    return {"protocol_id": protocol_id, "protocol_version": version, "name": protocol.spec.product}
