@@ -177,9 +177,7 @@ def test_an_end_event_cuts_the_future_and_keeps_the_past(
     protocol = facts.protocol
     outlasting = {r for r, rule in protocol.rules.items() if rule.spec.after_follow_up_ends}
     kept = [a for a in ended.calendar() if a.assessment not in outlasting]
-    assert kept == [
-        a for a in facts.calendar() if a.due <= on and a.assessment not in outlasting
-    ]
+    assert kept == [a for a in facts.calendar() if a.due <= on and a.assessment not in outlasting]
     # What outlasts follow-up was started on or before its end (an autopsy request).
     late = [a for a in ended.calendar() if a.assessment in outlasting and a.due > on]
     assert all(a.window_start <= on + timedelta(days=7) for a in late)

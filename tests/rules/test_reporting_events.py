@@ -32,7 +32,11 @@ def test_a_serious_event_starts_the_24_hour_sponsor_notification(car_t: Protocol
     aware = date(2025, 6, 30)
     calendar = plan(car_t, RecordedEvent("serious_adverse_event", aware, "ROM-001-AE01"))
     (row,) = by_rule(calendar, "sae_sponsor_notification")
-    assert (row.due, row.window_start, row.window_end) == (date(2025, 7, 1), aware, date(2025, 7, 1))
+    assert (row.due, row.window_start, row.window_end) == (
+        date(2025, 7, 1),
+        aware,
+        date(2025, 7, 1),
+    )
     assert row.category == "safety-reporting"
     assert "serious adverse event (ROM-001-AE01) on 2025-06-30" in row.reason
 
