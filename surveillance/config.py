@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # How long an API process remembers who a bearer token belongs to (and a site's time
     # zone): a revoked token stops working within this time. 0: look up on every request.
     cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The adverse-event feed: how often a caught-up consumer is asked to poll (Retry-After),
+    # and how soon it may ask the same caught-up cursor again before getting a 429.
+    feed_poll_seconds: int = Field(default=30, ge=1, le=3600)
+    feed_min_poll_seconds: float = Field(default=5.0, ge=0, le=3600)
 
     # Email. With no SMTP host the embedded default writes mail to the log and to the
     # "outgoing mail" page instead of sending it.

@@ -11,7 +11,8 @@ Hierarchy::
      ├── Unauthorized    no valid token or session (401)
      ├── Forbidden       the role may not do this (403)
      ├── PreconditionFailed    stale If-Match version (412)
-     └── PreconditionRequired  update without If-Match (428)
+     ├── PreconditionRequired  update without If-Match (428)
+     └── TooManyRequests      a feed consumer polls faster than agreed (429, Retry-After)
 """
 
 from __future__ import annotations
@@ -59,3 +60,13 @@ class PreconditionRequired(SurveillanceError):
     """An update came without If-Match (428)."""
 
     status_code = 428
+
+
+class TooManyRequests(SurveillanceError):
+    """Asked again too soon (429); ``retry_after`` seconds is when to come back."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

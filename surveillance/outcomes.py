@@ -11,6 +11,15 @@ from sqlmodel import Session, col
 import rules
 
 from . import audit
+from .adverse_events.cases import create_case
+from .adverse_events.facts import CaseFacts
+from .adverse_events.vocabulary import (
+    CaseOutcome,
+    Category,
+    Relatedness,
+    ReporterQualification,
+    Seriousness,
+)
 from .calendar_sync import CalendarChange, rematerialize
 from .clock import local_date
 from .concurrency import check_version
@@ -144,7 +153,44 @@ def record_outcome(
         cause = f"{kind.value} recorded for {key}" + (f" with result {result!r}" if result else "")
         protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
+    if kind is Outcome.completed and is_positive_rcl(row.assessment, result):
+        # A serious safety event in its own right: the case alerts and feeds like any other.
+        create_case(
+            session,
+            study_id=patient.study_id,
+            facts=positive_rcl_facts(key, on),
+            actor=actor,
+            registry=registry,
+            now=now,
+            source=f"assessment {key}",
+        )
     return RecordedOutcome(row, change)
+
+
+def is_positive_rcl(assessment: str, result: str | None) -> bool:
+    """A replication-competent lentivirus test (any of the protocol's RCL rules) positive."""
+    return assessment.startswith("rcl_") and (result or "").strip().lower() == "positive"
+
+
+def positive_rcl_facts(key: str, on: date) -> CaseFacts:
+    return CaseFacts(
+        onset_date=on,
+        awareness_date=on,
+        term="Replication-competent lentivirus (RCL) detected",
+        category=Category.other,
+        serious=True,
+        seriousness_criteria=(Seriousness.other_medically_important,),
+        relatedness=Relatedness.related,
+        expected=False,
+        outcome=CaseOutcome.unknown,
+        narrative=(
+            f"Positive RCL result recorded for {key}, sample of {on.isoformat()}. Recorded "
+            "automatically as a serious safety event; confirmation by culture assay and "
+            "intensified testing are scheduled by the protocol. Add a follow-up version "
+            "with the clinical details."
+        ),
+        reporter_qualification=ReporterQualification.other_health_professional,
+    )
 
 
 def _check(

@@ -20,7 +20,7 @@ from .. import audit
 from ..errors import InvalidInput
 from ..models import Patient, Site
 from .models import AdverseEventCase, AdverseEventVersion
-from .views import case_content
+from .views import case_content, utc_iso
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -102,6 +102,6 @@ def feed_entry(version: AdverseEventVersion, content: dict[str, Any]) -> dict[st
         "version": version.version,
         "change": version.change,
         "last_info_date": version.last_info_date.isoformat(),
-        "recorded_at": version.recorded_at.isoformat(),
+        "recorded_at": utc_iso(version.recorded_at),
         "case": content,
     }

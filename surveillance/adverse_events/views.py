@@ -6,7 +6,7 @@ name, never a birth date.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -16,6 +16,12 @@ import rules
 from ..protocol_store import get_protocol
 from .models import AdverseEventCase, AdverseEventVersion
 from .vocabulary import CaseStatus
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO 8601 with its offset (SQLite hands back stored UTC times without one)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
 
 
 def criteria_of(version: AdverseEventVersion) -> list[str]:
@@ -70,7 +76,7 @@ def case_content(
         "pre_existing": version.pre_existing,
         "reporter_qualification": version.reporter_qualification,
         "source": version.source,
-        "recorded_at": version.recorded_at.isoformat(),
+        "recorded_at": utc_iso(version.recorded_at),
     }
 
 

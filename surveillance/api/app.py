@@ -18,7 +18,17 @@ from ..protocol_store import registry_for
 from . import problems, webhook_docs
 from .cache import TtlCache
 from .deps import AppState
-from .routes import alerts, assessments, audit, patients, protocols, sites, webhooks
+from .routes import (
+    adverse_events,
+    alerts,
+    assessments,
+    audit,
+    feeds,
+    patients,
+    protocols,
+    sites,
+    webhooks,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -67,6 +77,8 @@ def create_app(
         protocols.router,
         alerts.router,
         webhooks.router,
+        adverse_events.router,
+        feeds.router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rules
 
-from ..errors import SurveillanceError
+from ..errors import SurveillanceError, TooManyRequests
 
 log = logging.getLogger("surveillance.api")
 PROBLEM_TYPE_BASE = "https://ltfu-surveillance.example/problems/"
@@ -29,11 +29,19 @@ _TITLES = {
     412: "Precondition failed",
     422: "Invalid input",
     428: "Precondition required",
+    429: "Too many requests",
     500: "Internal error",
 }
 
 
-def problem(status: int, detail: str, *, kind: str | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": PROBLEM_TYPE_BASE
         + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
@@ -42,7 +50,9 @@ def problem(status: int, detail: str, *, kind: str | None = None, **extra: Any) 
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -51,8 +61,15 @@ def problem(status: int, detail: str, *, kind: str | None = None, **extra: Any) 
 def install(app: FastAPI) -> None:
     @app.exception_handler(SurveillanceError)
     async def _domain(request: Request, exc: SurveillanceError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return problem(
-            exc.status_code, exc.message, kind=type(exc).__name__.lower(), instance=request.url.path
+            exc.status_code,
+            exc.message,
+            kind=type(exc).__name__.lower(),
+            headers=headers,
+            instance=request.url.path,
         )
 
     @app.exception_handler(rules.RulesError)
