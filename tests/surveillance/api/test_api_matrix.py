@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from conftest import CAR_T, Api
+from conftest import CAR_T, NOW, Api
+
+from surveillance.adverse_events.cases import create_case
+from surveillance.adverse_events.facts import CaseFacts
+from surveillance.adverse_events.vocabulary import CaseOutcome, Category, GradeScale, Relatedness
+from surveillance.db import write_session
 
 ROLES: tuple[str | None, ...] = ("nurse", "investigator", "pharmacovigilance", "admin", None)
 
@@ -70,8 +76,37 @@ EXPECTED: dict[str, tuple[str, str, str, str, str]] = {
     "POST /webhooks/{webhook}/rotate-secret":
                                         ("403/403", "403/403", "403/403", "404/404", "401/401"),
     "POST /webhooks/{webhook}/replay":  ("403/403", "403/403", "403/403", "404/404", "401/401"),
+    # Adverse events: the patient's site writes; pharmacovigilance reads a case (it is
+    # pseudonymous) and pulls the feed, but records nothing clinical.
+    "POST /patients/{patient}/adverse-events":
+                                        ("201/404", "201/404", "403/403", "201/201", "401/401"),
+    "GET /patients/{patient}/adverse-events":
+                                        ("200/404", "200/404", "403/403", "200/200", "401/401"),
+    "GET /adverse-events?site={site}":  ("200/404", "200/404", "403/403", "200/200", "401/401"),
+    "GET /adverse-events/{case}":       ("200/404", "200/404", "200/200", "200/200", "401/401"),
+    "POST /adverse-events/{case}/versions":
+                                        ("201/404", "201/404", "403/403", "201/201", "401/401"),
+    "POST /adverse-events/{case}/nullify":
+                                        ("200/404", "200/404", "403/403", "200/200", "401/401"),
+    # The feed is for safety systems (and admins); every cell asks its own cursor.
+    "GET /feeds/adverse-events?cursor={n}":
+                                        ("403/403", "403/403", "200/200", "200/200", "401/401"),
+    "POST /feeds/adverse-events/acks":  ("403/403", "403/403", "201/201", "403/403", "401/401"),
 }
 # fmt: on
+
+MATRIX_CASE: dict[str, Any] = {
+    "onset_date": "2026-11-01",
+    "awareness_date": "2026-11-02",
+    "term": "Cytokine release syndrome",
+    "category": "crs",
+    "grade": 1,
+    "grade_scale": "astct",
+    "serious": False,
+    "relatedness": "related",
+    "expected": True,
+    "outcome": "recovering",
+}
 
 # What each write sends: a valid body (If-Match "1": the version of a fresh record).
 BODIES: dict[str, dict[str, Any]] = {
@@ -101,6 +136,10 @@ BODIES: dict[str, dict[str, Any]] = {
         "site": "{site}",
     },
     "POST /webhooks/{webhook}/replay": {"since": "2026-01-01T00:00:00Z"},
+    "POST /patients/{patient}/adverse-events": MATRIX_CASE,
+    "POST /adverse-events/{case}/versions": {**MATRIX_CASE, "outcome": "recovered"},
+    "POST /adverse-events/{case}/nullify": {"reason": "matrix"},
+    "POST /feeds/adverse-events/acks": {"case_id": "{case}", "version": 1, "status": "AA"},
 }
 
 _numbers = itertools.count(1)
@@ -140,6 +179,8 @@ def _request(
         "protocol": CAR_T,
         "alert": "no:such:alert",
         "webhook": "wh_none",
+        "n": str(number),
+        "case": _case_of(api, patient) if "{case}" in endpoint or "acks" in endpoint else "",
     }
     method, template = endpoint.split(" ", 1)
     prefix = "" if template == "/healthz" else "/api/v1"
@@ -158,6 +199,27 @@ def _request(
         body["study_id"] = f"{site[:3].upper()}-N{number:04d}"
     headers = api.headers(role, '"1"' if body else None)
     return api.client.request(method, url, params=params, json=body or None, headers=headers)
+
+
+def _case_of(api: Api, study_id: str) -> str:
+    """A fresh case (version 1) for the cell's patient, recorded through the service."""
+    facts = CaseFacts(
+        onset_date=date(2026, 11, 1),
+        awareness_date=date(2026, 11, 2),
+        term="Cytokine release syndrome",
+        category=Category.crs,
+        grade=1,
+        grade_scale=GradeScale.astct,
+        serious=False,
+        relatedness=Relatedness.related,
+        expected=True,
+        outcome=CaseOutcome.recovering,
+    )
+    with write_session(api.engine) as session:
+        change = create_case(
+            session, study_id=study_id, facts=facts, actor="test", registry=api.registry, now=NOW
+        )
+    return change.case.case_id
 
 
 @pytest.mark.parametrize(("endpoint", "role", "site", "status"), list(_cells()))
@@ -184,6 +246,7 @@ def test_the_table_lists_every_api_endpoint(shared_api: Api) -> None:
         "{protocol}": "{protocol_id}",
         "{alert}": "{alert_id}",
         "{webhook}": "{endpoint_id}",
+        "{case}": "{case_id}",
     }
     listed = set()
     for endpoint in EXPECTED:
