@@ -95,7 +95,7 @@ end
 def load_options(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(
         patients=args.patients,
-        sites=[site for site, *_ in SITES],
+        sites=[site for site, _, _ in SITES],
         distinct=min(5000, args.patients),
         seed=args.seed,
         on=args.on,

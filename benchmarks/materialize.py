@@ -279,7 +279,7 @@ def prepare(engine: Engine) -> None:
     """Migrate a fresh database and add the sites."""
     migrate.upgrade(engine)
     with write_session(engine) as session:
-        for site_id, name, timezone, _country in SITES:
+        for site_id, name, timezone in SITES:
             add_site(session, site_id=site_id, name=name, timezone=timezone)
 
 

@@ -573,7 +573,7 @@ def demo_command() -> None:
         f"demo cohort loaded into {engine.url.render_as_string()}: "
         f"{summary.patients} synthetic patients at Rome and Erlangen, "
         f"{summary.completed} assessments completed, {summary.missed} missed, "
-        f"{summary.overdue_left} left overdue."
+        f"{summary.overdue_left} left overdue, {summary.adverse_events} adverse events."
     )
     lines = ["Demo users (sign in at http://127.0.0.1:8000/ after `surveillance serve`):"]
     lines += [f"  {role:<18} {email:<32} {password}" for email, role, password in credentials]

@@ -17,6 +17,16 @@ from sqlmodel import Session, col
 
 import rules
 
+from .adverse_events.cases import create_case
+from .adverse_events.facts import CaseFacts
+from .adverse_events.vocabulary import (
+    CaseOutcome,
+    Category,
+    GradeScale,
+    Relatedness,
+    ReporterQualification,
+    Seriousness,
+)
 from .clock import local_date
 from .enrolment import Enrolment, enroll
 from .models import Assessment, AssessmentStatus, Patient
@@ -51,6 +61,7 @@ class DemoSummary:
     completed: int
     missed: int
     overdue_left: int
+    adverse_events: int = 0
 
 
 def load_demo(
@@ -70,7 +81,122 @@ def load_demo(
     counts = {"completed": 0, "missed": 0, "left": 0}
     for enrolment in enrolments:
         _history(session, enrolment, today, rng, registry, now, counts)
-    return DemoSummary(len(enrolments), counts["completed"], counts["missed"], counts["left"])
+    cases = _adverse_events(session, enrolments, today, rng, registry, now)
+    return DemoSummary(
+        len(enrolments), counts["completed"], counts["missed"], counts["left"], cases
+    )
+
+
+# Mild CRS is the rule after CD19 CAR-T in autoimmune disease; one child has ICANS and
+# one a serious infection (whose 24-hour sponsor notice was done, its 15-day report due).
+CRS_PATIENTS = ("ROM-001", "ROM-002", "ROM-004", "ERL-001", "ERL-002", "ERL-003")
+ICANS_PATIENT = "ROM-003"
+INFECTION_PATIENT = "ROM-001"
+
+
+def _adverse_events(
+    session: Session,
+    enrolments: list[Enrolment],
+    today: date,
+    rng: random.Random,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+) -> int:
+    infused = {e.study_id: e.infusion_date for e in enrolments}
+    recorded = 0
+    for study_id in CRS_PATIENTS:
+        onset = infused[study_id] + timedelta(days=rng.randint(1, 3))
+        _case(session, study_id, _crs(onset, onset + timedelta(days=rng.randint(2, 4))),
+              registry, now)  # fmt: skip
+        recorded += 1
+    onset = infused[ICANS_PATIENT] + timedelta(days=5)
+    icans = CaseFacts(
+        onset_date=onset,
+        end_date=onset + timedelta(days=2),
+        awareness_date=onset,
+        term="Immune effector cell-associated neurotoxicity syndrome",
+        meddra_code="10083075",
+        meddra_version="27.1",
+        category=Category.icans,
+        grade=2,
+        grade_scale=GradeScale.astct,
+        serious=False,
+        relatedness=Relatedness.related,
+        expected=True,
+        outcome=CaseOutcome.recovered,
+        narrative="ICE score 7 on day 5; dexamethasone for 48 hours; ICE 10 on day 7.",
+        reporter_qualification=ReporterQualification.physician,
+    )
+    _case(session, ICANS_PATIENT, icans, registry, now)
+    onset = today - timedelta(days=6)
+    infection = CaseFacts(
+        onset_date=onset,
+        awareness_date=onset + timedelta(days=1),
+        term="Pneumonia",
+        meddra_code="10035664",
+        meddra_version="27.1",
+        category=Category.infection,
+        grade=3,
+        grade_scale=GradeScale.ctcae_v5,
+        serious=True,
+        seriousness_criteria=(Seriousness.hospitalization,),
+        relatedness=Relatedness.possibly_related,
+        expected=False,
+        outcome=CaseOutcome.recovering,
+        narrative=(
+            "Fever and cough with right lower lobe consolidation; IgG low after B-cell "
+            "aplasia. Admitted for intravenous antibiotics and IVIG; improving."
+        ),
+        reporter_qualification=ReporterQualification.physician,
+    )
+    case_id = _case(session, INFECTION_PATIENT, infection, registry, now)
+    sponsor_notice = f"{INFECTION_PATIENT}:1:sae_sponsor_notification:" + (
+        f"{infection.awareness_date:%Y%m%d}01"
+    )
+    record_outcome(
+        session,
+        key=sponsor_notice,
+        outcome="completed",
+        on=infection.awareness_date,
+        result=f"sponsor notified of {case_id} by phone and email",
+        actor=ACTOR,
+        registry=registry,
+        now=now,
+    )
+    return recorded + 2
+
+
+def _crs(onset: date, end: date) -> CaseFacts:
+    return CaseFacts(
+        onset_date=onset,
+        end_date=end,
+        awareness_date=onset,
+        term="Cytokine release syndrome",
+        meddra_code="10052015",
+        meddra_version="27.1",
+        category=Category.crs,
+        grade=1,
+        grade_scale=GradeScale.astct,
+        serious=False,
+        relatedness=Relatedness.related,
+        expected=True,
+        outcome=CaseOutcome.recovered,
+        narrative="Fever only; paracetamol; no tocilizumab.",
+        reporter_qualification=ReporterQualification.physician,
+    )
+
+
+def _case(
+    session: Session,
+    study_id: str,
+    facts: CaseFacts,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+) -> str:
+    change = create_case(
+        session, study_id=study_id, facts=facts, actor=ACTOR, registry=registry, now=now
+    )
+    return change.case.case_id
 
 
 def _history(

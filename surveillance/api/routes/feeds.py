@@ -37,9 +37,13 @@ def _wants_fhir(format_: str | None, accept: str | None) -> bool:
     return FHIR_JSON in (accept or "")
 
 
-def _pacing(request: Request, seconds: float) -> TtlCache[tuple[str, int, bool], float]:
+# (consumer, cursor, FHIR?) -> when it was told it had everything.
+Pacing = TtlCache[tuple[str, int, bool], float]
+
+
+def _pacing(request: Request, seconds: float) -> Pacing:
     """Per process: which consumer was told it had caught up at which cursor, and when."""
-    cache: TtlCache[tuple[str, int, bool], float] | None = getattr(request.app.state, "feed_pacing", None)
+    cache: Pacing | None = getattr(request.app.state, "feed_pacing", None)
     if cache is None:
         cache = request.app.state.feed_pacing = TtlCache(seconds, max_entries=10_000)
     return cache

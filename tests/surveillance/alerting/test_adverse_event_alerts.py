@@ -10,6 +10,7 @@ receiver, SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date, timedelta
 
 from alert_support import (
@@ -19,6 +20,7 @@ from alert_support import (
     add_sites_and_staff,
     add_webhook,
     alerts,
+    assessment,
     config,
     drain,
     enroll_aav,
@@ -26,7 +28,7 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook
 from support.peers import Receiver, SmtpInbox
 
@@ -34,6 +36,7 @@ import rules
 from surveillance.adverse_events.acks import record_ack
 from surveillance.adverse_events.cases import add_follow_up, create_case, nullify_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.adverse_events.models import AdverseEventCase
 from surveillance.adverse_events.vocabulary import (
     CaseOutcome,
     Category,
@@ -42,7 +45,7 @@ from surveillance.adverse_events.vocabulary import (
     Seriousness,
 )
 from surveillance.alerting.scan import scan
-from surveillance.db import write_session
+from surveillance.db import read_session, write_session
 
 EVENTS = (
     "adverse_event.created",
@@ -228,3 +231,34 @@ def test_an_accepted_case_raises_no_reminder(
                    status="AA", message=None, now=clock() + timedelta(hours=2))  # fmt: skip
         scan(session, now=clock() + timedelta(days=3), overrides={})
     assert alerts(engine, kind="adverse_event.unacknowledged") == []
+
+
+def test_a_reporting_clock_escalates_to_the_investigators_a_day_after_it_ran_out(
+    engine: Engine, registry: rules.ProtocolRegistry, clock: Clock
+) -> None:
+    _cohort(engine, registry, clock)
+    _record(engine, registry, clock, INFECTION)  # sponsor notice due 2026-11-24
+    with write_session(engine) as session:
+        scan(session, now=clock(), overrides={}, on=date(2026, 11, 25))
+    notice = assessment(engine, "ROM-101", "aav_sae_sponsor_notification", 2026112301)
+    assert notice.window_end == date(2026, 11, 24)
+    escalated = alerts(engine, kind="assessment.escalated", assessment_id=notice.id)
+    assert {(a.level, a.recipient) for a in escalated} == {(1, "site:Rome:investigator")}
+    report = alerts(engine, assessment_id=assessment(
+        engine, "ROM-101", "aav_ind_safety_report_15_day", 2026112301).id)  # fmt: skip
+    assert report == []  # due 2026-12-08: not yet
+
+
+def test_the_demo_cohort_has_mild_crs_one_icans_and_one_serious_infection(
+    demo_engine: Engine,
+) -> None:
+    with read_session(demo_engine) as session:
+        cases = session.execute(select(AdverseEventCase)).scalars().all()
+    by_category = Counter(c.category for c in cases)
+    assert by_category == {"crs": 6, "icans": 1, "infection": 1}
+    assert {(c.category, c.grade) for c in cases if c.category == "crs"} == {("crs", 1)}
+    [serious] = [c for c in cases if c.serious]
+    assert (serious.category, serious.grade) == ("infection", 3)
+    assert {a.kind for a in alerts(demo_engine, case_id=serious.case_id)} >= {
+        "adverse_event.serious"
+    }

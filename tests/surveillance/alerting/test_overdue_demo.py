@@ -51,6 +51,7 @@ def pick_target(engine: Engine) -> tuple[Row, str]:
             and row.window_end > START.date()
             and closing_on[row.window_end] == 1
             and row.assessment not in DEFAULT_POLICY.yearly_contacts
+            and row.category != "safety-reporting"  # a reporting clock escalates in a day
         ):
             key = assessment_key(study_id, row.infusion_number, row.assessment, row.occurrence)
             return Row(row.id, row.patient_id, key, row.site_id, row.window_end), study_id
