@@ -159,3 +159,16 @@ def alert_unacknowledged(session: Session, *, now: datetime, within: timedelta) 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def reminder_gone(session: Session, case_id: str, version: int) -> str | None:
+    """Why an "unacknowledged" reminder need not be sent any more, or None."""
+    case = session.get(AdverseEventCase, case_id)
+    if case is None or case.status == CaseStatus.nullified.value:
+        return f"case {case_id} was nullified"
+    if case.version != version:
+        return f"case {case_id} has a newer version ({case.version}); its own clock runs"
+    answers = latest_answers(session, case_id, version)
+    systems = safety_systems(session)
+    accepted = all(s in answers and AckStatus(answers[s][0]) in ACCEPTED for s in systems)
+    return "accepted by every safety system meanwhile" if accepted else None

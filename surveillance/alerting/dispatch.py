@@ -23,6 +23,8 @@ from sqlmodel import Session, col
 import notifications
 import rules
 
+from ..adverse_events.acks import reminder_gone
+from ..adverse_events.outbox import UNACKNOWLEDGED
 from ..db import write_session
 from ..models import REPORTING_CATEGORY, Assessment, AssessmentStatus, Patient
 from . import messages, recipients
@@ -208,6 +210,8 @@ def _prepare(
 
 def cause_gone(session: Session, alert: Alert) -> str | None:
     """Why an alert should no longer be sent, or None if its cause still holds."""
+    if alert.kind == UNACKNOWLEDGED and alert.case_id and alert.case_version:
+        return reminder_gone(session, alert.case_id, alert.case_version)
     if alert.assessment_id is None or alert.kind in ("digest", *_NO_ADMIN_ALERT):
         return None
     row = session.get(Assessment, alert.assessment_id)

@@ -221,6 +221,25 @@ def test_a_serious_case_not_accepted_in_24_hours_reminds_investigators_and_admin
     assert to == [ADMIN]
 
 
+def test_a_reminder_accepted_before_it_is_sent_is_cancelled(
+    engine: Engine, registry: rules.ProtocolRegistry, clock: Clock, smtp_server: SmtpInbox
+) -> None:
+    _cohort(engine, registry, clock)
+    case_id = _record(engine, registry, clock, INFECTION)
+    clock.advance(timedelta(hours=25))
+    with write_session(engine) as session:
+        scan(session, now=clock(), overrides={})
+        record_ack(session, consumer="pv@test.invalid", case_id=case_id, version=1,
+                   status="AE", message="onset time missing", now=clock())  # fmt: skip
+    drain(engine, clock, config(registry, smtp_config(smtp_server)))
+    reminders = alerts(engine, kind="adverse_event.unacknowledged")
+    assert len(reminders) == 2
+    assert {(a.status, a.cancel_reason) for a in reminders} == {
+        ("cancelled", "accepted by every safety system meanwhile")
+    }
+    assert not [k for k in mails(smtp_server) if "unacknowledged" in k]
+
+
 def test_an_accepted_case_raises_no_reminder(
     engine: Engine, registry: rules.ProtocolRegistry, clock: Clock
 ) -> None:
