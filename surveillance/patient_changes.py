@@ -10,6 +10,7 @@ from sqlmodel import Session, col
 import rules
 
 from . import audit
+from .adverse_events.calendar_events import CASE_EVENTS
 from .calendar_sync import CalendarChange, rematerialize
 from .clock import local_date
 from .concurrency import check_version
@@ -128,6 +129,11 @@ def record_event(
     if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
+    if kind in CASE_EVENTS:
+        raise InvalidInput(
+            f"{kind!r} follows from an adverse-event case: record the case instead "
+            "(web page or POST /api/v1/patients/{study_id}/adverse-events)"
+        )
     if kind not in protocol.events:
         raise InvalidInput(
             f"unknown event {kind!r}; {protocol.id} knows: {', '.join(sorted(protocol.events))}"

@@ -16,6 +16,15 @@ from .models import AdverseEventCase, AdverseEventVersion
 from .vocabulary import SUSPECTED, CaseStatus, Category, Relatedness, Seriousness
 
 _FATAL_OR_LIFE_THREATENING = {Seriousness.death.value, Seriousness.life_threatening.value}
+# Events only a recorded case stands for: entered by hand they would start reporting
+# clocks that no case explains (and that a nullification could not take back).
+CASE_EVENTS = frozenset(
+    {
+        "serious_adverse_event",
+        "unexpected_fatal_or_life_threatening_reaction",
+        "unexpected_serious_reaction",
+    }
+)
 
 
 def events_for_case(version: AdverseEventVersion) -> list[rules.RecordedEvent]:

@@ -225,6 +225,7 @@ def test_a_new_malignancy_starts_tumour_testing_within_30_days(
         ("car_t_failure", date(2026, 10, 1), "unknown event 'car_t_failure'"),
         ("new_malignancy", date(2026, 11, 26), "event date 2026-11-26 is in the future"),
         ("new_malignancy", date(2024, 1, 30), "before the infusion on 2024-01-31"),
+        ("serious_adverse_event", date(2026, 10, 1), "record the case instead"),
     ],
 )
 def test_an_impossible_event_is_refused(
