@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..config import Settings
 from .render import WebConfig
-from .routes import alerts, dashboard, due, escalations, patient, signin
+from .routes import adverse_events, alerts, dashboard, due, escalations, patient, signin
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -22,7 +22,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages and ``/static`` to ``app``."""
     app.state.web = WebConfig(secure_cookies=settings.secure_cookies)
     pages = APIRouter()
-    for module in (signin, due, patient, dashboard, escalations, alerts):
+    for module in (signin, due, patient, adverse_events, dashboard, escalations, alerts):
         pages.include_router(module.router)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

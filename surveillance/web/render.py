@@ -121,6 +121,10 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
     else:
         sites = sorted(principal.sites)
     links = [NavLink(f"Due list · {site}", f"/sites/{quote(site)}/due") for site in sites]
+    links += [
+        NavLink(f"Adverse events · {site}", f"/sites/{quote(site)}/adverse-events")
+        for site in sites
+    ]
     admin = [NavLink("Alerts", "/admin/alerts")] if principal.is_admin else []
     return [*links, NavLink("Dashboard", "/dashboard"), NavLink("Outgoing mail", "/mail"), *admin]
 

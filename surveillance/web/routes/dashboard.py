@@ -17,6 +17,7 @@ from ... import compliance
 from ...api.deps import State
 from ...clock import local_date
 from ...models import Role, Site
+from ..ae_views import dashboard_serious_cases
 from ..queries import visible_sites
 from ..render import PageRoute, parse_day, render
 from ..session import CurrentWebUser
@@ -51,6 +52,7 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
         escalations = dashboard_escalations(
             request, session, user, [(p.site, p.on) for p in panels]
         )
+        serious = dashboard_serious_cases(request, session, [(p.site, p.on) for p in panels])
     panels.sort(key=lambda p: p.site.id)
     context = {
         "title": "Dashboard",
@@ -58,6 +60,7 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
         "chosen": chosen,
         "oldest_per_site": OLDEST_PER_SITE,
         "escalations": escalations,
+        "serious": serious,
     }
     return render(request, "dashboard.html", context, user=user)
 

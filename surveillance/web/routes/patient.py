@@ -1,4 +1,5 @@
-"""The patient page: facts, status, the calendar as a picture and a table, the audit trail."""
+"""The patient page: facts, status, adverse events, the calendar as a picture and a table,
+the audit trail."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from fastapi import APIRouter, Request, Response
 
 import rules
 
-from ...api.deps import State
+from ...adverse_events.queries import case_summaries
+from ...api.deps import AppState, State
 from ...clock import local_date
 from ...models import AuditEntry, Role, Site
 from ...patient_views import calendar_dicts, patient_dict
 from ...protocol_store import get_protocol
+from ..ae_form import blank_form
 from ..queries import patient_audit, visible_patient
 from ..render import PageRoute, parse_day, render
-from ..session import CurrentWebUser
+from ..session import CurrentWebUser, WebUser
 from ..timeline import STATE_LABELS, STATES, TimelineItem, build_timeline, lane_order
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -38,6 +41,11 @@ class AuditRow:
 def patient_page(
     request: Request, study_id: str, state: State, user: CurrentWebUser, on: str = ""
 ) -> Response:
+    return render(request, "patient.html", patient_context(state, user, study_id, on), user=user)
+
+
+def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "") -> dict[str, Any]:
+    """The page's content (also re-shown, with the entries kept, when the AE form is refused)."""
     user.principal.require_role(*_CLINICAL)
     with state.read() as session:
         patient = visible_patient(session, user.principal, study_id)
@@ -49,8 +57,9 @@ def patient_page(
         facts = patient_dict(session, patient)
         calendar = calendar_dicts(session, patient, on=day, registry=state.registry)
         audit = patient_audit(session, patient.id, AUDIT_LIMIT)
+        ae_cases = case_summaries(session, patient_id=patient.id)
     protocol = get_protocol(state.registry, patient.protocol_id, patient.protocol_version)
-    context = {
+    context: dict[str, Any] = {
         "title": f"Patient {patient.study_id}",
         "patient": facts,
         "site": site,
@@ -68,8 +77,11 @@ def patient_page(
         ),
         "audit": [AuditRow(entry, audit_changes(entry)) for entry in audit],
         "audit_limit": AUDIT_LIMIT,
+        "ae_cases": ae_cases,
+        "ae_values": blank_form(today),
+        "ae_errors": None,
     }
-    return render(request, "patient.html", context, user=user)
+    return context
 
 
 def _timelines(
