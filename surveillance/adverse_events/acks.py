@@ -7,6 +7,7 @@ latest version is not accepted (AA or AE) by every one of them in time raises an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -141,11 +142,14 @@ def latest_answers(
     return {a.consumer: (a.status, a.message, a.received_at) for a in rows}
 
 
-def alert_unacknowledged(session: Session, *, now: datetime, within: timedelta) -> int:
-    """Queue a reminder for every serious case not accepted by all safety systems in time."""
+def alert_unacknowledged(
+    session: Session, *, now: datetime, within: Callable[[str], timedelta]
+) -> int:
+    """Queue a reminder for every serious case not accepted by all safety systems in time
+    (``within``: the allowance at a site)."""
     created = 0
     for item in serious_case_acks(session, limit=10_000):
-        if not item.systems or not item.overdue(now, within):
+        if not item.systems or not item.overdue(now, within(item.case.site_id)):
             continue
         version = session.execute(
             select(AdverseEventVersion).where(

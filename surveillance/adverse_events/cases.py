@@ -273,9 +273,9 @@ def _open_case(
     # The patient first, then the case: the same lock order as a new case takes.
     patient = get_patient(session, patient.study_id, for_update=True)
     case = get_case(session, case_id, for_update=True)
-    check_version(expected_version, case.version, case_id)
-    if case.status == CaseStatus.nullified.value:
+    if case.status == CaseStatus.nullified.value:  # whatever version the caller had
         raise Conflict(f"{case_id} was nullified; record a new case instead")
+    check_version(expected_version, case.version, case_id)
     previous = versions_of(session, case_id)[-1]
     return case, patient, previous
 

@@ -37,6 +37,7 @@ def case_summaries(
     *,
     site_ids: set[str] | None = None,
     patient_id: int | None = None,
+    serious_only: bool = False,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Newest awareness first; ``site_ids`` None means every site."""
@@ -50,6 +51,8 @@ def case_summaries(
         statement = statement.where(col(AdverseEventCase.site_id).in_(site_ids))
     if patient_id is not None:
         statement = statement.where(col(AdverseEventCase.patient_id) == patient_id)
+    if serious_only:
+        statement = statement.where(col(AdverseEventCase.serious).is_(True))
     return [
         {
             "case_id": case.case_id,

@@ -77,6 +77,14 @@ class ReporterQualification(StrEnum):
     consumer = "consumer"
 
 
+def default_reporter(role: str) -> ReporterQualification:
+    """Who reports when the form does not say: an investigator is a physician; a nurse or
+    anyone else recording for the site, another health professional."""
+    if role == "investigator":
+        return ReporterQualification.physician
+    return ReporterQualification.other_health_professional
+
+
 class Change(StrEnum):
     created = "created"
     updated = "updated"

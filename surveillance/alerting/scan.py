@@ -81,7 +81,11 @@ def scan(
         report.add("assessment.escalated", scope.escalated(level=1))
         report.add("assessment.escalated", scope.escalated(level=2))
         report.add("patient.follow_up_at_risk", scope.at_risk())
-    within = timedelta(hours=policy_for(overrides, site="", protocol="").acknowledge_within_hours)
+
+    def within(site_id: str) -> timedelta:  # a site may agree a shorter time with its sponsor
+        hours = policy_for(overrides, site=site_id, protocol="").acknowledge_within_hours
+        return timedelta(hours=hours)
+
     report.add(UNACKNOWLEDGED, alert_unacknowledged(session, now=now, within=within))
     return report
 

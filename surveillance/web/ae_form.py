@@ -22,10 +22,10 @@ from ..adverse_events.vocabulary import (
     Relatedness,
     ReporterQualification,
     Seriousness,
+    default_reporter,
 )
 from ..auth import Principal
 from ..errors import InvalidInput
-from ..models import Role
 from .ae_labels import FIELD_LABELS
 
 CHECKED = "yes"
@@ -123,10 +123,8 @@ def form_of(facts: CaseFacts, version: int, today: date) -> AeFormData:
 
 
 def reporter_of(principal: Principal) -> ReporterQualification:
-    """As the API does: an investigator reports as a physician, anyone else as another HCP."""
-    if principal.role is Role.investigator:
-        return ReporterQualification.physician
-    return ReporterQualification.other_health_professional
+    """As the API does (``default_reporter``)."""
+    return default_reporter(principal.role.value)
 
 
 def to_facts(data: AeFormData, reporter: ReporterQualification) -> CaseFacts:

@@ -191,14 +191,17 @@ def dashboard_serious_cases(
     """Per site (id -> panel): its open serious cases, newest change first."""
     state = app_state(request)
     overrides = policy_overrides(settings_of(request.app.state))
-    # The same allowance as the alert scan uses (one for every site).
-    hours = policy_for(overrides, site="", protocol="").acknowledge_within_hours
-    within = timedelta(hours=hours)
     on_by_site = {site.id: on for site, on in panels}
-    found = {site_id: SeriousPanel(hours) for site_id in on_by_site}
+    # The same allowance per site as the alert scan uses.
+    found = {
+        site_id: SeriousPanel(
+            policy_for(overrides, site=site_id, protocol="").acknowledge_within_hours
+        )
+        for site_id in on_by_site
+    }
     if not on_by_site:
         return found
-    items = serious_case_acks(session, site_ids=set(on_by_site))
+    items = serious_case_acks(session, site_ids=set(on_by_site), limit=10_000)
     study_ids = _study_ids(session, {item.case.patient_id for item in items})
     latest = _latest_versions(session, [item.case for item in items])
     now = state.now()
@@ -220,7 +223,7 @@ def dashboard_serious_cases(
                 case=item.case,
                 study_id=study_ids.get(item.case.patient_id, "?"),
                 recorded_at=item.recorded_at,
-                answers=_answers(item, now, within),
+                answers=_answers(item, now, timedelta(hours=panel.within_hours)),
                 deadlines=[d for d in deadlines if d["status"] == "pending"],
             )
         )

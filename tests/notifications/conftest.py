@@ -1,7 +1,7 @@
 """Real peers on 127.0.0.1: an SMTP server (aiosmtpd) and an HTTP webhook receiver.
 
 They live in ``tests/support/peers.py`` (shared with the alerting tests); the names are
-re-exported here for the ``from conftest import ...`` lines of this folder's tests.
+re-exported here as this folder's fixtures.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@ from dataclasses import replace
 from urllib.parse import unquote
 
 import pytest
-from conftest import SmtpInbox, free_port
+from support.peers import SmtpInbox, free_port
 
 from notifications import (
     EmailMessage,

@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import Receiver, free_port
 from standardwebhooks.webhooks import Webhook
+from support.peers import Receiver, free_port
 
 from notifications import (
     PermanentDeliveryError,

@@ -19,7 +19,7 @@ from ...adverse_events.cases import (
     nullify_case,
 )
 from ...adverse_events.queries import case_detail, case_summaries
-from ...adverse_events.vocabulary import ReporterQualification
+from ...adverse_events.vocabulary import default_reporter
 from ...auth import Principal
 from ...clock import local_date
 from ...enrolment import get_patient
@@ -37,12 +37,6 @@ from ..deps import AppState, CurrentUser, IfMatch, State, etag, parse_if_match
 router = APIRouter(tags=["adverse events"])
 _WRITERS = (Role.nurse, Role.investigator, Role.admin)
 _READERS = (*_WRITERS, Role.pharmacovigilance)
-
-
-def _reporter(user: Principal) -> ReporterQualification:
-    if user.role is Role.investigator:
-        return ReporterQualification.physician
-    return ReporterQualification.other_health_professional
 
 
 def _patient_for_writing(session: Session, user: Principal, study_id: str) -> Patient:
@@ -99,7 +93,7 @@ def record_adverse_event(
         change = create_case(
             session,
             study_id=study_id,
-            facts=body.facts(_reporter(user)),
+            facts=body.facts(default_reporter(user.role.value)),
             actor=user.email,
             registry=state.registry,
             now=state.now(),
@@ -166,7 +160,7 @@ def add_adverse_event_version(
         change = add_follow_up(
             session,
             case_id=case_id,
-            facts=body.facts(_reporter(user)),
+            facts=body.facts(default_reporter(user.role.value)),
             actor=user.email,
             registry=state.registry,
             now=state.now(),

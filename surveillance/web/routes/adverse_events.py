@@ -164,11 +164,11 @@ def site_cases_page(
     user.principal.require_role(*_WRITERS)
     with state.read() as session:
         site = visible_site(session, user.principal, site_id)
-        cases = case_summaries(session, site_ids={site.id}, limit=SITE_LIMIT)
+        serious_only = serious not in ("", "0")
+        cases = case_summaries(
+            session, site_ids={site.id}, serious_only=serious_only, limit=SITE_LIMIT
+        )
     truncated = len(cases) >= SITE_LIMIT
-    serious_only = serious not in ("", "0")
-    if serious_only:  # narrowed after the limit: see "truncated" on the page
-        cases = [c for c in cases if c["serious"]]
     context = {
         "title": f"Adverse events · {site.id}",
         "site": site,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Api
+from api_support import Api
 
 CASES = "/api/v1/patients/ROM-101/adverse-events"
 CRS: dict[str, Any] = {

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import NOW, Api, open_api
+from api_support import NOW, Api, open_api
 from fhir.resources.R4B.bundle import Bundle
 
 import rules

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import NOW, TODAY, USERS, Api
+from api_support import NOW, TODAY, USERS, Api
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import col

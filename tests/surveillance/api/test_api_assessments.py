@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import Api
+from api_support import Api
 from sqlalchemy import select
 
 from surveillance.db import read_session

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Api
+from api_support import Api
 
 from surveillance import audit
 from surveillance.db import read_session

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import AAV, TODAY, Api
+from api_support import AAV, TODAY, Api
 
 DUE = "/api/v1/sites/Rome/due"
 ORDER = {"overdue": 0, "due": 1, "upcoming": 2}

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import icalendar
 import pytest
-from conftest import TODAY, Api
+from api_support import TODAY, Api
 
 FEED = "/api/v1/sites/{site}/calendar.ics"
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from conftest import CAR_T, NOW, Api
+from api_support import CAR_T, NOW, Api
 
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import CAR_T, TODAY, Api
+from api_support import CAR_T, TODAY, Api
 from sqlalchemy import func, select
 
 from surveillance.db import read_session

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import AAV, CAR_T, Api
+from api_support import AAV, CAR_T, Api
 from typer.testing import CliRunner
 
 from surveillance.cli import app as cli

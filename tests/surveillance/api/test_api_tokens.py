@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import NOW, USERS, Api, open_api
+from api_support import NOW, USERS, Api, open_api
 
 import rules
 from surveillance import auth
