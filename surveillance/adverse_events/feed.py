@@ -18,9 +18,9 @@ import rules
 
 from .. import audit
 from ..errors import InvalidInput
-from ..models import Patient, Site
+from ..models import Patient, Site, table_of
 from .models import AdverseEventCase, AdverseEventVersion
-from .views import case_content, utc_iso
+from .views import VersionRecord, case_content, product_of
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -54,9 +54,10 @@ def feed_page(
     session: Session, *, after: int, limit: int, registry: rules.ProtocolRegistry
 ) -> FeedPage:
     """One page: an index range scan on the sequence, one statement."""
+    versions = table_of(AdverseEventVersion)
     rows = session.execute(
         select(
-            AdverseEventVersion,
+            *versions.c,
             col(Patient.study_id),
             col(Patient.sex),
             col(Patient.birth_date),
@@ -72,36 +73,36 @@ def feed_page(
         .order_by(col(AdverseEventVersion.sequence))
         .limit(limit)
     ).all()
-    entries = [
-        feed_entry(
-            version,
-            case_content(
-                version,
-                study_id=study_id,
-                site_id=site_id,
-                country=country,
-                sex=sex,
-                birth_date=birth_date,
-                protocol_id=protocol_id,
-                protocol_version=protocol_version,
-                registry=registry,
-            ),
+    products: dict[tuple[str, str], dict[str, str]] = {}  # few per page: look up once
+    entries = []
+    for row in rows:
+        key = (row.protocol_id, row.protocol_version)
+        if key not in products:
+            products[key] = product_of(registry, *key)
+        content = case_content(
+            row,
+            study_id=row.study_id,
+            site_id=row.site_id,
+            country=row.country,
+            sex=row.sex,
+            birth_date=row.birth_date,
+            protocol_id=row.protocol_id,
+            protocol_version=row.protocol_version,
+            registry=registry,
+            product=products[key],
         )
-        for version, study_id, sex, birth_date, protocol_id, protocol_version, site_id, country in (
-            rows
-        )
-    ]
+        entries.append(feed_entry(row, content))
     last = entries[-1]["sequence"] if entries else after
     return FeedPage(entries, after, str(last), caught_up=len(entries) < limit)
 
 
-def feed_entry(version: AdverseEventVersion, content: dict[str, Any]) -> dict[str, Any]:
+def feed_entry(version: VersionRecord, content: dict[str, Any]) -> dict[str, Any]:
     return {
         "sequence": version.sequence,
         "case_id": version.case_id,
         "version": version.version,
         "change": version.change,
         "last_info_date": version.last_info_date.isoformat(),
-        "recorded_at": utc_iso(version.recorded_at),
+        "recorded_at": content["recorded_at"],  # the same moment, formatted once
         "case": content,
     }

@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from surveillance.adverse_events.calendar_events import events_for_case
 from surveillance.adverse_events.facts import CaseFacts, check
 from surveillance.adverse_events.models import AdverseEventVersion
+from surveillance.adverse_events.views import age_in_years
 from surveillance.adverse_events.vocabulary import (
     SUSPECTED,
     CaseOutcome,
@@ -161,3 +163,17 @@ def test_an_unrelated_serious_case_only_notifies_the_sponsor(relatedness: Relate
         outcome=CaseOutcome.recovering,
     )
     assert [e.kind for e in events_for_case(_version(case))] == ["serious_adverse_event"]
+
+
+@given(st.dates(date(1990, 1, 1), date(2030, 12, 31)), st.dates(date(1990, 1, 1), date(2045, 1, 1)))
+def test_age_in_years_is_relativedeltas_whole_years(born: date, on: date) -> None:
+    if on < born:
+        return
+    assert age_in_years(born, on) == relativedelta(on, born).years
+
+
+def test_a_leap_day_birthday() -> None:
+    born = date(2012, 2, 29)
+    assert age_in_years(born, date(2023, 2, 28)) == 10
+    assert age_in_years(born, date(2023, 3, 1)) == 11
+    assert age_in_years(born, date(2024, 2, 29)) == 12
