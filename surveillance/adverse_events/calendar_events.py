@@ -1,13 +1,17 @@
 """The engine events a patient's open adverse-event cases stand for.
 
-They are derived from the latest version of each case at every re-plan, never stored:
-a follow-up that changes seriousness moves the reporting clocks, and a nullified case
+They are derived from the versions of each case at every re-plan, never stored: a
+follow-up that changes seriousness moves the reporting clocks, and a nullified case
 takes its clocks and its tumour testing away again (what was already done stays).
+
+Day 0 of a clock is the day the site learned what makes the case qualify: the awareness
+date if the first version already did, otherwise the information date of the follow-up
+that made it so (a case found serious a week later is not a week overdue at once).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 import rules
@@ -48,27 +52,41 @@ def events_for_case(version: AdverseEventVersion) -> list[rules.RecordedEvent]:
     return events
 
 
+def events_for_versions(versions: list[AdverseEventVersion]) -> list[rules.RecordedEvent]:
+    """What a case means now (its latest version), each clock started on the day the
+    case began to qualify for it without a break up to now."""
+    latest = versions[-1]
+    kinds_of = [{e.kind for e in events_for_case(v)} for v in versions]
+    out = []
+    for event in events_for_case(latest):
+        start = len(versions) - 1
+        while start > 0 and event.kind in kinds_of[start - 1]:
+            start -= 1
+        began = versions[start]
+        on = latest.awareness_date if began.version == 1 else began.last_info_date
+        out.append(rules.RecordedEvent(event.kind, on, event.source))
+    return out
+
+
 def adverse_event_events(
     session: Session, patient_id: int, protocol: rules.Protocol
 ) -> list[rules.RecordedEvent]:
     """The events of every open case of a patient that ``protocol`` reacts to."""
-    latest = session.execute(
+    rows = session.execute(
         select(AdverseEventVersion)
-        .join(
-            AdverseEventCase,
-            and_(
-                col(AdverseEventCase.case_id) == col(AdverseEventVersion.case_id),
-                col(AdverseEventCase.version) == col(AdverseEventVersion.version),
-            ),
-        )
+        .join(AdverseEventCase, col(AdverseEventCase.case_id) == col(AdverseEventVersion.case_id))
         .where(
             col(AdverseEventCase.patient_id) == patient_id,
             col(AdverseEventCase.status) == CaseStatus.open.value,
         )
+        .order_by(col(AdverseEventVersion.case_id), col(AdverseEventVersion.version))
     ).scalars()
+    by_case: dict[str, list[AdverseEventVersion]] = {}
+    for version in rows:
+        by_case.setdefault(version.case_id, []).append(version)
     return [
         event
-        for version in latest
-        for event in events_for_case(version)
+        for versions in by_case.values()
+        for event in events_for_versions(versions)
         if event.kind in protocol.events
     ]

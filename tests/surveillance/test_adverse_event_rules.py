@@ -11,7 +11,7 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from surveillance.adverse_events.calendar_events import events_for_case
+from surveillance.adverse_events.calendar_events import events_for_case, events_for_versions
 from surveillance.adverse_events.facts import CaseFacts, check
 from surveillance.adverse_events.models import AdverseEventVersion
 from surveillance.adverse_events.views import age_in_years
@@ -177,3 +177,39 @@ def test_a_leap_day_birthday() -> None:
     assert age_in_years(born, date(2023, 2, 28)) == 10
     assert age_in_years(born, date(2023, 3, 1)) == 11
     assert age_in_years(born, date(2024, 2, 29)) == 12
+
+
+def test_a_clock_starts_when_the_case_began_to_qualify_without_a_break() -> None:
+    serious = CaseFacts(
+        onset_date=date(2026, 1, 1),
+        awareness_date=date(2026, 1, 2),
+        term="Sepsis",
+        category=Category.infection,
+        serious=True,
+        seriousness_criteria=(Seriousness.hospitalization,),
+        relatedness=Relatedness.not_related,
+        expected=True,
+        outcome=CaseOutcome.recovering,
+    )
+    mild = CaseFacts(**{**serious.__dict__, "serious": False, "seriousness_criteria": ()})
+
+    def versions(*states: tuple[CaseFacts, date]) -> list[AdverseEventVersion]:
+        out = []
+        for number, (facts, learned) in enumerate(states, start=1):
+            version = _version(facts)
+            version.version, version.last_info_date = number, learned
+            out.append(version)
+        return out
+
+    def started(*states: tuple[CaseFacts, date]) -> list[date]:
+        return [e.on for e in events_for_versions(versions(*states))]
+
+    assert started((serious, date(2026, 1, 5))) == [date(2026, 1, 2)]  # the awareness
+    assert started((mild, date(2026, 1, 2)), (serious, date(2026, 1, 9))) == [date(2026, 1, 9)]
+    assert started(
+        (serious, date(2026, 1, 2)), (serious, date(2026, 1, 4)), (serious, date(2026, 1, 9))
+    ) == [date(2026, 1, 2)]
+    assert started(
+        (serious, date(2026, 1, 2)), (mild, date(2026, 1, 4)), (serious, date(2026, 1, 9))
+    ) == [date(2026, 1, 9)]
+    assert started((serious, date(2026, 1, 2)), (mild, date(2026, 1, 4))) == []

@@ -223,6 +223,30 @@ class TestCalendar:
         names = {item["assessment"] for item in due["items"]}
         assert {"sae_sponsor_notification", "ind_safety_report_15_day"} <= names
 
+    def test_a_follow_up_that_makes_a_case_serious_starts_the_clock_that_day(
+        self, api: Api
+    ) -> None:
+        api.enroll()
+        mild = {**INFECTION, "grade": 2, "serious": False, "seriousness_criteria": [],
+                "last_info_date": "2026-11-21"}  # fmt: skip
+        assert record(api, mild)["reporting_deadlines"] == []
+        worse = {**INFECTION, "last_info_date": "2026-11-24"}  # admitted: learned on 11-24
+        response = api.post("/api/v1/adverse-events/ROM-101-AE01/versions", worse,
+                            if_match='"1"')  # fmt: skip
+        assert response.status_code == 201, response.text
+        clocks = {d["assessment"]: d["due"] for d in response.json()["reporting_deadlines"]}
+        assert clocks == {
+            "sae_sponsor_notification": "2026-11-25",  # not 11-22: it was not serious then
+            "ind_safety_report_15_day": "2026-12-09",
+        }
+        # Corrected to expected: the 15-day report goes; the sponsor notice stays.
+        expected = {**worse, "expected": True, "last_info_date": "2026-11-25"}
+        response = api.post("/api/v1/adverse-events/ROM-101-AE01/versions", expected,
+                            if_match='"2"')  # fmt: skip
+        states = {d["assessment"]: d["status"] for d in response.json()["reporting_deadlines"]}
+        assert states == {"sae_sponsor_notification": "pending",
+                          "ind_safety_report_15_day": "cancelled"}  # fmt: skip
+
     def test_a_life_threatening_unexpected_reaction_has_7_days(self, api: Api) -> None:
         api.enroll()
         body = record(api, {**INFECTION, "grade": 4,
