@@ -11,6 +11,7 @@ import rules
 
 from . import audit
 from .adverse_events.calendar_events import CASE_EVENTS
+from .adverse_events.models import AdverseEventCase
 from .calendar_sync import CalendarChange, rematerialize
 from .clock import local_date
 from .concurrency import check_version
@@ -265,6 +266,12 @@ def _transfer(session: Session, patient: Patient, to_site: str | None) -> None:
             col(Assessment.patient_id) == patient.id,
             col(Assessment.status) == AssessmentStatus.pending.value,
         )
+        .values(site_id=to_site)
+    )
+    # So do the adverse-event cases: the new site's staff follow them up from now on.
+    session.execute(
+        update(AdverseEventCase)
+        .where(col(AdverseEventCase.patient_id) == patient.id)
         .values(site_id=to_site)
     )
 

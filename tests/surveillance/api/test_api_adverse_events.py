@@ -95,6 +95,18 @@ class TestRecording:
         assert body["current"]["pre_existing"] is True
         assert record(api, CRS)["current"]["pre_existing"] is False
 
+    def test_cases_move_with_a_transferred_patient(self, api: Api) -> None:
+        api.enroll()
+        record(api, INFECTION)
+        version = api.get("/api/v1/patients/ROM-101").headers["ETag"]
+        moved = api.post("/api/v1/patients/ROM-101/status",
+                         {"status": "transferred", "date": "2026-11-24", "reason": "moved",
+                          "to_site": "Erlangen"}, role="admin", if_match=version)  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        assert api.get("/api/v1/adverse-events/ROM-101-AE01").status_code == 404  # Rome nurse
+        listed = api.get("/api/v1/adverse-events", role="admin", site="Erlangen").json()
+        assert [c["case_id"] for c in listed] == ["ROM-101-AE01"]
+
 
 class TestValidation:
     @pytest.mark.parametrize(
