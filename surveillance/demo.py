@@ -126,6 +126,7 @@ def _adverse_events(
         outcome=CaseOutcome.recovered,
         narrative="ICE score 7 on day 5; dexamethasone for 48 hours; ICE 10 on day 7.",
         reporter_qualification=ReporterQualification.physician,
+        last_info_date=onset + timedelta(days=2),
     )
     _case(session, ICANS_PATIENT, icans, registry, now)
     onset = today - timedelta(days=6)
@@ -183,6 +184,7 @@ def _crs(onset: date, end: date) -> CaseFacts:
         outcome=CaseOutcome.recovered,
         narrative="Fever only; paracetamol; no tocilizumab.",
         reporter_qualification=ReporterQualification.physician,
+        last_info_date=end,  # recorded when it resolved, back then
     )
 
 
