@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from api_support import Api
 
+from surveillance.audit import verify_chain
+from surveillance.db import read_session
+
 CASES = "/api/v1/patients/ROM-101/adverse-events"
 CRS: dict[str, Any] = {
     "onset_date": "2024-02-02",
@@ -198,6 +201,8 @@ class TestVersions:
         assert changes[1]["old"]["grade"] == 3
         assert changes[1]["new"]["grade"] == 4
         assert changes[1]["actor"] == "nurse@rome.example"
+        with read_session(api.engine) as session:
+            assert verify_chain(session) == []  # in the one hash chain with everything else
 
 
 class TestNullification:
