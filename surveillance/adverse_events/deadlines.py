@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlmodel import Session, col
 
 import rules
@@ -22,6 +22,17 @@ from .models import AdverseEventCase, AdverseEventVersion
 RCL_REPORT = "rcl_positive_report"
 
 
+def _source_result(source: str | None) -> tuple[str, int] | None:
+    """(rule, occurrence) of the result a case was recorded from: "assessment
+    ROM-001:1:rcl_test:2" -> ("rcl_test", 2); None for a case a person recorded."""
+    if not source or not source.startswith("assessment "):
+        return None
+    parts = source.removeprefix("assessment ").rsplit(":", 2)
+    if len(parts) != 3 or not parts[2].isdigit():
+        return None
+    return parts[1], int(parts[2])
+
+
 def deadlines_of(
     session: Session,
     case: AdverseEventCase,
@@ -32,17 +43,25 @@ def deadlines_of(
 ) -> list[dict[str, Any]]:
     patient = session.get(Patient, case.patient_id)
     assert patient is not None
-    started_by_case = col(Assessment.reason).contains(f"(adverse event {case.case_id})")
-    started_by_result = and_(
-        col(Assessment.assessment) == RCL_REPORT,
-        col(Assessment.window_start) == version.awareness_date,
+    started_by: ColumnElement[bool] = col(Assessment.reason).contains(
+        f"(adverse event {case.case_id})"
     )
+    result = _source_result(version.source)
+    if result is not None:  # the same-day report the positive result itself started
+        rule, occurrence = result
+        started_by = or_(
+            started_by,
+            and_(
+                col(Assessment.assessment) == RCL_REPORT,
+                col(Assessment.reason).contains(f" of {rule} #{occurrence} on "),
+            ),
+        )
     rows = session.execute(
         select(Assessment)
         .where(
             col(Assessment.patient_id) == case.patient_id,
             col(Assessment.category) == REPORTING_CATEGORY,
-            or_(started_by_case, started_by_result) if version.source else started_by_case,
+            started_by,
         )
         .order_by(col(Assessment.due_on), col(Assessment.assessment))
     ).scalars()

@@ -343,3 +343,26 @@ class TestCalendar:
         }
         rows = calendar_keys(api)
         assert "ROM-101:1:rcl_confirm:2024043001" in rows
+
+    def test_two_positive_rcl_results_each_have_their_own_report(self, api: Api) -> None:
+        api.enroll()
+        for key, day in (
+            ("ROM-101:1:rcl_test:1", "2024-04-30"),
+            ("ROM-101:1:rcl_test:2", "2024-07-31"),
+        ):
+            response = api.post(f"/api/v1/assessments/{key}/outcome",
+                                {"outcome": "completed", "date": day, "result": "positive"},
+                                if_match='"1"')  # fmt: skip
+            assert response.status_code == 200, response.text
+        reports = {}
+        for case in api.get(CASES).json():
+            detail = api.get(f"/api/v1/adverse-events/{case['case_id']}").json()
+            reports[detail["current"]["source"]] = [
+                d["due"]
+                for d in detail["reporting_deadlines"]
+                if d["assessment"] == "rcl_positive_report"
+            ]
+        assert reports == {
+            "assessment ROM-101:1:rcl_test:1": ["2024-04-30"],
+            "assessment ROM-101:1:rcl_test:2": ["2024-07-31"],
+        }
