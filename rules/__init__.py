@@ -13,7 +13,13 @@ pydantic and python-dateutil only; never imports ``surveillance`` or ``notificat
 
 from ._engine import build_calendar, end_of_follow_up
 from ._errors import InvalidFacts, ProtocolError, RulesError, UnknownProtocol
-from ._facts import PatientFacts, PlannedAssessment, RecordedEvent, RecordedResult
+from ._facts import (
+    PatientFacts,
+    PlannedAssessment,
+    RecordedEvent,
+    RecordedResult,
+    is_triggered_occurrence,
+)
 from ._loader import BUNDLED_PROTOCOLS, ProtocolRegistry, load_protocol, parse_protocol
 from ._offsets import Offset
 from ._protocol import Protocol
@@ -33,6 +39,7 @@ __all__ = [
     "UnknownProtocol",
     "build_calendar",
     "end_of_follow_up",
+    "is_triggered_occurrence",
     "load_protocol",
     "parse_protocol",
 ]

@@ -29,6 +29,7 @@ class _Action:
     on: date
     verb: str  # "start" or "stop"
     cause: str
+    series: int | None = None  # a fixed series number for what it starts (see RecordedEvent)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,9 @@ class _Planner:
                 cause = f"{event.kind.replace('_', ' ')} ({event.source}) on {event.on.isoformat()}"
             segment = self._segment_of(event.on).number
             for target in rule.start:
-                self.actions[(segment, target)].append(_Action(event.on, "start", cause))
+                self.actions[(segment, target)].append(
+                    _Action(event.on, "start", cause, event.series)
+                )
             for target in rule.stop:
                 self.actions[(segment, target)].append(_Action(event.on, "stop", cause))
 
@@ -170,21 +173,9 @@ class _Planner:
         """One series per start; occurrence numbers carry the trigger date (YYYYMMDDnn),
         so a late-recorded, earlier-dated trigger never renumbers stored series."""
         out: list[_Candidate] = []
-        starts = sorted(
-            (a for a in self.actions[(segment.number, rule.id)] if a.verb == "start"),
-            key=lambda a: (a.on, a.cause),
-        )
-        same_day: dict[date, int] = defaultdict(int)
+        starts = [a for a in self.actions[(segment.number, rule.id)] if a.verb == "start"]
         per_day = (TRIGGERED_SERIES_SPAN - 1) // len(rule.points)  # n stays within 1..99
-        for action in starts:
-            series = same_day[action.on]
-            same_day[action.on] += 1
-            if series >= per_day:
-                # More would spill into the next day's numbers and share its keys.
-                raise InvalidFacts(
-                    f"more than {per_day} series of {rule.id} started on "
-                    f"{action.on.isoformat()} (infusion {segment.number})"
-                )
+        for action, series in _series_numbers(rule, segment, starts, per_day):
             base = int(action.on.strftime("%Y%m%d")) * TRIGGERED_SERIES_SPAN
             for point in rule.points:
                 due = point.offset.apply(action.on)
@@ -295,6 +286,40 @@ class _Planner:
             reason=reason,
             basis=rule.spec.evidence.basis.value,
         )
+
+
+def _series_numbers(
+    rule: Rule, segment: _Segment, starts: list[_Action], per_day: int
+) -> list[tuple[_Action, int]]:
+    """The series number of each start within its day.
+
+    A start with a fixed number (an adverse-event case's) keeps it, modulo the day's
+    room, so removing another start that day never renumbers it; the others take the
+    lowest free numbers, in order of their causes.
+    """
+    numbered: list[tuple[_Action, int]] = []
+    taken: dict[date, set[int]] = defaultdict(set)
+    for action in sorted((a for a in starts if a.series is not None), key=lambda a: a.cause):
+        assert action.series is not None
+        series = action.series % per_day
+        if series in taken[action.on]:
+            raise InvalidFacts(
+                f"two series of {rule.id} on {action.on.isoformat()} need number {series} "
+                f"(infusion {segment.number}); {action.cause}"
+            )
+        taken[action.on].add(series)
+        numbered.append((action, series))
+    for action in sorted((a for a in starts if a.series is None), key=lambda a: (a.on, a.cause)):
+        free = next((n for n in range(per_day) if n not in taken[action.on]), None)
+        if free is None:
+            # More would spill into the next day's numbers and share its keys.
+            raise InvalidFacts(
+                f"more than {per_day} series of {rule.id} started on "
+                f"{action.on.isoformat()} (infusion {segment.number})"
+            )
+        taken[action.on].add(free)
+        numbered.append((action, free))
+    return sorted(numbered, key=lambda pair: (pair[0].on, pair[1]))
 
 
 def _segments(

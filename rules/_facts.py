@@ -32,6 +32,19 @@ class RecordedEvent:
     on: date
     # What it came from, named in the reasons of what it starts: "adverse event ROM-001-AE01".
     source: str | None = None
+    # A fixed number for the series it starts on its day (e.g. the case number), so that
+    # removing another event of that day (a nullified case) never renumbers this one's rows.
+    series: int | None = None
+
+
+# Occurrences of triggered rules are YYYYMMDD * 100 + n; time points of a schedule are
+# numbered from 1 and never come near this.
+TRIGGERED_OCCURRENCE_FLOOR = 100_000_000
+
+
+def is_triggered_occurrence(occurrence: int) -> bool:
+    """Whether an occurrence number belongs to a series started by a result or an event."""
+    return occurrence >= TRIGGERED_OCCURRENCE_FLOOR
 
 
 @dataclass(frozen=True)

@@ -160,9 +160,15 @@ def compare(
     change = CalendarChange()
     by_identity = {row.identity: row for row in stored}
     # Work already recorded on a date stays done even if an amendment renumbers the
-    # series: a planned point on the same rule and due date as a recorded one is covered.
+    # schedule: a planned point on the same rule and due date as a recorded one is covered.
+    # Not for triggered series: their numbers carry their day and never move, and two
+    # series due the same day (two serious cases) are two duties, not one.
     recorded = [r for r in stored if r.status in _RECORDED]
-    done = {(r.infusion_number, r.assessment, r.due_on) for r in recorded}
+    done = {
+        (r.infusion_number, r.assessment, r.due_on)
+        for r in recorded
+        if not rules.is_triggered_occurrence(r.occurrence)
+    }
     recorded_identities = {r.identity for r in recorded}
     wanted = {
         _identity(p): p

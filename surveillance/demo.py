@@ -150,10 +150,13 @@ def _adverse_events(
         ),
         reporter_qualification=ReporterQualification.physician,
     )
-    case_id = _case(session, INFECTION_PATIENT, infection, registry, now)
-    sponsor_notice = f"{INFECTION_PATIENT}:1:sae_sponsor_notification:" + (
-        f"{infection.awareness_date:%Y%m%d}01"
-    )
+    change = create_case(
+        session, study_id=INFECTION_PATIENT, facts=infection, actor=ACTOR, registry=registry,
+        now=now,
+    )  # fmt: skip
+    case_id = change.case.case_id
+    [notice] = [a for a in change.calendar.added if a.assessment == "sae_sponsor_notification"]
+    sponsor_notice = f"{INFECTION_PATIENT}:{notice.key}"
     record_outcome(
         session,
         key=sponsor_notice,

@@ -31,15 +31,21 @@ CASE_EVENTS = frozenset(
 )
 
 
-def events_for_case(version: AdverseEventVersion) -> list[rules.RecordedEvent]:
-    """What one version of a case means for the calendar (day 0 = the site's awareness)."""
+def events_for_case(
+    version: AdverseEventVersion, series: int | None = None
+) -> list[rules.RecordedEvent]:
+    """What one version of a case means for the calendar (day 0 = the site's awareness).
+
+    ``series``: the case's own number for what it starts, so that nullifying another
+    case with the same day 0 leaves this one's rows (and what was recorded on them) alone.
+    """
     on, source = version.awareness_date, f"adverse event {version.case_id}"
     events = []
     if version.category == Category.malignancy.value and not version.pre_existing:
-        events.append(rules.RecordedEvent("new_malignancy", on, source))
+        events.append(rules.RecordedEvent("new_malignancy", on, source, series))
     if not version.serious:
         return events
-    events.append(rules.RecordedEvent("serious_adverse_event", on, source))
+    events.append(rules.RecordedEvent("serious_adverse_event", on, source, series))
     suspected = Relatedness(version.relatedness) in SUSPECTED
     if suspected and not version.expected:
         criteria = set(filter(None, version.seriousness_criteria.split(",")))
@@ -48,23 +54,25 @@ def events_for_case(version: AdverseEventVersion) -> list[rules.RecordedEvent]:
             if criteria & _FATAL_OR_LIFE_THREATENING
             else "unexpected_serious_reaction"
         )
-        events.append(rules.RecordedEvent(kind, on, source))
+        events.append(rules.RecordedEvent(kind, on, source, series))
     return events
 
 
-def events_for_versions(versions: list[AdverseEventVersion]) -> list[rules.RecordedEvent]:
+def events_for_versions(
+    versions: list[AdverseEventVersion], series: int | None = None
+) -> list[rules.RecordedEvent]:
     """What a case means now (its latest version), each clock started on the day the
     case began to qualify for it without a break up to now."""
     latest = versions[-1]
     kinds_of = [{e.kind for e in events_for_case(v)} for v in versions]
     out = []
-    for event in events_for_case(latest):
+    for event in events_for_case(latest, series):
         start = len(versions) - 1
         while start > 0 and event.kind in kinds_of[start - 1]:
             start -= 1
         began = versions[start]
         on = latest.awareness_date if began.version == 1 else began.last_info_date
-        out.append(rules.RecordedEvent(event.kind, on, event.source))
+        out.append(rules.RecordedEvent(event.kind, on, event.source, event.series))
     return out
 
 
@@ -73,20 +81,22 @@ def adverse_event_events(
 ) -> list[rules.RecordedEvent]:
     """The events of every open case of a patient that ``protocol`` reacts to."""
     rows = session.execute(
-        select(AdverseEventVersion)
+        select(AdverseEventVersion, col(AdverseEventCase.number))
         .join(AdverseEventCase, col(AdverseEventCase.case_id) == col(AdverseEventVersion.case_id))
         .where(
             col(AdverseEventCase.patient_id) == patient_id,
             col(AdverseEventCase.status) == CaseStatus.open.value,
         )
         .order_by(col(AdverseEventVersion.case_id), col(AdverseEventVersion.version))
-    ).scalars()
+    ).all()
     by_case: dict[str, list[AdverseEventVersion]] = {}
-    for version in rows:
+    numbers: dict[str, int] = {}
+    for version, number in rows:
         by_case.setdefault(version.case_id, []).append(version)
+        numbers[version.case_id] = number
     return [
         event
-        for versions in by_case.values()
-        for event in events_for_versions(versions)
+        for case_id, versions in by_case.items()
+        for event in events_for_versions(versions, series=numbers[case_id] - 1)
         if event.kind in protocol.events
     ]

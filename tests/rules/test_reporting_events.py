@@ -7,12 +7,14 @@ from datetime import date
 import pytest
 
 from rules import (
+    InvalidFacts,
     PatientFacts,
     PlannedAssessment,
     Protocol,
     ProtocolError,
     RecordedEvent,
     build_calendar,
+    is_triggered_occurrence,
     parse_protocol,
 )
 
@@ -131,3 +133,48 @@ assessments:
     schedule: [{at: [D1], window: [-1, 0]}]
     evidence: {basis: regulatory, sources: [R]}
 """
+
+
+def test_a_fixed_series_keeps_its_number_when_another_event_of_the_day_goes(
+    car_t: Protocol,
+) -> None:
+    day = date(2025, 1, 5)
+    first = RecordedEvent("serious_adverse_event", day, "A-AE01", series=0)
+    second = RecordedEvent("serious_adverse_event", day, "A-AE02", series=1)
+    both = by_rule(plan(car_t, first, second), "sae_sponsor_notification")
+    alone = by_rule(plan(car_t, second), "sae_sponsor_notification")
+    assert [r.occurrence for r in both] == [2025010501, 2025010502]
+    assert [r.occurrence for r in alone] == [2025010502]  # not renumbered to ...01
+    assert "A-AE02" in alone[0].reason
+
+
+def test_unnumbered_starts_take_the_free_numbers_around_fixed_ones(car_t: Protocol) -> None:
+    day = date(2025, 1, 5)
+    calendar = plan(
+        car_t,
+        RecordedEvent("serious_adverse_event", day, "B-AE01", series=0),
+        RecordedEvent("new_malignancy", day),  # no series: rcl_on_indication etc.
+    )
+    assert [r.occurrence for r in by_rule(calendar, "sae_sponsor_notification")] == [2025010501]
+    assert [r.occurrence for r in by_rule(calendar, "tumour_vector_test")] == [2025010501]
+
+
+def test_two_fixed_series_that_collide_are_refused(car_t: Protocol) -> None:
+    day = date(2025, 1, 5)
+    with pytest.raises(InvalidFacts, match="need number 0"):
+        plan(
+            car_t,
+            RecordedEvent("serious_adverse_event", day, "C-AE01", series=0),
+            RecordedEvent("serious_adverse_event", day, "C-AE100", series=99),  # 99 % 99
+        )
+
+
+def test_triggered_occurrences_are_told_apart_from_schedule_points(car_t: Protocol) -> None:
+    calendar = plan(car_t, RecordedEvent("serious_adverse_event", date(2025, 1, 5), "D-AE01"))
+    triggered = {a.assessment for a in calendar if is_triggered_occurrence(a.occurrence)}
+    assert triggered == {"sae_sponsor_notification"}
+    assert all(
+        car_t.rules[a.assessment].spec.anchor.value != "trigger"
+        for a in calendar
+        if not is_triggered_occurrence(a.occurrence)
+    )

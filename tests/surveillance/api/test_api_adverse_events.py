@@ -366,3 +366,27 @@ class TestCalendar:
             "assessment ROM-101:1:rcl_test:1": ["2024-04-30"],
             "assessment ROM-101:1:rcl_test:2": ["2024-07-31"],
         }
+
+    def test_nullifying_one_of_two_same_day_cases_leaves_the_others_clock_alone(
+        self, api: Api
+    ) -> None:
+        api.enroll()
+        record(api, INFECTION)  # AE01, day 0 2026-11-21
+        second = record(api, {**INFECTION, "term": "Sepsis"})  # AE02, the same day 0
+        [first_notice] = [
+            d["key"]
+            for d in api.get("/api/v1/adverse-events/ROM-101-AE01").json()["reporting_deadlines"]
+            if d["assessment"] == "sae_sponsor_notification"
+        ]
+        done = api.post(f"/api/v1/assessments/{first_notice}/outcome",
+                        {"outcome": "completed", "date": "2026-11-22"}, if_match='"1"')  # fmt: skip
+        assert done.status_code == 200, done.text
+        api.post("/api/v1/adverse-events/ROM-101-AE01/nullify", {"reason": "duplicate"},
+                 if_match='"1"')  # fmt: skip
+        after = api.get("/api/v1/adverse-events/ROM-101-AE02").json()["reporting_deadlines"]
+        notices = [d for d in after if d["assessment"] == "sae_sponsor_notification"]
+        assert [(d["key"], d["status"]) for d in notices] == [
+            (next(d["key"] for d in second["reporting_deadlines"]
+                  if d["assessment"] == "sae_sponsor_notification"), "pending")
+        ]  # fmt: skip
+        assert notices[0]["key"] != first_notice  # still its own, still owed
