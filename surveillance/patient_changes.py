@@ -13,7 +13,6 @@ from . import audit
 from .adverse_events.calendar_events import CASE_EVENTS
 from .adverse_events.models import AdverseEventCase
 from .calendar_sync import CalendarChange, rematerialize
-from .clock import local_date
 from .concurrency import check_version
 from .enrolment import check_infusion_date, get_patient
 from .errors import Conflict, InvalidInput
@@ -24,20 +23,13 @@ from .models import (
     Patient,
     PatientEvent,
     PatientStatus,
-    Site,
 )
 from .protocol_store import get_protocol
-from .sites import get_site
+from .sites import get_site, today_at
 
 # Statuses that end follow-up are written as the protocol's end events, so the engine
 # (not this module) decides what stops.
 _STATUS_EVENTS = {PatientStatus.deceased: "death", PatientStatus.withdrawn: "withdrawal"}
-
-
-def _today(session: Session, patient: Patient, now: datetime) -> date:
-    site = session.get(Site, patient.site_id)
-    assert site is not None
-    return local_date(now, site.timezone)
 
 
 def _replan(
@@ -71,7 +63,7 @@ def add_infusion(
     check_version(expected_version, patient.version, study_id)
     _require_active(patient)
     check_infusion_date(
-        study_id, patient.birth_date, on, _today(session, patient, now), patient.site_id
+        study_id, patient.birth_date, on, today_at(session, patient.site_id, now), patient.site_id
     )
     last_number, last_on = session.execute(
         select(col(Infusion.number), col(Infusion.infused_on))
@@ -139,7 +131,7 @@ def record_event(
         raise InvalidInput(
             f"unknown event {kind!r}; {protocol.id} knows: {', '.join(sorted(protocol.events))}"
         )
-    today = _today(session, patient, now)
+    today = today_at(session, patient.site_id, now)
     if on > today:
         raise InvalidInput(f"{study_id}: event date {on} is in the future (today is {today})")
     first_infusion = session.execute(
@@ -203,7 +195,7 @@ def change_status(
     check_version(expected_version, patient.version, study_id)
     if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
-    today = _today(session, patient, now)
+    today = today_at(session, patient.site_id, now)
     if on > today:
         raise InvalidInput(f"{study_id}: status date {on} is in the future (today is {today})")
     old = {"status": patient.status, "status_on": str(patient.status_on), "site": patient.site_id}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from .clock import local_date
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Site
 
@@ -43,3 +45,10 @@ def get_site(session: Session, site_id: str) -> Site:
 
 def list_sites(session: Session) -> list[Site]:
     return list(session.execute(select(Site).order_by(col(Site.id))).scalars())
+
+
+def today_at(session: Session, site_id: str, now: datetime) -> date:
+    """The date it is at the site at ``now`` (its own time zone)."""
+    site = session.get(Site, site_id)
+    assert site is not None
+    return local_date(now, site.timezone)

@@ -8,8 +8,8 @@ reporting clocks for a serious case; a fatal case marks the patient deceased).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,13 +19,13 @@ import rules
 
 from .. import audit
 from ..calendar_sync import CalendarChange, rematerialize
-from ..clock import local_date
 from ..concurrency import check_version
 from ..enrolment import get_patient
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import Infusion, Patient, PatientStatus, Site
 from ..patient_changes import change_status
 from ..protocol_store import get_protocol
+from ..sites import today_at
 from . import outbox
 from .facts import CaseFacts, check, is_pre_existing
 from .feed import next_sequence
@@ -154,8 +154,8 @@ def nullify_case(
         )
     case, patient, previous = _open_case(session, case_id, expected_version)
     facts = facts_of(previous)
-    today = _today(session, patient, now)
-    facts = CaseFacts(**{**facts.__dict__, "last_info_date": max(today, previous.last_info_date)})
+    today = today_at(session, patient.site_id, now)
+    facts = replace(facts, last_info_date=max(today, previous.last_info_date))
     return _store(
         session,
         patient,
@@ -190,6 +190,19 @@ def versions_of(session: Session, case_id: str) -> list[AdverseEventVersion]:
             .order_by(col(AdverseEventVersion.version))
         ).scalars()
     )
+
+
+def version_of(session: Session, case_id: str, version: int) -> AdverseEventVersion:
+    """One version of a case (``NotFound`` if there is no such version)."""
+    found: AdverseEventVersion | None = session.execute(
+        select(AdverseEventVersion).where(
+            col(AdverseEventVersion.case_id) == case_id,
+            col(AdverseEventVersion.version) == version,
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no version {version} of adverse event case {case_id!r}")
+    return found
 
 
 def content_of(
@@ -243,16 +256,12 @@ def facts_of(version: AdverseEventVersion) -> CaseFacts:
 # -- the steps -------------------------------------------------------------------------
 
 
-def _today(session: Session, patient: Patient, now: datetime) -> date:
-    site = session.get(Site, patient.site_id)
-    assert site is not None
-    return local_date(now, site.timezone)
-
-
 def _checked(
     session: Session, patient: Patient, facts: CaseFacts, now: datetime
 ) -> tuple[CaseFacts, bool]:
-    facts = check(facts, birth_date=patient.birth_date, today=_today(session, patient, now))
+    facts = check(
+        facts, birth_date=patient.birth_date, today=today_at(session, patient.site_id, now)
+    )
     first_infusion = session.execute(
         select(func.min(Infusion.infused_on)).where(col(Infusion.patient_id) == patient.id)
     ).scalar_one()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from ..errors import InvalidInput
@@ -70,13 +70,11 @@ def check(facts: CaseFacts, *, birth_date: date, today: date) -> CaseFacts:
         problems.append(f"narrative: at most {MAX_NARRATIVE} characters")
     if problems:
         raise InvalidInput("; ".join(problems))
-    return CaseFacts(
-        **{
-            **facts.__dict__,
-            "term": term,
-            "seriousness_criteria": tuple(dict.fromkeys(facts.seriousness_criteria)),
-            "last_info_date": facts.last_info_date or today,
-        }
+    return replace(
+        facts,
+        term=term,
+        seriousness_criteria=tuple(dict.fromkeys(facts.seriousness_criteria)),
+        last_info_date=facts.last_info_date or today,
     )
 
 

@@ -45,7 +45,6 @@ def parse_cursor(cursor: str | None) -> int:
 @dataclass(frozen=True)
 class FeedPage:
     entries: list[dict[str, Any]]
-    after: int  # the cursor this page was asked with
     next_cursor: str  # ask with this next (the same cursor when nothing was new)
     caught_up: bool  # fewer entries than asked for: the consumer has everything so far
 
@@ -93,7 +92,7 @@ def feed_page(
         )
         entries.append(feed_entry(row, content))
     last = entries[-1]["sequence"] if entries else after
-    return FeedPage(entries, after, str(last), caught_up=len(entries) < limit)
+    return FeedPage(entries, str(last), caught_up=len(entries) < limit)
 
 
 def feed_entry(version: VersionRecord, content: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import Row
 import rules
 
 from ..protocol_store import get_protocol
-from .models import AdverseEventCase, AdverseEventVersion
+from .models import AdverseEventVersion
 from .vocabulary import CaseStatus
 
 
@@ -44,8 +44,6 @@ def age_in_years(born: date, on: date) -> int:
 def case_content(
     version: VersionRecord,
     *,
-    case: AdverseEventCase | None = None,
-    status: str | None = None,
     study_id: str,
     site_id: str,
     country: str | None,
@@ -56,12 +54,11 @@ def case_content(
     registry: rules.ProtocolRegistry,
     product: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Everything known at ``version``; ``status`` is that version's, not the case's now.
+    """Everything known at ``version`` (its status is that version's, not the case's now).
 
     ``product``: the protocol's product, when the caller already looked it up."""
-    if status is None:
-        nullified = version.change == "nullified"
-        status = CaseStatus.nullified.value if nullified else CaseStatus.open.value
+    nullified = version.change == "nullified"
+    status = CaseStatus.nullified.value if nullified else CaseStatus.open.value
     return {
         "case_id": version.case_id,
         "version": version.version,

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 import rules
 
-from ..adverse_events.cases import content_of
+from ..adverse_events.cases import content_of, version_of
 from ..adverse_events.deadlines import deadlines_of
-from ..adverse_events.models import AdverseEventCase, AdverseEventVersion
+from ..adverse_events.models import AdverseEventCase
 from ..adverse_events.outbox import SERIOUS, UNACKNOWLEDGED
 from ..due_list import DueState, due_list
 from ..models import Assessment, Patient, assessment_key
@@ -69,12 +68,9 @@ def _case_data(
 ) -> dict[str, Any]:
     """The case as it was at the alert's version (versions never change)."""
     case = session.get(AdverseEventCase, alert.case_id)
-    version = session.execute(
-        select(AdverseEventVersion).where(
-            col(AdverseEventVersion.case_id) == alert.case_id,
-            col(AdverseEventVersion.version) == alert.case_version,
-        )
-    ).scalar_one()
+    assert alert.case_id is not None
+    assert alert.case_version is not None
+    version = version_of(session, alert.case_id, alert.case_version)
     assert case is not None
     return {
         "change": version.change,

@@ -18,8 +18,9 @@ import rules
 from ..auth import Principal, hash_token, resolve_token
 from ..clock import Clock, local_date
 from ..db import is_sqlite, read_session, write_session
-from ..errors import PreconditionFailed, PreconditionRequired, Unauthorized
-from ..models import Site
+from ..enrolment import get_patient
+from ..errors import NotFound, PreconditionFailed, PreconditionRequired, Unauthorized
+from ..models import Patient, Role, Site
 from ..sites import get_site
 from .cache import TtlCache
 
@@ -134,3 +135,16 @@ def parse_if_match(if_match: str | None) -> int:
 
 
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+# Who works with patients' clinical records (pharmacovigilance reads pseudonymous data only).
+CLINICAL = (Role.nurse, Role.investigator, Role.admin)
+
+
+def visible_patient(session: Session, user: Principal, study_id: str) -> Patient:
+    """The patient, for clinical staff of its site; another site's patient is not leaked."""
+    patient = get_patient(session, study_id)
+    user.require_role(*CLINICAL)
+    if not user.works_at(patient.site_id):
+        raise NotFound(f"no patient with study id {study_id!r}")
+    return patient

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from ..adverse_events.acks import SeriousCaseAcks, serious_case_acks
@@ -203,7 +203,6 @@ def dashboard_serious_cases(
         return found
     items = serious_case_acks(session, site_ids=set(on_by_site), limit=10_000)
     study_ids = _study_ids(session, {item.case.patient_id for item in items})
-    latest = _latest_versions(session, [item.case for item in items])
     now = state.now()
     for item in items:
         site_id = item.case.site_id
@@ -214,7 +213,7 @@ def dashboard_serious_cases(
         deadlines = deadlines_of(
             session,
             item.case,
-            latest[item.case.case_id],
+            item.version,
             state.registry,
             on=on_by_site[site_id],
         )
@@ -245,17 +244,3 @@ def _study_ids(session: Session, patient_ids: set[int]) -> dict[int, str]:
         select(col(Patient.id), col(Patient.study_id)).where(col(Patient.id).in_(patient_ids))
     )
     return {row.id: row.study_id for row in rows}
-
-
-def _latest_versions(
-    session: Session, cases: list[AdverseEventCase]
-) -> dict[str, AdverseEventVersion]:
-    if not cases:
-        return {}
-    wanted = [(case.case_id, case.version) for case in cases]
-    rows = session.execute(
-        select(AdverseEventVersion).where(
-            tuple_(col(AdverseEventVersion.case_id), col(AdverseEventVersion.version)).in_(wanted)
-        )
-    ).scalars()
-    return {row.case_id: row for row in rows}

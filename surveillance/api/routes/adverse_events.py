@@ -18,13 +18,12 @@ from ...adverse_events.cases import (
     get_case,
     nullify_case,
 )
+from ...adverse_events.models import AdverseEventCase
 from ...adverse_events.queries import case_detail, case_summaries
 from ...adverse_events.vocabulary import default_reporter
 from ...auth import Principal
-from ...clock import local_date
-from ...enrolment import get_patient
 from ...errors import NotFound
-from ...models import Patient, Role, Site
+from ...models import Patient, Role
 from ..adverse_event_schemas import (
     AdverseEventCreate,
     CaseChangeResult,
@@ -32,22 +31,25 @@ from ..adverse_event_schemas import (
     CaseSummary,
     NullifyRequest,
 )
-from ..deps import AppState, CurrentUser, IfMatch, State, etag, parse_if_match
+from ..deps import (
+    CLINICAL,
+    AppState,
+    CurrentUser,
+    IfMatch,
+    State,
+    etag,
+    parse_if_match,
+    visible_patient,
+)
 
 router = APIRouter(tags=["adverse events"])
-_WRITERS = (Role.nurse, Role.investigator, Role.admin)
-_READERS = (*_WRITERS, Role.pharmacovigilance)
+_WRITERS = CLINICAL
+_READERS = (*CLINICAL, Role.pharmacovigilance)
 
 
-def _patient_for_writing(session: Session, user: Principal, study_id: str) -> Patient:
-    user.require_role(*_WRITERS)
-    patient = get_patient(session, study_id)
-    if not user.works_at(patient.site_id):  # another site's patient is not leaked
-        raise NotFound(f"no patient with study id {study_id!r}")
-    return patient
-
-
-def _readable_case(session: Session, user: Principal, case_id: str, *, write: bool = False) -> Any:
+def _readable_case(
+    session: Session, user: Principal, case_id: str, *, write: bool = False
+) -> AdverseEventCase:
     user.require_role(*(_WRITERS if write else _READERS))
     case = get_case(session, case_id)
     if user.role is not Role.pharmacovigilance and not user.works_at(case.site_id):
@@ -55,10 +57,10 @@ def _readable_case(session: Session, user: Principal, case_id: str, *, write: bo
     return case
 
 
-def _today(session: Session, state: AppState, site_id: str) -> Any:
-    site = session.get(Site, site_id)
-    assert site is not None
-    return local_date(state.now(), site.timezone)
+def _detail(session: Session, state: AppState, case: AdverseEventCase) -> dict[str, Any]:
+    """The case with its versions and deadlines, judged on today's date at its site."""
+    today = state.today_at(state.site(session, case.site_id))
+    return case_detail(session, case, state.registry, on=today)
 
 
 def _result(
@@ -67,7 +69,9 @@ def _result(
     case = change.case
     patient = session.get(Patient, case.patient_id)
     assert patient is not None
-    detail = case_detail(session, case, state.registry, on=_today(session, state, case.site_id))
+    detail = case_detail(
+        session, case, state.registry, on=state.today_at(state.site(session, case.site_id))
+    )
     response.headers["ETag"] = etag(case.version)
     response.headers["Location"] = f"/api/v1/adverse-events/{case.case_id}"
     return {
@@ -89,7 +93,7 @@ def record_adverse_event(
     the safety systems at once and starts its reporting clocks; a malignancy schedules
     tumour testing for the vector; a fatal case marks the patient deceased."""
     with state.write() as session:
-        _patient_for_writing(session, user, study_id)
+        visible_patient(session, user, study_id)
         change = create_case(
             session,
             study_id=study_id,
@@ -106,10 +110,7 @@ def list_patient_adverse_events(
     study_id: str, state: State, user: CurrentUser
 ) -> list[dict[str, Any]]:
     with state.read() as session:
-        user.require_role(*_WRITERS)
-        patient = get_patient(session, study_id)
-        if not user.works_at(patient.site_id):
-            raise NotFound(f"no patient with study id {study_id!r}")
+        patient = visible_patient(session, user, study_id)
         return case_summaries(session, patient_id=patient.id)
 
 
@@ -137,7 +138,9 @@ def read_adverse_event(
     with state.read() as session:
         case = _readable_case(session, user, case_id)
         response.headers["ETag"] = etag(case.version)
-        return case_detail(session, case, state.registry, on=_today(session, state, case.site_id))
+        return case_detail(
+            session, case, state.registry, on=state.today_at(state.site(session, case.site_id))
+        )
 
 
 @router.post(

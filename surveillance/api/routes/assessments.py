@@ -15,19 +15,18 @@ from ...appointments import reschedule
 from ...auth import Principal
 from ...clock import local_date
 from ...errors import NotFound
-from ...models import Assessment, Patient, Role, Site
+from ...models import Assessment, Patient, Site
 from ...outcomes import find_assessment, record_outcome
 from ...patient_views import assessment_dict, change_dict
-from ..deps import AppState, CurrentUser, IfMatch, State, etag, parse_if_match
+from ..deps import CLINICAL, AppState, CurrentUser, IfMatch, State, etag, parse_if_match
 from ..schemas import AssessmentChangeResult, AssessmentPublic, OutcomeCreate, RescheduleRequest
 
 router = APIRouter(prefix="/assessments", tags=["assessments"])
-_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
 
 
 def _visible(session: Session, user: Principal, key: str) -> tuple[Patient, Assessment]:
     """The assessment, if the caller works at its patient's site; otherwise 404 alike."""
-    user.require_role(*_CLINICAL)
+    user.require_role(*CLINICAL)
     try:
         patient, row = find_assessment(session, key)
     except NotFound:

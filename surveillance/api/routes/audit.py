@@ -9,18 +9,16 @@ from fastapi import APIRouter
 from ... import audit
 from ...enrolment import get_patient
 from ...errors import NotFound
-from ...models import Role
-from ..deps import CurrentUser, State
+from ..deps import CLINICAL, CurrentUser, State
 from ..schemas import AuditEntryPublic
 
 router = APIRouter(prefix="/patients", tags=["patients"])
-_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
 
 
 @router.get("/{study_id}/audit", response_model=list[AuditEntryPublic])
 def read_audit_trail(study_id: str, state: State, user: CurrentUser) -> list[dict[str, Any]]:
     """Oldest first; each row's hash chains it to the one before (tamper-evident)."""
-    user.require_role(*_CLINICAL)
+    user.require_role(*CLINICAL)
     with state.read() as session:
         patient = get_patient(session, study_id)
         if not user.works_at(patient.site_id):

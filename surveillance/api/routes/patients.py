@@ -11,11 +11,10 @@ from fastapi import APIRouter, Query, Response, status
 from ...calendar_sync import CalendarChange
 from ...clock import local_date
 from ...enrolment import Enrolment, enroll, get_patient
-from ...errors import NotFound
-from ...models import Patient, Role, Site
+from ...models import Role, Site
 from ...patient_changes import add_infusion, change_status
 from ...patient_views import calendar_dicts, change_dict, patient_dict, patient_dicts
-from ..deps import CurrentUser, IfMatch, State, etag, parse_if_match
+from ..deps import CLINICAL, CurrentUser, IfMatch, State, etag, parse_if_match, visible_patient
 from ..schemas import (
     AssessmentPublic,
     InfusionCreate,
@@ -27,7 +26,6 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/patients", tags=["patients"])
-_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
 DEFAULT_PATIENTS_PAGE = 500
 MAX_PATIENTS_PAGE = 5000
 
@@ -37,7 +35,7 @@ def enroll_patient(
     body: PatientCreate, state: State, user: CurrentUser, response: Response
 ) -> dict[str, Any]:
     """Enrol a patient with the first infusion; the calendar is computed and stored."""
-    user.require_role(*_CLINICAL)
+    user.require_role(*CLINICAL)
     user.require_site(body.site)
     enrolment = Enrolment(
         body.study_id,
@@ -75,7 +73,7 @@ def list_patients(
     limit: Annotated[int, Query(ge=1, le=MAX_PATIENTS_PAGE)] = DEFAULT_PATIENTS_PAGE,
 ) -> list[dict[str, Any]]:
     """Patients of your sites (or of one site), by study id; a full page links the next."""
-    user.require_role(*_CLINICAL)
+    user.require_role(*CLINICAL)
     if site is not None:
         user.require_site(site)
     site_ids = {site} if site is not None else (None if user.is_admin else user.sites)
@@ -86,14 +84,6 @@ def list_patients(
         next_url = f"/api/v1/patients?{query}&after={quote(page[-1]['study_id'])}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return page
-
-
-def _visible_patient(session: Any, user: CurrentUser, study_id: str) -> Patient:
-    patient = get_patient(session, study_id)
-    user.require_role(*_CLINICAL)
-    if not user.works_at(patient.site_id):  # another site's patient is not leaked
-        raise NotFound(f"no patient with study id {study_id!r}")
-    return patient
 
 
 def _change_result(
@@ -110,7 +100,7 @@ def read_patient(
     study_id: str, state: State, user: CurrentUser, response: Response
 ) -> dict[str, Any]:
     with state.read() as session:
-        patient = _visible_patient(session, user, study_id)
+        patient = visible_patient(session, user, study_id)
         result = patient_dict(session, patient)
     response.headers["ETag"] = etag(patient.version)
     return result
@@ -123,7 +113,7 @@ def read_calendar(
     """Every assessment with its stored outcome, its reason, and its state on ``on``
     (default: today at the site)."""
     with state.read() as session:
-        patient = _visible_patient(session, user, study_id)
+        patient = visible_patient(session, user, study_id)
         site = session.get(Site, patient.site_id)
         assert site is not None
         day = on or local_date(state.now(), site.timezone)
@@ -142,7 +132,7 @@ def reinfuse(
     """A re-infusion: the engine re-runs and the calendar difference is applied and returned."""
     expected = parse_if_match(if_match)
     with state.write() as session:
-        _visible_patient(session, user, study_id)
+        visible_patient(session, user, study_id)
         change = add_infusion(
             session,
             study_id=study_id,
@@ -170,7 +160,7 @@ def set_status(
     """
     expected = parse_if_match(if_match)
     with state.write() as session:
-        _visible_patient(session, user, study_id)
+        visible_patient(session, user, study_id)
         user.require_role(Role.investigator, Role.admin)
         if body.to_site is not None:
             user.require_site(body.to_site)

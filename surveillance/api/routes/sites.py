@@ -17,11 +17,10 @@ from ...errors import NotFound, Unauthorized
 from ...models import Role
 from ...site_feed import site_calendar
 from ...sites import get_site, list_sites
-from ..deps import CurrentUser, State
+from ..deps import CLINICAL, CurrentUser, State
 from ..schemas import DueListQuery, DuePagePublic, SitePublic
 
 router = APIRouter(prefix="/sites", tags=["sites"])
-_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
 DEFAULT_PAGE = 50
 MAX_PAGE = 5000
 CSV_COLUMNS = (
@@ -57,7 +56,7 @@ async def read_due_list(
     ``async``: the read runs where the store answers fastest (``AppState.run_read``); this
     is the page every nurse keeps open, so it is the one measured by benchmarks/api.py.
     """
-    user.require_role(*_CLINICAL)
+    user.require_role(*CLINICAL)
     user.require_site(site)
     after = DueCursor.decode(query.cursor) if query.cursor else None
     limit = query.limit or (MAX_PAGE if query.format == "csv" else DEFAULT_PAGE)
