@@ -22,6 +22,11 @@ SQLModel.metadata = MetaData(
 )
 
 
+# The largest value of an Integer column on PostgreSQL (and what SQLite's driver accepts
+# safely): ids, versions and sequences from outside are checked against it first.
+MAX_INTEGER = 2**31 - 1
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -26,6 +26,7 @@ from .concurrency import check_version
 from .enrolment import get_patient
 from .errors import Conflict, InvalidInput, NotFound
 from .models import (
+    MAX_INTEGER,
     Assessment,
     AssessmentStatus,
     Infusion,
@@ -49,13 +50,18 @@ class AssessmentRef:
     def parse(cls, key: str) -> AssessmentRef:
         """``ROM-001:1:rcl_test:2`` -> its parts; ``InvalidInput`` if it is not a key."""
         parts = key.rsplit(":", 3)
-        if len(parts) != 4 or not parts[1].isdigit() or not parts[3].isdigit():
+        numbers = parts[1::2] if len(parts) == 4 else []
+        if len(numbers) != 2 or not all(_small_number(n) for n in numbers):
             raise InvalidInput(
                 f"{key!r} is not an assessment key: "
                 "expected STUDY-ID:infusion:assessment:occurrence, "
                 "e.g. ROM-001:1:rcl_test:2"
             )
         return cls(parts[0], int(parts[1]), parts[2], int(parts[3]))
+
+
+def _small_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) <= MAX_INTEGER
 
 
 @dataclass(frozen=True)

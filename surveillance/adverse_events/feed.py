@@ -18,7 +18,7 @@ import rules
 
 from .. import audit
 from ..errors import InvalidInput
-from ..models import Patient, Site, table_of
+from ..models import MAX_INTEGER, Patient, Site, table_of
 from .models import AdverseEventCase, AdverseEventVersion
 from .views import VersionRecord, case_content, product_of
 
@@ -37,7 +37,7 @@ def parse_cursor(cursor: str | None) -> int:
     """The sequence after which a page starts: "" or None is the beginning."""
     if not cursor:
         return 0
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_INTEGER:
         raise InvalidInput(f"cursor {cursor!r} is not a cursor from this feed")
     return int(cursor)
 

@@ -20,6 +20,7 @@ from ..adverse_events.vocabulary import (
     ReporterQualification,
     Seriousness,
 )
+from ..models import MAX_INTEGER
 
 
 class AdverseEventCreate(BaseModel):
@@ -171,8 +172,8 @@ class FeedPagePublic(BaseModel):
 class AckCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    case_id: str
-    version: int = Field(ge=1)
+    case_id: str = Field(max_length=48)
+    version: int = Field(ge=1, le=MAX_INTEGER)
     status: AckStatus = Field(description="AA accepted, AE accepted with errors, AR rejected.")
     message: str | None = None
 

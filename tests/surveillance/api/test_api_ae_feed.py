@@ -267,3 +267,17 @@ def test_a_consumer_paging_during_concurrent_writes_sees_every_entry_once_in_ord
     assert len({(case_id, version) for _, case_id, version in seen}) == total  # no repeats
     assert [s for s, _, _ in seen] == list(range(1, total + 1))
     assert pages > total // 5  # it really paged while the writers wrote
+
+
+@pytest.mark.parametrize("cursor", ["99999999999999999999", "-1", " 1"])
+def test_a_cursor_out_of_range_is_a_clear_422(feed_api: Api, cursor: str) -> None:
+    response = feed_api.get(FEED, role="pharmacovigilance", cursor=cursor)
+    assert response.status_code == 422, response.text
+    assert "not a cursor" in response.json()["detail"]
+
+
+def test_an_acknowledgement_of_an_impossible_version_is_a_clear_error(feed_api: Api) -> None:
+    response = feed_api.post(ACKS, {"case_id": "X-AE01", "version": 10**12, "status": "AA"},
+                             role="pharmacovigilance")  # fmt: skip
+    assert response.status_code in (404, 422), response.text
+    assert response.headers["content-type"] == "application/problem+json"

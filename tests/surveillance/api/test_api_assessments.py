@@ -279,3 +279,13 @@ class TestReschedule:
             api.post(_path(NEURO, "reschedule"), {"date": "2026-12-10"}, if_match='"5"').status_code
             == 412
         )
+
+
+@pytest.mark.parametrize(
+    "key", ["ROM-101:1:rcl_test:99999999999999999999", "ROM-101:99999999999:rcl_test:1"]
+)
+def test_a_key_with_numbers_beyond_any_row_is_a_clear_422(api: Api, key: str) -> None:
+    api.enroll()
+    response = api.get(f"/api/v1/assessments/{key}")
+    assert response.status_code == 422, response.text
+    assert "is not an assessment key" in response.json()["detail"]
