@@ -118,62 +118,36 @@ def _describe(event: str) -> str:
     return f"{_WHEN[event]}\n\n{_HEADERS}"
 
 
+# Event type -> (summary, body model).
+_EVENTS: dict[str, tuple[str, type[BaseModel]]] = {
+    "assessment.overdue": ("An assessment is overdue", AssessmentOverdueEvent),
+    "assessment.escalated": ("An overdue assessment is escalated", AssessmentEscalatedEvent),
+    "patient.follow_up_at_risk": (
+        "A patient is at risk of loss to follow-up",
+        FollowUpAtRiskEvent,
+    ),
+    **{
+        f"adverse_event.{change}": (summary, _case_event_model(f"adverse_event.{change}"))
+        for change, summary in (
+            ("created", "An adverse-event case was recorded"),
+            ("updated", "A follow-up version of a case was recorded"),
+            ("nullified", "A case was nullified"),
+            ("serious", "A case is serious"),
+        )
+    },
+}
+
+
 def document(app: FastAPI) -> None:
     """Add one entry per event type to ``app.webhooks`` (shown under Webhooks in /docs)."""
-    assert set(_WHEN) == set(EVENT_TYPES), "document every event type"
-    hooks = app.webhooks
-
-    @hooks.post(
-        "assessment.overdue",
-        operation_id="webhook_assessment_overdue",
-        summary="An assessment is overdue",
-        description=_describe("assessment.overdue"),
-        responses=_RESPONSES,
-    )
-    def assessment_overdue(
-        body: AssessmentOverdueEvent,
-        webhook_id: WebhookId,
-        webhook_timestamp: WebhookTimestamp,
-        webhook_signature: WebhookSignature,
-    ) -> None: ...
-
-    @hooks.post(
-        "assessment.escalated",
-        operation_id="webhook_assessment_escalated",
-        summary="An overdue assessment is escalated",
-        description=_describe("assessment.escalated"),
-        responses=_RESPONSES,
-    )
-    def assessment_escalated(
-        body: AssessmentEscalatedEvent,
-        webhook_id: WebhookId,
-        webhook_timestamp: WebhookTimestamp,
-        webhook_signature: WebhookSignature,
-    ) -> None: ...
-
-    @hooks.post(
-        "patient.follow_up_at_risk",
-        operation_id="webhook_patient_follow_up_at_risk",
-        summary="A patient is at risk of loss to follow-up",
-        description=_describe("patient.follow_up_at_risk"),
-        responses=_RESPONSES,
-    )
-    def follow_up_at_risk(
-        body: FollowUpAtRiskEvent,
-        webhook_id: WebhookId,
-        webhook_timestamp: WebhookTimestamp,
-        webhook_signature: WebhookSignature,
-    ) -> None: ...
-
-    for event in ("created", "updated", "nullified", "serious"):
-        _document_case_event(app, f"adverse_event.{event}")
+    assert set(_WHEN) == set(EVENT_TYPES) == set(_EVENTS), "document every event type"
+    for event, (summary, body_model) in _EVENTS.items():
+        _document_event(app, event, summary, body_model)
 
 
-def _document_case_event(app: FastAPI, event: str) -> None:
-    body_model = _case_event_model(event)
-
+def _document_event(app: FastAPI, event: str, summary: str, body_model: type[BaseModel]) -> None:
     def receive(
-        body: _CaseEvent,
+        body: BaseModel,
         webhook_id: WebhookId,
         webhook_timestamp: WebhookTimestamp,
         webhook_signature: WebhookSignature,
@@ -181,11 +155,10 @@ def _document_case_event(app: FastAPI, event: str) -> None:
 
     # Annotations are strings here (postponed evaluation): give FastAPI the class itself.
     receive.__annotations__ = {**receive.__annotations__, "body": body_model}
-
     app.webhooks.post(
         event,
         operation_id=f"webhook_{event.replace('.', '_')}",
-        summary=_WHEN[event].split(" (")[0].split(";")[0],
+        summary=summary,
         description=_describe(event),
         responses=_RESPONSES,
     )(receive)
