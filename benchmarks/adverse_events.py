@@ -114,27 +114,29 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlmodel import col
 
 import rules
-from surveillance import auth, migrate
+from surveillance.accounts import auth
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.adverse_events.feed import feed_page
-from surveillance.adverse_events.models import AdverseEventCase, AdverseEventVersion
-from surveillance.adverse_events.vocabulary import (
+from surveillance.alerting.models import WebhookEndpoint
+from surveillance.config import Settings, get_settings
+from surveillance.http.app import create_app
+from surveillance.kit import migrate
+from surveillance.kit.bulk import insert_rows
+from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.kit.sqltypes import table_of
+from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.protocols.registry import registry_for
+from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,
     GradeScale,
     Relatedness,
     Seriousness,
 )
-from surveillance.alerting.models import WebhookEndpoint
-from surveillance.api.app import create_app
-from surveillance.bulk import insert_rows
-from surveillance.config import Settings, get_settings
-from surveillance.db import make_engine, read_session, write_session
-from surveillance.enrolment import Enrolment, enroll
-from surveillance.models import Patient, PatientStatus, table_of
-from surveillance.protocol_store import registry_for
-from surveillance.sites import add_site
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.patients import Patient, PatientStatus
+from surveillance.records.sites import add_site
 
 COUNTRIES = {"Rome": "IT", "Erlangen": "DE"}
 PV_USER = "pv@sponsor.example"

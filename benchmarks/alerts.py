@@ -40,12 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import notifications
 import rules
 from benchmarks._common import emit
-from surveillance import migrate
 from surveillance.alerting.dispatch import DispatchConfig, dispatch
-from surveillance.alerting.models import Alert, DeliveryAttempt, WebhookEndpoint
+from surveillance.alerting.models import WebhookEndpoint
 from surveillance.alerting.scan import scan
-from surveillance.db import make_engine, read_session, write_session
-from surveillance.protocol_store import registry_for
+from surveillance.kit import migrate
+from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.protocols.registry import registry_for
+from surveillance.records.outbox import Alert, DeliveryAttempt
 
 
 class _Ok(BaseHTTPRequestHandler):

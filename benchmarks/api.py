@@ -71,10 +71,11 @@ from _common import (
 )
 from due_list import LoadOptions, load_postgres, load_sqlite
 
-from surveillance import auth, migrate
+from surveillance.accounts import auth
 from surveillance.config import get_settings
-from surveillance.db import make_engine, write_session
 from surveillance.errors import NotFound
+from surveillance.kit import migrate
+from surveillance.kit.db import make_engine, write_session
 
 NURSE = "nurse@bench.example"
 WRK_REPORT = """
@@ -128,9 +129,9 @@ def serve(url: str, port: int, on: date) -> None:
     """Run the app in this process (the ``--serve`` mode of this script)."""
     import uvicorn
 
-    from surveillance.api.app import create_app
-    from surveillance.clock import fixed_clock
     from surveillance.config import Settings
+    from surveillance.http.app import create_app
+    from surveillance.kit.clock import fixed_clock
 
     app = create_app(Settings(database_url=url), clock=fixed_clock(on))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

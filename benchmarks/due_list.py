@@ -83,12 +83,12 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 import rules
-from surveillance import migrate
 from surveillance.config import get_settings
-from surveillance.db import make_engine, read_session, write_session
-from surveillance.due_list import DueItem, DueState, due_list
-from surveillance.models import AssessmentStatus, PatientStatus
-from surveillance.sites import add_site
+from surveillance.kit import migrate
+from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.patients.due_list import DueItem, DueState, due_list
+from surveillance.records.patients import AssessmentStatus, PatientStatus
+from surveillance.records.sites import add_site
 
 BATCH = 1000
 PATIENT_COLUMNS = (

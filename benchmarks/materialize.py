@@ -88,13 +88,13 @@ from sqlalchemy import Engine, Table
 from sqlalchemy.engine import Dialect
 
 import rules
-from surveillance import migrate
-from surveillance.calendar_sync import assessment_rows
+from surveillance.calendar.sync import assessment_rows
 from surveillance.config import get_settings
-from surveillance.db import make_engine, write_session
-from surveillance.enrolment import Enrolment, enroll
-from surveillance.models import Assessment, Infusion, Patient, PatientStatus
-from surveillance.sites import add_site
+from surveillance.kit import migrate
+from surveillance.kit.db import make_engine, write_session
+from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.records.patients import Assessment, Infusion, Patient, PatientStatus
+from surveillance.records.sites import add_site
 
 ACTOR = "benchmark"
 PATIENTS: Table = Patient.__table__  # type: ignore[attr-defined]

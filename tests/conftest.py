@@ -17,8 +17,8 @@ from pg_cluster import PostgresCluster, postgres_cluster
 from sqlalchemy import Engine
 
 import rules
-from surveillance import migrate
-from surveillance.db import make_engine
+from surveillance.kit import migrate
+from surveillance.kit.db import make_engine
 
 # A fixed "now" for database tests: noon UTC on 2026-11-25.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

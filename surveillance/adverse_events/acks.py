@@ -14,12 +14,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from ..errors import InvalidInput
-from ..models import Role, User
-from . import outbox
-from .cases import version_of
-from .models import AdverseEventCase, AdverseEventVersion, FeedAcknowledgement
-from .vocabulary import ACCEPTED, AckStatus, CaseStatus
+from surveillance.accounts.models import Role, User
+from surveillance.adverse_events import outbox
+from surveillance.adverse_events.cases import version_of
+from surveillance.errors import InvalidInput
+from surveillance.records.adverse_event_vocabulary import ACCEPTED, AckStatus, CaseStatus
+from surveillance.records.adverse_events import (
+    AdverseEventCase,
+    AdverseEventVersion,
+    FeedAcknowledgement,
+)
 
 
 def record_ack(

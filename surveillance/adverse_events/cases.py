@@ -16,22 +16,18 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 import rules
-
-from .. import audit
-from ..calendar_sync import CalendarChange, rematerialize
-from ..concurrency import check_version
-from ..enrolment import get_patient
-from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Infusion, Patient, PatientStatus, Site
-from ..patient_changes import change_status
-from ..protocol_store import get_protocol
-from ..sites import today_at
-from . import outbox
-from .facts import CaseFacts, check, is_pre_existing
-from .feed import next_sequence
-from .models import AdverseEventCase, AdverseEventVersion
-from .views import case_content, criteria_of
-from .vocabulary import (
+from surveillance.adverse_events import outbox
+from surveillance.adverse_events.facts import CaseFacts, check, is_pre_existing
+from surveillance.adverse_events.feed import next_sequence
+from surveillance.adverse_events.views import case_content, criteria_of
+from surveillance.calendar.sync import CalendarChange, rematerialize
+from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.kit import audit
+from surveillance.kit.concurrency import check_version
+from surveillance.patients.changes import change_status
+from surveillance.patients.enrolment import get_patient
+from surveillance.protocols.registry import get_protocol
+from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     CaseStatus,
     Category,
@@ -41,6 +37,9 @@ from .vocabulary import (
     ReporterQualification,
     Seriousness,
 )
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.patients import Infusion, Patient, PatientStatus, Site
+from surveillance.records.sites import today_at
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlmodel import Session, col
 
 import rules
-
-from ..models import REPORTING_CATEGORY, Assessment, Patient, assessment_key
-from ..protocol_store import assessment_name
-from .models import AdverseEventCase, AdverseEventVersion
+from surveillance.protocols.registry import assessment_name
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.patients import REPORTING_CATEGORY, Assessment, Patient, assessment_key
 
 # The protocol rule a positive RCL result starts (not tied to a case by the engine).
 RCL_REPORT = "rcl_positive_report"

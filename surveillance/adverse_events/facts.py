@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from ..errors import InvalidInput
-from .vocabulary import (
+from surveillance.errors import InvalidInput
+from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,
     GradeScale,

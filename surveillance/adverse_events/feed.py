@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 import rules
-
-from .. import audit
-from ..errors import InvalidInput
-from ..models import MAX_INTEGER, Patient, Site, table_of
-from .models import AdverseEventCase, AdverseEventVersion
-from .views import VersionRecord, case_content, product_of
+from surveillance.adverse_events.views import VersionRecord, case_content, product_of
+from surveillance.errors import InvalidInput
+from surveillance.kit import audit
+from surveillance.kit.sqltypes import MAX_INTEGER, table_of
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.patients import Patient, Site
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000

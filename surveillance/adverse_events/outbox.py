@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlmodel import Session, col
 
-from ..alerting.models import Alert, AlertStatus, Channel, WebhookEndpoint
-from .models import AdverseEventCase, AdverseEventVersion
-from .vocabulary import Change
+from surveillance.alerting.models import WebhookEndpoint
+from surveillance.records.adverse_event_vocabulary import Change
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.outbox import Alert, AlertStatus, Channel
 
 SERIOUS = "adverse_event.serious"
 UNACKNOWLEDGED = "adverse_event.unacknowledged"

@@ -9,11 +9,10 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 import rules
-
-from ..models import Patient
-from .cases import content_of, versions_of
-from .deadlines import deadlines_of
-from .models import AdverseEventCase
+from surveillance.adverse_events.cases import content_of, versions_of
+from surveillance.adverse_events.deadlines import deadlines_of
+from surveillance.records.adverse_events import AdverseEventCase
+from surveillance.records.patients import Patient
 
 
 def case_detail(

@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import Row
 
 import rules
-
-from ..protocol_store import get_protocol
-from .models import AdverseEventVersion
-from .vocabulary import CaseStatus
+from surveillance.protocols.registry import get_protocol
+from surveillance.records.adverse_event_vocabulary import CaseStatus
+from surveillance.records.adverse_events import AdverseEventVersion
 
 
 def utc_iso(moment: datetime) -> str:

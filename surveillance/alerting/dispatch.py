@@ -22,22 +22,14 @@ from sqlmodel import Session, col
 
 import notifications
 import rules
-
-from ..adverse_events.acks import reminder_gone
-from ..adverse_events.outbox import UNACKNOWLEDGED
-from ..db import write_session
-from ..models import REPORTING_CATEGORY, Assessment, AssessmentStatus, Patient
-from . import messages, recipients
-from .models import (
-    Acknowledgement,
-    Alert,
-    AlertStatus,
-    Channel,
-    DeliveryAttempt,
-    OutgoingMail,
-    WebhookEndpoint,
-)
-from .scan import FOLLOWED
+from surveillance.adverse_events.acks import reminder_gone
+from surveillance.adverse_events.outbox import UNACKNOWLEDGED
+from surveillance.alerting import messages, recipients
+from surveillance.alerting.models import Acknowledgement, OutgoingMail, WebhookEndpoint
+from surveillance.alerting.scan import FOLLOWED
+from surveillance.kit.db import write_session
+from surveillance.records.outbox import Alert, AlertStatus, Channel, DeliveryAttempt
+from surveillance.records.patients import REPORTING_CATEGORY, Assessment, AssessmentStatus, Patient
 
 log = logging.getLogger("surveillance.alerts")
 CLAIM_LEASE = timedelta(minutes=5)

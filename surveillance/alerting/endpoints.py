@@ -10,12 +10,12 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 import notifications
-
-from .. import audit
-from ..errors import InvalidInput, NotFound
-from ..sites import get_site
-from .models import Alert, AlertStatus, WebhookEndpoint
-from .policy import EVENT_TYPES
+from surveillance.alerting.models import WebhookEndpoint
+from surveillance.alerting.policy import EVENT_TYPES
+from surveillance.errors import InvalidInput, NotFound
+from surveillance.kit import audit
+from surveillance.records.outbox import Alert, AlertStatus
+from surveillance.records.sites import get_site
 
 ROTATION_OVERLAP = timedelta(hours=24)
 

@@ -19,17 +19,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 import rules
-
-from ..auth import Principal
-from ..clock import local_date
-from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Assessment, AssessmentStatus, Patient, Role, Site, assessment_key
-from ..outcomes import find_assessment
-from ..protocol_store import assessment_name
-from .models import Acknowledgement
-from .operations import acknowledge
-from .policy import AlertPolicy, policy_for
-from .scan import FOLLOWED
+from surveillance.accounts.auth import Principal
+from surveillance.accounts.models import Role
+from surveillance.alerting.models import Acknowledgement
+from surveillance.alerting.operations import acknowledge
+from surveillance.alerting.policy import AlertPolicy, policy_for
+from surveillance.alerting.scan import FOLLOWED
+from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.kit.clock import local_date
+from surveillance.patients.outcomes import find_assessment
+from surveillance.protocols.registry import assessment_name
+from surveillance.records.patients import (
+    Assessment,
+    AssessmentStatus,
+    Patient,
+    Site,
+    assessment_key,
+)
 
 LEVELS = (1, 2)
 

@@ -10,14 +10,13 @@ from sqlalchemy import Engine
 
 import notifications
 import rules
-
-from ..clock import Clock
-from ..config import Settings
-from ..db import write_session
-from .dispatch import DispatchConfig, DispatchReport, dispatch
-from .leases import last_completed, leased
-from .policy import parse_overrides
-from .scan import ScanReport, create_digests, scan
+from surveillance.alerting.dispatch import DispatchConfig, DispatchReport, dispatch
+from surveillance.alerting.policy import parse_overrides
+from surveillance.alerting.scan import ScanReport, create_digests, scan
+from surveillance.config import Settings
+from surveillance.kit.clock import Clock
+from surveillance.kit.db import write_session
+from surveillance.kit.leases import last_completed, leased
 
 log = logging.getLogger("surveillance.alerts")
 CATCH_UP_DAYS = 31  # after downtime, scan "as of" each missed day, at most this far back

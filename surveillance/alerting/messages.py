@@ -11,15 +11,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlmodel import Session
 
 import rules
-
-from ..adverse_events.cases import content_of, version_of
-from ..adverse_events.deadlines import deadlines_of
-from ..adverse_events.models import AdverseEventCase
-from ..adverse_events.outbox import SERIOUS, UNACKNOWLEDGED
-from ..due_list import DueState, due_list
-from ..models import Assessment, Patient, assessment_key
-from ..protocol_store import assessment_name
-from .models import Alert
+from surveillance.adverse_events.cases import content_of, version_of
+from surveillance.adverse_events.deadlines import deadlines_of
+from surveillance.adverse_events.outbox import SERIOUS, UNACKNOWLEDGED
+from surveillance.patients.due_list import DueState, due_list
+from surveillance.protocols.registry import assessment_name
+from surveillance.records.adverse_events import AdverseEventCase
+from surveillance.records.outbox import Alert
+from surveillance.records.patients import Assessment, Patient, assessment_key
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),

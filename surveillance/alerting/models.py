@@ -1,102 +1,12 @@
-"""Outbox tables: alerts, delivery attempts, webhook endpoints, acknowledgements, leases."""
+"""Alerting tables: webhook endpoints, escalation acknowledgements, mail kept locally."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from enum import StrEnum
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Dialect, Index, text
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from ..models import utc_now
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A moment stored in UTC. SQLite keeps no offset: an aware time in another zone
-    (a site's clock) would be stored as its wall time and compare wrongly with UTC ones
-    (a 07:00 Rome digest waited until 07:00 UTC to be sent)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value.astimezone(UTC)
-        return value
-
-
-def _utc(nullable: bool = False) -> Column[datetime]:
-    return Column(UtcDateTime(), nullable=nullable)
-
-
-class AlertStatus(StrEnum):
-    pending = "pending"  # waiting for its next attempt
-    sending = "sending"  # claimed by a dispatcher until claimed_until
-    sent = "sent"
-    failed = "failed"  # permanent error or retries exhausted: shown to admins
-    cancelled = "cancelled"  # its cause went away before it was sent
-    held = "held"  # its webhook endpoint is disabled: kept for replay
-
-
-class Channel(StrEnum):
-    email = "email"
-    webhook = "webhook"
-
-
-class Alert(SQLModel, table=True):
-    """One notification to deliver.
-
-    ``id`` is deterministic (kind:subject:level:round:channel:recipient): a second scan,
-    on this machine or another, inserts nothing, and every retry carries the same id.
-    """
-
-    __tablename__ = "alerts"
-    __table_args__ = (
-        Index(
-            "ix_alerts_due_for_dispatch",
-            "next_attempt_at",
-            sqlite_where=text("status IN ('pending', 'sending')"),
-            postgresql_where=text("status IN ('pending', 'sending')"),
-        ),
-    )
-
-    id: str = Field(primary_key=True, max_length=300)
-    kind: str = Field(max_length=60)  # assessment.overdue, assessment.escalated, ...
-    level: int = 0
-    channel: str = Field(max_length=10)
-    # email: a recipient group resolved at send time ("site:Rome:nurse", "admins");
-    # webhook: the endpoint id.
-    recipient: str = Field(max_length=200)
-    site_id: str | None = Field(default=None, max_length=40)
-    patient_id: int | None = Field(default=None, index=True)
-    assessment_id: int | None = Field(default=None, index=True)
-    # Adverse-event alerts: the case and the version they are about.
-    case_id: str | None = Field(default=None, max_length=48, index=True)
-    case_version: int | None = None
-    as_of: date  # the day the scan saw the condition
-    # JSON event data (pseudonymous), frozen at the first attempt so retries send the same.
-    payload: str | None = None
-    status: str = Field(default=AlertStatus.pending.value, max_length=12, index=True)
-    attempts: int = 0
-    next_attempt_at: datetime = Field(sa_column=_utc())
-    claimed_until: datetime | None = Field(default=None, sa_column=_utc(True))
-    created_at: datetime = Field(default_factory=utc_now, sa_column=_utc())
-    sent_at: datetime | None = Field(default=None, sa_column=_utc(True))
-    last_error: str | None = None
-    cancel_reason: str | None = None
-
-
-class DeliveryAttempt(SQLModel, table=True):
-    __tablename__ = "delivery_attempts"
-
-    id: int | None = Field(default=None, primary_key=True)
-    alert_id: str = Field(foreign_key="alerts.id", index=True, max_length=300)
-    attempted_at: datetime = Field(sa_column=_utc())
-    outcome: str = Field(max_length=12)  # sent, transient, permanent, cancelled
-    status_code: int | None = None
-    detail: str | None = None  # truncated to 2048 characters
+from surveillance.kit.sqltypes import utc_column, utc_now
 
 
 class WebhookEndpoint(SQLModel, table=True):
@@ -109,10 +19,10 @@ class WebhookEndpoint(SQLModel, table=True):
     enabled: bool = True
     secret: str = Field(max_length=100)
     previous_secret: str | None = Field(default=None, max_length=100)
-    previous_secret_expires_at: datetime | None = Field(default=None, sa_column=_utc(True))
-    failing_since: datetime | None = Field(default=None, sa_column=_utc(True))
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_column=utc_column(True))
+    failing_since: datetime | None = Field(default=None, sa_column=utc_column(True))
     disabled_reason: str | None = None
-    created_at: datetime = Field(default_factory=utc_now, sa_column=_utc())
+    created_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
 
 
 class Acknowledgement(SQLModel, table=True):
@@ -124,7 +34,7 @@ class Acknowledgement(SQLModel, table=True):
     level: int = Field(primary_key=True)
     note: str
     by: str = Field(max_length=254)
-    at: datetime = Field(sa_column=_utc())
+    at: datetime = Field(sa_column=utc_column())
 
 
 class OutgoingMail(SQLModel, table=True):
@@ -138,15 +48,4 @@ class OutgoingMail(SQLModel, table=True):
     subject: str
     text_body: str
     html_body: str | None = None
-    written_at: datetime = Field(sa_column=_utc())
-
-
-class JobLease(SQLModel, table=True):
-    """One process runs a job at a time: a lease row with an expiry (works on both stores)."""
-
-    __tablename__ = "job_leases"
-
-    name: str = Field(primary_key=True, max_length=80)
-    holder: str = Field(max_length=120)
-    expires_at: datetime = Field(sa_column=_utc())
-    last_completed_at: datetime | None = Field(default=None, sa_column=_utc(True))
+    written_at: datetime = Field(sa_column=utc_column())

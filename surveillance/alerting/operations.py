@@ -7,12 +7,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from .. import audit
-from ..auth import Principal
-from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Role
-from ..outcomes import find_assessment
-from .models import Acknowledgement, Alert, AlertStatus, DeliveryAttempt
+from surveillance.accounts.auth import Principal
+from surveillance.accounts.models import Role
+from surveillance.alerting.models import Acknowledgement
+from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.kit import audit
+from surveillance.patients.outcomes import find_assessment
+from surveillance.records.outbox import Alert, AlertStatus, DeliveryAttempt
 
 
 def list_alerts(session: Session, *, status: str | None = None, limit: int = 200) -> list[Alert]:

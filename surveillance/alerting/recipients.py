@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from ..models import Role, User, UserSite
+from surveillance.accounts.models import Role, User, UserSite
 
 
 def resolve(session: Session, group: str) -> list[str]:

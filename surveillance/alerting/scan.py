@@ -16,10 +16,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col
 
-from ..adverse_events.acks import alert_unacknowledged
-from ..adverse_events.outbox import UNACKNOWLEDGED
-from ..clock import local_date
-from ..models import (
+from surveillance.adverse_events.acks import alert_unacknowledged
+from surveillance.adverse_events.outbox import UNACKNOWLEDGED
+from surveillance.alerting.models import Acknowledgement, WebhookEndpoint
+from surveillance.alerting.policy import AlertPolicy, policy_for
+from surveillance.kit.clock import local_date
+from surveillance.kit.sql import days_between
+from surveillance.kit.sqltypes import UtcDateTime
+from surveillance.records.outbox import Alert, AlertStatus, Channel
+from surveillance.records.patients import (
     REPORTING_CATEGORY,
     Assessment,
     AssessmentStatus,
@@ -27,9 +32,6 @@ from ..models import (
     PatientStatus,
     Site,
 )
-from .models import Acknowledgement, Alert, AlertStatus, Channel, UtcDateTime, WebhookEndpoint
-from .policy import AlertPolicy, policy_for
-from .sql import days_between
 
 RECENT_CONTACTS = timedelta(days=2 * 366 + 180)
 FOLLOWED = (PatientStatus.active.value, PatientStatus.lost_to_follow_up.value)

@@ -14,10 +14,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from ..db import read_session
-from ..models import Site
-from .jobs import AlertJobs
-from .policy import parse_overrides, policy_for
+from surveillance.alerting.jobs import AlertJobs
+from surveillance.alerting.policy import parse_overrides, policy_for
+from surveillance.kit.db import read_session
+from surveillance.records.patients import Site
 
 _COMMON = {"coalesce": True, "max_instances": 1, "replace_existing": True}
 

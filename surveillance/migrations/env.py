@@ -1,16 +1,11 @@
-"""Alembic environment: runs on the connection handed over by ``surveillance.migrate``."""
+"""Alembic environment: runs on the connection handed over by ``surveillance.kit.migrate``."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection
-from sqlmodel import SQLModel
 
-import surveillance.adverse_events.models  # registers the adverse-event tables
-import surveillance.alerting.models  # registers the outbox tables
-import surveillance.models  # noqa: F401 - registers the tables on SQLModel.metadata
-
-target_metadata = SQLModel.metadata
+from surveillance.migrations.tables import metadata as target_metadata
 
 
 def run_migrations(connection: Connection) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import uvicorn
 
-from surveillance import migrate
-from surveillance.api.app import create_app
-from surveillance.clock import system_clock
+from surveillance.cli.demo import create_demo_users, load_demo
 from surveillance.config import Settings
-from surveillance.db import make_engine, write_session
-from surveillance.demo import create_demo_users, load_demo
-from surveillance.protocol_store import registry_for
+from surveillance.http.app import create_app
+from surveillance.kit import migrate
+from surveillance.kit.clock import system_clock
+from surveillance.kit.db import make_engine, write_session
+from surveillance.protocols.registry import registry_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

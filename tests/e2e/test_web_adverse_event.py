@@ -23,8 +23,8 @@ import pytest
 from live_server import LiveServer, demo_server
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from surveillance.auth import create_token
-from surveillance.db import make_engine, write_session
+from surveillance.accounts.auth import create_token
+from surveillance.kit.db import make_engine, write_session
 
 NURSE = "nurse.rome@demo.invalid"
 INVESTIGATOR = "investigator.rome@demo.invalid"

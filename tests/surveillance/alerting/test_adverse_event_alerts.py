@@ -13,7 +13,9 @@ import json
 from collections import Counter
 from datetime import date, timedelta
 
-from alert_support import (
+from sqlalchemy import Engine, select
+from standardwebhooks.webhooks import Webhook
+from support.alert_support import (
     ADMIN,
     ROME_INVESTIGATOR,
     Clock,
@@ -28,24 +30,22 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine, select
-from standardwebhooks.webhooks import Webhook
 from support.peers import Receiver, SmtpInbox
 
 import rules
 from surveillance.adverse_events.acks import record_ack
 from surveillance.adverse_events.cases import add_follow_up, create_case, nullify_case
 from surveillance.adverse_events.facts import CaseFacts
-from surveillance.adverse_events.models import AdverseEventCase
-from surveillance.adverse_events.vocabulary import (
+from surveillance.alerting.scan import scan
+from surveillance.kit.db import read_session, write_session
+from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,
     GradeScale,
     Relatedness,
     Seriousness,
 )
-from surveillance.alerting.scan import scan
-from surveillance.db import read_session, write_session
+from surveillance.records.adverse_events import AdverseEventCase
 
 EVENTS = (
     "adverse_event.created",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from alert_support import (
+from sqlalchemy import Engine
+from standardwebhooks.webhooks import Webhook
+from support.alert_support import (
     ACTOR,
     ROME_INVESTIGATOR,
     START,
@@ -21,14 +23,12 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine
-from standardwebhooks.webhooks import Webhook
 from support.peers import Receiver, SmtpInbox
 
 import rules
 from surveillance.alerting.scan import scan
-from surveillance.db import write_session
-from surveillance.outcomes import record_outcome
+from surveillance.kit.db import write_session
+from surveillance.patients.outcomes import record_outcome
 
 KIND = "patient.follow_up_at_risk"
 INFUSED = date(2024, 6, 1)  # yearly exams due 2025-06-01 and 2026-06-01, both closed at START

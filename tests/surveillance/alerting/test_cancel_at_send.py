@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from alert_support import (
+from sqlalchemy import Engine
+from support.alert_support import (
     ACTOR,
     Clock,
     Row,
@@ -23,13 +24,12 @@ from alert_support import (
     setup_cohort,
     smtp_config,
 )
-from sqlalchemy import Engine
 from support.peers import Receiver, SmtpInbox
 
 import rules
-from surveillance.db import write_session
-from surveillance.outcomes import record_outcome
-from surveillance.patient_changes import change_status
+from surveillance.kit.db import write_session
+from surveillance.patients.changes import change_status
+from surveillance.patients.outcomes import record_outcome
 
 Change = Callable[[Engine, rules.ProtocolRegistry, Row, Clock], None]
 

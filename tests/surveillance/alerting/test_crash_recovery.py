@@ -14,14 +14,23 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from alert_support import Clock, add_webhook, alerts, baseline, config, drain, scan_on, setup_cohort
 from sqlalchemy import Engine, select
+from support.alert_support import (
+    Clock,
+    add_webhook,
+    alerts,
+    baseline,
+    config,
+    drain,
+    scan_on,
+    setup_cohort,
+)
 from support.peers import Receiver
 
 import rules
 from surveillance.alerting.dispatch import CLAIM_LEASE
 from surveillance.alerting.models import OutgoingMail
-from surveillance.db import read_session
+from surveillance.kit.db import read_session
 
 REPO = Path(__file__).resolve().parents[3]
 PATIENTS = [f"ROM-{n:03d}" for n in range(1, 31)]

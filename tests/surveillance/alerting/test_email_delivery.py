@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alert_support import (
+from sqlalchemy import Engine, select
+from support.alert_support import (
     ADMIN,
     ROME_NURSES,
     STAFF,
@@ -25,13 +26,12 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine, select
 from support.peers import SmtpInbox, free_port, running_smtp_server
 
 import rules
 from surveillance.alerting.dispatch import dispatch
 from surveillance.alerting.models import OutgoingMail
-from surveillance.db import read_session, write_session
+from surveillance.kit.db import read_session, write_session
 
 
 def one_overdue_email(engine: Engine, registry: rules.ProtocolRegistry, clock: Clock) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alert_support import (
+from sqlalchemy import Engine
+from standardwebhooks.webhooks import Webhook
+from support.alert_support import (
     ADMIN,
     ROME_INVESTIGATOR,
     ROME_NURSES,
@@ -25,15 +27,13 @@ from alert_support import (
     setup_cohort,
     smtp_config,
 )
-from sqlalchemy import Engine
-from standardwebhooks.webhooks import Webhook
 from support.peers import Receiver, SmtpInbox
 
 import rules
-from surveillance import auth
+from surveillance.accounts import auth
 from surveillance.alerting import operations
-from surveillance.db import write_session
 from surveillance.errors import Conflict, Forbidden
+from surveillance.kit.db import write_session
 
 
 def acknowledge(

@@ -7,7 +7,8 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alert_support import (
+from sqlalchemy import Engine
+from support.alert_support import (
     BASELINE_END,
     INFUSED,
     ROME_NURSES,
@@ -23,18 +24,17 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine
 from support.peers import SmtpInbox
 
 import rules
-from surveillance import sites
-from surveillance.alerting import leases
 from surveillance.alerting.dispatch import dispatch
 from surveillance.alerting.jobs import CATCH_UP_DAYS, AlertJobs
 from surveillance.alerting.scan import create_digests, scan
 from surveillance.alerting.scheduler import build_scheduler
 from surveillance.config import Settings
-from surveillance.db import write_session
+from surveillance.kit import leases
+from surveillance.kit.db import write_session
+from surveillance.records import sites
 
 ROME = ZoneInfo("Europe/Rome")
 # The AAV patient's first weekly ALT and expression windows open on this day (Monday).

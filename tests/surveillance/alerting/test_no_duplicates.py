@@ -10,7 +10,8 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
-from alert_support import (
+from sqlalchemy import Engine, func, select
+from support.alert_support import (
     INFUSED,
     START,
     Clock,
@@ -20,12 +21,11 @@ from alert_support import (
     enroll_aav,
     scan_on,
 )
-from sqlalchemy import Engine, func, select
 from support.peers import Receiver
 
 import rules
-from surveillance.alerting.models import Alert
-from surveillance.db import read_session, write_session
+from surveillance.kit.db import read_session, write_session
+from surveillance.records.outbox import Alert
 
 REPO = Path(__file__).resolve().parents[3]
 ROME = [f"ROM-{n:03d}" for n in range(1, 21)]

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from alert_support import (
+from sqlalchemy import Engine, select
+from standardwebhooks.webhooks import Webhook
+from support.alert_support import (
     BASE_URL,
     START,
     Clock,
@@ -22,14 +24,12 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine, select
-from standardwebhooks.webhooks import Webhook
 from support.peers import Receiver, SmtpInbox
 
 import rules
 from surveillance.alerting.policy import DEFAULT_POLICY
-from surveillance.db import read_session
-from surveillance.models import Assessment, Patient, assessment_key
+from surveillance.kit.db import read_session
+from surveillance.records.patients import Assessment, Patient, assessment_key
 
 ROME_NURSE = "nurse.rome@demo.invalid"  # the one Rome nurse of create_demo_users
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 
 import rules
-from surveillance import auth
+from surveillance.accounts import auth
 from surveillance.alerting.dispatch import DispatchConfig, dispatch
-from surveillance.alerting.models import Alert, DeliveryAttempt
-from surveillance.db import read_session, write_session
+from surveillance.kit.db import read_session, write_session
+from surveillance.records.outbox import Alert, DeliveryAttempt
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 # What the dispatcher itself writes for an admin alert (see dispatch._tell_admins).

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from alert_support import (
+from sqlalchemy import Engine
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from support.alert_support import (
     ACTOR,
     ADMIN,
     Clock,
@@ -26,15 +28,13 @@ from alert_support import (
     smtp_config,
     text_part,
 )
-from sqlalchemy import Engine
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from support.peers import Receiver, SmtpInbox
 
 import notifications
 import rules
 from surveillance.alerting import endpoints, operations
 from surveillance.alerting.dispatch import dispatch
-from surveillance.db import read_session, write_session
+from surveillance.kit.db import read_session, write_session
 
 SECOND = timedelta(seconds=1)
 

@@ -1,0 +1,303 @@
+"""Users, roles, passwords, bearer tokens and browser sessions.
+
+Passwords: argon2id. Tokens and session cookies: 256-bit random strings of which only a
+SHA-256 hash is stored (a database leak does not leak usable tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlmodel import Session, col
+
+from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSession
+from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from surveillance.kit import audit
+from surveillance.records.sites import get_site
+
+SESSION_LIFETIME = timedelta(hours=12)
+MIN_PASSWORD_LENGTH = 12
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SITE_ROLES = (Role.nurse, Role.investigator)
+_hasher = PasswordHasher()
+# Verifying against this when the email is unknown keeps sign-in time the same,
+# so response times do not tell which emails exist.
+_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: resolved once per request from a token or a session cookie."""
+
+    user_id: int
+    email: str
+    role: Role
+    sites: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    def works_at(self, site_id: str) -> bool:
+        return self.is_admin or site_id in self.sites
+
+    def require_role(self, *roles: Role) -> None:
+        if self.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise Forbidden(f"only {allowed} may do this; you are signed in as {self.role.value}")
+
+    def require_site(self, site_id: str, what: str = "site") -> None:
+        """Another site's record is reported as missing: its existence is not leaked."""
+        if self.role is Role.pharmacovigilance:
+            raise Forbidden("pharmacovigilance reads pseudonymous safety data only")
+        if not self.works_at(site_id):
+            raise NotFound(f"no {what} {site_id!r}" if what == "site" else f"no {what}")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(prefix: str = "ltfu") -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+def add_user(session: Session, *, email: str, role: str, sites: list[str], actor: str) -> User:
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise InvalidInput(f"{email!r} is not an email address")
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"unknown role {role!r}; use one of {', '.join(r.value for r in Role)}"
+        ) from exc
+    if chosen in _SITE_ROLES and not sites:
+        raise InvalidInput(f"a {chosen.value} works at one or more sites: give --site")
+    if chosen not in _SITE_ROLES and sites:
+        raise InvalidInput(f"a {chosen.value} is not tied to sites")
+    for site_id in sites:
+        get_site(session, site_id)
+    if session.execute(select(col(User.id)).where(col(User.email) == email)).first():
+        raise Conflict(f"user {email} already exists")
+    user = User(email=email, role=chosen.value)
+    session.add(user)
+    session.flush()
+    assert user.id is not None
+    for site_id in sorted(set(sites)):
+        session.add(UserSite(user_id=user.id, site_id=site_id))
+    audit.record(
+        session,
+        actor=actor,
+        action="add_user",
+        entity="user",
+        entity_key=email,
+        new={"role": chosen.value, "sites": sorted(set(sites))},
+    )
+    return user
+
+
+def get_user(session: Session, email: str) -> User:
+    user: User | None = session.execute(
+        select(User).where(col(User.email) == email.strip().lower())
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {email!r}")
+    return user
+
+
+def set_password(session: Session, *, email: str, password: str, actor: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    user = get_user(session, email)
+    user.password_hash = _hasher.hash(password)
+    session.add(user)
+    audit.record(session, actor=actor, action="set_password", entity="user", entity_key=user.email)
+
+
+def principal_for(session: Session, user: User) -> Principal:
+    assert user.id is not None
+    sites = session.execute(
+        select(col(UserSite.site_id)).where(col(UserSite.user_id) == user.id)
+    ).scalars()
+    return Principal(user.id, user.email, Role(user.role), frozenset(sites))
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def create_token(
+    session: Session, *, email: str, actor: str, feed_site: str | None = None, now: datetime
+) -> tuple[ApiToken, str]:
+    """A new token for ``email``; the plain token is returned once and never stored."""
+    user = get_user(session, email)
+    assert user.id is not None
+    if feed_site is not None:
+        principal_for(session, user).require_site(feed_site)
+    token = new_token("feed" if feed_site else "ltfu")
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        prefix=token[:12],
+        kind="feed" if feed_site else "api",
+        feed_site_id=feed_site,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="create_token",
+        entity="token",
+        entity_key=row.prefix,
+        new={"user": user.email, "kind": row.kind, "site": feed_site},
+        at=now,
+    )
+    return row, token
+
+
+def revoke_token(session: Session, *, prefix: str, actor: str, now: datetime) -> ApiToken:
+    rows: Sequence[ApiToken] = (
+        session.execute(
+            select(ApiToken).where(
+                col(ApiToken.prefix) == prefix, col(ApiToken.revoked_at).is_(None)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not rows:
+        raise NotFound(f"no active token starting {prefix!r}")
+    for row in rows:
+        row.revoked_at = now
+        session.add(row)
+    audit.record(
+        session, actor=actor, action="revoke_token", entity="token", entity_key=prefix, at=now
+    )
+    return rows[0]
+
+
+def list_tokens(session: Session) -> list[tuple[ApiToken, str]]:
+    rows = session.execute(select(ApiToken, col(User.email)).join(User).order_by(col(ApiToken.id)))
+    return [(token, email) for token, email in rows]
+
+
+def authenticate_token(
+    session: Session, token: str, *, kind: str = "api"
+) -> tuple[Principal, ApiToken]:
+    row = session.execute(
+        select(ApiToken).where(
+            col(ApiToken.token_hash) == hash_token(token), col(ApiToken.kind) == kind
+        )
+    ).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("invalid or revoked token")
+    user = session.get(User, row.user_id)
+    if user is None or not user.active:
+        raise Unauthorized("the token's user is disabled")
+    return principal_for(session, user), row
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a valid token grants: who is asking and, for a feed token, the one site."""
+
+    principal: Principal
+    feed_site_id: str | None
+
+
+def resolve_token(session: Session, token: str, *, kind: str = "api") -> TokenGrant:
+    """``authenticate_token`` in one query (token, user and sites): it runs on every request."""
+    statement = (
+        select(
+            col(User.id),
+            col(User.email),
+            col(User.role),
+            col(User.active),
+            col(ApiToken.revoked_at),
+            col(ApiToken.feed_site_id),
+            col(UserSite.site_id),
+        )
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .outerjoin(UserSite, col(UserSite.user_id) == col(User.id))
+        .where(col(ApiToken.token_hash) == hash_token(token), col(ApiToken.kind) == kind)
+    )
+    rows = session.execute(statement).all()
+    if not rows or rows[0].revoked_at is not None:
+        raise Unauthorized("invalid or revoked token")
+    user_id, email, role, active, _, feed_site_id, _ = rows[0]
+    if not active:
+        raise Unauthorized("the token's user is disabled")
+    sites = frozenset(row.site_id for row in rows if row.site_id is not None)
+    return TokenGrant(Principal(user_id, email, Role(role), sites), feed_site_id)
+
+
+# -- browser sessions ------------------------------------------------------------------------
+
+
+def sign_in(
+    session: Session, *, email: str, password: str, now: datetime
+) -> tuple[str, WebSession]:
+    """Check the password and open a session; the cookie value is returned once."""
+    user = session.execute(
+        select(User).where(col(User.email) == email.strip().lower())
+    ).scalar_one_or_none()
+    stored = (
+        user.password_hash
+        if user is not None and user.active and user.password_hash
+        else _DUMMY_HASH
+    )
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise Unauthorized("wrong email or password") from exc
+    if user is None or stored is _DUMMY_HASH:
+        raise Unauthorized("wrong email or password")
+    assert user.id is not None
+    token = secrets.token_urlsafe(32)
+    web_session = WebSession(
+        token_hash=hash_token(token),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        expires_at=now + SESSION_LIFETIME,
+    )
+    session.add(web_session)
+    session.flush()
+    return token, web_session
+
+
+def session_principal(
+    session: Session, token: str, *, now: datetime
+) -> tuple[Principal, WebSession]:
+    web_session = session.execute(
+        select(WebSession).where(col(WebSession.token_hash) == hash_token(token))
+    ).scalar_one_or_none()
+    if web_session is None or _aware(web_session.expires_at) <= now:
+        raise Unauthorized("please sign in")
+    user = session.get(User, web_session.user_id)
+    if user is None or not user.active:
+        raise Unauthorized("please sign in")
+    return principal_for(session, user), web_session
+
+
+def sign_out(session: Session, token: str) -> None:
+    session.execute(delete(WebSession).where(col(WebSession.token_hash) == hash_token(token)))
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""Request and response bodies of the alerting API: acknowledgements, alerts, webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from surveillance.alerting.policy import EVENT_TYPES
+from surveillance.records.outbox import AlertStatus
+
+EventType = Literal[
+    "assessment.overdue",
+    "assessment.escalated",
+    "patient.follow_up_at_risk",
+    "adverse_event.created",
+    "adverse_event.updated",
+    "adverse_event.nullified",
+    "adverse_event.serious",
+]
+assert set(get_args(EventType)) == set(EVENT_TYPES), "EventType must list policy.EVENT_TYPES"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AcknowledgementCreate(_Body):
+    level: Literal[1, 2] = Field(description="1: the investigators' escalation; 2: the sponsor's.")
+    note: str = Field(min_length=1, max_length=2000, examples=["Patient called, visit booked."])
+
+
+class AcknowledgementPublic(BaseModel):
+    key: str
+    level: int
+    note: str
+    by: str
+    at: datetime
+
+
+class AlertPublic(BaseModel):
+    id: str = Field(description="Stable: every retry (and the webhook-id header) carries it.")
+    kind: str
+    level: int
+    channel: Literal["email", "webhook"]
+    recipient: str = Field(description="Email: a recipient group; webhook: the endpoint id.")
+    site: str | None
+    status: AlertStatus
+    attempts: int = Field(description="Attempts since it was last queued (drives the retries).")
+    attempts_recorded: int = Field(description="Every delivery attempt ever recorded.")
+    last_error: str | None
+    cancel_reason: str | None = Field(description="Why it was cancelled or held.")
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class AttemptPublic(BaseModel):
+    attempted_at: datetime
+    outcome: Literal["sent", "transient", "permanent", "cancelled"]
+    status_code: int | None
+    detail: str | None
+
+
+class AlertDetail(AlertPublic):
+    attempt_log: list[AttemptPublic]
+
+
+class WebhookCreate(_Body):
+    url: str = Field(max_length=2000, examples=["https://receiver.example.org/ltfu"])
+    events: list[EventType] = Field(min_length=1)
+    site: str | None = Field(default=None, description="Only this site's alerts (default: all).")
+
+
+class WebhookPublic(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    site: str | None
+    enabled: bool
+    disabled_reason: str | None
+    failing_since: datetime | None
+    previous_secret_valid_until: datetime | None = Field(
+        description="After a rotation the old secret also signs until then."
+    )
+    created_at: datetime
+
+
+class WebhookWithSecret(WebhookPublic):
+    secret: str = Field(description="whsec_…: shown this once; store it now.")
+
+
+class ReplayRequest(_Body):
+    since: datetime = Field(description="Alerts created since then (UTC if no offset).")
+
+
+class ReplayResult(BaseModel):
+    endpoint: str
+    queued: int

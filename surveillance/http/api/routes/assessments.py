@@ -1,0 +1,131 @@
+"""Assessments: read one, record its outcome, book it on a day inside its window.
+
+Keys look like ``ROM-001:1:rcl_test:2`` (study id, infusion, rule, occurrence); the
+colons travel in the path unescaped. Updates carry the version they change (If-Match).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlmodel import Session
+
+from surveillance.accounts.auth import Principal
+from surveillance.errors import NotFound
+from surveillance.http.api.schemas import (
+    AssessmentChangeResult,
+    AssessmentPublic,
+    OutcomeCreate,
+    RescheduleRequest,
+)
+from surveillance.http.deps import (
+    CLINICAL,
+    AppState,
+    CurrentUser,
+    IfMatch,
+    State,
+    etag,
+    parse_if_match,
+)
+from surveillance.kit.clock import local_date
+from surveillance.patients.appointments import reschedule
+from surveillance.patients.outcomes import find_assessment, record_outcome
+from surveillance.patients.views import assessment_dict, change_dict
+from surveillance.records.patients import Assessment, Patient, Site
+
+router = APIRouter(prefix="/assessments", tags=["assessments"])
+
+
+def _visible(session: Session, user: Principal, key: str) -> tuple[Patient, Assessment]:
+    """The assessment, if the caller works at its patient's site; otherwise 404 alike."""
+    user.require_role(*CLINICAL)
+    try:
+        patient, row = find_assessment(session, key)
+    except NotFound:
+        raise NotFound(f"no assessment {key!r}") from None
+    if not user.works_at(patient.site_id):
+        raise NotFound(f"no assessment {key!r}")
+    return patient, row
+
+
+def _shaped(session: Session, state: AppState, patient: Patient, row: Assessment) -> dict[str, Any]:
+    """The assessment with its state on today's date at the patient's site."""
+    site = session.get(Site, patient.site_id)
+    assert site is not None
+    today = local_date(state.now(), site.timezone)
+    return assessment_dict(patient.study_id, row, on=today, registry=state.registry)
+
+
+@router.get("/{key}", response_model=AssessmentPublic)
+def read_assessment(
+    key: str, state: State, user: CurrentUser, response: Response
+) -> dict[str, Any]:
+    """One assessment with its stored outcome and today's state; the ETag is its version."""
+    with state.read() as session:
+        patient, row = _visible(session, user, key)
+        result = _shaped(session, state, patient, row)
+    response.headers["ETag"] = etag(row.version)
+    return result
+
+
+@router.post("/{key}/outcome", response_model=AssessmentChangeResult)
+def record_assessment_outcome(
+    key: str,
+    body: OutcomeCreate,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """Completed (with date and optional result), missed, or not done (with a reason).
+
+    A completed date outside the window is accepted and flagged as a protocol deviation.
+    The calendar is re-planned from the new fact; the response says what changed.
+    """
+    with state.write() as session:
+        patient, _ = _visible(session, user, key)
+        recorded = record_outcome(
+            session,
+            key=key,
+            outcome=body.outcome,
+            on=body.date,
+            result=body.result,
+            reason=body.reason,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=parse_if_match(if_match),
+        )
+        result = {
+            "assessment": _shaped(session, state, patient, recorded.assessment),
+            "change": change_dict(recorded.change, patient.study_id),
+        }
+    response.headers["ETag"] = etag(recorded.assessment.version)
+    return result
+
+
+@router.post("/{key}/reschedule", response_model=AssessmentPublic)
+def reschedule_assessment(
+    key: str,
+    body: RescheduleRequest,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """Book the assessment on a day inside its window (the window itself does not move)."""
+    with state.write() as session:
+        patient, _ = _visible(session, user, key)
+        row = reschedule(
+            session,
+            key=key,
+            on=body.date,
+            reason=body.reason,
+            actor=user.email,
+            now=state.now(),
+            expected_version=parse_if_match(if_match),
+        )
+        result = _shaped(session, state, patient, row)
+    response.headers["ETag"] = etag(row.version)
+    return result

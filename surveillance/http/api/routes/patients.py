@@ -1,0 +1,188 @@
+"""Patients: enrol, read, calendar, re-infusion, status."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Query, Response, status
+
+from surveillance.accounts.models import Role
+from surveillance.calendar.sync import CalendarChange
+from surveillance.http.api.schemas import (
+    AssessmentPublic,
+    InfusionCreate,
+    PatientChangeResult,
+    PatientCreate,
+    PatientPublic,
+    PatientWithCalendar,
+    StatusChange,
+)
+from surveillance.http.deps import (
+    CLINICAL,
+    CurrentUser,
+    IfMatch,
+    State,
+    etag,
+    parse_if_match,
+    visible_patient,
+)
+from surveillance.kit.clock import local_date
+from surveillance.patients.changes import add_infusion, change_status
+from surveillance.patients.enrolment import Enrolment, enroll, get_patient
+from surveillance.patients.views import calendar_dicts, change_dict, patient_dict, patient_dicts
+from surveillance.records.patients import Site
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+DEFAULT_PATIENTS_PAGE = 500
+MAX_PATIENTS_PAGE = 5000
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=PatientWithCalendar)
+def enroll_patient(
+    body: PatientCreate, state: State, user: CurrentUser, response: Response
+) -> dict[str, Any]:
+    """Enrol a patient with the first infusion; the calendar is computed and stored."""
+    user.require_role(*CLINICAL)
+    user.require_site(body.site)
+    enrolment = Enrolment(
+        body.study_id,
+        body.site,
+        body.birth_date,
+        body.sex,
+        body.diagnosis,
+        body.protocol,
+        body.infusion_date,
+    )
+    with state.write() as session:
+        enroll(session, [enrolment], registry=state.registry, now=state.now(), actor=user.email)
+        patient = get_patient(session, body.study_id)
+        site = session.get(Site, patient.site_id)
+        assert site is not None
+        on = local_date(state.now(), site.timezone)
+        result = {
+            "patient": patient_dict(session, patient),
+            "calendar": calendar_dicts(session, patient, on=on, registry=state.registry),
+        }
+    response.headers["ETag"] = etag(patient.version)
+    response.headers["Location"] = f"/api/v1/patients/{patient.study_id}"
+    return result
+
+
+@router.get("", response_model=list[PatientPublic])
+def list_patients(
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    site: str | None = None,
+    after: Annotated[
+        str | None, Query(description="The last study id of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PATIENTS_PAGE)] = DEFAULT_PATIENTS_PAGE,
+) -> list[dict[str, Any]]:
+    """Patients of your sites (or of one site), by study id; a full page links the next."""
+    user.require_role(*CLINICAL)
+    if site is not None:
+        user.require_site(site)
+    site_ids = {site} if site is not None else (None if user.is_admin else user.sites)
+    with state.read() as session:
+        page = patient_dicts(session, site_ids=site_ids, after=after, limit=limit)
+    if len(page) == limit:
+        query = urlencode({k: v for k, v in (("site", site), ("limit", limit)) if v is not None})
+        next_url = f"/api/v1/patients?{query}&after={quote(page[-1]['study_id'])}"
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return page
+
+
+def _change_result(
+    session: Any, study_id: str, change: CalendarChange, response: Response
+) -> dict[str, Any]:
+    """The patient as it is now and what the change did to its calendar; sets the ETag."""
+    patient = get_patient(session, study_id)
+    response.headers["ETag"] = etag(patient.version)
+    return {"patient": patient_dict(session, patient), "change": change_dict(change, study_id)}
+
+
+@router.get("/{study_id}", response_model=PatientPublic)
+def read_patient(
+    study_id: str, state: State, user: CurrentUser, response: Response
+) -> dict[str, Any]:
+    with state.read() as session:
+        patient = visible_patient(session, user, study_id)
+        result = patient_dict(session, patient)
+    response.headers["ETag"] = etag(patient.version)
+    return result
+
+
+@router.get("/{study_id}/calendar", response_model=list[AssessmentPublic])
+def read_calendar(
+    study_id: str, state: State, user: CurrentUser, on: Annotated[date | None, Query()] = None
+) -> list[dict[str, Any]]:
+    """Every assessment with its stored outcome, its reason, and its state on ``on``
+    (default: today at the site)."""
+    with state.read() as session:
+        patient = visible_patient(session, user, study_id)
+        site = session.get(Site, patient.site_id)
+        assert site is not None
+        day = on or local_date(state.now(), site.timezone)
+        return calendar_dicts(session, patient, on=day, registry=state.registry)
+
+
+@router.post("/{study_id}/infusions", response_model=PatientChangeResult)
+def reinfuse(
+    study_id: str,
+    body: InfusionCreate,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """A re-infusion: the engine re-runs and the calendar difference is applied and returned."""
+    expected = parse_if_match(if_match)
+    with state.write() as session:
+        visible_patient(session, user, study_id)
+        change = add_infusion(
+            session,
+            study_id=study_id,
+            on=body.infusion_date,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=expected,
+        )
+        return _change_result(session, study_id, change, response)
+
+
+@router.post("/{study_id}/status", response_model=PatientChangeResult)
+def set_status(
+    study_id: str,
+    body: StatusChange,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """Deceased, withdrawn, lost to follow-up, transferred, or active again.
+
+    Investigator or admin only.
+    """
+    expected = parse_if_match(if_match)
+    with state.write() as session:
+        visible_patient(session, user, study_id)
+        user.require_role(Role.investigator, Role.admin)
+        if body.to_site is not None:
+            user.require_site(body.to_site)
+        change = change_status(
+            session,
+            study_id=study_id,
+            status=body.status,
+            on=body.date,
+            reason=body.reason,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            to_site=body.to_site,
+            expected_version=expected,
+        )
+        return _change_result(session, study_id, change, response)

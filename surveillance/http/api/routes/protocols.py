@@ -1,0 +1,66 @@
+"""Protocols: what each requires and why, and the calendar one would give (any signed-in role)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from surveillance.http.api.schemas import (
+    PlannedAssessmentPublic,
+    ProtocolPublic,
+    ProtocolSummaryPublic,
+)
+from surveillance.http.deps import CurrentUser, State
+from surveillance.protocols.views import (
+    find_protocol,
+    preview_calendar,
+    protocol_detail,
+    protocol_summary,
+)
+
+router = APIRouter(prefix="/protocols", tags=["protocols"])
+
+
+@router.get("", response_model=list[ProtocolSummaryPublic])
+def read_protocols(state: State, user: CurrentUser) -> list[dict[str, Any]]:
+    """Every protocol version this installation knows."""
+    return [protocol_summary(protocol) for protocol in state.registry.all()]
+
+
+@router.get("/{protocol_id}", response_model=ProtocolPublic)
+def read_protocol(
+    protocol_id: str,
+    state: State,
+    user: CurrentUser,
+    version: Annotated[str | None, Query(description="Default: the newest.")] = None,
+) -> dict[str, Any]:
+    """The protocol's assessments: schedule, windows, conditions and the evidence cited."""
+    return protocol_detail(find_protocol(state.registry, protocol_id, version))
+
+
+@router.get("/{protocol_id}/calendar", response_model=list[PlannedAssessmentPublic])
+def preview_protocol_calendar(
+    protocol_id: str,
+    state: State,
+    user: CurrentUser,
+    infusion: date,
+    birth: Annotated[
+        date | None, Query(description="Default: 10 years before the infusion.")
+    ] = None,
+    diagnosis: Annotated[str | None, Query(description="Default: the protocol's first.")] = None,
+    sex: Literal["F", "M"] = "F",
+    version: Annotated[str | None, Query(description="Default: the newest.")] = None,
+) -> list[dict[str, object]]:
+    """The calendar for one infusion, as `surveillance calendar --format json` prints it."""
+    preview = preview_calendar(
+        state.registry,
+        protocol_id,
+        infusion=infusion,
+        birth=birth,
+        diagnosis=diagnosis,
+        sex=sex,
+        version=version,
+    )
+    return preview.as_list()

@@ -1,0 +1,147 @@
+"""Sites: the ones you may see, their due lists (JSON pages or CSV), their calendar feed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlmodel import Session
+
+from surveillance.accounts.auth import resolve_token
+from surveillance.accounts.models import Role
+from surveillance.errors import NotFound, Unauthorized
+from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
+from surveillance.http.deps import CLINICAL, CurrentUser, State
+from surveillance.kit.clock import local_date
+from surveillance.patients.due_list import (
+    DueCursor,
+    DueItem,
+    DuePage,
+    DueState,
+    DueWindow,
+    due_page,
+)
+from surveillance.patients.site_feed import site_calendar
+from surveillance.records.sites import get_site, list_sites
+
+router = APIRouter(prefix="/sites", tags=["sites"])
+DEFAULT_PAGE = 50
+MAX_PAGE = 5000
+CSV_COLUMNS = (
+    "state", "days_overdue", "study_id", "key", "assessment", "name", "category",
+    "due", "window_start", "window_end", "appointment", "reason",
+)  # fmt: skip
+
+
+@router.get("", response_model=list[SitePublic])
+def read_sites(state: State, user: CurrentUser) -> list[dict[str, Any]]:
+    """The sites you work at (admin and pharmacovigilance: every site)."""
+    every = user.is_admin or user.role is Role.pharmacovigilance
+    with state.read() as session:
+        return [
+            {"id": site.id, "name": site.name, "timezone": site.timezone}
+            for site in list_sites(session)
+            if every or user.works_at(site.id)
+        ]
+
+
+@router.get(
+    "/{site}/due",
+    response_model=DuePagePublic,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV (?format=csv)"}
+    },
+)
+async def read_due_list(
+    site: str, state: State, user: CurrentUser, query: Annotated[DueListQuery, Query()]
+) -> Response:
+    """Overdue first (longest overdue first), then due (closing soonest), then upcoming.
+
+    ``async``: the read runs where the store answers fastest (``AppState.run_read``); this
+    is the page every nurse keeps open, so it is the one measured by benchmarks/api.py.
+    """
+    user.require_role(*CLINICAL)
+    user.require_site(site)
+    after = DueCursor.decode(query.cursor) if query.cursor else None
+    limit = query.limit or (MAX_PAGE if query.format == "csv" else DEFAULT_PAGE)
+    states = tuple(DueState(s) for s in query.status) or tuple(DueState)
+
+    def read(session: Session) -> tuple[date, DuePage]:
+        day = query.on or state.today_at(state.site(session, site))
+        window = DueWindow.around(day, query.from_, query.to)
+        page = due_page(
+            session,
+            site_id=site,
+            window=window,
+            registry=state.registry,
+            states=states,
+            limit=limit,
+            after=after,
+        )
+        return day, page
+
+    day, page = await state.run_read(read, rows=limit)
+    if query.format == "csv":
+        return _csv_response(page, f"due-{site}-{day.isoformat()}.csv")
+    # Validated from the items' attributes and dumped by pydantic-core in one pass: no
+    # intermediate dicts, and no second validation by FastAPI.
+    body = DuePagePublic.model_validate(page, from_attributes=True).model_dump_json()
+    return Response(body, media_type="application/json")
+
+
+def _row(item: DueItem) -> dict[str, Any]:
+    return {**item.as_dict(), "appointment": item.appointment_on}
+
+
+def _csv_response(page: DuePage, filename: str) -> Response:
+    buffer = io.StringIO()
+    buffer.write("\ufeff")  # a byte-order mark: spreadsheet programs then read UTF-8
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(_row(item) for item in page.items)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if page.next_cursor:
+        headers["X-Next-Cursor"] = page.next_cursor
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get(
+    "/{site}/calendar.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}, "description": "iCalendar (RFC 5545)"}},
+)
+def read_site_calendar(
+    site: str,
+    state: State,
+    token: Annotated[str | None, Query(description="A feed token for this site.")] = None,
+) -> Response:
+    """Due and upcoming assessments of the next 180 days, for a calendar app to subscribe to.
+
+    Authenticated by a read-only feed token in the URL (calendar apps cannot send
+    headers): `surveillance tokens create --email E --feed-site S`.
+    """
+    if not token:
+        raise Unauthorized(
+            "add ?token=<feed token> (create one with `surveillance tokens create --feed-site`)"
+        )
+    with state.read() as session:
+        grant = resolve_token(session, token, kind="feed")
+        if grant.feed_site_id != site or not grant.principal.works_at(site):
+            raise NotFound(f"no site {site!r}")
+        site_row = get_site(session, site)
+        now = state.now()
+        ics = site_calendar(
+            session,
+            site=site_row,
+            on=local_date(now, site_row.timezone),
+            registry=state.registry,
+            now=now,
+        )
+    return Response(
+        ics,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300"},
+    )

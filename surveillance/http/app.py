@@ -1,0 +1,91 @@
+"""The web application: API under /api/v1 (OpenAPI at /docs) and the web pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI
+
+import rules
+from surveillance.config import Settings, get_settings
+from surveillance.http import problems, web
+from surveillance.http.api import webhook_docs
+from surveillance.http.api.routes import (
+    adverse_events,
+    alerts,
+    assessments,
+    audit,
+    feeds,
+    patients,
+    protocols,
+    sites,
+    webhooks,
+)
+from surveillance.http.cache import TtlCache
+from surveillance.http.deps import AppState
+from surveillance.kit.clock import Clock, system_clock
+from surveillance.kit.db import make_engine
+from surveillance.protocols.registry import registry_for
+
+API_PREFIX = "/api/v1"
+
+
+def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # As many worker threads as pooled connections: a thread never waits for a
+        # connection, and fewer threads contend for the GIL than anyio's default 40.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    registry: rules.ProtocolRegistry | None = None,
+) -> FastAPI:
+    """Build the app on ``settings`` (default: the environment); the schema must be migrated."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="LTFU surveillance",
+        summary="Long-term follow-up after gene therapy: calendars, due lists, outcomes, audit.",
+        version="0.1.0",
+        lifespan=_lifespan(settings.db_threads),
+    )
+    app.state.surveillance = AppState(
+        engine=make_engine(settings.database_url, pool_size=settings.db_threads),
+        registry=registry or registry_for(settings.protocols_dir),
+        clock=clock,
+        base_url=settings.base_url,
+        principals=TtlCache(settings.cache_seconds),
+        sites=TtlCache(settings.cache_seconds),
+    )
+    app.state.settings = settings  # for the alert policy and webhook URL checks
+    problems.install(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        patients.router,
+        audit.router,
+        assessments.router,
+        sites.router,
+        protocols.router,
+        alerts.router,
+        webhooks.router,
+        adverse_events.router,
+        feeds.router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+    webhook_docs.document(app)  # the outgoing webhooks, in the OpenAPI document
+    web.install(app, settings)  # the pages and /static
+
+    @app.get("/healthz", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

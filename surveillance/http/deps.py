@@ -1,0 +1,150 @@
+"""What routes need, as typed dependencies: the database, the clock, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+import rules
+from surveillance.accounts.auth import Principal, hash_token, resolve_token
+from surveillance.accounts.models import Role
+from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequired, Unauthorized
+from surveillance.http.cache import TtlCache
+from surveillance.kit.clock import Clock, local_date
+from surveillance.kit.db import is_sqlite, read_session, write_session
+from surveillance.patients.enrolment import get_patient
+from surveillance.records.patients import Patient, Site
+from surveillance.records.sites import get_site
+
+T = TypeVar("T")
+# Reads of up to this many rows run on the event loop on SQLite (see ``run_read``).
+INLINE_READ_ROWS = 200
+
+
+@dataclass(frozen=True)
+class AppState:
+    engine: Engine
+    registry: rules.ProtocolRegistry
+    clock: Clock
+    base_url: str
+    # Token -> caller and site -> Site, kept a few seconds: every request needs them,
+    # and looking them up cost more than the due list itself (benchmarks/api.py).
+    principals: TtlCache[str, Principal] = field(default_factory=lambda: TtlCache(5.0))
+    sites: TtlCache[str, Site] = field(default_factory=lambda: TtlCache(5.0))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with read_session(self.engine) as session:
+            yield session
+
+    async def run_read(self, work: Callable[[Session], T], *, rows: int) -> T:
+        """Run ``work`` in a read transaction, where this store answers fastest.
+
+        SQLite, at most ``INLINE_READ_ROWS`` rows: on the event loop. sqlite3 lets go of
+        the GIL at every row it steps; in a worker thread each of those lets another thread
+        take the GIL, and the worker then waits up to the 5 ms switch interval to resume:
+        that convoy is why a synchronous SQLite endpoint fell to ~100 requests/s at 50
+        connections. A WAL read does not wait for writers, and it is CPU in this process
+        either way, so on the loop it costs the same without the hand-offs. Larger reads
+        (not to hold up other requests) and PostgreSQL (where the wait is a network round
+        trip, with the GIL released once per query) run in a worker thread.
+        """
+        if rows <= INLINE_READ_ROWS and is_sqlite(self.engine):
+            return self._read_with(work)
+        return await run_in_threadpool(self._read_with, work)
+
+    def _read_with(self, work: Callable[[Session], T]) -> T:
+        with self.read() as session:
+            return work(session)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One unit of work: the change and its audit rows commit together or not at all."""
+        with write_session(self.engine) as session:
+            yield session
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def site(self, session: Session, site_id: str) -> Site:
+        """The site (``NotFound`` if unknown), from the cache when recently read."""
+        site = self.sites.get(site_id)
+        if site is None:
+            site = get_site(session, site_id)
+            self.sites.put(site_id, site)
+        return site
+
+    def today_at(self, site: Site) -> date:
+        return local_date(self.now(), site.timezone)
+
+
+async def get_state(request: Request) -> AppState:
+    # async: an attribute read needs no worker thread (sync dependencies each take one).
+    state: AppState = request.app.state.surveillance
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def get_principal(
+    state: State, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The caller of a bearer token; a recently seen token needs no database or thread."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "send Authorization: Bearer <token> (create one with `surveillance tokens create`)"
+        )
+    key = hash_token(token.strip())
+    principal = state.principals.get(key)
+    if principal is None:
+        principal = await run_in_threadpool(_resolve, state, token.strip())
+        state.principals.put(key, principal)
+    return principal
+
+
+def _resolve(state: AppState, token: str) -> Principal:
+    with state.read() as session:
+        return resolve_token(session, token).principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(if_match: str | None) -> int:
+    """The version an update was made against; required on every update."""
+    if if_match is None:
+        raise PreconditionRequired('send If-Match with the ETag you read (e.g. If-Match: "3")')
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise PreconditionFailed(f"If-Match {if_match!r} is not an ETag of this record")
+    return int(tag)
+
+
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+# Who works with patients' clinical records (pharmacovigilance reads pseudonymous data only).
+CLINICAL = (Role.nurse, Role.investigator, Role.admin)
+
+
+def visible_patient(session: Session, user: Principal, study_id: str) -> Patient:
+    """The patient, for clinical staff of its site; another site's patient is not leaked."""
+    patient = get_patient(session, study_id)
+    user.require_role(*CLINICAL)
+    if not user.works_at(patient.site_id):
+        raise NotFound(f"no patient with study id {study_id!r}")
+    return patient

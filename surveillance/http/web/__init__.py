@@ -1,0 +1,36 @@
+"""The web pages: server-rendered Jinja2 templates and one CSS file, no front-end build.
+
+Depends on the services (``due_list``, ``outcomes``, ``compliance``, ...) and on
+``api.deps`` for the shared application state; the API does not depend on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from surveillance.config import Settings
+from surveillance.http.web.render import WebConfig
+from surveillance.http.web.routes import (
+    adverse_events,
+    alerts,
+    dashboard,
+    due,
+    escalations,
+    patient,
+    signin,
+)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the pages and ``/static`` to ``app``."""
+    app.state.web = WebConfig(secure_cookies=settings.secure_cookies)
+    pages = APIRouter()
+    for module in (signin, due, patient, adverse_events, dashboard, escalations, alerts):
+        pages.include_router(module.router)
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,246 @@
+"""What the adverse-event pages show, shaped for the templates.
+
+The versions side by side (one column per version, a row per field, changes marked) and
+the dashboard's serious cases (who has acknowledged the latest version, which reporting
+deadlines are still open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from surveillance.accounts.auth import Principal
+from surveillance.adverse_events.acks import SeriousCaseAcks, serious_case_acks
+from surveillance.adverse_events.cases import get_case
+from surveillance.adverse_events.deadlines import deadlines_of
+from surveillance.alerting.policy import policy_for
+from surveillance.errors import NotFound
+from surveillance.http.app_settings import policy_overrides, settings_of
+from surveillance.http.web.ae_labels import (
+    CATEGORIES,
+    GRADE_SCALES,
+    OUTCOMES,
+    RELATEDNESS,
+    REPORTERS,
+    SERIOUSNESS,
+    label,
+)
+from surveillance.http.web.render import app_state
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.patients import Patient, Site
+
+SERIOUS_PER_SITE = 20
+
+
+def visible_case(session: Session, principal: Principal, case_id: str) -> AdverseEventCase:
+    """The case if it is at one of the user's sites; another site's is reported missing."""
+    missing = NotFound(f"There is no adverse event {case_id!r} at your sites.")
+    try:
+        case = get_case(session, case_id)
+    except NotFound:
+        raise missing from None
+    if not principal.works_at(case.site_id):
+        raise missing
+    return case
+
+
+# -- the versions side by side -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionColumn:
+    version: int
+    change: str  # created, updated, nullified
+    recorded_at: str
+    recorded_by: str
+    nullify_reason: str | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    changed: bool  # differs from the version before
+
+
+@dataclass(frozen=True)
+class FieldRow:
+    name: str
+    label: str
+    cells: list[Cell]
+
+
+def _yes_no(value: Any) -> str:
+    return "Yes" if value else "No"
+
+
+def _criteria(value: Any) -> str:
+    return ", ".join(label(SERIOUSNESS, c) for c in value) if value else "—"
+
+
+def _text(value: Any) -> str:
+    return "—" if value is None or value == "" else str(value)
+
+
+# The rows, in the order a reader checks a case; each with how its value reads.
+_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("term", "What happened", _text),
+    ("category", "Category", lambda v: label(CATEGORIES, v)),
+    ("grade", "Grade", _text),
+    ("grade_scale", "Grading scale", lambda v: label(GRADE_SCALES, v)),
+    ("serious", "Serious", _yes_no),
+    ("seriousness_criteria", "Why it is serious", _criteria),
+    ("relatedness", "Related to the therapy?", lambda v: label(RELATEDNESS, v)),
+    ("expected", "Expected", lambda v: "Expected" if v else "Unexpected"),
+    ("outcome", "Outcome", lambda v: label(OUTCOMES, v)),
+    ("onset_date", "Onset", _text),
+    ("end_date", "End", _text),
+    ("awareness_date", "Site learned of it", _text),
+    ("last_info_date", "Date of the information", _text),
+    ("meddra_code", "MedDRA code", _text),
+    ("meddra_version", "MedDRA version", _text),
+    ("narrative", "Narrative", _text),
+    ("pre_existing", "Began before the infusion", _yes_no),
+    ("reporter_qualification", "Reported by", lambda v: label(REPORTERS, v)),
+    ("source", "Started by", _text),
+)
+
+
+def side_by_side(
+    versions: list[dict[str, Any]], recorded_by: dict[int, str]
+) -> tuple[list[VersionColumn], list[FieldRow]]:
+    """``versions`` oldest first (``case_detail``'s); ``recorded_by``: version -> who."""
+    columns = [
+        VersionColumn(
+            version=v["version"],
+            change=_change(v, i),
+            recorded_at=v["recorded_at"][:16].replace("T", " "),
+            recorded_by=recorded_by.get(v["version"], ""),
+            nullify_reason=v["nullify_reason"],
+        )
+        for i, v in enumerate(versions)
+    ]
+    rows = []
+    for name, title, show in _FIELDS:
+        if name == "source" and not any(v.get(name) for v in versions):
+            continue  # only cases started by a result have one
+        cells = [
+            Cell(show(v[name]), i > 0 and v[name] != versions[i - 1][name])
+            for i, v in enumerate(versions)
+        ]
+        rows.append(FieldRow(name, title, cells))
+    return columns, rows
+
+
+def _change(version: dict[str, Any], index: int) -> str:
+    if version["status"] == "nullified":
+        return "nullified"
+    return "created" if index == 0 else "updated"
+
+
+def recorded_by(session: Session, case_id: str) -> dict[int, str]:
+    """Who recorded each version (kept at the site: the feed does not carry it)."""
+    rows = session.execute(
+        select(col(AdverseEventVersion.version), col(AdverseEventVersion.recorded_by)).where(
+            col(AdverseEventVersion.case_id) == case_id
+        )
+    )
+    return {row.version: row.recorded_by for row in rows}
+
+
+# -- the dashboard's serious cases -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemAnswer:
+    """One safety system's answer to a case's latest version."""
+
+    consumer: str
+    status: str | None  # AA, AE, AR; None: no answer yet
+    message: str | None
+    at: datetime | None
+    accepted: bool
+    late: bool  # not accepted, and the version is older than the time allowed
+
+
+@dataclass(frozen=True)
+class SeriousCase:
+    case: AdverseEventCase
+    study_id: str
+    recorded_at: datetime
+    answers: list[SystemAnswer]
+    deadlines: list[dict[str, Any]]  # the pending ones, soonest first
+
+
+@dataclass
+class SeriousPanel:
+    within_hours: int  # how long a safety system has to accept a version
+    cases: list[SeriousCase] = field(default_factory=list)
+    more: int = 0  # open serious cases beyond the ones shown
+
+
+def dashboard_serious_cases(
+    request: Request, session: Session, panels: Iterable[tuple[Site, date]]
+) -> dict[str, SeriousPanel]:
+    """Per site (id -> panel): its open serious cases, newest change first."""
+    state = app_state(request)
+    overrides = policy_overrides(settings_of(request.app.state))
+    on_by_site = {site.id: on for site, on in panels}
+    # The same allowance per site as the alert scan uses.
+    found = {
+        site_id: SeriousPanel(
+            policy_for(overrides, site=site_id, protocol="").acknowledge_within_hours
+        )
+        for site_id in on_by_site
+    }
+    if not on_by_site:
+        return found
+    items = serious_case_acks(session, site_ids=set(on_by_site), limit=10_000)
+    study_ids = _study_ids(session, {item.case.patient_id for item in items})
+    now = state.now()
+    for item in items:
+        site_id = item.case.site_id
+        panel = found[site_id]
+        if len(panel.cases) >= SERIOUS_PER_SITE:
+            panel.more += 1
+            continue
+        deadlines = deadlines_of(
+            session,
+            item.case,
+            item.version,
+            state.registry,
+            on=on_by_site[site_id],
+        )
+        panel.cases.append(
+            SeriousCase(
+                case=item.case,
+                study_id=study_ids.get(item.case.patient_id, "?"),
+                recorded_at=item.recorded_at,
+                answers=_answers(item, now, timedelta(hours=panel.within_hours)),
+                deadlines=[d for d in deadlines if d["status"] == "pending"],
+            )
+        )
+    return found
+
+
+def _answers(item: SeriousCaseAcks, now: datetime, within: timedelta) -> list[SystemAnswer]:
+    old = now - item.recorded_at >= within
+    return [
+        SystemAnswer(s.consumer, s.status, s.message, s.at, s.accepted, old and not s.accepted)
+        for s in item.systems
+    ]
+
+
+def _study_ids(session: Session, patient_ids: set[int]) -> dict[int, str]:
+    if not patient_ids:
+        return {}
+    rows = session.execute(
+        select(col(Patient.id), col(Patient.study_id)).where(col(Patient.id).in_(patient_ids))
+    )
+    return {row.id: row.study_id for row in rows}

@@ -1,0 +1,127 @@
+"""Outgoing mail (what was written instead of sent, with no SMTP configured) and the
+admins' alerts page: failed and held alerts with a Retry button, webhook endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlmodel import Session, col
+
+from surveillance.accounts.auth import Principal
+from surveillance.accounts.models import Role
+from surveillance.alerting import endpoints, operations
+from surveillance.alerting.models import OutgoingMail, WebhookEndpoint
+from surveillance.errors import Conflict, NotFound
+from surveillance.http.app_settings import settings_of
+from surveillance.http.deps import State
+from surveillance.http.web.render import PageRoute, redirect, render, set_flash
+from surveillance.http.web.session import CurrentWebUser, check_csrf
+from surveillance.records.outbox import Alert, AlertStatus
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+MAIL_LIMIT = 200
+ALERT_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class AlertsOverview:
+    counts: dict[str, int]
+    failed: list[Alert]
+    held: list[Alert]
+    endpoints: list[WebhookEndpoint]
+
+
+@router.get("/mail")
+def mail_page(request: Request, state: State, user: CurrentWebUser, before: int = 0) -> Response:
+    """Newest first (ids grow as mail is written): every mail for admins, the mail
+    addressed to you for everyone else; ``before`` pages to older mail."""
+    statement = select(OutgoingMail).order_by(col(OutgoingMail.id).desc()).limit(MAIL_LIMIT)
+    if before > 0:
+        statement = statement.where(col(OutgoingMail.id) < before)
+    with state.read() as session:
+        mails = list(session.execute(_visible(statement, user.principal)).scalars())
+    context = {
+        "title": "Outgoing mail",
+        "mails": mails,
+        "older": mails[-1].id if len(mails) == MAIL_LIMIT else None,
+        "paged": before > 0,
+        "smtp_host": settings_of(request.app.state).smtp_host,
+    }
+    return render(request, "mail.html", context, user=user)
+
+
+@router.get("/mail/{mail_id}")
+def mail_detail_page(
+    request: Request, mail_id: int, state: State, user: CurrentWebUser
+) -> Response:
+    with state.read() as session:
+        statement = select(OutgoingMail).where(col(OutgoingMail.id) == mail_id)
+        mail = session.execute(_visible(statement, user.principal)).scalar_one_or_none()
+    if mail is None:
+        raise NotFound("There is no such mail addressed to you.")
+    return render(request, "mail_detail.html", {"title": mail.subject, "mail": mail}, user=user)
+
+
+@router.get("/admin/alerts")
+def alerts_page(request: Request, state: State, user: CurrentWebUser) -> Response:
+    """What could not be delivered (and why), what is held, and the webhook endpoints."""
+    user.principal.require_role(Role.admin)
+    with state.read() as session:
+        overview = _overview(session)
+    context = {"title": "Alerts", "overview": overview, "limit": ALERT_LIMIT}
+    return render(request, "admin_alerts.html", context, user=user)
+
+
+@router.post("/admin/alerts/retry")
+def retry_form(
+    request: Request,
+    state: State,
+    user: CurrentWebUser,
+    csrf_token: Annotated[str, Form()] = "",
+    alert_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Queue a failed or held alert again (same id); the dispatcher sends it within seconds."""
+    check_csrf(user.csrf_token, csrf_token)
+    user.principal.require_role(Role.admin)
+    response = redirect("/admin/alerts")
+    try:
+        with state.write() as session:
+            operations.retry(session, alert_id, actor=user.principal.email, now=state.now())
+    except Conflict as exc:
+        set_flash(request, response, "error", exc.message)
+        return response
+    set_flash(request, response, "success", f"Queued again: {alert_id}")
+    return response
+
+
+def _overview(session: Session) -> AlertsOverview:
+    status = col(Alert.status)
+    counts = {
+        row[0]: int(row[1])
+        for row in session.execute(select(status, func.count()).group_by(status))
+    }
+    return AlertsOverview(
+        counts={s.value: counts.get(s.value, 0) for s in AlertStatus},
+        failed=operations.list_alerts(session, status=AlertStatus.failed.value, limit=ALERT_LIMIT),
+        held=operations.list_alerts(session, status=AlertStatus.held.value, limit=ALERT_LIMIT),
+        endpoints=endpoints.list_endpoints(session),
+    )
+
+
+def _visible(statement: Select[OutgoingMail], principal: Principal) -> Select[OutgoingMail]:
+    return statement if principal.is_admin else statement.where(addressed_to(principal.email))
+
+
+def addressed_to(email: str) -> ColumnElement[bool]:
+    """``to`` is a ", "-joined list: match the whole address, never a part of another."""
+    to = col(OutgoingMail.to)
+    e = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        to == email,
+        to.like(f"{e}, %", escape="\\"),
+        to.like(f"%, {e}", escape="\\"),
+        to.like(f"%, {e}, %", escape="\\"),
+    )

@@ -1,0 +1,158 @@
+"""The patient page: facts, status, adverse events, the calendar as a picture and a table,
+the audit trail."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from fastapi import APIRouter, Request, Response
+
+import rules
+from surveillance.accounts.models import Role
+from surveillance.adverse_events.queries import case_summaries
+from surveillance.http.deps import AppState, State
+from surveillance.http.web.ae_form import blank_form
+from surveillance.http.web.queries import patient_audit, visible_patient
+from surveillance.http.web.render import PageRoute, parse_day, render
+from surveillance.http.web.session import CurrentWebUser, WebUser
+from surveillance.http.web.timeline import (
+    STATE_LABELS,
+    STATES,
+    TimelineItem,
+    build_timeline,
+    lane_order,
+)
+from surveillance.kit.audit import AuditEntry
+from surveillance.kit.clock import local_date
+from surveillance.patients.views import calendar_dicts, patient_dict
+from surveillance.protocols.registry import get_protocol
+from surveillance.records.patients import Site
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
+AUDIT_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    entry: AuditEntry
+    changes: list[str]
+
+
+@router.get("/patients/{study_id}")
+def patient_page(
+    request: Request, study_id: str, state: State, user: CurrentWebUser, on: str = ""
+) -> Response:
+    return render(request, "patient.html", patient_context(state, user, study_id, on), user=user)
+
+
+def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "") -> dict[str, Any]:
+    """The page's content (also re-shown, with the entries kept, when the AE form is refused)."""
+    user.principal.require_role(*_CLINICAL)
+    with state.read() as session:
+        patient = visible_patient(session, user.principal, study_id)
+        site = session.get(Site, patient.site_id)
+        assert site is not None
+        assert patient.id is not None
+        today = local_date(state.now(), site.timezone)
+        day = parse_day(on) or today
+        facts = patient_dict(session, patient)
+        calendar = calendar_dicts(session, patient, on=day, registry=state.registry)
+        audit = patient_audit(session, patient.id, AUDIT_LIMIT)
+        ae_cases = case_summaries(session, patient_id=patient.id)
+    protocol = get_protocol(state.registry, patient.protocol_id, patient.protocol_version)
+    context: dict[str, Any] = {
+        "title": f"Patient {patient.study_id}",
+        "patient": facts,
+        "site": site,
+        "protocol": protocol,
+        "diagnosis": protocol.spec.diagnoses.get(patient.diagnosis, patient.diagnosis),
+        "follow_up_ends": rules.end_of_follow_up(protocol, facts["infusions"]),
+        "on": day,
+        "today": today,
+        "calendar": calendar,
+        "counts": Counter(row["state"] for row in calendar),
+        "states": STATES,
+        "state_labels": STATE_LABELS,
+        "timelines": _timelines(
+            calendar, facts["infusions"], rules.end_of_follow_up(protocol, facts["infusions"]), day
+        ),
+        "audit": [AuditRow(entry, audit_changes(entry)) for entry in audit],
+        "audit_limit": AUDIT_LIMIT,
+        "ae_cases": ae_cases,
+        "ae_values": blank_form(today),
+        "ae_errors": None,
+    }
+    return context
+
+
+def _timelines(
+    calendar: list[dict[str, Any]], infusions: list[date], ends: date, day: date
+) -> list[tuple[str, Any]]:
+    items = [
+        TimelineItem(row["category"], row["state"], row["due"], _marker_title(row))
+        for row in calendar
+    ]
+    lanes = lane_order(items)
+    first = min(infusions)
+    whole = build_timeline(
+        items,
+        lanes=lanes,
+        start=first - timedelta(days=30),
+        end=ends,
+        today=day,
+        scale="years",
+        anchor=first,
+    )
+    near = build_timeline(
+        items,
+        lanes=lanes,
+        start=day - relativedelta(months=6),
+        end=day + relativedelta(months=6),
+        today=day,
+        scale="months",
+        anchor=first,
+    )
+    return [("The whole follow-up", whole), ("Six months either side of the day shown", near)]
+
+
+def _marker_title(row: dict[str, Any]) -> str:
+    done = f", done {row['performed_on']}" if row["performed_on"] else ""
+    return (
+        f"{row['name']} (#{row['occurrence']}): {STATE_LABELS.get(row['state'], row['state'])}. "
+        f"Due {row['due']}, window {row['window_start']} to {row['window_end']}{done}"
+    )
+
+
+def audit_changes(entry: AuditEntry) -> list[str]:
+    """``field: old → new`` for each value the change set (JSON values shortened)."""
+    old = _load(entry.old_values)
+    new = _load(entry.new_values)
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if name in old and before == after:
+            continue
+        lines.append(
+            f"{name}: {_short(before)} → {_short(after)}"
+            if name in old
+            else f"{name}: {_short(after)}"
+        )
+    return lines
+
+
+def _load(values: str | None) -> dict[str, Any]:
+    if not values:
+        return {}
+    loaded = json.loads(values)
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = "—" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

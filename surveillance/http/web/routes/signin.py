@@ -1,0 +1,114 @@
+"""Sign in, sign out, the front door and the page that tells a role what it may see."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+
+from surveillance.accounts.auth import principal_for, sign_in, sign_out
+from surveillance.accounts.models import User
+from surveillance.errors import Unauthorized
+from surveillance.http.deps import State
+from surveillance.http.web.render import PageRoute, redirect, render, set_flash, web_config
+from surveillance.http.web.session import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    CurrentWebUser,
+    MaybeWebUser,
+    check_csrf,
+    landing_url,
+    new_csrf_token,
+    safe_next,
+)
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+WRONG_CREDENTIALS = "Wrong email or password. Check both and try again."
+
+
+@router.get("/")
+def front_door(user: MaybeWebUser) -> Response:
+    return redirect(landing_url(user.principal) if user else "/login")
+
+
+@router.get("/login")
+def login_page(request: Request, user: MaybeWebUser, next: str | None = None) -> Response:
+    if user is not None:
+        return redirect(safe_next(next) or landing_url(user.principal))
+    return _login_form(request, next=next)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    state: State,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token)
+    try:
+        with state.write() as session:
+            old = request.cookies.get(SESSION_COOKIE)
+            if old:
+                sign_out(session, old)  # a new sign-in never reuses a session token
+            token, web_session = sign_in(session, email=email, password=password, now=state.now())
+            user = session.get(User, web_session.user_id)
+            assert user is not None
+            principal = principal_for(session, user)
+    except Unauthorized:
+        return _login_form(request, next=next, email=email, error=WRONG_CREDENTIALS)
+    response = redirect(safe_next(next) or landing_url(principal))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=web_config(request).secure_cookies,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request, state: State, user: CurrentWebUser, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(user.csrf_token, csrf_token)
+    with state.write() as session:
+        sign_out(session, user.token)
+    response = redirect("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    set_flash(request, response, "info", "You are signed out.")
+    return response
+
+
+@router.get("/access")
+def access_page(request: Request, user: CurrentWebUser) -> Response:
+    """What the signed-in role may see (the landing page of pharmacovigilance)."""
+    return render(request, "access.html", {"title": "Your access"}, user=user)
+
+
+def _login_form(
+    request: Request, *, next: str | None, email: str = "", error: str | None = None
+) -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_csrf_token()
+    context = {
+        "title": "Sign in",
+        "login_csrf": token,
+        "next": safe_next(next) or "",
+        "email": email,
+        "error": error,
+    }
+    response = render(request, "login.html", context, user=None)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=web_config(request).secure_cookies,
+    )
+    return response

@@ -1,0 +1,225 @@
+"""The audit trail: written in the same transaction as the change it records.
+
+Rows are chained: ``hash = sha256(previous_hash + canonical content)``. Editing or
+deleting any row changes every later hash, which ``verify_chain`` detects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlmodel import Field, Session, SQLModel, col
+
+from surveillance.kit.sqltypes import table_of, utc_column, utc_now
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only trail of every change to clinical data.
+
+    Each row carries a hash of its own content and of the previous row, so an edited
+    or deleted row breaks the chain (``surveillance audit verify``).
+    """
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=60)  # enroll, record_outcome, calendar_change, ...
+    entity: str = Field(max_length=40)  # patient, assessment, infusion, ...
+    entity_key: str = Field(max_length=200)
+    patient_id: int | None = Field(default=None, foreign_key="patients.id", index=True)
+    reason: str | None = None
+    old_values: str | None = None  # JSON
+    new_values: str | None = None  # JSON
+    previous_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+GENESIS_HASH = "0" * 64
+# Any constant: serialises writers of the chain on PostgreSQL (SQLite writers are
+# already serialised by BEGIN IMMEDIATE).
+_CHAIN_LOCK_ID = 7_150_001
+
+
+def _canonical(entry: AuditEntry) -> str:
+    at = entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)
+    content = {
+        "at": at.isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "entity": entry.entity,
+        "entity_key": entry.entity_key,
+        "patient_id": entry.patient_id,
+        "reason": entry.reason,
+        "old_values": entry.old_values,
+        "new_values": entry.new_values,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+
+
+def _digest(previous_hash: str, entry: AuditEntry) -> str:
+    return hashlib.sha256((previous_hash + _canonical(entry)).encode()).hexdigest()
+
+
+def _json(values: dict[str, Any] | None) -> str | None:
+    return None if values is None else json.dumps(values, sort_keys=True, default=str)
+
+
+def lock_chain(session: Session) -> None:
+    """Take the writers' lock of the chain until this transaction ends.
+
+    The adverse-event feed numbers its entries under the same lock, so a sequence is
+    committed before the next one is given (one lock: no two writers wait on each other).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHAIN_LOCK_ID})
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_key: str,
+    patient_id: int | None = None,
+    reason: str | None = None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
+    """Append one audit row to the chain, inside the caller's transaction."""
+    lock_chain(session)
+    previous = session.execute(
+        select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)
+    ).scalar()
+    entry = AuditEntry(
+        at=(at or datetime.now(UTC)).astimezone(UTC),
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_key=entity_key,
+        patient_id=patient_id,
+        reason=reason,
+        old_values=_json(old),
+        new_values=_json(new),
+        previous_hash=previous or GENESIS_HASH,
+        hash="",
+    )
+    entry.hash = _digest(entry.previous_hash, entry)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    entry_id: int
+    problem: str
+
+
+def verify_chain(session: Session) -> list[ChainBreak]:
+    """Every place where the chain does not hold: edited, deleted or reordered rows."""
+    breaks: list[ChainBreak] = []
+    expected_previous = GENESIS_HASH
+    for entry in _entries(session):
+        assert entry.id is not None
+        if entry.previous_hash != expected_previous:
+            breaks.append(
+                ChainBreak(
+                    entry.id, "previous hash does not match: a row before it was deleted or edited"
+                )
+            )
+        if _digest(entry.previous_hash, entry) != entry.hash:
+            breaks.append(
+                ChainBreak(entry.id, "content does not match its hash: the row was edited")
+            )
+        expected_previous = entry.hash
+    return breaks
+
+
+def _entries(session: Session) -> Iterator[AuditEntry]:
+    statement = select(AuditEntry).order_by(col(AuditEntry.id)).execution_options(yield_per=1000)
+    for (entry,) in session.execute(statement):
+        yield entry
+
+
+@dataclass(frozen=True)
+class AuditFact:
+    """One audit row to append in bulk (e.g. a cohort enrolment)."""
+
+    actor: str
+    action: str
+    entity: str
+    entity_key: str
+    patient_id: int | None
+    reason: str | None
+    new: dict[str, Any] | None
+    old: dict[str, Any] | None = None
+
+
+def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
+    """Append many rows to the chain with one read and one set-based insert."""
+    from surveillance.kit.bulk import insert_rows
+
+    if not facts:
+        return
+    lock_chain(session)
+    previous = (
+        session.execute(
+            select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)
+        ).scalar()
+        or GENESIS_HASH
+    )
+    rows = []
+    at = at.astimezone(UTC)
+    for fact in facts:
+        entry = AuditEntry(
+            at=at,
+            actor=fact.actor,
+            action=fact.action,
+            entity=fact.entity,
+            entity_key=fact.entity_key,
+            patient_id=fact.patient_id,
+            reason=fact.reason,
+            old_values=_json(fact.old),
+            new_values=_json(fact.new),
+            previous_hash=previous,
+            hash="",
+        )
+        entry.hash = previous = _digest(entry.previous_hash, entry)
+        rows.append(entry.model_dump(exclude={"id"}))
+    insert_rows(session, table_of(AuditEntry), rows)
+
+
+def patient_trail(session: Session, *, patient_id: int) -> list[AuditEntry]:
+    """Every audit row about one patient, oldest first (one indexed query)."""
+    statement = (
+        select(AuditEntry)
+        .where(col(AuditEntry.patient_id) == patient_id)
+        .order_by(col(AuditEntry.id))
+    )
+    return list(session.execute(statement).scalars())
+
+
+def entry_dict(entry: AuditEntry) -> dict[str, Any]:
+    """An audit row as the API and pages show it (old and new values decoded)."""
+    at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)  # SQLite drops the zone
+    return {
+        "at": at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "entity": entry.entity,
+        "key": entry.entity_key,
+        "reason": entry.reason,
+        "old": None if entry.old_values is None else json.loads(entry.old_values),
+        "new": None if entry.new_values is None else json.loads(entry.new_values),
+        "hash": entry.hash,
+    }

@@ -1,0 +1,129 @@
+"""Protocols as read by people and API clients: summaries, rules, a calendar preview.
+
+The preview is the one ``surveillance calendar`` prints: the same defaults and the same
+objects (``rules.PlannedAssessment.as_dict``), so the command line and the API agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+import rules
+from surveillance.errors import NotFound
+
+PREVIEW_AGE_YEARS = 10
+
+
+def find_protocol(
+    registry: rules.ProtocolRegistry, protocol_id: str, version: str | None = None
+) -> rules.Protocol:
+    """The protocol at ``version`` (default: newest); an unknown one is ``NotFound``."""
+    try:
+        return registry.get(protocol_id, version)
+    except rules.UnknownProtocol as exc:
+        raise NotFound(str(exc)) from exc
+
+
+def protocol_summary(protocol: rules.Protocol) -> dict[str, Any]:
+    spec = protocol.spec
+    anchor = spec.follow_up.anchor.replace("_", " ")
+    return {
+        "id": protocol.id,
+        "version": protocol.version,
+        "title": protocol.title,
+        "product": spec.product,
+        "follow_up": f"{spec.follow_up.duration} from the {anchor}",
+        "assessments": len(protocol.rules),
+    }
+
+
+def protocol_detail(protocol: rules.Protocol) -> dict[str, Any]:
+    spec = protocol.spec
+    return {
+        **protocol_summary(protocol),
+        "description": spec.description,
+        "diagnoses": dict(spec.diagnoses),
+        "references": {key: ref.model_dump() for key, ref in spec.references.items()},
+        "events": {key: event.model_dump() for key, event in spec.events.items()},
+        "rules": [_rule(protocol, rule_id) for rule_id in protocol.rules],
+    }
+
+
+def _rule(protocol: rules.Protocol, rule_id: str) -> dict[str, Any]:
+    rule = protocol.rules[rule_id]
+    spec = rule.spec
+    return {
+        "id": spec.id,
+        "name": spec.name,
+        "category": spec.category,
+        "anchor": spec.anchor.value,
+        "starts": spec.starts,
+        "schedule": [_schedule(entry, spec.window) for entry in spec.schedule],
+        "time_points": len(rule.points),
+        "applies_to": spec.applies_to.model_dump(exclude_none=True),
+        "on_result": [_branch(branch) for branch in spec.on_result],
+        "evidence": {
+            "basis": spec.evidence.basis.value,
+            "sources": list(spec.evidence.sources),
+            "note": spec.evidence.note,
+        },
+        "description": spec.description,
+    }
+
+
+# ``Any``: the schema classes are private to ``rules``; only their fields are read here.
+def _schedule(entry: Any, default_window: Any) -> dict[str, str]:
+    window = entry.window or default_window
+    if entry.at is not None:
+        when = ", ".join(str(offset) for offset in entry.at)
+    else:
+        when = f"every {entry.every} from {entry.start} to {entry.until}"
+    return {"when": when, "window": window.describe() if window else "on the day"}
+
+
+def _branch(branch: Any) -> dict[str, Any]:
+    condition = branch.when or branch.when_all
+    return {
+        "when": condition.describe(),
+        "every_occurrence": branch.when_all is not None,
+        "start": list(branch.start),
+        "stop": list(branch.stop),
+        "note": branch.note,
+    }
+
+
+@dataclass(frozen=True)
+class Preview:
+    protocol: rules.Protocol
+    birth_date: date
+    diagnosis: str
+    plan: list[rules.PlannedAssessment]
+
+    def as_list(self) -> list[dict[str, object]]:
+        return [planned.as_dict() for planned in self.plan]
+
+
+def preview_calendar(
+    registry: rules.ProtocolRegistry,
+    protocol_id: str,
+    *,
+    infusion: date,
+    birth: date | None = None,
+    diagnosis: str | None = None,
+    sex: str = "F",
+    version: str | None = None,
+) -> Preview:
+    """The calendar ``protocol_id`` gives one infusion (no database).
+
+    Defaults: born ``PREVIEW_AGE_YEARS`` before the infusion, the protocol's first diagnosis.
+    Impossible facts raise ``rules.InvalidFacts``.
+    """
+    protocol = find_protocol(registry, protocol_id, version)
+    born = birth or infusion - relativedelta(years=PREVIEW_AGE_YEARS)
+    dx = diagnosis or next(iter(protocol.spec.diagnoses))
+    plan = rules.build_calendar(protocol, rules.PatientFacts(born, dx, sex), [infusion])
+    return Preview(protocol, born, dx, plan)

@@ -1,0 +1,181 @@
+"""The clinical record of a patient: sites, patients, infusions, the materialized calendar
+(assessments), outcomes and events.
+
+Derived states (upcoming / due / overdue) are never stored: they come from the window dates
+and the site's local date when a list is asked for."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Index, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from surveillance.kit.sqltypes import utc_column, utc_now
+
+
+class PatientStatus(StrEnum):
+    active = "active"
+    deceased = "deceased"
+    withdrawn = "withdrawn"
+    lost_to_follow_up = "lost_to_follow_up"
+    transferred = "transferred"
+    completed = "completed"
+
+
+class AssessmentStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+    missed = "missed"
+    not_done = "not_done"
+    cancelled = "cancelled"
+
+
+class Outcome(StrEnum):
+    completed = "completed"
+    missed = "missed"
+    not_done = "not_done"
+
+
+class Site(SQLModel, table=True):
+    __tablename__ = "sites"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    timezone: str = Field(max_length=64)  # IANA, e.g. Europe/Rome: "today" is local there
+    # ISO 3166-1 alpha-2, e.g. IT: the only place detail a pharmacovigilance feed carries.
+    country: str | None = Field(default=None, max_length=2)
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patients"
+
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: str = Field(max_length=32, unique=True)  # pseudonymous, never a name
+    site_id: str = Field(foreign_key="sites.id", index=True, max_length=40)
+    birth_date: date
+    sex: str = Field(max_length=1)
+    diagnosis: str = Field(max_length=40)
+    protocol_id: str = Field(max_length=80)
+    protocol_version: str = Field(max_length=20)
+    status: str = Field(default=PatientStatus.active.value, max_length=20)
+    status_on: date | None = None
+    status_reason: str | None = None
+    enrolled_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+    # Bumped by every change: the ETag that If-Match must carry. The server default matches
+    # migration 0002 (which needs it to add the column to existing rows).
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+class Infusion(SQLModel, table=True):
+    __tablename__ = "infusions"
+    __table_args__ = (UniqueConstraint("patient_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    number: int
+    infused_on: date
+    protocol_version: str = Field(max_length=20)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+
+
+class Assessment(SQLModel, table=True):
+    """The materialized calendar: one row per (patient, infusion, rule, occurrence)."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        UniqueConstraint(
+            "patient_id",
+            "infusion_number",
+            "assessment",
+            "occurrence",
+            name="uq_assessments_identity",
+        ),
+        # The nurse's due list and the overdue scan read pending rows only; partial
+        # indexes keep them small however long the completed history grows.
+        Index(
+            "ix_assessments_pending_site_window_end",
+            "site_id",
+            "window_end",
+            "id",  # the pages' keyset order (migration 0004)
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_assessments_pending_site_window_start",
+            "site_id",
+            "window_start",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # The alert scan's loss-to-follow-up check reads one rule's recent rows per site.
+        Index("ix_assessments_site_rule_due", "site_id", "assessment", "due_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Its key, STUDY-ID:infusion:assessment:occurrence, is derived (see ``assessment_key``);
+    # the unique constraint above is its index.
+    patient_id: int = Field(foreign_key="patients.id")
+    site_id: str = Field(max_length=40)  # copied from the patient: the due list filters on it
+    infusion_number: int
+    assessment: str = Field(max_length=64)
+    occurrence: int
+    category: str = Field(max_length=64)
+    due_on: date
+    window_start: date
+    window_end: date
+    protocol_id: str = Field(max_length=80)
+    protocol_version: str = Field(max_length=20)
+    reason: str
+    status: str = Field(default=AssessmentStatus.pending.value, max_length=20)
+    status_reason: str | None = None  # why it was cancelled, moved or not done
+    performed_on: date | None = None
+    result: str | None = None
+    protocol_deviation: bool = False  # done outside its window
+    appointment_on: date | None = None  # booked by the nurse inside the window (reschedule)
+    # Bumped by every change: the ETag that If-Match must carry. The server default matches
+    # migration 0002 (which needs it to add the column to existing rows).
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+
+
+# Regulatory reporting clocks (the protocol's safety-reporting rules): due whatever the
+# patient's status, since a death does not stop the duty to report it.
+REPORTING_CATEGORY = "safety-reporting"
+
+
+class OutcomeRecord(SQLModel, table=True):
+    """Every outcome ever recorded for an assessment; rows are only ever added."""
+
+    __tablename__ = "outcomes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assessment_id: int = Field(foreign_key="assessments.id", index=True)
+    outcome: str = Field(max_length=20)
+    performed_on: date
+    result: str | None = None
+    reason: str | None = None
+    protocol_deviation: bool = False
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+
+
+class PatientEvent(SQLModel, table=True):
+    """Events that change the calendar: new malignancy, death, withdrawal, ..."""
+
+    __tablename__ = "patient_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id", index=True)
+    kind: str = Field(max_length=40)
+    occurred_on: date
+    note: str | None = None
+    recorded_by: str = Field(max_length=200)
+    recorded_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+
+
+def assessment_key(study_id: str, infusion_number: int, assessment: str, occurrence: int) -> str:
+    """The key nurses type and URLs carry: ``ROM-001:1:rcl_test:2``."""
+    return f"{study_id}:{infusion_number}:{assessment}:{occurrence}"

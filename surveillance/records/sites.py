@@ -1,0 +1,54 @@
+"""Sites and their time zones."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.kit.clock import local_date
+from surveillance.records.patients import Site
+
+
+def add_site(
+    session: Session, *, site_id: str, name: str, timezone: str, country: str | None = None
+) -> Site:
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isupper()):
+        raise InvalidInput(f"country {country!r}: use an ISO 3166 two-letter code, e.g. IT")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(
+            f"unknown time zone {timezone!r}: use an IANA name like Europe/Rome"
+        ) from exc
+    if session.get(Site, site_id) is not None:
+        raise Conflict(f"site {site_id!r} already exists")
+    site = Site(id=site_id, name=name, timezone=timezone, country=country)
+    session.add(site)
+    session.flush()
+    return site
+
+
+def get_site(session: Session, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None:
+        known = ", ".join(session.execute(select(col(Site.id)).order_by(col(Site.id))).scalars())
+        raise NotFound(
+            f"unknown site {site_id!r}; known: "
+            f"{known or 'none (add one with surveillance sites add)'}"
+        )
+    return site
+
+
+def list_sites(session: Session) -> list[Site]:
+    return list(session.execute(select(Site).order_by(col(Site.id))).scalars())
+
+
+def today_at(session: Session, site_id: str, now: datetime) -> date:
+    """The date it is at the site at ``now`` (its own time zone)."""
+    site = session.get(Site, site_id)
+    assert site is not None
+    return local_date(now, site.timezone)

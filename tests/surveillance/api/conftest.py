@@ -1,8 +1,0 @@
-"""Fixtures of the API tests; the helpers they use live in ``api_support.py`` (imported by
-name from there, so no test depends on which folder's conftest Python found first)."""
-
-from __future__ import annotations
-
-from api_support import api, shared_api
-
-__all__ = ["api", "shared_api"]
