@@ -118,7 +118,6 @@ from surveillance.accounts import auth
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.adverse_events.feed import feed_page
-from surveillance.alerting.models import WebhookEndpoint
 from surveillance.config import Settings, get_settings
 from surveillance.http.app import create_app
 from surveillance.kit import migrate
@@ -135,6 +134,7 @@ from surveillance.records.adverse_event_vocabulary import (
     Seriousness,
 )
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
+from surveillance.records.outbox import WebhookEndpoint
 from surveillance.records.patients import Patient, PatientStatus
 from surveillance.records.sites import add_site
 

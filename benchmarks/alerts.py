@@ -41,12 +41,11 @@ import notifications
 import rules
 from benchmarks._common import emit
 from surveillance.alerting.dispatch import DispatchConfig, dispatch
-from surveillance.alerting.models import WebhookEndpoint
 from surveillance.alerting.scan import scan
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.protocols.registry import registry_for
-from surveillance.records.outbox import Alert, DeliveryAttempt
+from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
 
 
 class _Ok(BaseHTTPRequestHandler):

@@ -14,10 +14,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlmodel import Session, col
 
-from surveillance.alerting.models import WebhookEndpoint
 from surveillance.records.adverse_event_vocabulary import Change
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
-from surveillance.records.outbox import Alert, AlertStatus, Channel
+from surveillance.records.outbox import Alert, AlertStatus, Channel, WebhookEndpoint
 
 SERIOUS = "adverse_event.serious"
 UNACKNOWLEDGED = "adverse_event.unacknowledged"

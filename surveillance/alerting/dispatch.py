@@ -25,10 +25,16 @@ import rules
 from surveillance.adverse_events.acks import reminder_gone
 from surveillance.adverse_events.outbox import UNACKNOWLEDGED
 from surveillance.alerting import messages, recipients
-from surveillance.alerting.models import Acknowledgement, OutgoingMail, WebhookEndpoint
+from surveillance.alerting.models import Acknowledgement, OutgoingMail
 from surveillance.alerting.scan import FOLLOWED
 from surveillance.kit.db import write_session
-from surveillance.records.outbox import Alert, AlertStatus, Channel, DeliveryAttempt
+from surveillance.records.outbox import (
+    Alert,
+    AlertStatus,
+    Channel,
+    DeliveryAttempt,
+    WebhookEndpoint,
+)
 from surveillance.records.patients import REPORTING_CATEGORY, Assessment, AssessmentStatus, Patient
 
 log = logging.getLogger("surveillance.alerts")

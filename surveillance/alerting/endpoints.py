@@ -10,11 +10,10 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 import notifications
-from surveillance.alerting.models import WebhookEndpoint
 from surveillance.alerting.policy import EVENT_TYPES
 from surveillance.errors import InvalidInput, NotFound
 from surveillance.kit import audit
-from surveillance.records.outbox import Alert, AlertStatus
+from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 from surveillance.records.sites import get_site
 
 ROTATION_OVERLAP = timedelta(hours=24)

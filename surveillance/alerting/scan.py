@@ -18,12 +18,12 @@ from sqlmodel import Session, col
 
 from surveillance.adverse_events.acks import alert_unacknowledged
 from surveillance.adverse_events.outbox import UNACKNOWLEDGED
-from surveillance.alerting.models import Acknowledgement, WebhookEndpoint
+from surveillance.alerting.models import Acknowledgement
 from surveillance.alerting.policy import AlertPolicy, policy_for
 from surveillance.kit.clock import local_date
 from surveillance.kit.sql import days_between
 from surveillance.kit.sqltypes import UtcDateTime
-from surveillance.records.outbox import Alert, AlertStatus, Channel
+from surveillance.records.outbox import Alert, AlertStatus, Channel, WebhookEndpoint
 from surveillance.records.patients import (
     REPORTING_CATEGORY,
     Assessment,

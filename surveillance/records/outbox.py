@@ -1,4 +1,5 @@
-"""The outbox: alerts to deliver and every attempt to deliver them.
+"""The outbox: alerts to deliver, every attempt to deliver them, and the webhook endpoints
+they may go to.
 
 An alert is written in the same transaction as the change that causes it; the alerting
 package claims, sends and retries it."""
@@ -80,3 +81,19 @@ class DeliveryAttempt(SQLModel, table=True):
     outcome: str = Field(max_length=12)  # sent, transient, permanent, cancelled
     status_code: int | None = None
     detail: str | None = None  # truncated to 2048 characters
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    __tablename__ = "webhook_endpoints"
+
+    id: str = Field(primary_key=True, max_length=40)
+    url: str = Field(max_length=2000)
+    event_types: str = Field(max_length=500)  # comma-separated
+    site_id: str | None = Field(default=None, foreign_key="sites.id", max_length=40)
+    enabled: bool = True
+    secret: str = Field(max_length=100)
+    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_column=utc_column(True))
+    failing_since: datetime | None = Field(default=None, sa_column=utc_column(True))
+    disabled_reason: str | None = None
+    created_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())

@@ -23,12 +23,11 @@ from support.peers import Receiver, SmtpInbox
 from surveillance.accounts import auth
 from surveillance.alerting import endpoints
 from surveillance.alerting.dispatch import DispatchConfig, DispatchReport, dispatch
-from surveillance.alerting.models import WebhookEndpoint
 from surveillance.alerting.scan import ScanReport, scan
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.records import sites
-from surveillance.records.outbox import Alert, DeliveryAttempt
+from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
 from surveillance.records.patients import Assessment, Patient, assessment_key
 
 ACTOR = "test"

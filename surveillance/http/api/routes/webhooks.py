@@ -16,7 +16,6 @@ import notifications
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import Role
 from surveillance.alerting import endpoints
-from surveillance.alerting.models import WebhookEndpoint
 from surveillance.errors import InvalidInput, NotFound
 from surveillance.http.api.alert_schemas import (
     ReplayRequest,
@@ -27,6 +26,7 @@ from surveillance.http.api.alert_schemas import (
 )
 from surveillance.http.app_settings import AppSettings
 from surveillance.http.deps import CurrentUser, State
+from surveillance.records.outbox import WebhookEndpoint
 from surveillance.records.sites import get_site
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

@@ -13,13 +13,13 @@ from sqlmodel import Session, col
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import Role
 from surveillance.alerting import endpoints, operations
-from surveillance.alerting.models import OutgoingMail, WebhookEndpoint
+from surveillance.alerting.models import OutgoingMail
 from surveillance.errors import Conflict, NotFound
 from surveillance.http.app_settings import settings_of
 from surveillance.http.deps import State
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf
-from surveillance.records.outbox import Alert, AlertStatus
+from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 MAIL_LIMIT = 200
