@@ -17,6 +17,10 @@ class Role(StrEnum):
     admin = "admin"
 
 
+# Who may see and change clinical data (pharmacovigilance reads the feed only).
+CLINICAL_ROLES = (Role.nurse, Role.investigator, Role.admin)
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
 

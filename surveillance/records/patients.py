@@ -24,6 +24,11 @@ class PatientStatus(StrEnum):
     completed = "completed"
 
 
+# Patients whose calendar is still followed: their pending work is due, listed and alerted.
+# Lost to follow-up stays here on purpose: the site is still expected to find them.
+FOLLOWED_STATUSES = (PatientStatus.active.value, PatientStatus.lost_to_follow_up.value)
+
+
 class AssessmentStatus(StrEnum):
     pending = "pending"
     completed = "completed"
