@@ -25,7 +25,6 @@ from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
 from surveillance.patients.changes import change_status
-from surveillance.patients.enrolment import get_patient
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -38,8 +37,9 @@ from surveillance.records.adverse_event_vocabulary import (
     Seriousness,
 )
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
-from surveillance.records.patients import Infusion, Patient, PatientStatus, Site
-from surveillance.records.sites import today_at
+from surveillance.records.patients import FOLLOWED_STATUSES, Patient, PatientStatus
+from surveillance.records.queries import get_patient, infusion_dates
+from surveillance.records.sites import get_site, today_at
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def content_of(
     assert case is not None
     patient = patient or session.get(Patient, case.patient_id)
     assert patient is not None
-    site = session.get(Site, case.site_id)
+    site = get_site(session, case.site_id)
     return case_content(
         version,
         study_id=patient.study_id,
@@ -261,9 +261,7 @@ def _checked(
     facts = check(
         facts, birth_date=patient.birth_date, today=today_at(session, patient.site_id, now)
     )
-    first_infusion = session.execute(
-        select(func.min(Infusion.infused_on)).where(col(Infusion.patient_id) == patient.id)
-    ).scalar_one()
+    first_infusion = min(infusion_dates(session, patient.id).values())
     if facts.fatal and facts.death_date < first_infusion:
         raise InvalidInput(
             f"end_date: a death on {facts.death_date} would be before the infusion on "
@@ -367,7 +365,7 @@ def _store(
     )
     calendar = _replan(session, patient, case, change, registry, actor=actor, now=now)
     deceased = False
-    if facts.fatal and change is not Change.nullified and patient.status in _ALIVE:
+    if facts.fatal and change is not Change.nullified and patient.status in FOLLOWED_STATUSES:
         calendar = change_status(
             session,
             study_id=patient.study_id,
@@ -380,9 +378,6 @@ def _store(
         )
         deceased = True
     return CaseChange(case, version, calendar, deceased)
-
-
-_ALIVE = (PatientStatus.active.value, PatientStatus.lost_to_follow_up.value)
 
 
 def _audited(content: dict[str, Any] | None) -> dict[str, Any] | None:

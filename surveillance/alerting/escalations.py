@@ -26,16 +26,15 @@ from surveillance.alerting.operations import acknowledge
 from surveillance.alerting.policy import AlertPolicy, policy_for
 from surveillance.alerting.scan import FOLLOWED
 from surveillance.errors import Conflict, InvalidInput, NotFound
-from surveillance.kit.clock import local_date
-from surveillance.patients.outcomes import find_assessment
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
     Assessment,
     AssessmentStatus,
     Patient,
-    Site,
     assessment_key,
 )
+from surveillance.records.queries import find_assessment
+from surveillance.records.sites import get_site
 
 LEVELS = (1, 2)
 
@@ -95,9 +94,8 @@ def acknowledge_escalation(
         raise NotFound(f"no assessment {key!r}") from None
     if not user.works_at(patient.site_id):
         raise NotFound(f"no assessment {key!r}")
-    site = session.get(Site, patient.site_id)
-    assert site is not None
-    days = (local_date(now, site.timezone) - row.window_end).days
+    site = get_site(session, patient.site_id)
+    days = (site.today(now) - row.window_end).days
     policy = policy_for(overrides, site=patient.site_id, protocol=patient.protocol_id)
     if row.status != AssessmentStatus.pending.value or patient.status not in FOLLOWED:
         raise Conflict(f"{key} is not overdue ({row.status}, patient {patient.status})")

@@ -12,8 +12,8 @@ from surveillance.accounts.models import Role
 from surveillance.alerting.models import Acknowledgement
 from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.kit import audit
-from surveillance.patients.outcomes import find_assessment
 from surveillance.records.outbox import Alert, AlertStatus, DeliveryAttempt
+from surveillance.records.queries import find_assessment
 
 
 def list_alerts(session: Session, *, status: str | None = None, limit: int = 200) -> list[Alert]:

@@ -22,11 +22,11 @@ from surveillance.kit.sqltypes import table_of
 from surveillance.records.patients import (
     Assessment,
     AssessmentStatus,
-    Infusion,
     Patient,
     PatientEvent,
     assessment_key,
 )
+from surveillance.records.queries import infusion_dates
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,7 @@ def patient_plan(
 ) -> list[rules.PlannedAssessment]:
     """Run the engine on everything recorded for ``patient``."""
     assert patient.id is not None
-    infusions = session.execute(
-        select(col(Infusion.infused_on))
-        .where(col(Infusion.patient_id) == patient.id)
-        .order_by(col(Infusion.number))
-    ).scalars()
+    infusions = infusion_dates(session, patient.id).values()
     results = [
         rules.RecordedResult(
             row.infusion_number, row.assessment, row.occurrence, row.performed_on, row.result
@@ -195,33 +191,36 @@ def compare(
     return change
 
 
+# What a new row takes from the engine's plan: assessment column -> PlannedAssessment field.
+_FROM_PLAN = {
+    "infusion_number": "infusion",
+    "assessment": "assessment",
+    "occurrence": "occurrence",
+    "category": "category",
+    "due_on": "due",
+    "window_start": "window_start",
+    "window_end": "window_end",
+    "protocol_id": "protocol",
+    "protocol_version": "protocol_version",
+    "reason": "reason",
+}
+# Every other column takes the table model's own default (pending, no result, version 1):
+# read from the model, so a column added there is written here without a second list.
+_DEFAULTS = {
+    name: field.default
+    for name, field in Assessment.model_fields.items()
+    if name not in _FROM_PLAN and not field.is_required() and field.default_factory is None
+}
+_DEFAULTS.pop("id")
+
+
 def assessment_rows(
     patient_id: int, site_id: str, planned: list[rules.PlannedAssessment], now: datetime
 ) -> list[dict[str, Any]]:
     """Rows for the assessments table, ready for a set-based insert."""
+    context = {**_DEFAULTS, "patient_id": patient_id, "site_id": site_id, "updated_at": now}
     return [
-        {
-            "patient_id": patient_id,
-            "site_id": site_id,
-            "infusion_number": p.infusion,
-            "assessment": p.assessment,
-            "occurrence": p.occurrence,
-            "category": p.category,
-            "due_on": p.due,
-            "window_start": p.window_start,
-            "window_end": p.window_end,
-            "protocol_id": p.protocol,
-            "protocol_version": p.protocol_version,
-            "reason": p.reason,
-            "status": AssessmentStatus.pending.value,
-            "status_reason": None,
-            "performed_on": None,
-            "result": None,
-            "protocol_deviation": False,
-            "appointment_on": None,
-            "version": 1,
-            "updated_at": now,
-        }
+        {**context, **{column: getattr(p, field) for column, field in _FROM_PLAN.items()}}
         for p in planned
     ]
 

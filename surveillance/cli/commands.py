@@ -26,18 +26,19 @@ from surveillance.cli.demo import create_demo_users, load_demo
 from surveillance.config import get_settings
 from surveillance.errors import SurveillanceError
 from surveillance.kit import audit, migrate
-from surveillance.kit.clock import Clock, fixed_clock, local_date, system_clock
+from surveillance.kit.clock import Clock, fixed_clock, system_clock
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.kit.ics import calendar_ics
 from surveillance.kit.text_table import render
 from surveillance.patients.amendments import amend
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import DueState, derive_state, due_list
-from surveillance.patients.enrolment import Enrolment, enroll, get_patient
+from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.patients.outcomes import record_outcome
 from surveillance.protocols.registry import assessment_name, registry_for
 from surveillance.protocols.views import preview_calendar
 from surveillance.records.patients import Assessment, Patient
+from surveillance.records.queries import get_patient
 from surveillance.records.sites import add_site, get_site, list_sites
 
 app = typer.Typer(
@@ -388,7 +389,7 @@ def due_command(
     """The site's list: overdue first, then due, then upcoming."""
     with read_session(_engine()) as session:
         site_row = get_site(session, site)
-        day = on.date() if on else local_date(system_clock(), site_row.timezone)
+        day = on.date() if on else site_row.today(system_clock())
         states = (status,) if status else tuple(DueState)
         items = due_list(
             session,
@@ -446,7 +447,7 @@ def show_command(
     with read_session(_engine()) as session:
         patient = get_patient(session, study_id)
         site = get_site(session, patient.site_id)
-        day = on.date() if on else local_date(system_clock(), site.timezone)
+        day = on.date() if on else site.today(system_clock())
         rows = (
             session.execute(
                 select(Assessment)

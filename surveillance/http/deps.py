@@ -15,13 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 import rules
 from surveillance.accounts.auth import Principal, hash_token, resolve_token
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequired, Unauthorized
 from surveillance.http.cache import TtlCache
-from surveillance.kit.clock import Clock, local_date
+from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
-from surveillance.patients.enrolment import get_patient
 from surveillance.records.patients import Patient, Site
+from surveillance.records.queries import find_patient
 from surveillance.records.sites import get_site
 
 T = TypeVar("T")
@@ -83,7 +83,7 @@ class AppState:
         return site
 
     def today_at(self, site: Site) -> date:
-        return local_date(self.now(), site.timezone)
+        return site.today(self.now())
 
 
 async def get_state(request: Request) -> AppState:
@@ -137,14 +137,11 @@ def parse_if_match(if_match: str | None) -> int:
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-# Who works with patients' clinical records (pharmacovigilance reads pseudonymous data only).
-CLINICAL = (Role.nurse, Role.investigator, Role.admin)
-
-
 def visible_patient(session: Session, user: Principal, study_id: str) -> Patient:
-    """The patient, for clinical staff of its site; another site's patient is not leaked."""
-    patient = get_patient(session, study_id)
-    user.require_role(*CLINICAL)
-    if not user.works_at(patient.site_id):
-        raise NotFound(f"no patient with study id {study_id!r}")
+    """The patient, for clinical staff of its site; another site's patient is reported
+    missing like an unknown one, so the answer leaks nothing (API and pages alike)."""
+    user.require_role(*CLINICAL_ROLES)
+    patient = find_patient(session, study_id)
+    if patient is None or not user.works_at(patient.site_id):
+        raise NotFound(f"There is no patient {study_id!r} at your sites.")
     return patient

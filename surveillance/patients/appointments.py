@@ -8,10 +8,10 @@ from sqlmodel import Session
 
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
-from surveillance.kit.clock import local_date
 from surveillance.kit.concurrency import check_version
-from surveillance.patients.outcomes import find_assessment
-from surveillance.records.patients import Assessment, AssessmentStatus, Site
+from surveillance.records.patients import Assessment, AssessmentStatus
+from surveillance.records.queries import find_assessment
+from surveillance.records.sites import get_site
 
 
 def reschedule(
@@ -33,9 +33,8 @@ def reschedule(
         raise InvalidInput(
             f"{on} is outside the window {row.window_start} to {row.window_end} of {key}"
         )
-    site = session.get(Site, patient.site_id)
-    assert site is not None
-    today = local_date(now, site.timezone)
+    site = get_site(session, patient.site_id)
+    today = site.today(now)
     if on < today:
         raise InvalidInput(f"{on} is in the past (today at {site.id} is {today})")
     old = {"appointment_on": row.appointment_on.isoformat() if row.appointment_on else None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlmodel import Session, col
 
 import rules
@@ -13,7 +13,7 @@ from surveillance.calendar.sync import CalendarChange, rematerialize
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
-from surveillance.patients.enrolment import check_infusion_date, get_patient
+from surveillance.patients.enrolment import check_infusion_date
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import (
@@ -24,6 +24,7 @@ from surveillance.records.patients import (
     PatientEvent,
     PatientStatus,
 )
+from surveillance.records.queries import get_patient, infusion_dates
 from surveillance.records.sites import get_site, today_at
 
 # Statuses that end follow-up are written as the protocol's end events, so the engine
@@ -64,12 +65,9 @@ def add_infusion(
     check_infusion_date(
         study_id, patient.birth_date, on, today_at(session, patient.site_id, now), patient.site_id
     )
-    last_number, last_on = session.execute(
-        select(col(Infusion.number), col(Infusion.infused_on))
-        .where(col(Infusion.patient_id) == patient.id)
-        .order_by(col(Infusion.number).desc())
-        .limit(1)
-    ).one()
+    infusions = infusion_dates(session, patient.id)
+    last_number = max(infusions)
+    last_on = infusions[last_number]
     if on <= last_on:
         raise InvalidInput(
             f"{study_id}: a re-infusion must come after the last infusion on {last_on}"
@@ -133,9 +131,7 @@ def record_event(
     today = today_at(session, patient.site_id, now)
     if on > today:
         raise InvalidInput(f"{study_id}: event date {on} is in the future (today is {today})")
-    first_infusion = session.execute(
-        select(func.min(Infusion.infused_on)).where(col(Infusion.patient_id) == patient.id)
-    ).scalar_one()
+    first_infusion = min(infusion_dates(session, patient.id).values())
     if on < first_infusion:
         raise InvalidInput(
             f"{study_id}: event date {on} is before the infusion on {first_infusion}"

@@ -26,6 +26,7 @@ from sqlmodel import Session, col
 import rules
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
+    FOLLOWED_STATUSES,
     Assessment,
     AssessmentStatus,
     Patient,
@@ -36,7 +37,6 @@ from surveillance.records.patients import (
 # The rules that are the yearly contact with the patient, across the bundled protocols.
 YEARLY_CONTACTS = frozenset({"ltfu_exam", "ltfu_exam_pediatric", "ltfu_contact", "aav_ltfu_exam"})
 # Patients whose pending work still counts as overdue (the due list's rule).
-_FOLLOWED = (PatientStatus.active.value, PatientStatus.lost_to_follow_up.value)
 RECENT_OVERDUE_DAYS = 14
 LONG_OVERDUE_DAYS = 60
 
@@ -99,7 +99,7 @@ _WINDOW_START = col(Assessment.window_start)
 _WINDOW_END = col(Assessment.window_end)
 _PATIENT = col(Assessment.patient_id)
 _JOIN_PATIENT = col(Patient.id) == _PATIENT
-_FOLLOWED_PATIENT = col(Patient.status).in_(_FOLLOWED)
+_FOLLOWED_PATIENT = col(Patient.status).in_(FOLLOWED_STATUSES)
 
 
 def site_compliance(

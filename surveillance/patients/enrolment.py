@@ -11,10 +11,9 @@ from sqlmodel import Session, col
 
 import rules
 from surveillance.calendar.sync import assessment_rows
-from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.bulk import insert_rows
-from surveillance.kit.clock import local_date
 from surveillance.kit.sqltypes import table_of
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.patients import Assessment, Infusion, Patient, PatientStatus, Site
@@ -140,7 +139,7 @@ def check_enrolment(enrolment: Enrolment, site: Site, now: datetime) -> None:
         )
     if enrolment.sex not in SEXES:
         raise InvalidInput(f"{who}: sex must be F or M, not {enrolment.sex!r}")
-    today = local_date(now, site.timezone)
+    today = site.today(now)
     if enrolment.birth_date > today:
         raise InvalidInput(
             f"{who}: birth date {enrolment.birth_date} is in the future "
@@ -183,15 +182,3 @@ def _insert_patients(
     statement = insert(table).returning(table.c.id, table.c.study_id)
     result = session.connection().execute(statement, rows)
     return {study_id: patient_id for patient_id, study_id in result}
-
-
-def get_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient:
-    statement = select(Patient).where(col(Patient.study_id) == study_id)
-    if for_update:
-        # populate_existing: a row this session read before the lock must show what
-        # the lock returned, or a version check would compare against a stale copy.
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    patient: Patient | None = session.execute(statement).scalar_one_or_none()
-    if patient is None:
-        raise NotFound(f"no patient with study id {study_id!r}")
-    return patient

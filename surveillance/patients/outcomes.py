@@ -5,19 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 import rules
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.calendar.sync import CalendarChange, rematerialize
-from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
-from surveillance.kit.clock import local_date
 from surveillance.kit.concurrency import check_version
-from surveillance.kit.sqltypes import MAX_INTEGER
-from surveillance.patients.enrolment import get_patient
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -29,65 +25,19 @@ from surveillance.records.adverse_event_vocabulary import (
 from surveillance.records.patients import (
     Assessment,
     AssessmentStatus,
-    Infusion,
     Outcome,
     OutcomeRecord,
     Patient,
     PatientStatus,
-    Site,
 )
-
-
-@dataclass(frozen=True)
-class AssessmentRef:
-    study_id: str
-    infusion_number: int
-    assessment: str
-    occurrence: int
-
-    @classmethod
-    def parse(cls, key: str) -> AssessmentRef:
-        """``ROM-001:1:rcl_test:2`` -> its parts; ``InvalidInput`` if it is not a key."""
-        parts = key.rsplit(":", 3)
-        numbers = parts[1::2] if len(parts) == 4 else []
-        if len(numbers) != 2 or not all(_small_number(n) for n in numbers):
-            raise InvalidInput(
-                f"{key!r} is not an assessment key: "
-                "expected STUDY-ID:infusion:assessment:occurrence, "
-                "e.g. ROM-001:1:rcl_test:2"
-            )
-        return cls(parts[0], int(parts[1]), parts[2], int(parts[3]))
-
-
-def _small_number(text: str) -> bool:
-    return text.isascii() and text.isdigit() and int(text) <= MAX_INTEGER
+from surveillance.records.queries import find_assessment, infusion_dates
+from surveillance.records.sites import get_site
 
 
 @dataclass(frozen=True)
 class RecordedOutcome:
     assessment: Assessment
     change: CalendarChange
-
-
-def find_assessment(
-    session: Session, key: str, *, for_update: bool = False
-) -> tuple[Patient, Assessment]:
-    ref = AssessmentRef.parse(key)
-    patient = get_patient(session, ref.study_id)
-    statement = select(Assessment).where(
-        col(Assessment.patient_id) == patient.id,
-        col(Assessment.infusion_number) == ref.infusion_number,
-        col(Assessment.assessment) == ref.assessment,
-        col(Assessment.occurrence) == ref.occurrence,
-    )
-    if for_update:
-        # populate_existing: a row this session read before the lock must show what
-        # the lock returned, or a version check would compare against a stale copy.
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    row = session.execute(statement).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no assessment {key!r}")
-    return patient, row
 
 
 def record_outcome(
@@ -219,16 +169,11 @@ def _check(
     if row.status != AssessmentStatus.pending.value:
         when = f" on {row.performed_on}" if row.performed_on else ""
         raise Conflict(f"{key} is already {row.status}{when}; it cannot be recorded twice")
-    site = session.get(Site, patient.site_id)
-    assert site is not None
-    today = local_date(now, site.timezone)
+    site = get_site(session, patient.site_id)
+    today = site.today(now)
     if on > today:
         raise InvalidInput(f"outcome date {on} is in the future (today at {site.id} is {today})")
-    infused_on = session.execute(
-        select(col(Infusion.infused_on)).where(
-            col(Infusion.patient_id) == patient.id, col(Infusion.number) == row.infusion_number
-        )
-    ).scalar_one()
+    infused_on = infusion_dates(session, patient.id)[row.infusion_number]
     earliest = min(infused_on, row.window_start)  # baseline samples come before the infusion
     if on < earliest:
         raise InvalidInput(f"outcome date {on} is before the infusion on {infused_on}")

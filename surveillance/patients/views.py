@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection
 from datetime import date
 from typing import Any
@@ -17,19 +16,14 @@ from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
     Assessment,
     AssessmentStatus,
-    Infusion,
     Patient,
     assessment_key,
 )
+from surveillance.records.queries import infusion_dates, infusion_dates_of
 
 
 def patient_dict(session: Session, patient: Patient) -> dict[str, Any]:
-    infusions = session.execute(
-        select(col(Infusion.infused_on))
-        .where(col(Infusion.patient_id) == patient.id)
-        .order_by(col(Infusion.number))
-    ).scalars()
-    return _patient_dict(patient, list(infusions))
+    return _patient_dict(patient, list(infusion_dates(session, patient.id).values()))
 
 
 def patient_dicts(
@@ -42,15 +36,12 @@ def patient_dicts(
     if after is not None:
         statement = statement.where(col(Patient.study_id) > after)
     patients = list(session.execute(statement).scalars())
-    infusions: dict[int, list[date]] = defaultdict(list)
-    rows = session.execute(
-        select(col(Infusion.patient_id), col(Infusion.infused_on))
-        .where(col(Infusion.patient_id).in_([p.id for p in patients]))
-        .order_by(col(Infusion.patient_id), col(Infusion.number))
-    )
-    for patient_id, infused_on in rows:
-        infusions[patient_id].append(infused_on)
-    return [_patient_dict(p, infusions[p.id]) for p in patients if p.id is not None]
+    infusions = infusion_dates_of(session, [p.id for p in patients])
+    return [
+        _patient_dict(p, list(infusions.get(p.id, {}).values()))
+        for p in patients
+        if p.id is not None
+    ]
 
 
 def _patient_dict(patient: Patient, infusions: list[date]) -> dict[str, Any]:

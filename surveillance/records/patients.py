@@ -6,13 +6,16 @@ and the site's local date when a list is asked for."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from surveillance.kit.sqltypes import utc_column, utc_now
+from surveillance.errors import InvalidInput
+from surveillance.kit.clock import local_date
+from surveillance.kit.sqltypes import MAX_INTEGER, utc_column, utc_now
 
 
 class PatientStatus(StrEnum):
@@ -51,6 +54,10 @@ class Site(SQLModel, table=True):
     timezone: str = Field(max_length=64)  # IANA, e.g. Europe/Rome: "today" is local there
     # ISO 3166-1 alpha-2, e.g. IT: the only place detail a pharmacovigilance feed carries.
     country: str | None = Field(default=None, max_length=2)
+
+    def today(self, now: datetime) -> date:
+        """The date it is here at ``now``: the day every due, overdue and future check uses."""
+        return local_date(now, self.timezone)
 
 
 class Patient(SQLModel, table=True):
@@ -184,3 +191,28 @@ class PatientEvent(SQLModel, table=True):
 def assessment_key(study_id: str, infusion_number: int, assessment: str, occurrence: int) -> str:
     """The key nurses type and URLs carry: ``ROM-001:1:rcl_test:2``."""
     return f"{study_id}:{infusion_number}:{assessment}:{occurrence}"
+
+
+@dataclass(frozen=True)
+class AssessmentRef:
+    study_id: str
+    infusion_number: int
+    assessment: str
+    occurrence: int
+
+    @classmethod
+    def parse(cls, key: str) -> AssessmentRef:
+        """``ROM-001:1:rcl_test:2`` -> its parts; ``InvalidInput`` if it is not a key."""
+        parts = key.rsplit(":", 3)
+        numbers = parts[1::2] if len(parts) == 4 else []
+        if len(numbers) != 2 or not all(_small_number(n) for n in numbers):
+            raise InvalidInput(
+                f"{key!r} is not an assessment key: "
+                "expected STUDY-ID:infusion:assessment:occurrence, "
+                "e.g. ROM-001:1:rcl_test:2"
+            )
+        return cls(parts[0], int(parts[1]), parts[2], int(parts[3]))
+
+
+def _small_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) <= MAX_INTEGER

@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from surveillance.errors import Conflict, InvalidInput, NotFound
-from surveillance.kit.clock import local_date
 from surveillance.records.patients import Site
 
 
@@ -49,6 +48,4 @@ def list_sites(session: Session) -> list[Site]:
 
 def today_at(session: Session, site_id: str, now: datetime) -> date:
     """The date it is at the site at ``now`` (its own time zone)."""
-    site = session.get(Site, site_id)
-    assert site is not None
-    return local_date(now, site.timezone)
+    return get_site(session, site_id).today(now)

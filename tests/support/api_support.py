@@ -26,8 +26,8 @@ from surveillance.http.app import create_app
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.patients.enrolment import Enrolment, enroll
-from surveillance.patients.outcomes import find_assessment
 from surveillance.records import sites
+from surveillance.records.queries import find_assessment
 
 # Noon UTC on Wednesday 2026-11-25 (as tests/conftest.py NOW): 13:00 in Rome.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -16,10 +16,11 @@ from sqlmodel import Session, SQLModel
 
 import rules
 from surveillance.kit.db import read_session, write_session
-from surveillance.patients.enrolment import Enrolment, enroll, get_patient
+from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.patients.outcomes import RecordedOutcome, record_outcome
 from surveillance.records import sites
 from surveillance.records.patients import Assessment, AssessmentStatus, Patient
+from surveillance.records.queries import get_patient
 
 CAR_T = "cd19-car-t-pediatric-autoimmune"
 AAV = "aav-liver-5-year"

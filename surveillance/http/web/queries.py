@@ -9,7 +9,6 @@ from sqlmodel import Session, col
 
 import rules
 from surveillance.accounts.auth import Principal
-from surveillance.errors import NotFound
 from surveillance.kit.audit import AuditEntry
 from surveillance.patients.due_list import DueItem
 from surveillance.records.patients import Assessment, Patient, Site, assessment_key
@@ -27,14 +26,6 @@ def visible_sites(session: Session, principal: Principal) -> list[Site]:
     if not principal.is_admin:
         statement = statement.where(col(Site.id).in_(principal.sites))
     return list(session.execute(statement).scalars())
-
-
-def visible_patient(session: Session, principal: Principal, study_id: str) -> Patient:
-    statement = select(Patient).where(col(Patient.study_id) == study_id)
-    patient: Patient | None = session.execute(statement).scalar_one_or_none()
-    if patient is None or not principal.works_at(patient.site_id):
-        raise NotFound(f"There is no patient {study_id!r} at your sites.")
-    return patient
 
 
 def versions_of(session: Session, items: Sequence[DueItem]) -> dict[str, int]:

@@ -7,7 +7,7 @@ cancelled with the reason kept.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import Engine, select
@@ -26,6 +26,7 @@ from support.factories import (
 import rules
 from surveillance.calendar.sync import (
     StoredAssessment,
+    assessment_rows,
     compare,
     patient_plan,
     rematerialize,
@@ -33,9 +34,10 @@ from surveillance.calendar.sync import (
 )
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
+from surveillance.kit.sqltypes import table_of
 from surveillance.patients.changes import add_infusion, change_status, record_event
-from surveillance.patients.enrolment import get_patient
 from surveillance.records.patients import Assessment
+from surveillance.records.queries import get_patient
 
 RCL = [f"ROM-101:1:rcl_test:{n}" for n in (1, 2, 3)]
 LAST_RCL_DAY = date(2025, 1, 31)  # due date of the month-12 RCL test
@@ -339,3 +341,20 @@ def test_a_reinstated_row_is_pending_again_in_the_database(
         assert row is not None
         assert (row.status, row.status_reason) == ("pending", "re-planned")
         assert count(session, AuditEntry) == 2  # enrolment + this calendar change
+
+
+def test_a_new_row_fills_every_column_of_the_table(registry: rules.ProtocolRegistry) -> None:
+    protocol = registry.get("cd19-car-t-pediatric-autoimmune")
+    facts = rules.PatientFacts(date(2014, 3, 1), "sle", "F")
+    planned = rules.build_calendar(protocol, facts, [date(2026, 1, 15)], [], [])
+    now = datetime(2026, 1, 15, 9, tzinfo=UTC)
+    row = assessment_rows(7, "Rome", planned, now)[0]
+    columns = {column.name for column in table_of(Assessment).columns}
+    assert set(row) == columns - {"id"}
+    assert (row["status"], row["version"], row["result"], row["updated_at"]) == (
+        "pending",
+        1,
+        None,
+        now,
+    )
+    assert (row["due_on"], row["assessment"]) == (planned[0].due, planned[0].assessment)

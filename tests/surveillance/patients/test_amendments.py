@@ -31,8 +31,8 @@ from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.amendments import amend
 from surveillance.patients.changes import change_status
-from surveillance.patients.enrolment import get_patient
 from surveillance.records.patients import Assessment, Patient
+from surveillance.records.queries import get_patient
 
 CAUSE = f"protocol {AAV} amended from 1.0 to 1.1"
 INFUSION = date(2024, 1, 31)

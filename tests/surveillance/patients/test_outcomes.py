@@ -22,8 +22,8 @@ import rules
 from surveillance.errors import Conflict, InvalidInput, NotFound, SurveillanceError
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
-from surveillance.patients.outcomes import AssessmentRef, record_outcome
-from surveillance.records.patients import Assessment, OutcomeRecord
+from surveillance.patients.outcomes import record_outcome
+from surveillance.records.patients import Assessment, AssessmentRef, OutcomeRecord
 
 # ROM-101, infused 2024-01-31: RCL test month 3 is due 2024-04-30, window 2024-04-16..05-14.
 RCL_1 = "ROM-101:1:rcl_test:1"

@@ -25,8 +25,8 @@ from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import due_list
-from surveillance.patients.enrolment import get_patient
 from surveillance.records.patients import Assessment, Infusion, Patient, PatientEvent
+from surveillance.records.queries import get_patient
 
 REINFUSION = date(2025, 6, 1)
 DEATH = date(2026, 11, 20)

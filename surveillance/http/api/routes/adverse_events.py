@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response, status
 from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.adverse_events.cases import (
     CaseChange,
     add_follow_up,
@@ -30,7 +30,6 @@ from surveillance.http.api.adverse_event_schemas import (
     NullifyRequest,
 )
 from surveillance.http.deps import (
-    CLINICAL,
     AppState,
     CurrentUser,
     IfMatch,
@@ -44,8 +43,8 @@ from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import Patient
 
 router = APIRouter(tags=["adverse events"])
-_WRITERS = CLINICAL
-_READERS = (*CLINICAL, Role.pharmacovigilance)
+_WRITERS = CLINICAL_ROLES
+_READERS = (*CLINICAL_ROLES, Role.pharmacovigilance)
 
 
 def _readable_case(

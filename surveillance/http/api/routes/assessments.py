@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
+from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import NotFound
 from surveillance.http.api.schemas import (
     AssessmentChangeResult,
@@ -20,7 +21,6 @@ from surveillance.http.api.schemas import (
     RescheduleRequest,
 )
 from surveillance.http.deps import (
-    CLINICAL,
     AppState,
     CurrentUser,
     IfMatch,
@@ -28,18 +28,19 @@ from surveillance.http.deps import (
     etag,
     parse_if_match,
 )
-from surveillance.kit.clock import local_date
 from surveillance.patients.appointments import reschedule
-from surveillance.patients.outcomes import find_assessment, record_outcome
+from surveillance.patients.outcomes import record_outcome
 from surveillance.patients.views import assessment_dict, change_dict
-from surveillance.records.patients import Assessment, Patient, Site
+from surveillance.records.patients import Assessment, Patient
+from surveillance.records.queries import find_assessment
+from surveillance.records.sites import get_site
 
 router = APIRouter(prefix="/assessments", tags=["assessments"])
 
 
 def _visible(session: Session, user: Principal, key: str) -> tuple[Patient, Assessment]:
     """The assessment, if the caller works at its patient's site; otherwise 404 alike."""
-    user.require_role(*CLINICAL)
+    user.require_role(*CLINICAL_ROLES)
     try:
         patient, row = find_assessment(session, key)
     except NotFound:
@@ -51,9 +52,8 @@ def _visible(session: Session, user: Principal, key: str) -> tuple[Patient, Asse
 
 def _shaped(session: Session, state: AppState, patient: Patient, row: Assessment) -> dict[str, Any]:
     """The assessment with its state on today's date at the patient's site."""
-    site = session.get(Site, patient.site_id)
-    assert site is not None
-    today = local_date(state.now(), site.timezone)
+    site = get_site(session, patient.site_id)
+    today = site.today(state.now())
     return assessment_dict(patient.study_id, row, on=today, registry=state.registry)
 
 

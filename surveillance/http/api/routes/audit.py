@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import NotFound
 from surveillance.http.api.schemas import AuditEntryPublic
-from surveillance.http.deps import CLINICAL, CurrentUser, State
+from surveillance.http.deps import CurrentUser, State
 from surveillance.kit import audit
-from surveillance.patients.enrolment import get_patient
+from surveillance.records.queries import get_patient
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/patients", tags=["patients"])
 @router.get("/{study_id}/audit", response_model=list[AuditEntryPublic])
 def read_audit_trail(study_id: str, state: State, user: CurrentUser) -> list[dict[str, Any]]:
     """Oldest first; each row's hash chains it to the one before (tamper-evident)."""
-    user.require_role(*CLINICAL)
+    user.require_role(*CLINICAL_ROLES)
     with state.read() as session:
         patient = get_patient(session, study_id)
         if not user.works_at(patient.site_id):

@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Response, status
 
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.calendar.sync import CalendarChange
 from surveillance.http.api.schemas import (
     AssessmentPublic,
@@ -20,7 +20,6 @@ from surveillance.http.api.schemas import (
     StatusChange,
 )
 from surveillance.http.deps import (
-    CLINICAL,
     CurrentUser,
     IfMatch,
     State,
@@ -28,11 +27,11 @@ from surveillance.http.deps import (
     parse_if_match,
     visible_patient,
 )
-from surveillance.kit.clock import local_date
 from surveillance.patients.changes import add_infusion, change_status
-from surveillance.patients.enrolment import Enrolment, enroll, get_patient
+from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.patients.views import calendar_dicts, change_dict, patient_dict, patient_dicts
-from surveillance.records.patients import Site
+from surveillance.records.queries import get_patient
+from surveillance.records.sites import get_site
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 DEFAULT_PATIENTS_PAGE = 500
@@ -44,7 +43,7 @@ def enroll_patient(
     body: PatientCreate, state: State, user: CurrentUser, response: Response
 ) -> dict[str, Any]:
     """Enrol a patient with the first infusion; the calendar is computed and stored."""
-    user.require_role(*CLINICAL)
+    user.require_role(*CLINICAL_ROLES)
     user.require_site(body.site)
     enrolment = Enrolment(
         body.study_id,
@@ -58,9 +57,8 @@ def enroll_patient(
     with state.write() as session:
         enroll(session, [enrolment], registry=state.registry, now=state.now(), actor=user.email)
         patient = get_patient(session, body.study_id)
-        site = session.get(Site, patient.site_id)
-        assert site is not None
-        on = local_date(state.now(), site.timezone)
+        site = get_site(session, patient.site_id)
+        on = site.today(state.now())
         result = {
             "patient": patient_dict(session, patient),
             "calendar": calendar_dicts(session, patient, on=on, registry=state.registry),
@@ -82,7 +80,7 @@ def list_patients(
     limit: Annotated[int, Query(ge=1, le=MAX_PATIENTS_PAGE)] = DEFAULT_PATIENTS_PAGE,
 ) -> list[dict[str, Any]]:
     """Patients of your sites (or of one site), by study id; a full page links the next."""
-    user.require_role(*CLINICAL)
+    user.require_role(*CLINICAL_ROLES)
     if site is not None:
         user.require_site(site)
     site_ids = {site} if site is not None else (None if user.is_admin else user.sites)
@@ -123,9 +121,8 @@ def read_calendar(
     (default: today at the site)."""
     with state.read() as session:
         patient = visible_patient(session, user, study_id)
-        site = session.get(Site, patient.site_id)
-        assert site is not None
-        day = on or local_date(state.now(), site.timezone)
+        site = get_site(session, patient.site_id)
+        day = on or site.today(state.now())
         return calendar_dicts(session, patient, on=day, registry=state.registry)
 
 

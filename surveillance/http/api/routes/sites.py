@@ -11,11 +11,10 @@ from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
 
 from surveillance.accounts.auth import resolve_token
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.errors import NotFound, Unauthorized
 from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
-from surveillance.http.deps import CLINICAL, CurrentUser, State
-from surveillance.kit.clock import local_date
+from surveillance.http.deps import CurrentUser, State
 from surveillance.patients.due_list import (
     DueCursor,
     DueItem,
@@ -63,7 +62,7 @@ async def read_due_list(
     ``async``: the read runs where the store answers fastest (``AppState.run_read``); this
     is the page every nurse keeps open, so it is the one measured by benchmarks/api.py.
     """
-    user.require_role(*CLINICAL)
+    user.require_role(*CLINICAL_ROLES)
     user.require_site(site)
     after = DueCursor.decode(query.cursor) if query.cursor else None
     limit = query.limit or (MAX_PAGE if query.format == "csv" else DEFAULT_PAGE)
@@ -136,7 +135,7 @@ def read_site_calendar(
         ics = site_calendar(
             session,
             site=site_row,
-            on=local_date(now, site_row.timezone),
+            on=site_row.today(now),
             registry=state.registry,
             now=now,
         )

@@ -23,17 +23,17 @@ from surveillance.adverse_events.cases import (
 )
 from surveillance.adverse_events.queries import case_detail, case_summaries
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
-from surveillance.http.deps import AppState, State
+from surveillance.http.deps import AppState, State, visible_patient
 from surveillance.http.web.ae_form import AeFormData, form_errors, form_of, reporter_of, to_facts
 from surveillance.http.web.ae_labels import all_tables
 from surveillance.http.web.ae_views import recorded_by, side_by_side, visible_case
-from surveillance.http.web.queries import visible_patient, visible_site
+from surveillance.http.web.queries import visible_site
 from surveillance.http.web.render import TEMPLATES, PageRoute, redirect, render, set_flash
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
-from surveillance.kit.clock import local_date
 from surveillance.records.adverse_event_vocabulary import CaseStatus
-from surveillance.records.patients import Patient, Site
+from surveillance.records.patients import Patient
+from surveillance.records.sites import get_site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _WRITERS = (Role.nurse, Role.investigator, Role.admin)
@@ -198,10 +198,10 @@ def _case_context(
     with state.read() as session:
         case = visible_case(session, user.principal, case_id)
         patient = session.get(Patient, case.patient_id)
-        site = session.get(Site, case.site_id)
+        site = get_site(session, case.site_id)
         assert patient is not None
         assert site is not None
-        today = local_date(state.now(), site.timezone)
+        today = site.today(state.now())
         detail = case_detail(session, case, state.registry, on=today)
         who = recorded_by(session, case_id)
         latest = versions_of(session, case_id)[-1]

@@ -20,7 +20,6 @@ from surveillance.http.web.queries import visible_sites
 from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.routes.escalations import dashboard_escalations
 from surveillance.http.web.session import CurrentWebUser
-from surveillance.kit.clock import local_date
 from surveillance.patients import compliance
 from surveillance.records.patients import Site
 
@@ -46,7 +45,7 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
         # "Today" is local to each site: group sites by their date, one set of queries per date.
         by_day: dict[date, list[Site]] = defaultdict(list)
         for site in sites:
-            by_day[chosen or local_date(state.now(), site.timezone)].append(site)
+            by_day[chosen or site.today(state.now())].append(site)
         panels: list[SitePanel] = []
         for day, group in by_day.items():
             panels += _panels(session, state, group, day)

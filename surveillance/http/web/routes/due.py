@@ -10,22 +10,21 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request, Response
 from sqlmodel import Session
 
-from surveillance.accounts.models import Role
-from surveillance.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from surveillance.http.deps import State
-from surveillance.http.web.queries import categories, versions_of, visible_patient, visible_site
+from surveillance.accounts.models import CLINICAL_ROLES
+from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
+from surveillance.http.deps import State, visible_patient
+from surveillance.http.web.queries import categories, versions_of, visible_site
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf, safe_next
-from surveillance.kit.clock import local_date
 from surveillance.patients.due_list import DueItem, DueState, due_list
-from surveillance.patients.outcomes import AssessmentRef, RecordedOutcome, record_outcome
+from surveillance.patients.outcomes import RecordedOutcome, record_outcome
 from surveillance.protocols.registry import assessment_name
-from surveillance.records.patients import Site
+from surveillance.records.patients import AssessmentRef
+from surveillance.records.sites import today_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LIMIT = 500
 HORIZON_DAYS = 30
-_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
 OUTCOMES = {"completed": "Completed", "missed": "Missed", "not_done": "Not done"}
 
 
@@ -59,7 +58,7 @@ def due_page(
     """Overdue first, then due now, then the next 30 days; filters; a record form per row."""
     with state.read() as session:
         site = visible_site(session, user.principal, site_id)
-        today = local_date(state.now(), site.timezone)
+        today = site.today(state.now())
         filters = _filters(status, on, category, today, categories(state.registry))
         wanted = tuple(s for s in DueState if filters.state in ("", s.value))
         items = due_list(
@@ -112,7 +111,7 @@ def record_outcome_form(
 ) -> Response:
     """Record completed / missed / not done, re-plan, and go back to the list with a message."""
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(*_CLINICAL)
+    user.principal.require_role(*CLINICAL_ROLES)
     ref = AssessmentRef.parse(key)
     back = safe_next(next)
     try:
@@ -183,10 +182,7 @@ def _outcome_date(value: str, session: Session, site_id: str, now: datetime) -> 
             return date.fromisoformat(value)
         except ValueError as exc:
             raise InvalidInput(f"{value!r} is not a date; use YYYY-MM-DD") from exc
-    site = session.get(Site, site_id)
-    if site is None:
-        raise NotFound(f"no site {site_id!r}")
-    return local_date(now, site.timezone)
+    return today_at(session, site_id, now)
 
 
 def _recorded_message(key: str, recorded: RecordedOutcome, state: State) -> str:

@@ -22,7 +22,6 @@ from surveillance.http.app_settings import policy_overrides, settings_of
 from surveillance.http.deps import State
 from surveillance.http.web.render import PageRoute, app_state, redirect, set_flash
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
-from surveillance.kit.clock import local_date
 from surveillance.records.patients import Site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -52,7 +51,7 @@ def dashboard_escalations(
             overrides=overrides,
             limit=PER_SITE,
         )
-        today = local_date(state.now(), site.timezone)
+        today = site.today(state.now())
         found[site.id] = EscalationPanel(escalations, acknowledger and on == today)
     return found
 

@@ -13,11 +13,11 @@ from dateutil.relativedelta import relativedelta
 from fastapi import APIRouter, Request, Response
 
 import rules
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.queries import case_summaries
-from surveillance.http.deps import AppState, State
+from surveillance.http.deps import AppState, State, visible_patient
 from surveillance.http.web.ae_form import blank_form
-from surveillance.http.web.queries import patient_audit, visible_patient
+from surveillance.http.web.queries import patient_audit
 from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.session import CurrentWebUser, WebUser
 from surveillance.http.web.timeline import (
@@ -28,13 +28,11 @@ from surveillance.http.web.timeline import (
     lane_order,
 )
 from surveillance.kit.audit import AuditEntry
-from surveillance.kit.clock import local_date
 from surveillance.patients.views import calendar_dicts, patient_dict
 from surveillance.protocols.registry import get_protocol
-from surveillance.records.patients import Site
+from surveillance.records.sites import get_site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-_CLINICAL = (Role.nurse, Role.investigator, Role.admin)
 AUDIT_LIMIT = 500
 
 
@@ -53,13 +51,12 @@ def patient_page(
 
 def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "") -> dict[str, Any]:
     """The page's content (also re-shown, with the entries kept, when the AE form is refused)."""
-    user.principal.require_role(*_CLINICAL)
+    user.principal.require_role(*CLINICAL_ROLES)
     with state.read() as session:
         patient = visible_patient(session, user.principal, study_id)
-        site = session.get(Site, patient.site_id)
-        assert site is not None
+        site = get_site(session, patient.site_id)
         assert patient.id is not None
-        today = local_date(state.now(), site.timezone)
+        today = site.today(state.now())
         day = parse_day(on) or today
         facts = patient_dict(session, patient)
         calendar = calendar_dicts(session, patient, on=day, registry=state.registry)

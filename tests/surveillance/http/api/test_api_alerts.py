@@ -27,8 +27,8 @@ from surveillance.alerting.scan import scan
 from surveillance.config import Settings
 from surveillance.http.app import create_app
 from surveillance.kit.db import read_session, write_session
-from surveillance.patients.outcomes import find_assessment
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
+from surveillance.records.queries import find_assessment
 
 PUBLIC_URL = "https://93.184.216.34/ltfu-hook"  # a global address: allowed, never contacted
 # Infused 2024-01-31 (the default): rcl_test:1's window closed 2024-05-14, 925 days before

@@ -6,7 +6,7 @@ from support.api_support import Api
 
 from surveillance.kit import audit
 from surveillance.kit.db import read_session
-from surveillance.patients.enrolment import get_patient
+from surveillance.records.queries import get_patient
 
 
 def test_the_trail_lists_every_change_in_order(api: Api) -> None:

@@ -1,0 +1,74 @@
+"""The questions every feature asks of the clinical record, each answered once.
+
+A patient by study id, an assessment by its key, a patient's infusion dates: services, read
+models and edges call these instead of writing the select again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import date
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from surveillance.errors import NotFound
+from surveillance.records.patients import Assessment, AssessmentRef, Infusion, Patient
+
+
+def find_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient | None:
+    statement = select(Patient).where(col(Patient.study_id) == study_id)
+    if for_update:
+        # populate_existing: a row this session read before the lock must show what
+        # the lock returned, or a version check would compare against a stale copy.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    patient: Patient | None = session.execute(statement).scalar_one_or_none()
+    return patient
+
+
+def get_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient:
+    patient = find_patient(session, study_id, for_update=for_update)
+    if patient is None:
+        raise NotFound(f"no patient with study id {study_id!r}")
+    return patient
+
+
+def find_assessment(
+    session: Session, key: str, *, for_update: bool = False
+) -> tuple[Patient, Assessment]:
+    """The patient and the assessment of ``ROM-001:1:rcl_test:2``; ``NotFound`` if either is not."""
+    ref = AssessmentRef.parse(key)
+    patient = get_patient(session, ref.study_id)
+    statement = select(Assessment).where(
+        col(Assessment.patient_id) == patient.id,
+        col(Assessment.infusion_number) == ref.infusion_number,
+        col(Assessment.assessment) == ref.assessment,
+        col(Assessment.occurrence) == ref.occurrence,
+    )
+    if for_update:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    row = session.execute(statement).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no assessment {key!r}")
+    return patient, row
+
+
+def infusion_dates(session: Session, patient_id: int | None) -> dict[int, date]:
+    """A patient's infusions, number -> date, in order (the first is the enrolment's)."""
+    return infusion_dates_of(session, [patient_id]).get(patient_id, {})  # type: ignore[arg-type]
+
+
+def infusion_dates_of(
+    session: Session, patient_ids: Collection[int | None]
+) -> dict[int, dict[int, date]]:
+    """The infusions of many patients in one query: patient id -> (number -> date)."""
+    dates: dict[int, dict[int, date]] = defaultdict(dict)
+    rows = session.execute(
+        select(col(Infusion.patient_id), col(Infusion.number), col(Infusion.infused_on))
+        .where(col(Infusion.patient_id).in_([i for i in patient_ids if i is not None]))
+        .order_by(col(Infusion.patient_id), col(Infusion.number))
+    )
+    for patient_id, number, infused_on in rows:
+        dates[patient_id][number] = infused_on
+    return dates
