@@ -11,7 +11,7 @@ from sqlmodel import Session, col
 import rules
 from surveillance.adverse_events.cases import content_of, versions_of
 from surveillance.adverse_events.deadlines import deadlines_of
-from surveillance.records.adverse_events import AdverseEventCase
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import Patient
 
 
@@ -70,3 +70,13 @@ def case_summaries(
         }
         for case, study_id in session.execute(statement).all()
     ]
+
+
+def recorded_by(session: Session, case_id: str) -> dict[int, str]:
+    """Who recorded each version (kept at the site: the feed does not carry it)."""
+    rows = session.execute(
+        select(col(AdverseEventVersion.version), col(AdverseEventVersion.recorded_by)).where(
+            col(AdverseEventVersion.case_id) == case_id
+        )
+    )
+    return {row.version: row.recorded_by for row in rows}

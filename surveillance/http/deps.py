@@ -22,7 +22,7 @@ from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
 from surveillance.records.patients import Patient, Site
 from surveillance.records.queries import find_patient
-from surveillance.records.sites import get_site
+from surveillance.records.sites import get_site, list_sites
 
 T = TypeVar("T")
 # Reads of up to this many rows run on the event loop on SQLite (see ``run_read``).
@@ -145,3 +145,14 @@ def visible_patient(session: Session, user: Principal, study_id: str) -> Patient
     if patient is None or not user.works_at(patient.site_id):
         raise NotFound(f"There is no patient {study_id!r} at your sites.")
     return patient
+
+
+def visible_site(session: Session, user: Principal, site_id: str) -> Site:
+    """The site if the user works there; another site is reported missing, as is an unknown one."""
+    user.require_site(site_id)
+    return get_site(session, site_id)
+
+
+def visible_sites(session: Session, user: Principal) -> list[Site]:
+    """The sites the user works at (every site for an admin)."""
+    return list_sites(session, only=None if user.is_admin else user.sites)

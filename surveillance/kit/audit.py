@@ -199,14 +199,14 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
     insert_rows(session, table_of(AuditEntry), rows)
 
 
-def patient_trail(session: Session, *, patient_id: int) -> list[AuditEntry]:
-    """Every audit row about one patient, oldest first (one indexed query)."""
-    statement = (
-        select(AuditEntry)
-        .where(col(AuditEntry.patient_id) == patient_id)
-        .order_by(col(AuditEntry.id))
-    )
-    return list(session.execute(statement).scalars())
+def patient_trail(
+    session: Session, *, patient_id: int, newest_first: bool = False, limit: int | None = None
+) -> list[AuditEntry]:
+    """The audit rows about one patient, oldest first (the API) or the latest ``limit``
+    newest first (the patient page); one indexed query."""
+    order = col(AuditEntry.id).desc() if newest_first else col(AuditEntry.id)
+    statement = select(AuditEntry).where(col(AuditEntry.patient_id) == patient_id).order_by(order)
+    return list(session.execute(statement.limit(limit)).scalars())
 
 
 def entry_dict(entry: AuditEntry) -> dict[str, Any]:

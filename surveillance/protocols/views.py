@@ -127,3 +127,10 @@ def preview_calendar(
     dx = diagnosis or next(iter(protocol.spec.diagnoses))
     plan = rules.build_calendar(protocol, rules.PatientFacts(born, dx, sex), [infusion])
     return Preview(protocol, born, dx, plan)
+
+
+def categories(registry: rules.ProtocolRegistry) -> list[str]:
+    """Every assessment category of the known protocols (the due list's filter)."""
+    return sorted(
+        {str(rule.spec.category) for protocol in registry.all() for rule in protocol.rules.values()}
+    )

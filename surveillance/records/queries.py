@@ -10,11 +10,17 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlmodel import Session, col
 
 from surveillance.errors import NotFound
-from surveillance.records.patients import Assessment, AssessmentRef, Infusion, Patient
+from surveillance.records.patients import (
+    Assessment,
+    AssessmentRef,
+    Infusion,
+    Patient,
+    assessment_key,
+)
 
 
 def find_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient | None:
@@ -72,3 +78,38 @@ def infusion_dates_of(
     for patient_id, number, infused_on in rows:
         dates[patient_id][number] = infused_on
     return dates
+
+
+def study_ids_of(session: Session, patient_ids: Collection[int]) -> dict[int, str]:
+    """Patient id -> study id, for lists that show many patients' records."""
+    if not patient_ids:
+        return {}
+    rows = session.execute(
+        select(col(Patient.id), col(Patient.study_id)).where(col(Patient.id).in_(patient_ids))
+    )
+    return {row.id: row.study_id for row in rows}
+
+
+def assessment_versions(session: Session, keys: Collection[str]) -> dict[str, int]:
+    """Each assessment's row version by key: forms send it back, so a stale one is refused."""
+    if not keys:
+        return {}
+    wanted = [
+        (ref.study_id, ref.infusion_number, ref.assessment, ref.occurrence)
+        for ref in map(AssessmentRef.parse, set(keys))
+    ]
+    identity = (
+        col(Patient.study_id),
+        col(Assessment.infusion_number),
+        col(Assessment.assessment),
+        col(Assessment.occurrence),
+    )
+    rows = session.execute(
+        select(*identity, col(Assessment.version))
+        .join(Patient, col(Patient.id) == col(Assessment.patient_id))
+        .where(tuple_(*identity).in_(wanted))
+    )
+    return {
+        assessment_key(r.study_id, r.infusion_number, r.assessment, r.occurrence): r.version
+        for r in rows
+    }

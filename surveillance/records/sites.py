@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,8 +43,12 @@ def get_site(session: Session, site_id: str) -> Site:
     return site
 
 
-def list_sites(session: Session) -> list[Site]:
-    return list(session.execute(select(Site).order_by(col(Site.id))).scalars())
+def list_sites(session: Session, *, only: Collection[str] | None = None) -> list[Site]:
+    """Every site by id, or those of ``only`` (a user's sites)."""
+    statement = select(Site).order_by(col(Site.id))
+    if only is not None:
+        statement = statement.where(col(Site.id).in_(sorted(only)))
+    return list(session.execute(statement).scalars())
 
 
 def today_at(session: Session, site_id: str, now: datetime) -> date:

@@ -13,8 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
 from surveillance.adverse_events.acks import SeriousCaseAcks, serious_case_acks
@@ -33,8 +32,9 @@ from surveillance.http.web.ae_labels import (
     label,
 )
 from surveillance.http.web.render import app_state
-from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
-from surveillance.records.patients import Patient, Site
+from surveillance.records.adverse_events import AdverseEventCase
+from surveillance.records.patients import Site
+from surveillance.records.queries import study_ids_of
 
 SERIOUS_PER_SITE = 20
 
@@ -144,16 +144,6 @@ def _change(version: dict[str, Any], index: int) -> str:
     return "created" if index == 0 else "updated"
 
 
-def recorded_by(session: Session, case_id: str) -> dict[int, str]:
-    """Who recorded each version (kept at the site: the feed does not carry it)."""
-    rows = session.execute(
-        select(col(AdverseEventVersion.version), col(AdverseEventVersion.recorded_by)).where(
-            col(AdverseEventVersion.case_id) == case_id
-        )
-    )
-    return {row.version: row.recorded_by for row in rows}
-
-
 # -- the dashboard's serious cases -------------------------------------------------------
 
 
@@ -202,7 +192,7 @@ def dashboard_serious_cases(
     if not on_by_site:
         return found
     items = serious_case_acks(session, site_ids=set(on_by_site), limit=10_000)
-    study_ids = _study_ids(session, {item.case.patient_id for item in items})
+    study_ids = study_ids_of(session, {item.case.patient_id for item in items})
     now = state.now()
     for item in items:
         site_id = item.case.site_id
@@ -235,12 +225,3 @@ def _answers(item: SeriousCaseAcks, now: datetime, within: timedelta) -> list[Sy
         SystemAnswer(s.consumer, s.status, s.message, s.at, s.accepted, old and not s.accepted)
         for s in item.systems
     ]
-
-
-def _study_ids(session: Session, patient_ids: set[int]) -> dict[int, str]:
-    if not patient_ids:
-        return {}
-    rows = session.execute(
-        select(col(Patient.id), col(Patient.study_id)).where(col(Patient.id).in_(patient_ids))
-    )
-    return {row.id: row.study_id for row in rows}

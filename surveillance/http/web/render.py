@@ -24,8 +24,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
-from sqlmodel import col
 
 import rules
 from surveillance.accounts.models import Role
@@ -38,7 +36,7 @@ from surveillance.http.web.session import (
     login_url,
     optional_web_user,
 )
-from surveillance.records.patients import Site
+from surveillance.records.sites import list_sites
 
 log = logging.getLogger("surveillance.web")
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -122,8 +120,7 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
         return [NavLink("Your access", "/access")]
     if principal.is_admin:
         with state.read() as session:
-            site_id = col(Site.id)
-            sites = list(session.execute(select(site_id).order_by(site_id)).scalars())
+            sites = [site.id for site in list_sites(session)]
     else:
         sites = sorted(principal.sites)
     links = [NavLink(f"Due list · {site}", f"/sites/{quote(site)}/due") for site in sites]

@@ -21,13 +21,12 @@ from surveillance.adverse_events.cases import (
     nullify_case,
     versions_of,
 )
-from surveillance.adverse_events.queries import case_detail, case_summaries
+from surveillance.adverse_events.queries import case_detail, case_summaries, recorded_by
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
-from surveillance.http.deps import AppState, State, visible_patient
+from surveillance.http.deps import AppState, State, visible_patient, visible_site
 from surveillance.http.web.ae_form import AeFormData, form_errors, form_of, reporter_of, to_facts
 from surveillance.http.web.ae_labels import all_tables
-from surveillance.http.web.ae_views import recorded_by, side_by_side, visible_case
-from surveillance.http.web.queries import visible_site
+from surveillance.http.web.ae_views import side_by_side, visible_case
 from surveillance.http.web.render import TEMPLATES, PageRoute, redirect, render, set_flash
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf

@@ -14,9 +14,8 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.models import Role
-from surveillance.http.deps import State
+from surveillance.http.deps import State, visible_sites
 from surveillance.http.web.ae_views import dashboard_serious_cases
-from surveillance.http.web.queries import visible_sites
 from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.routes.escalations import dashboard_escalations
 from surveillance.http.web.session import CurrentWebUser

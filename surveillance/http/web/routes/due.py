@@ -12,14 +12,15 @@ from sqlmodel import Session
 
 from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
-from surveillance.http.deps import State, visible_patient
-from surveillance.http.web.queries import categories, versions_of, visible_site
+from surveillance.http.deps import State, visible_patient, visible_site
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf, safe_next
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.outcomes import RecordedOutcome, record_outcome
 from surveillance.protocols.registry import assessment_name
+from surveillance.protocols.views import categories
 from surveillance.records.patients import AssessmentRef
+from surveillance.records.queries import assessment_versions
 from surveillance.records.sites import today_at
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -73,7 +74,7 @@ def due_page(
         truncated = len(items) >= LIMIT
         if filters.category:  # narrowed after the limit: see "truncated" on the page
             items = [item for item in items if item.category == filters.category]
-        versions = versions_of(session, items)
+        versions = assessment_versions(session, [item.key for item in items])
     sections = {
         s: [_row(item, versions.get(item.key, 0), filters.on) for item in items if item.state is s]
         for s in DueState

@@ -17,7 +17,6 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.queries import case_summaries
 from surveillance.http.deps import AppState, State, visible_patient
 from surveillance.http.web.ae_form import blank_form
-from surveillance.http.web.queries import patient_audit
 from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.session import CurrentWebUser, WebUser
 from surveillance.http.web.timeline import (
@@ -27,7 +26,7 @@ from surveillance.http.web.timeline import (
     build_timeline,
     lane_order,
 )
-from surveillance.kit.audit import AuditEntry
+from surveillance.kit.audit import AuditEntry, patient_trail
 from surveillance.patients.views import calendar_dicts, patient_dict
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.sites import get_site
@@ -60,7 +59,7 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
         day = parse_day(on) or today
         facts = patient_dict(session, patient)
         calendar = calendar_dicts(session, patient, on=day, registry=state.registry)
-        audit = patient_audit(session, patient.id, AUDIT_LIMIT)
+        audit = patient_trail(session, patient_id=patient.id, newest_first=True, limit=AUDIT_LIMIT)
         ae_cases = case_summaries(session, patient_id=patient.id)
     protocol = get_protocol(state.registry, patient.protocol_id, patient.protocol_version)
     context: dict[str, Any] = {
