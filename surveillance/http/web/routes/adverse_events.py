@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, Response
 
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.cases import (
     CaseChange,
     add_follow_up,
@@ -35,7 +35,7 @@ from surveillance.records.patients import Patient
 from surveillance.records.sites import get_site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-_WRITERS = (Role.nurse, Role.investigator, Role.admin)
+_WRITERS = CLINICAL_ROLES
 SITE_LIMIT = 500
 # A stale form: the page shows the newer version; the entries stay, re-based on it.
 STALE = (
