@@ -301,44 +301,19 @@ def _store(
     now: datetime,
     nullify_reason: str | None = None,
 ) -> CaseChange:
-    assert facts.last_info_date is not None
-    version = AdverseEventVersion(
-        case_id=case.case_id,
-        version=case.version + 1,
+    version = _version_row(
+        case,
+        facts,
+        change,
         sequence=next_sequence(session),
-        change=change.value,
-        onset_date=facts.onset_date,
-        end_date=facts.end_date,
-        awareness_date=facts.awareness_date,
-        last_info_date=facts.last_info_date,
-        term=facts.term,
-        meddra_code=facts.meddra_code,
-        meddra_version=facts.meddra_version,
-        category=facts.category.value,
-        grade=facts.grade,
-        grade_scale=facts.grade_scale.value if facts.grade_scale else None,
-        serious=facts.serious,
-        seriousness_criteria=",".join(c.value for c in facts.seriousness_criteria),
-        relatedness=facts.relatedness.value,
-        expected=facts.expected,
-        outcome=facts.outcome.value,
-        narrative=facts.narrative,
         pre_existing=pre_existing,
-        reporter_qualification=facts.reporter_qualification.value,
         source=source,
         nullify_reason=nullify_reason,
-        recorded_by=actor,
-        recorded_at=now,
+        actor=actor,
+        now=now,
     )
     session.add(version)
-    case.version = version.version
-    case.status = (
-        CaseStatus.nullified.value if change is Change.nullified else CaseStatus.open.value
-    )
-    case.term, case.category, case.grade = version.term, version.category, version.grade
-    case.serious, case.outcome = version.serious, version.outcome
-    case.onset_date, case.awareness_date = version.onset_date, version.awareness_date
-    case.updated_at = now
+    _follow(case, version, change, now)
     session.add(case)
     session.flush()
     content = content_of(session, version, registry, patient)
@@ -378,6 +353,64 @@ def _store(
         )
         deceased = True
     return CaseChange(case, version, calendar, deceased)
+
+
+def _version_row(
+    case: AdverseEventCase,
+    facts: CaseFacts,
+    change: Change,
+    *,
+    sequence: int,
+    pre_existing: bool,
+    source: str | None,
+    nullify_reason: str | None,
+    actor: str,
+    now: datetime,
+) -> AdverseEventVersion:
+    """The case's next version: the whole case as now known (versions are never edited)."""
+    assert facts.last_info_date is not None
+    return AdverseEventVersion(
+        case_id=case.case_id,
+        version=case.version + 1,
+        sequence=sequence,
+        change=change.value,
+        onset_date=facts.onset_date,
+        end_date=facts.end_date,
+        awareness_date=facts.awareness_date,
+        last_info_date=facts.last_info_date,
+        term=facts.term,
+        meddra_code=facts.meddra_code,
+        meddra_version=facts.meddra_version,
+        category=facts.category.value,
+        grade=facts.grade,
+        grade_scale=facts.grade_scale.value if facts.grade_scale else None,
+        serious=facts.serious,
+        seriousness_criteria=",".join(c.value for c in facts.seriousness_criteria),
+        relatedness=facts.relatedness.value,
+        expected=facts.expected,
+        outcome=facts.outcome.value,
+        narrative=facts.narrative,
+        pre_existing=pre_existing,
+        reporter_qualification=facts.reporter_qualification.value,
+        source=source,
+        nullify_reason=nullify_reason,
+        recorded_by=actor,
+        recorded_at=now,
+    )
+
+
+def _follow(
+    case: AdverseEventCase, version: AdverseEventVersion, change: Change, now: datetime
+) -> None:
+    """The case row mirrors its latest version (what lists and scans read)."""
+    case.version = version.version
+    case.status = (
+        CaseStatus.nullified.value if change is Change.nullified else CaseStatus.open.value
+    )
+    case.term, case.category, case.grade = version.term, version.category, version.grade
+    case.serious, case.outcome = version.serious, version.outcome
+    case.onset_date, case.awareness_date = version.onset_date, version.awareness_date
+    case.updated_at = now
 
 
 def _audited(content: dict[str, Any] | None) -> dict[str, Any] | None:
