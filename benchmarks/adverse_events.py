@@ -18,7 +18,7 @@ part gets a fresh database, migrated with the Alembic schema, dropped at the end
 1. The feed (``surveillance.adverse_events.feed.feed_page``)
     Set-up, fast and documented because it bypasses ``create_case``: ``--entries``/10
     patients (ages 5-25 at onset, two sites with their countries, the CAR-T protocol),
-    then cases and versions written with set-based inserts (``surveillance.bulk``:
+    then cases and versions written with set-based inserts (``surveillance.kit.bulk``:
     Core ``insert(table)`` with many rows on SQLite, ``COPY`` on PostgreSQL), exactly
     ``--entries`` versions: 1-3 versions per case (some nullified), a mix of categories,
     CTCAE/ASTCT grades, serious and non-serious cases, MedDRA codes and narratives for

@@ -11,7 +11,7 @@ The database
     (or keeps, if it does not exist yet) a loaded SQLite file between runs.
 
 The server
-    The real application, ``surveillance.api.app.create_app``, under uvicorn: one process,
+    The real application, ``surveillance.http.app.create_app``, under uvicorn: one process,
     127.0.0.1, a free port, started as a subprocess of this script (``--serve``). Its
     clock is stopped at the benchmark's date (``--on``), so "today" matches the data.
     The access log is off (it is the same cost for both endpoints, and not what is

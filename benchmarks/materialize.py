@@ -1,4 +1,4 @@
-"""Enrolment throughput: ``surveillance.enrolment.enroll`` against the raw driver.
+"""Enrolment throughput: ``surveillance.patients.enrolment.enroll`` against the raw driver.
 
     .venv/bin/python benchmarks/materialize.py [--patients 10000] [--batch 1000]
         [--database-url postgresql+psycopg://...] [--postgres] [--no-sqlite] [--profile]
