@@ -1,1 +1,1 @@
-"""The HTTP API (FastAPI) under /api/v1; web pages live in ``surveillance.web``."""
+"""The JSON API (FastAPI) under /api/v1; the web pages live in ``surveillance.http.web``."""
