@@ -124,6 +124,7 @@ from surveillance.kit import migrate
 from surveillance.kit.bulk import insert_rows
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.kit.sqltypes import table_of
+from surveillance.main import build_runtime
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.protocols.registry import registry_for
 from surveillance.records.adverse_event_vocabulary import (
@@ -695,7 +696,7 @@ def bench_feed(
     raw = RawFeed(url, statement)
     postgres = raw.postgres
     settings = Settings(database_url=url, feed_min_poll_seconds=0)
-    app = create_app(settings, clock=lambda: NOW, registry=registry)
+    app = create_app(build_runtime(settings, clock=lambda: NOW, registry=registry))
     try:
         # Query plan at a cursor deep in the feed.
         index = raw.sequence_index()

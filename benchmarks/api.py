@@ -132,8 +132,9 @@ def serve(url: str, port: int, on: date) -> None:
     from surveillance.config import Settings
     from surveillance.http.app import create_app
     from surveillance.kit.clock import fixed_clock
+    from surveillance.main import build_runtime
 
-    app = create_app(Settings(database_url=url), clock=fixed_clock(on))
+    app = create_app(build_runtime(Settings(database_url=url), clock=fixed_clock(on)))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -1,4 +1,4 @@
-"""The nurse's due list at scale: ``surveillance.patients.due_list.due_list`` against the raw driver.
+"""The nurse's due list at scale: ``patients.due_list.due_list`` against the raw driver.
 
     .venv/bin/python benchmarks/due_list.py [--patients 100000] [--runs 200]
         [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]

@@ -7,7 +7,9 @@ Hierarchy::
      ├── Conflict        the change clashes with what is stored (409): enrolled twice,
      │                   recorded twice
      ├── InvalidInput    impossible facts (422): infusion before birth or in the future,
-     │                   unknown protocol or diagnosis, outcome before the infusion
+     │    │              unknown diagnosis, outcome before the infusion
+     │    └── UnknownProtocol  no protocol with that id (and version): 422 as an input,
+     │                         404 where the URL names it (see ``http.problems``)
      ├── Unauthorized    no valid token or session (401)
      ├── Forbidden       the role may not do this (403)
      ├── PreconditionFailed    stale If-Match version (412)
@@ -36,6 +38,18 @@ class Conflict(SurveillanceError):
 
 class InvalidInput(SurveillanceError):
     status_code = 422
+
+
+class UnknownProtocol(InvalidInput):
+    """No protocol with that id (or not at that version) is installed.
+
+    One error wherever a protocol is looked up; what it means depends on who named the
+    protocol, which only the edge knows: a wrong input (422) or a missing resource (404).
+    """
+
+    def __init__(self, message: str, *, protocol_id: str) -> None:
+        super().__init__(message)
+        self.protocol_id = protocol_id
 
 
 class Unauthorized(SurveillanceError):

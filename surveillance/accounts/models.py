@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
-from surveillance.kit.sqltypes import utc_column, utc_now
+from surveillance.kit.clock import utc_now
+from surveillance.kit.sqltypes import utc_column
 
 
 class Role(StrEnum):

@@ -7,7 +7,7 @@ lease when it runs, so several processes can run schedulers without doubling wor
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from surveillance.alerting.jobs import AlertJobs
 from surveillance.alerting.policy import parse_overrides, policy_for
+from surveillance.kit.clock import system_clock
 from surveillance.kit.db import read_session
 from surveillance.records.patients import Site
 
@@ -29,7 +30,7 @@ def build_scheduler(jobs: AlertJobs) -> BackgroundScheduler:
         jobs.run_scan,
         IntervalTrigger(minutes=settings.scan_interval_minutes),
         id="alerts.scan",
-        next_run_time=datetime.now(UTC),
+        next_run_time=system_clock(),  # APScheduler runs on the machine's time: scan at start
         misfire_grace_time=3600,
         **_COMMON,
     )

@@ -7,8 +7,9 @@ plan asks for again is reinstated.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
@@ -16,6 +17,7 @@ from sqlmodel import Session, col
 
 import rules
 from surveillance.calendar.case_events import adverse_event_events
+from surveillance.errors import InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.bulk import insert_rows
 from surveillance.kit.sqltypes import table_of
@@ -96,6 +98,22 @@ def _identity(planned: rules.PlannedAssessment) -> tuple[int, str, int]:
     return (planned.infusion, planned.assessment, planned.occurrence)
 
 
+def plan_calendar(
+    study_id: str,
+    protocol: rules.Protocol,
+    facts: rules.PatientFacts,
+    infusions: Sequence[date],
+    results: Iterable[rules.RecordedResult] = (),
+    events: Iterable[rules.RecordedEvent] = (),
+) -> list[rules.PlannedAssessment]:
+    """The engine run for one patient: every caller (enrolment, a new fact, an amendment)
+    gets facts the engine cannot plan from as ``InvalidInput`` naming the patient."""
+    try:
+        return rules.build_calendar(protocol, facts, infusions, results, events)
+    except rules.InvalidFacts as exc:
+        raise InvalidInput(f"{study_id}: {exc}") from exc
+
+
 def patient_plan(
     session: Session, patient: Patient, protocol: rules.Protocol
 ) -> list[rules.PlannedAssessment]:
@@ -130,7 +148,7 @@ def patient_plan(
     ]
     events += adverse_event_events(session, patient.id, protocol)
     facts = rules.PatientFacts(patient.birth_date, patient.diagnosis, patient.sex)
-    return rules.build_calendar(protocol, facts, list(infusions), results, events)
+    return plan_calendar(patient.study_id, protocol, facts, list(infusions), results, events)
 
 
 def stored_calendar(session: Session, patient_id: int) -> list[StoredAssessment]:

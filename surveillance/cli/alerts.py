@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from surveillance.alerting import endpoints, operations
-from surveillance.alerting.jobs import AlertJobs
-from surveillance.config import get_settings
-from surveillance.kit.clock import fixed_clock, system_clock
-from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.cli.context import actor, migrated_runtime
+from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
-from surveillance.protocols.registry import registry_for
+from surveillance.main import alert_jobs
 
 alerts_app = typer.Typer(help="Alerts: scan, dispatch, list, retry, replay.", no_args_is_help=True)
 webhooks_app = typer.Typer(
     help="Webhook endpoints (Standard Webhooks, signed).", no_args_is_help=True
 )
-
-
-def _actor() -> str:
-    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
-
-
-def alert_jobs(on: datetime | None = None) -> AlertJobs:
-    from surveillance.kit import migrate
-
-    settings = get_settings()
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
-    clock = fixed_clock(on.date()) if on else system_clock
-    return AlertJobs(
-        engine=engine, settings=settings, registry=registry_for(settings.protocols_dir), clock=clock
-    )
 
 
 @alerts_app.command("scan")
@@ -49,7 +30,8 @@ def scan_command(
     ] = None,
 ) -> None:
     """One scan: write the alerts due as of a day (running it twice creates nothing new)."""
-    jobs = alert_jobs()  # real clock: the alerts are due for sending now, whatever --on says
+    # The real clock: the alerts are due for sending now, whatever --on says.
+    jobs = alert_jobs(migrated_runtime())
     report = jobs.scan_once(on=on.date() if on else None)
     digests = jobs.run_digests() if on is None else 0
     created = ", ".join(f"{kind} {count}" for kind, count in report.created.items())
@@ -62,7 +44,7 @@ def scan_command(
 @alerts_app.command("dispatch")
 def dispatch_command() -> None:
     """Deliver what is pending now (one batch)."""
-    report = alert_jobs().run_dispatch()
+    report = alert_jobs(migrated_runtime()).run_dispatch()
     typer.echo(
         f"claimed {report.claimed}: sent {report.sent}, retrying {report.retrying}, "
         f"failed {report.failed}, cancelled {report.cancelled}, held {report.held}"
@@ -78,7 +60,7 @@ def list_command(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
-    with read_session(alert_jobs().engine) as session:
+    with read_session(migrated_runtime().engine) as session:
         rows = [
             (
                 a.status,
@@ -113,8 +95,9 @@ def list_command(
 @alerts_app.command("retry")
 def retry_command(alert_id: str) -> None:
     """Send a failed or held alert again (same id)."""
-    with write_session(alert_jobs().engine) as session:
-        operations.retry(session, alert_id, actor=_actor(), now=datetime.now(UTC))
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
+        operations.retry(session, alert_id, actor=actor(), now=current.clock())
     typer.echo(f"queued {alert_id} again")
 
 
@@ -127,9 +110,10 @@ def replay_command(
 ) -> None:
     """Queue again every alert of an endpoint created since a time (e.g. after re-enabling)."""
     moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-    with write_session(alert_jobs().engine) as session:
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
         count = endpoints.replay(
-            session, endpoint, since=moment, actor=_actor(), now=datetime.now(UTC)
+            session, endpoint, since=moment, actor=actor(), now=current.clock()
         )
     typer.echo(f"queued {count} alert(s) for {endpoint} again")
 
@@ -148,16 +132,16 @@ def webhooks_add(
     output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Register an endpoint; its signing secret is printed once."""
-    jobs = alert_jobs()
-    with write_session(jobs.engine) as session:
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
         created = endpoints.add_endpoint(
             session,
             url=url,
             events=[e.strip() for e in events.split(",") if e.strip()],
             site_id=site,
-            allow_private=jobs.settings.webhook_allow_private,
-            actor=_actor(),
-            now=datetime.now(UTC),
+            allow_private=current.settings.webhook_allow_private,
+            actor=actor(),
+            now=current.clock(),
         )
     if output == "json":
         typer.echo(json.dumps({"id": created.endpoint.id, "secret": created.secret, "url": url}))
@@ -170,7 +154,7 @@ def webhooks_add(
 
 @webhooks_app.command("list")
 def webhooks_list() -> None:
-    with read_session(alert_jobs().engine) as session:
+    with read_session(migrated_runtime().engine) as session:
         rows = [
             (
                 e.id,
@@ -185,9 +169,10 @@ def webhooks_list() -> None:
 
 
 def _toggle(endpoint_id: str, enabled: bool) -> None:
-    with write_session(alert_jobs().engine) as session:
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
         endpoints.set_enabled(
-            session, endpoint_id, enabled=enabled, actor=_actor(), now=datetime.now(UTC)
+            session, endpoint_id, enabled=enabled, actor=actor(), now=current.clock()
         )
     typer.echo(f"{endpoint_id} {'enabled' if enabled else 'disabled'}")
 
@@ -206,8 +191,7 @@ def webhooks_enable(endpoint_id: str) -> None:
 @webhooks_app.command("rotate-secret")
 def webhooks_rotate(endpoint_id: str) -> None:
     """A new secret; the old one keeps working (both signatures sent) for 24 hours."""
-    with write_session(alert_jobs().engine) as session:
-        rotated = endpoints.rotate_secret(
-            session, endpoint_id, actor=_actor(), now=datetime.now(UTC)
-        )
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
+        rotated = endpoints.rotate_secret(session, endpoint_id, actor=actor(), now=current.clock())
     typer.echo(f"new secret {rotated.secret}   (the old one stays valid for 24 hours)")

@@ -1,4 +1,5 @@
-"""A synthetic demo cohort modelled on the Rome/Erlangen paediatric case series.
+"""``surveillance demo``: a synthetic demo cohort modelled on the Rome/Erlangen paediatric
+case series, and the command that loads it.
 
 No real people: study ids, birth dates and histories are drawn from a seeded random
 generator, relative to today, so the lists always show something completed, missed,
@@ -10,15 +11,20 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
+import typer
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlalchemy import Engine, select
+from sqlmodel import Session, SQLModel, col
 
 import rules
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.cli.context import runtime
+from surveillance.kit import migrate
 from surveillance.kit.clock import local_date
+from surveillance.kit.db import write_session
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.patients.outcomes import record_outcome
 from surveillance.records.adverse_event_vocabulary import (
@@ -34,6 +40,8 @@ from surveillance.records.sites import add_site
 
 PROTOCOL = "cd19-car-t-pediatric-autoimmune"
 ACTOR = "demo"
+CREDENTIALS_FILE = Path("var") / "demo-credentials.txt"
+commands = typer.Typer()
 SITES = (
     ("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome", "IT"),
     ("Erlangen", "Erlangen paediatric immunology (synthetic)", "Europe/Berlin", "DE"),
@@ -304,3 +312,41 @@ def create_demo_users(session: Session) -> list[tuple[str, str, str]]:
         auth.set_password(session, email=email, password=password, actor=ACTOR)
         credentials.append((email, role, password))
     return credentials
+
+
+@commands.command("demo")
+def demo_command() -> None:
+    """Create (or reset) the database with the synthetic demo cohort."""
+    current = runtime()
+    engine = current.engine
+    _reset(engine)
+    migrate.upgrade(engine)
+    with write_session(engine) as session:
+        summary = load_demo(session, registry=current.registry, now=current.clock())
+        credentials = create_demo_users(session)
+    typer.echo(
+        f"demo cohort loaded into {engine.url.render_as_string()}: "
+        f"{summary.patients} synthetic patients at Rome and Erlangen, "
+        f"{summary.completed} assessments completed, {summary.missed} missed, "
+        f"{summary.overdue_left} left overdue, {summary.adverse_events} adverse events."
+    )
+    lines = ["Demo users (sign in at http://127.0.0.1:8000/ after `surveillance serve`):"]
+    lines += [f"  {role:<18} {email:<32} {password}" for email, role, password in credentials]
+    text = "\n".join(lines)
+    typer.echo(text)
+    if engine.dialect.name == "sqlite":
+        CREDENTIALS_FILE.parent.mkdir(exist_ok=True)
+        CREDENTIALS_FILE.write_text(text + "\n")
+        CREDENTIALS_FILE.chmod(0o600)
+
+
+def _reset(engine: Engine) -> None:
+    """An empty database: a SQLite file is deleted, PostgreSQL's tables dropped."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
+        return
+    with engine.begin() as connection:
+        SQLModel.metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

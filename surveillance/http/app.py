@@ -8,8 +8,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
-import rules
-from surveillance.config import Settings, get_settings
 from surveillance.http import problems, web
 from surveillance.http.api import webhook_docs
 from surveillance.http.api.routes import (
@@ -25,9 +23,7 @@ from surveillance.http.api.routes import (
 )
 from surveillance.http.cache import TtlCache
 from surveillance.http.deps import AppState
-from surveillance.kit.clock import Clock, system_clock
-from surveillance.kit.db import make_engine
-from surveillance.protocols.registry import registry_for
+from surveillance.main import Runtime
 
 API_PREFIX = "/api/v1"
 
@@ -43,14 +39,9 @@ def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[N
     return lifespan
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    clock: Clock = system_clock,
-    registry: rules.ProtocolRegistry | None = None,
-) -> FastAPI:
-    """Build the app on ``settings`` (default: the environment); the schema must be migrated."""
-    settings = settings or get_settings()
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the app on ``runtime``; the schema must be migrated."""
+    settings = runtime.settings
     app = FastAPI(
         title="LTFU surveillance",
         summary="Long-term follow-up after gene therapy: calendars, due lists, outcomes, audit.",
@@ -58,10 +49,7 @@ def create_app(
         lifespan=_lifespan(settings.db_threads),
     )
     app.state.surveillance = AppState(
-        engine=make_engine(settings.database_url, pool_size=settings.db_threads),
-        registry=registry or registry_for(settings.protocols_dir),
-        clock=clock,
-        base_url=settings.base_url,
+        runtime=runtime,
         principals=TtlCache(settings.cache_seconds),
         sites=TtlCache(settings.cache_seconds),
     )

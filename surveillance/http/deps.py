@@ -20,6 +20,7 @@ from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequir
 from surveillance.http.cache import TtlCache
 from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
+from surveillance.main import Runtime
 from surveillance.records.patients import Patient, Site
 from surveillance.records.queries import find_patient
 from surveillance.records.sites import get_site, list_sites
@@ -31,14 +32,29 @@ INLINE_READ_ROWS = 200
 
 @dataclass(frozen=True)
 class AppState:
-    engine: Engine
-    registry: rules.ProtocolRegistry
-    clock: Clock
-    base_url: str
+    """The process's runtime, and what the HTTP edge keeps beside it."""
+
+    runtime: Runtime
     # Token -> caller and site -> Site, kept a few seconds: every request needs them,
     # and looking them up cost more than the due list itself (benchmarks/api.py).
     principals: TtlCache[str, Principal] = field(default_factory=lambda: TtlCache(5.0))
     sites: TtlCache[str, Site] = field(default_factory=lambda: TtlCache(5.0))
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
+
+    @property
+    def registry(self) -> rules.ProtocolRegistry:
+        return self.runtime.registry
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    @property
+    def base_url(self) -> str:
+        return self.runtime.settings.base_url
 
     @contextmanager
     def read(self) -> Iterator[Session]:

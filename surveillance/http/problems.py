@@ -1,6 +1,7 @@
 """Every error as RFC 9457 problem details (``application/problem+json``), in one place.
 
-Domain errors carry their status; bad input is 422, never 500. A 500 means a bug.
+Domain errors carry their status; bad input is 422, never 500. A 500 means a bug. The one
+error whose status depends on the request is ``UnknownProtocol`` (see ``_status``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rules
-from surveillance.errors import SurveillanceError, TooManyRequests
+from surveillance.errors import SurveillanceError, TooManyRequests, UnknownProtocol
 
 log = logging.getLogger("surveillance.api")
 PROBLEM_TYPE_BASE = "https://ltfu-surveillance.example/problems/"
@@ -57,19 +58,25 @@ def problem(
     )
 
 
+def _status(request: Request, exc: SurveillanceError) -> tuple[int, str]:
+    """The status and problem kind of a domain error on this request."""
+    if isinstance(exc, UnknownProtocol):
+        # Named by the path (/protocols/{protocol_id}) the protocol is the resource, and it
+        # is missing; named in a body or query it is a wrong input.
+        if request.path_params.get("protocol_id") == exc.protocol_id:
+            return 404, "notfound"
+        return 422, "invalidinput"
+    return exc.status_code, type(exc).__name__.lower()
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SurveillanceError)
     async def _domain(request: Request, exc: SurveillanceError) -> JSONResponse:
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
-        return problem(
-            exc.status_code,
-            exc.message,
-            kind=type(exc).__name__.lower(),
-            headers=headers,
-            instance=request.url.path,
-        )
+        status, kind = _status(request, exc)
+        return problem(status, exc.message, kind=kind, headers=headers, instance=request.url.path)
 
     @app.exception_handler(rules.RulesError)
     async def _rules(request: Request, exc: rules.RulesError) -> JSONResponse:

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlmodel import Field, Session, SQLModel, col
 
-from surveillance.kit.sqltypes import table_of, utc_column, utc_now
+from surveillance.kit.clock import utc_now
+from surveillance.kit.sqltypes import table_of, utc_column
 
 
 class AuditEntry(SQLModel, table=True):
@@ -101,7 +102,7 @@ def record(
         select(col(AuditEntry.hash)).order_by(col(AuditEntry.id).desc()).limit(1)
     ).scalar()
     entry = AuditEntry(
-        at=(at or datetime.now(UTC)).astimezone(UTC),
+        at=(at or utc_now()).astimezone(UTC),
         actor=actor,
         action=action,
         entity=entity,

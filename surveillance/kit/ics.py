@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from icalendar import Calendar, Event
+
+from surveillance.kit.clock import system_clock
 
 PRODUCT_ID = "-//ltfu-surveillance//follow-up calendar//EN"
 
@@ -22,7 +24,7 @@ def calendar_ics(
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", name)
-    stamp = stamp or datetime.now(UTC)
+    stamp = stamp or system_clock()
     for uid, summary, due, window_start, window_end, description in entries:
         event = Event()
         event.add("uid", uid)

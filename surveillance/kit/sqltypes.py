@@ -26,10 +26,6 @@ SQLModel.metadata = MetaData(
 MAX_INTEGER = 2**31 - 1
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class UtcDateTime(TypeDecorator[datetime]):
     """A moment stored in UTC. SQLite keeps no offset: an aware time in another zone
     (a site's clock) would be stored as its wall time and compare wrongly with UTC ones

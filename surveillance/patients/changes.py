@@ -42,10 +42,7 @@ def _replan(
     now: datetime,
 ) -> CalendarChange:
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
-    try:
-        return rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
-    except rules.InvalidFacts as exc:
-        raise InvalidInput(f"{patient.study_id}: {exc}") from exc
+    return rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
 
 
 def add_infusion(

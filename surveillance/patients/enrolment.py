@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from sqlmodel import Session, col
 
 import rules
-from surveillance.calendar.sync import assessment_rows
+from surveillance.calendar.sync import assessment_rows, plan_calendar
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.bulk import insert_rows
@@ -123,10 +123,7 @@ def _plan(
     check_enrolment(enrolment, site, now)
     protocol = get_protocol(registry, enrolment.protocol_id)
     facts = rules.PatientFacts(enrolment.birth_date, enrolment.diagnosis, enrolment.sex)
-    try:
-        return protocol, rules.build_calendar(protocol, facts, [enrolment.infusion_date])
-    except rules.InvalidFacts as exc:
-        raise InvalidInput(f"{enrolment.study_id}: {exc}") from exc
+    return protocol, plan_calendar(enrolment.study_id, protocol, facts, [enrolment.infusion_date])
 
 
 def check_enrolment(enrolment: Enrolment, site: Site, now: datetime) -> None:

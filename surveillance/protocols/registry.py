@@ -1,4 +1,5 @@
-"""The protocols the application knows: the bundled files, or a configured folder."""
+"""The protocols the application knows (the bundled files, or a configured folder), and the
+one lookup: an unknown protocol is ``UnknownProtocol`` whoever asks."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import rules
-from surveillance.errors import InvalidInput
+from surveillance.errors import UnknownProtocol
 
 
 @lru_cache(maxsize=4)
@@ -17,10 +18,11 @@ def registry_for(directory: Path) -> rules.ProtocolRegistry:
 def get_protocol(
     registry: rules.ProtocolRegistry, protocol_id: str, version: str | None = None
 ) -> rules.Protocol:
+    """The protocol at ``version`` (default: the newest)."""
     try:
         return registry.get(protocol_id, version)
     except rules.UnknownProtocol as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise UnknownProtocol(str(exc), protocol_id=protocol_id) from exc
 
 
 def assessment_name(
@@ -28,6 +30,6 @@ def assessment_name(
 ) -> str:
     """The display name of a rule (names are not copied onto millions of rows)."""
     try:
-        return registry.get(protocol_id, version).rules[assessment].spec.name
-    except (rules.UnknownProtocol, KeyError):
+        return get_protocol(registry, protocol_id, version).rules[assessment].spec.name
+    except (UnknownProtocol, KeyError):
         return assessment

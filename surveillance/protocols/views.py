@@ -13,19 +13,9 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 import rules
-from surveillance.errors import NotFound
+from surveillance.protocols.registry import get_protocol
 
 PREVIEW_AGE_YEARS = 10
-
-
-def find_protocol(
-    registry: rules.ProtocolRegistry, protocol_id: str, version: str | None = None
-) -> rules.Protocol:
-    """The protocol at ``version`` (default: newest); an unknown one is ``NotFound``."""
-    try:
-        return registry.get(protocol_id, version)
-    except rules.UnknownProtocol as exc:
-        raise NotFound(str(exc)) from exc
 
 
 def protocol_summary(protocol: rules.Protocol) -> dict[str, Any]:
@@ -122,7 +112,7 @@ def preview_calendar(
     Defaults: born ``PREVIEW_AGE_YEARS`` before the infusion, the protocol's first diagnosis.
     Impossible facts raise ``rules.InvalidFacts``.
     """
-    protocol = find_protocol(registry, protocol_id, version)
+    protocol = get_protocol(registry, protocol_id, version)
     born = birth or infusion - relativedelta(years=PREVIEW_AGE_YEARS)
     dx = diagnosis or next(iter(protocol.spec.diagnoses))
     plan = rules.build_calendar(protocol, rules.PatientFacts(born, dx, sex), [infusion])

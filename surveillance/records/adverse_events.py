@@ -10,7 +10,8 @@ from datetime import date, datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from surveillance.kit.sqltypes import utc_column, utc_now
+from surveillance.kit.clock import utc_now
+from surveillance.kit.sqltypes import utc_column
 
 
 class AdverseEventCase(SQLModel, table=True):

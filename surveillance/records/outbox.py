@@ -12,7 +12,8 @@ from enum import StrEnum
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from surveillance.kit.sqltypes import utc_column, utc_now
+from surveillance.kit.clock import utc_now
+from surveillance.kit.sqltypes import utc_column
 
 
 class AlertStatus(StrEnum):

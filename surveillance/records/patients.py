@@ -14,8 +14,8 @@ from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from surveillance.errors import InvalidInput
-from surveillance.kit.clock import local_date
-from surveillance.kit.sqltypes import MAX_INTEGER, utc_column, utc_now
+from surveillance.kit.clock import local_date, utc_now
+from surveillance.kit.sqltypes import MAX_INTEGER, utc_column
 
 
 class PatientStatus(StrEnum):

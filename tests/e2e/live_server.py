@@ -16,9 +16,8 @@ from surveillance.cli.demo import create_demo_users, load_demo
 from surveillance.config import Settings
 from surveillance.http.app import create_app
 from surveillance.kit import migrate
-from surveillance.kit.clock import system_clock
-from surveillance.kit.db import make_engine, write_session
-from surveillance.protocols.registry import registry_for
+from surveillance.kit.db import write_session
+from surveillance.main import build_runtime
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,16 +47,14 @@ def _free_port() -> int:
 @contextmanager
 def demo_server(database: Path) -> Iterator[LiveServer]:
     """Load the demo into a fresh SQLite file at ``database`` and serve it until the block ends."""
-    settings = Settings(database_url=f"sqlite:///{database}")
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
-    with write_session(engine) as session:
-        load_demo(session, registry=registry_for(settings.protocols_dir), now=system_clock())
+    runtime = build_runtime(Settings(database_url=f"sqlite:///{database}"))
+    migrate.upgrade(runtime.engine)
+    with write_session(runtime.engine) as session:
+        load_demo(session, registry=runtime.registry, now=runtime.clock())
         credentials = create_demo_users(session)
-    engine.dispose()
     port = _free_port()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(runtime),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -77,3 +74,4 @@ def demo_server(database: Path) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        runtime.engine.dispose()

@@ -25,6 +25,7 @@ from surveillance.config import Settings
 from surveillance.http.app import create_app
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.main import build_runtime
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.records import sites
 from surveillance.records.queries import find_assessment
@@ -119,16 +120,15 @@ def populate(engine: Engine) -> dict[str, str]:
 @contextmanager
 def open_api(database_url: str, registry: rules.ProtocolRegistry, **settings: Any) -> Iterator[Api]:
     """The app on ``database_url`` (migrated), populated, with the clock stopped at NOW."""
-    engine = make_engine(database_url)
     configured = Settings(database_url=database_url, **settings)
-    app = create_app(configured, clock=lambda: NOW, registry=registry)
+    runtime = build_runtime(configured, clock=lambda: NOW, registry=registry)
+    app = create_app(runtime)
     try:
-        tokens = populate(engine)
+        tokens = populate(runtime.engine)
         with TestClient(app) as client:
-            yield Api(client, engine, registry, tokens)
+            yield Api(client, runtime.engine, registry, tokens)
     finally:
-        app.state.surveillance.engine.dispose()
-        engine.dispose()
+        runtime.engine.dispose()
 
 
 @pytest.fixture

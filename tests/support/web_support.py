@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from surveillance.config import Settings
 from surveillance.http.app import create_app
+from surveillance.main import build_runtime
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -33,7 +34,8 @@ class SiteDb:
 
 
 def make_client(url: str, *, secure_cookies: bool = False) -> TestClient:
-    app = create_app(Settings(database_url=url, secure_cookies=secure_cookies), clock=lambda: NOW)
+    settings = Settings(database_url=url, secure_cookies=secure_cookies)
+    app = create_app(build_runtime(settings, clock=lambda: NOW))
     # Browsers send Secure cookies over HTTPS only; so does the test client.
     base_url = "https://testserver" if secure_cookies else "http://testserver"
     return TestClient(app, base_url=base_url, follow_redirects=False)

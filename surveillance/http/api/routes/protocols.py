@@ -13,12 +13,8 @@ from surveillance.http.api.schemas import (
     ProtocolSummaryPublic,
 )
 from surveillance.http.deps import CurrentUser, State
-from surveillance.protocols.views import (
-    find_protocol,
-    preview_calendar,
-    protocol_detail,
-    protocol_summary,
-)
+from surveillance.protocols.registry import get_protocol
+from surveillance.protocols.views import preview_calendar, protocol_detail, protocol_summary
 
 router = APIRouter(prefix="/protocols", tags=["protocols"])
 
@@ -37,7 +33,7 @@ def read_protocol(
     version: Annotated[str | None, Query(description="Default: the newest.")] = None,
 ) -> dict[str, Any]:
     """The protocol's assessments: schedule, windows, conditions and the evidence cited."""
-    return protocol_detail(find_protocol(state.registry, protocol_id, version))
+    return protocol_detail(get_protocol(state.registry, protocol_id, version))
 
 
 @router.get("/{protocol_id}/calendar", response_model=list[PlannedAssessmentPublic])

@@ -27,6 +27,7 @@ from surveillance.alerting.scan import scan
 from surveillance.config import Settings
 from surveillance.http.app import create_app
 from surveillance.kit.db import read_session, write_session
+from surveillance.main import build_runtime
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 from surveillance.records.queries import find_assessment
 
@@ -80,7 +81,7 @@ def _allowing_private(api: Api) -> Iterator[TestClient]:
     """A second app on the same database with SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE=true."""
     url = api.engine.url.render_as_string(hide_password=False)
     settings = Settings(database_url=url, webhook_allow_private=True)
-    app = create_app(settings, clock=lambda: NOW, registry=api.registry)
+    app = create_app(build_runtime(settings, clock=lambda: NOW, registry=api.registry))
     try:
         with TestClient(app) as client:
             yield client

@@ -9,7 +9,7 @@ import pytest
 from support.api_support import AAV, CAR_T, Api
 from typer.testing import CliRunner
 
-from surveillance.cli.commands import app as cli
+from surveillance.cli import app as cli
 
 
 def _cli_preview(*args: str) -> list[dict[str, Any]]:

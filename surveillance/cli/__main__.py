@@ -1,0 +1,5 @@
+"""``python -m surveillance.cli``: the same as the ``surveillance`` console script."""
+
+from surveillance.cli import main
+
+main()

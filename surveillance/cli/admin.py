@@ -1,0 +1,168 @@
+"""Running an installation: ``surveillance users|tokens|sites|db|audit ...``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+from sqlmodel import col
+
+from surveillance.accounts import auth
+from surveillance.accounts.models import User, UserSite
+from surveillance.cli.context import actor, migrated_runtime, runtime
+from surveillance.kit import audit, migrate
+from surveillance.kit.db import read_session, write_session
+from surveillance.kit.text_table import render
+from surveillance.records.sites import add_site, list_sites
+
+users_app = typer.Typer(help="Users, roles and passwords.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API bearer tokens and calendar-feed tokens.", no_args_is_help=True)
+sites_app = typer.Typer(help="Sites and their time zones.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+
+
+# -- users and tokens ------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="nurse, investigator, pharmacovigilance or admin.")],
+    site: Annotated[
+        list[str] | None,
+        typer.Option(help="A site of a nurse or investigator; repeat for several."),
+    ] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Set a password for the web pages too.")
+    ] = None,
+) -> None:
+    """Add a user (nurses and investigators work at one or more sites)."""
+    with write_session(migrated_runtime().engine) as session:
+        auth.add_user(session, email=email, role=role, sites=site or [], actor=actor())
+        if password:
+            auth.set_password(session, email=email, password=password, actor=actor())
+    typer.echo(f"added {email} ({role}{': ' + ', '.join(site) if site else ''})")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, confirmation_prompt=True, hide_input=True)],
+) -> None:
+    """Set the password a user signs in to the web pages with."""
+    with write_session(migrated_runtime().engine) as session:
+        auth.set_password(session, email=email, password=password, actor=actor())
+    typer.echo(f"password set for {email}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    with read_session(migrated_runtime().engine) as session:
+        users = session.execute(select(User).order_by(col(User.email))).scalars().all()
+        sites = {(u.user_id, u.site_id) for u in session.execute(select(UserSite)).scalars()}
+    rows = [
+        (
+            u.email,
+            u.role,
+            ", ".join(sorted(s for uid, s in sites if uid == u.id)),
+            "yes" if u.password_hash else "no",
+        )
+        for u in users
+    ]
+    typer.echo(render(("email", "role", "sites", "password"), rows))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    email: Annotated[str, typer.Option()],
+    feed_site: Annotated[
+        str | None,
+        typer.Option("--feed-site", help="A read-only calendar-feed token for this site."),
+    ] = None,
+) -> None:
+    """Create a token for a user; it is printed once and stored only as a hash."""
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
+        row, token = auth.create_token(
+            session, email=email, actor=actor(), feed_site=feed_site, now=current.clock()
+        )
+    typer.echo(token)
+    if feed_site:
+        typer.echo(
+            f"calendar feed: {current.settings.base_url}"
+            f"/api/v1/sites/{feed_site}/calendar.ics?token={token}",
+            err=True,
+        )
+    typer.echo(f"token {row.prefix}… for {email}: store it now, it is not shown again", err=True)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    prefix: Annotated[
+        str, typer.Argument(help="The token's first 12 characters (see tokens list).")
+    ],
+) -> None:
+    """Revoke a token: it stops working within SURVEILLANCE_CACHE_SECONDS (default 5 s)."""
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
+        auth.revoke_token(session, prefix=prefix, actor=actor(), now=current.clock())
+    typer.echo(f"revoked {prefix}")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    with read_session(migrated_runtime().engine) as session:
+        rows = [
+            (t.prefix + "…", email, t.kind, t.feed_site_id or "", t.created_at, t.revoked_at or "")
+            for t, email in auth.list_tokens(session)
+        ]
+    typer.echo(render(("token", "user", "kind", "site", "created", "revoked"), rows))
+
+
+# -- sites, schema, audit trail ----------------------------------------------------------------
+
+
+@sites_app.command("add")
+def sites_add(
+    site_id: Annotated[str, typer.Option("--id", help="Short name used everywhere, e.g. Rome.")],
+    name: Annotated[str, typer.Option()],
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Rome.")],
+    country: Annotated[
+        str | None, typer.Option(help="ISO 3166 two-letter code, e.g. IT (sent in the AE feed).")
+    ] = None,
+) -> None:
+    """Add a site."""
+    with write_session(migrated_runtime().engine) as session:
+        add_site(session, site_id=site_id, name=name, timezone=timezone, country=country)
+    typer.echo(f"added site {site_id} ({timezone})")
+
+
+@sites_app.command("list")
+def sites_list() -> None:
+    with read_session(migrated_runtime().engine) as session:
+        rows = [(s.id, s.timezone, s.name) for s in list_sites(session)]
+    typer.echo(render(("site", "time zone", "name"), rows))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema of DATABASE_URL to the newest version."""
+    engine = runtime().engine
+    migrate.upgrade(engine)
+    typer.echo(
+        f"schema at revision {migrate.current_revision(engine)} ({engine.url.render_as_string()})"
+    )
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain; exit 1 if a row was edited or deleted."""
+    with read_session(migrated_runtime().engine) as session:
+        breaks = audit.verify_chain(session)
+    if breaks:
+        for item in breaks:
+            typer.echo(f"audit row {item.entry_id}: {item.problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo("audit trail intact")

@@ -1,0 +1,56 @@
+"""What every command shares: the process's one runtime, who is acting, how a day is typed.
+
+A command runs in its own process, so the runtime is built on first use and kept: one
+engine per process, however many steps the command takes.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated
+
+import typer
+
+import rules
+from surveillance.config import get_settings
+from surveillance.kit import migrate
+from surveillance.kit.clock import fixed_clock
+from surveillance.main import Runtime, build_runtime
+from surveillance.protocols.registry import registry_for
+
+DateOption = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
+# Run a command as of another day (tests, back-dated entry); not shown in --help.
+TodayOption = Annotated[datetime | None, typer.Option("--today", formats=["%Y-%m-%d"], hidden=True)]
+
+
+def actor() -> str:
+    """Who the audit trail says made a change from the command line."""
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """This process's runtime, as configured by the environment; the schema untouched."""
+    return build_runtime()
+
+
+@lru_cache(maxsize=1)
+def _upgraded() -> Runtime:
+    built = runtime()
+    migrate.upgrade(built.engine)
+    return built
+
+
+def migrated_runtime(today: datetime | None = None) -> Runtime:
+    """This process's runtime on a schema brought up to date (once); ``today`` stops its
+    clock at noon UTC of that day."""
+    built = _upgraded()
+    return built.with_clock(fixed_clock(today.date())) if today else built
+
+
+def protocol_registry() -> rules.ProtocolRegistry:
+    """The protocols alone, for commands that need no database: they build no engine (an
+    engine makes the folder of a SQLite file). The same registry the runtime holds."""
+    return registry_for(get_settings().protocols_dir)
