@@ -433,7 +433,4 @@ def _replan(
 ) -> CalendarChange:
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
     cause = f"adverse event {case.case_id} {change.value}"
-    try:
-        return rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
-    except rules.InvalidFacts as exc:
-        raise InvalidInput(f"{patient.study_id}: {exc}") from exc
+    return rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
