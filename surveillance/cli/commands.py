@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 import rules
+from surveillance.adverse_events.results import record_outcome
 from surveillance.cli.alerts import alert_jobs, alerts_app, webhooks_app
 from surveillance.cli.demo import create_demo_users, load_demo
 from surveillance.config import get_settings
@@ -34,7 +35,6 @@ from surveillance.patients.amendments import amend
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import DueState, derive_state, due_list
 from surveillance.patients.enrolment import Enrolment, enroll, get_patient
-from surveillance.patients.outcomes import record_outcome
 from surveillance.protocols.registry import assessment_name, registry_for
 from surveillance.protocols.views import preview_calendar
 from surveillance.records.patients import Assessment, Patient

@@ -18,9 +18,9 @@ from sqlmodel import Session, col
 import rules
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.adverse_events.results import record_outcome
 from surveillance.kit.clock import local_date
 from surveillance.patients.enrolment import Enrolment, enroll
-from surveillance.patients.outcomes import record_outcome
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,

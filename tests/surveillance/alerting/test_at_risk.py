@@ -26,9 +26,9 @@ from support.alert_support import (
 from support.peers import Receiver, SmtpInbox
 
 import rules
+from surveillance.adverse_events.results import record_outcome
 from surveillance.alerting.scan import scan
 from surveillance.kit.db import write_session
-from surveillance.patients.outcomes import record_outcome
 
 KIND = "patient.follow_up_at_risk"
 INFUSED = date(2024, 6, 1)  # yearly exams due 2025-06-01 and 2026-06-01, both closed at START

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
+from surveillance.adverse_events.results import record_outcome
 from surveillance.errors import NotFound
 from surveillance.http.api.schemas import (
     AssessmentChangeResult,
@@ -30,7 +31,7 @@ from surveillance.http.deps import (
 )
 from surveillance.kit.clock import local_date
 from surveillance.patients.appointments import reschedule
-from surveillance.patients.outcomes import find_assessment, record_outcome
+from surveillance.patients.outcomes import find_assessment
 from surveillance.patients.views import assessment_dict, change_dict
 from surveillance.records.patients import Assessment, Patient, Site
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.models import Role
+from surveillance.adverse_events.results import record_outcome
 from surveillance.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from surveillance.http.deps import State
 from surveillance.http.web.queries import categories, versions_of, visible_patient, visible_site
@@ -18,7 +19,7 @@ from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf, safe_next
 from surveillance.kit.clock import local_date
 from surveillance.patients.due_list import DueItem, DueState, due_list
-from surveillance.patients.outcomes import AssessmentRef, RecordedOutcome, record_outcome
+from surveillance.patients.outcomes import AssessmentRef, RecordedOutcome
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import Site
 
