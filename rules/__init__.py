@@ -23,6 +23,7 @@ from ._facts import (
 from ._loader import BUNDLED_PROTOCOLS, ProtocolRegistry, load_protocol, parse_protocol
 from ._offsets import Offset
 from ._protocol import Protocol
+from ._schema import SafetyCase
 
 __all__ = [
     "BUNDLED_PROTOCOLS",
@@ -36,6 +37,7 @@ __all__ = [
     "RecordedEvent",
     "RecordedResult",
     "RulesError",
+    "SafetyCase",
     "UnknownProtocol",
     "build_calendar",
     "end_of_follow_up",

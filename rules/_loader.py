@@ -174,6 +174,7 @@ class ProtocolRegistry:
                     field="version",
                 )
             self._by_key[key] = protocol
+        self._reporting = _reporting_categories(self._by_key.values())
 
     @classmethod
     def from_directory(cls, directory: str | Path = BUNDLED_PROTOCOLS) -> ProtocolRegistry:
@@ -188,11 +189,37 @@ class ProtocolRegistry:
             raise UnknownProtocol(protocol_id, version, self.ids())
         return max(versions, key=lambda p: _version_key(p.version))
 
+    def reporting_categories(self) -> frozenset[str]:
+        """The categories that are regulatory reporting clocks, in every loaded protocol.
+
+        A category means the same in all of them (checked when the registry is built), so
+        a query over many patients can test a row's category without its protocol.
+        """
+        return self._reporting
+
     def ids(self) -> list[str]:
         return sorted({pid for pid, _ in self._by_key})
 
     def all(self) -> list[Protocol]:
         return sorted(self._by_key.values(), key=lambda p: (p.id, _version_key(p.version)))
+
+
+def _reporting_categories(protocols: Iterable[Protocol]) -> frozenset[str]:
+    """The declared reporting categories; raise ``ProtocolError`` if a protocol uses one
+    as an ordinary category while another declares it a reporting duty."""
+    loaded = list(protocols)
+    declared = {p.reporting_category: p for p in loaded if p.reporting_category is not None}
+    for protocol in loaded:
+        used = {rule.spec.category for rule in protocol.rules.values()}
+        for category in sorted(used & set(declared)):
+            if protocol.reporting_category != category:
+                raise ProtocolError(
+                    protocol.source,
+                    f"category '{category}' is a reporting duty in {declared[category].source}: "
+                    f"declare 'reporting_category: {category}' here too, or name it otherwise",
+                    field="reporting_category",
+                )
+    return frozenset(declared)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

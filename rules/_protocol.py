@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._offsets import Offset
-from ._schema import AssessmentRule, Branch, EventRule, ProtocolFile, TimePoints, Window
+from ._schema import (
+    AssessmentRule,
+    Branch,
+    EventRule,
+    ProtocolFile,
+    SafetyCase,
+    TimePoints,
+    Window,
+)
 
 # A recurrence longer than this is almost surely a typo (daily for 15 years is 5 479).
 MAX_TIME_POINTS_PER_ASSESSMENT = 6000
@@ -65,8 +73,26 @@ class Protocol:
     def events(self) -> dict[str, EventRule]:
         return self.spec.events
 
+    @property
+    def reporting_category(self) -> str | None:
+        """The category of the regulatory reporting clocks (owed whatever the patient's status)."""
+        return self.spec.reporting_category
+
+    @property
+    def yearly_contacts(self) -> tuple[str, ...]:
+        """The rules whose occurrences are the patient's yearly contact."""
+        return tuple(rule_id for rule_id, rule in self.rules.items() if rule.spec.yearly_contact)
+
     def branches(self, rule_id: str) -> tuple[Branch, ...]:
         return self.rules[rule_id].spec.on_result
+
+    def safety_case(self, rule_id: str, result: str) -> SafetyCase | None:
+        """The safety case this result of the rule opens, or None (also for an unknown rule)."""
+        rule = self.rules.get(rule_id)
+        declared = rule.spec.opens_safety_case if rule is not None else None
+        if declared is None or not declared.when.matches(result):
+            return None
+        return declared
 
 
 def expand_time_points(entry: TimePoints) -> list[Offset]:

@@ -6,7 +6,9 @@ assessments (windows, references, cycles) are checked in ``_validate``.
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
+from string import Formatter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -152,6 +154,44 @@ class Branch(_Strict):
         return self
 
 
+# What a safety case's narrative may name: the assessment key and the date of the result.
+NARRATIVE_PLACEHOLDERS = ("assessment", "date")
+
+
+class SafetyCase(_Strict):
+    """A result that is a serious safety event in its own right (a positive RCL test).
+
+    Recording it opens a serious adverse-event case: ``term`` is its verbatim term, and
+    ``narrative`` its first narrative, which may name ``{assessment}`` (the key, e.g.
+    ``ROM-001:1:rcl_test:2``) and ``{date}`` (the day of the result).
+    """
+
+    when: Condition
+    term: str = Field(min_length=1, max_length=250)  # an adverse event's term: 250 at most
+    narrative: str = Field(min_length=1)
+
+    @field_validator("narrative")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        # Checked here, so that filling it in when a result is recorded cannot fail.
+        allowed = " and ".join(f"{{{name}}}" for name in NARRATIVE_PLACEHOLDERS)
+        try:
+            parts = list(Formatter().parse(value))
+        except ValueError as exc:  # a lone brace
+            raise ValueError(f"{exc}; write {{{{ or }}}} for a brace in the text") from exc
+        for _, name, spec, conversion in parts:
+            if name is not None and name not in NARRATIVE_PLACEHOLDERS:
+                raise ValueError(
+                    f"unknown placeholder {{{name}}}: the narrative may name {allowed}"
+                )
+            if spec or conversion:
+                raise ValueError(f"write a placeholder plainly ({allowed}), without a format")
+        return value
+
+    def narrative_for(self, assessment: str, on: date) -> str:
+        return self.narrative.format(assessment=assessment, date=on.isoformat())
+
+
 class AppliesTo(_Strict):
     diagnoses: tuple[Identifier, ...] | None = None
     age_from: int | None = Field(default=None, ge=0, le=120)  # years at the due date, inclusive
@@ -186,6 +226,10 @@ class AssessmentRule(_Strict):
     # Kept when death or withdrawal ends follow-up: a reporting duty or an autopsy request
     # started on or before that day still has to be done (trigger-anchored rules only).
     after_follow_up_ends: bool = False
+    # Its occurrences are the patient's yearly contact: two missed in a row put the
+    # patient at risk of being lost to follow-up.
+    yearly_contact: bool = False
+    opens_safety_case: SafetyCase | None = None
     evidence: Evidence
     description: str | None = None
 
@@ -223,6 +267,9 @@ class ProtocolFile(_Strict):
     references: dict[str, Reference] = Field(min_length=1)
     events: dict[Identifier, EventRule] = Field(default_factory=dict)
     assessments: tuple[AssessmentRule, ...] = Field(min_length=1)
+    # The category of the regulatory reporting clocks: due, listed and alerted whatever the
+    # patient's status, since a death does not end the duty to report it.
+    reporting_category: Category | None = None
     description: str | None = None
 
     @field_validator("version", mode="before")

@@ -40,6 +40,7 @@ def compile_protocol(spec: ProtocolFile, source: str) -> Protocol:
     starters = check.starters()
     order = check.branch_order()
     check.end_events()
+    check.reporting_category()
     return Protocol(spec=spec, source=source, rules=rules, order=order, starters=starters)
 
 
@@ -157,6 +158,12 @@ class _Checker:
                     rule.id,
                     "after_follow_up_ends",
                 )
+            if rule.yearly_contact and rule.anchor is Anchor.trigger:
+                self.fail(
+                    "a yearly contact is a scheduled visit: it cannot be anchored on a trigger",
+                    rule.id,
+                    "yearly_contact",
+                )
             for i, source in enumerate(rule.evidence.sources):
                 if source not in known_sources:
                     self.fail(
@@ -248,6 +255,16 @@ class _Checker:
                     None,
                     f"events.{kind}",
                 )
+
+    def reporting_category(self) -> None:
+        declared = self.spec.reporting_category
+        used = list(dict.fromkeys(rule.category for rule in self.spec.assessments))
+        if declared is not None and declared not in used:
+            self.fail(
+                f"no assessment has category '{declared}'{_did_you_mean(declared, used)}",
+                None,
+                "reporting_category",
+            )
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:

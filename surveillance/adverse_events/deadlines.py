@@ -1,7 +1,8 @@
-"""A case's regulatory reporting clocks: the safety-reporting rows the engine planned for it.
+"""A case's regulatory reporting clocks: the reporting rows the engine planned for it.
 
-They are assessments (category ``safety-reporting``), so they appear on due lists and
-dashboards, go overdue and escalate like any other; this finds the ones of one case.
+They are assessments (of the category the protocol declares its ``reporting_category``),
+so they appear on due lists and dashboards, go overdue and escalate like any other; this
+finds the ones of one case.
 """
 
 from __future__ import annotations
@@ -9,16 +10,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session, col
 
 import rules
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
-from surveillance.records.patients import REPORTING_CATEGORY, Assessment, Patient, assessment_key
-
-# The protocol rule a positive RCL result starts (not tied to a case by the engine).
-RCL_REPORT = "rcl_positive_report"
+from surveillance.records.patients import Assessment, Patient, assessment_key
 
 
 def _source_result(source: str | None) -> tuple[str, int] | None:
@@ -46,20 +44,16 @@ def deadlines_of(
         f"(adverse event {case.case_id})"
     )
     result = _source_result(version.source)
-    if result is not None:  # the same-day report the positive result itself started
+    if result is not None:  # the reports the result that opened the case started itself
         rule, occurrence = result
         started_by = or_(
-            started_by,
-            and_(
-                col(Assessment.assessment) == RCL_REPORT,
-                col(Assessment.reason).contains(f" of {rule} #{occurrence} on "),
-            ),
+            started_by, col(Assessment.reason).contains(f" of {rule} #{occurrence} on ")
         )
     rows = session.execute(
         select(Assessment)
         .where(
             col(Assessment.patient_id) == case.patient_id,
-            col(Assessment.category) == REPORTING_CATEGORY,
+            col(Assessment.category).in_(sorted(registry.reporting_categories())),
             started_by,
         )
         .order_by(col(Assessment.due_on), col(Assessment.assessment))

@@ -35,7 +35,7 @@ from surveillance.records.outbox import (
     DeliveryAttempt,
     WebhookEndpoint,
 )
-from surveillance.records.patients import REPORTING_CATEGORY, Assessment, AssessmentStatus, Patient
+from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 
 log = logging.getLogger("surveillance.alerts")
 CLAIM_LEASE = timedelta(minutes=5)
@@ -154,7 +154,7 @@ def _prepare(
     with write_session(engine) as session:
         alert = session.get(Alert, alert_id)
         assert alert is not None
-        gone = cause_gone(session, alert)
+        gone = cause_gone(session, alert, config.registry)
         if gone is not None:
             _finish(session, alert, AlertStatus.cancelled, now, cancel_reason=gone)
             session.add(
@@ -206,7 +206,7 @@ def _prepare(
         return _Job(alert.id, alert.channel, webhook=webhook, endpoint_id=endpoint.id)
 
 
-def cause_gone(session: Session, alert: Alert) -> str | None:
+def cause_gone(session: Session, alert: Alert, registry: rules.ProtocolRegistry) -> str | None:
     """Why an alert should no longer be sent, or None if its cause still holds."""
     if alert.kind == UNACKNOWLEDGED and alert.case_id and alert.case_version:
         return reminder_gone(session, alert.case_id, alert.case_version)
@@ -216,7 +216,8 @@ def cause_gone(session: Session, alert: Alert) -> str | None:
     patient = session.get(Patient, alert.patient_id)
     if row is None or patient is None:
         return "the assessment no longer exists"
-    if patient.status not in FOLLOWED and row.category != REPORTING_CATEGORY:
+    reporting = row.category in registry.reporting_categories()  # owed whatever the status
+    if patient.status not in FOLLOWED and not reporting:
         return f"patient {patient.study_id} is {patient.status}"
     if patient.site_id != alert.site_id:
         return f"patient {patient.study_id} transferred to {patient.site_id}"

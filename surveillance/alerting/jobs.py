@@ -49,6 +49,7 @@ class AlertJobs:
                 session,
                 now=self.clock(),
                 overrides=parse_overrides(self.settings.alert_policy),
+                registry=self.registry,
                 on=on,
             )
 

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import rules
+
 EVENT_TYPES = (
     "assessment.overdue",
     "assessment.escalated",
@@ -29,13 +31,19 @@ class AlertPolicy:
     reporting_escalate_after_days: int = 1
     # Hours a safety system has to acknowledge a serious case's latest version.
     acknowledge_within_hours: int = 24
-    # Rules whose occurrences are the yearly contact; two missed in a row = at risk.
-    yearly_contacts: tuple[str, ...] = (
-        "ltfu_exam",
-        "ltfu_exam_pediatric",
-        "ltfu_contact",
-        "aav_ltfu_exam",
-    )
+    # Rules whose occurrences are the yearly contact; two missed in a row = at risk. None:
+    # the rules the protocol marks `yearly_contact: true` (an override may name others).
+    yearly_contacts: tuple[str, ...] | None = None
+
+    def yearly_contact_rules(
+        self, registry: rules.ProtocolRegistry, protocol_id: str
+    ) -> tuple[str, ...]:
+        """The protocol's yearly contacts, as marked in any of its loaded versions (its
+        patients may follow different versions), unless this policy names them."""
+        if self.yearly_contacts is not None:
+            return self.yearly_contacts
+        versions = [protocol for protocol in registry.all() if protocol.id == protocol_id]
+        return tuple(dict.fromkeys(rule for p in versions for rule in p.yearly_contacts))
 
 
 DEFAULT_POLICY = AlertPolicy()

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col
 
+import rules
 from surveillance.adverse_events.acks import alert_unacknowledged
 from surveillance.adverse_events.outbox import UNACKNOWLEDGED
 from surveillance.alerting.models import Acknowledgement
@@ -25,7 +26,6 @@ from surveillance.kit.sql import days_between
 from surveillance.kit.sqltypes import UtcDateTime
 from surveillance.records.outbox import Alert, AlertStatus, Channel, WebhookEndpoint
 from surveillance.records.patients import (
-    REPORTING_CATEGORY,
     Assessment,
     AssessmentStatus,
     Patient,
@@ -59,6 +59,7 @@ def scan(
     *,
     now: datetime,
     overrides: dict[str, dict[str, Any]],
+    registry: rules.ProtocolRegistry,
     on: date | None = None,
 ) -> ScanReport:
     """Create every alert due as of ``on`` (default: today at each site)."""
@@ -78,6 +79,7 @@ def scan(
             as_of,
             now,
             policy_for(overrides, site=site_id, protocol=protocol_id),
+            registry,
         )
         report.add("assessment.overdue", scope.overdue())
         report.add("assessment.escalated", scope.escalated(level=1))
@@ -103,9 +105,13 @@ class _Scope:
         as_of: date,
         now: datetime,
         policy: AlertPolicy,
+        registry: rules.ProtocolRegistry,
     ) -> None:
         self.session, self.site_id, self.protocol_id = session, site_id, protocol_id
         self.as_of, self.now, self.policy = as_of, now, policy
+        # What the protocols declare: reporting clocks, and this protocol's yearly contacts.
+        self.reporting = col(Assessment.category).in_(sorted(registry.reporting_categories()))
+        self.yearly_contacts = policy.yearly_contact_rules(registry, protocol_id)
         self.days_over = days_between(literal(as_of, Date), col(Assessment.window_end))
 
     def _overdue_rows(self, round_number: Any = None) -> Select[Any]:
@@ -119,10 +125,7 @@ class _Scope:
                 col(Assessment.window_end) < self.as_of,
                 col(Patient.protocol_id) == self.protocol_id,
                 # A reporting clock is owed whatever the patient's status (a death).
-                or_(
-                    col(Patient.status).in_(FOLLOWED),
-                    col(Assessment.category) == REPORTING_CATEGORY,
-                ),
+                or_(col(Patient.status).in_(FOLLOWED), self.reporting),
             )
         )
 
@@ -136,13 +139,7 @@ class _Scope:
         # A reporting clock escalates a day after it ran out (level 2 as usual).
         start: Any = usual
         if level == 1:
-            start = case(
-                (
-                    col(Assessment.category) == REPORTING_CATEGORY,
-                    policy.reporting_escalate_after_days,
-                ),
-                else_=usual,
-            )
+            start = case((self.reporting, policy.reporting_escalate_after_days), else_=usual)
         round_number = cast((self.days_over - start) // policy.remind_every_days, String)
         rows = self._overdue_rows(round_number).where(
             self.days_over >= start,
@@ -175,7 +172,7 @@ class _Scope:
                 col(Assessment.site_id) == self.site_id,
                 col(Patient.protocol_id) == self.protocol_id,
                 col(Patient.status).in_(FOLLOWED),
-                col(Assessment.assessment).in_(self.policy.yearly_contacts),
+                col(Assessment.assessment).in_(self.yearly_contacts),
                 # The last two yearly contacts fall within about two years: reading only
                 # those keeps this an index range scan (ix_assessments_site_rule_due).
                 col(Assessment.due_on) >= self.as_of - RECENT_CONTACTS,

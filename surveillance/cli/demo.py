@@ -21,12 +21,12 @@ from sqlmodel import Session, SQLModel, col
 import rules
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.adverse_events.results import record_outcome
 from surveillance.cli.context import runtime
 from surveillance.kit import migrate
 from surveillance.kit.clock import local_date
 from surveillance.kit.db import write_session
 from surveillance.patients.enrolment import Enrolment, enroll
-from surveillance.patients.outcomes import record_outcome
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,

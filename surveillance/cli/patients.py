@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import select
 from sqlmodel import col
 
+from surveillance.adverse_events.results import record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
@@ -21,7 +22,6 @@ from surveillance.patients.amendments import amend
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import DueState, due_list
 from surveillance.patients.enrolment import Enrolment, enroll
-from surveillance.patients.outcomes import record_outcome
 from surveillance.patients.views import calendar_dicts
 from surveillance.records.patients import Assessment, Patient
 from surveillance.records.queries import get_patient

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    false,
     literal,
     literal_column,
     or_,
@@ -37,7 +38,6 @@ from surveillance.errors import InvalidInput
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
     FOLLOWED_STATUSES,
-    REPORTING_CATEGORY,
     Assessment,
     AssessmentStatus,
     Patient,
@@ -190,7 +190,7 @@ def _constant(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'", String)
 
 
-def _followed() -> ColumnElement[bool]:
+def _followed(reporting: tuple[str, ...]) -> ColumnElement[bool]:
     """The row's patient is still followed, as a correlated EXISTS on the primary key
     (a reporting clock stays on the list whatever the patient's status).
 
@@ -206,8 +206,20 @@ def _followed() -> ColumnElement[bool]:
         )
         .exists()
     )
-    reporting = col(Assessment.category) == literal_column(f"'{REPORTING_CATEGORY}'", String)
-    return or_(reporting, followed)
+    return or_(_reporting_clock(reporting), followed)
+
+
+def _reporting_clock(categories: tuple[str, ...]) -> ColumnElement[bool]:
+    """The row's category is one the protocols declare a reporting duty (written into the
+    SQL like the statuses; a protocol's categories are [a-z0-9_-] words)."""
+    written = []
+    for category in categories:
+        assert category.replace("-", "_").isidentifier()
+        written.append(literal_column(f"'{category}'", String))
+    if not written:
+        return false()
+    column = col(Assessment.category)
+    return column == written[0] if len(written) == 1 else column.in_(written)
 
 
 def due_list_query(
@@ -217,6 +229,7 @@ def due_list_query(
     until: date,
     limit: int,
     *,
+    registry: rules.ProtocolRegistry,
     after: DueCursor | None = None,
     since: date | None = None,
 ) -> Select[Any]:
@@ -225,7 +238,7 @@ def due_list_query(
     ``until``/``since`` bound the windows of due and upcoming rows (they must overlap
     [since, until]); ``after`` continues after a cursor's row of the same state.
     """
-    statement, values = _bound(site_id, on, state, until, limit, after, since)
+    statement, values = _bound(site_id, on, state, until, limit, after, since, registry)
     return statement.params(values)
 
 
@@ -237,6 +250,7 @@ def _bound(
     limit: int,
     after: DueCursor | None,
     since: date | None,
+    registry: rules.ProtocolRegistry,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The state's prepared statement and the values of its parameters."""
     keyset = after is not None and after.state is state
@@ -249,18 +263,21 @@ def _bound(
     if keyset:
         assert after is not None
         values.update(after_on=after.sort_on, after_id=after.assessment_id)
-    return _statement(state, keyset, opens_late), values
+    reporting = tuple(sorted(registry.reporting_categories()))
+    return _statement(state, keyset, opens_late, reporting), values
 
 
 @cache
-def _statement(state: DueState, keyset: bool, opens_late: bool) -> Select[Any]:
+def _statement(
+    state: DueState, keyset: bool, opens_late: bool, reporting: tuple[str, ...]
+) -> Select[Any]:
     """Built once per shape: building a Select costs more than running it from an index."""
     window_end, window_start = col(Assessment.window_end), col(Assessment.window_start)
     on, until = bindparam("on", type_=Date), bindparam("until", type_=Date)
     where: list[ColumnElement[bool]] = [
         col(Assessment.site_id) == bindparam("site_id"),
         col(Assessment.status) == _constant(AssessmentStatus.pending.value),
-        _followed(),
+        _followed(reporting),
     ]
     if state is DueState.overdue:  # longest overdue first
         sort = window_end
@@ -314,7 +331,7 @@ def due_list(
         if remaining <= 0:
             break
         statement, values = _bound(
-            site_id, window.on, state, window.end, remaining, after, window.start
+            site_id, window.on, state, window.end, remaining, after, window.start, registry
         )
         # Core (no ORM row handling), all rows in one fetch.
         rows = session.connection().execute(statement, values).all()

@@ -1,4 +1,8 @@
-"""Recording what was done for an assessment; the calendar follows."""
+"""Recording what was done for an assessment; the calendar follows.
+
+Entry points record through ``surveillance.adverse_events.results.record_outcome``, which
+also opens the safety case a protocol declares for a result (a positive RCL test).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,11 @@ from datetime import date, datetime
 from sqlmodel import Session
 
 import rules
-from surveillance.adverse_events.cases import create_case
-from surveillance.adverse_events.facts import CaseFacts
 from surveillance.calendar.sync import CalendarChange, rematerialize
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
 from surveillance.protocols.registry import get_protocol
-from surveillance.records.adverse_event_vocabulary import (
-    CaseOutcome,
-    Category,
-    Relatedness,
-    ReporterQualification,
-    Seriousness,
-)
 from surveillance.records.patients import (
     Assessment,
     AssessmentStatus,
@@ -40,7 +35,7 @@ class RecordedOutcome:
     change: CalendarChange
 
 
-def record_outcome(
+def record_outcome_without_safety_case(
     session: Session,
     *,
     key: str,
@@ -53,7 +48,11 @@ def record_outcome(
     now: datetime,
     expected_version: int | None = None,
 ) -> RecordedOutcome:
-    """Record completed / missed / not_done for one pending assessment, then re-plan."""
+    """Record completed / missed / not_done for one pending assessment, then re-plan.
+
+    Not an entry point: it opens no safety case, whatever the result. Record through
+    ``surveillance.adverse_events.results.record_outcome``, which calls this first.
+    """
     patient, row = find_assessment(session, key, for_update=True)
     check_version(expected_version, row.version, key)
     kind = _check(
@@ -108,44 +107,7 @@ def record_outcome(
         cause = f"{kind.value} recorded for {key}" + (f" with result {result!r}" if result else "")
         protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
-    if kind is Outcome.completed and is_positive_rcl(row.assessment, result):
-        # A serious safety event in its own right: the case alerts and feeds like any other.
-        create_case(
-            session,
-            study_id=patient.study_id,
-            facts=positive_rcl_facts(key, on),
-            actor=actor,
-            registry=registry,
-            now=now,
-            source=f"assessment {key}",
-        )
     return RecordedOutcome(row, change)
-
-
-def is_positive_rcl(assessment: str, result: str | None) -> bool:
-    """A replication-competent lentivirus test (any of the protocol's RCL rules) positive."""
-    return assessment.startswith("rcl_") and (result or "").strip().lower() == "positive"
-
-
-def positive_rcl_facts(key: str, on: date) -> CaseFacts:
-    return CaseFacts(
-        onset_date=on,
-        awareness_date=on,
-        term="Replication-competent lentivirus (RCL) detected",
-        category=Category.other,
-        serious=True,
-        seriousness_criteria=(Seriousness.other_medically_important,),
-        relatedness=Relatedness.related,
-        expected=False,
-        outcome=CaseOutcome.unknown,
-        narrative=(
-            f"Positive RCL result recorded for {key}, sample of {on.isoformat()}. Recorded "
-            "automatically as a serious safety event; confirmation by culture assay and "
-            "intensified testing are scheduled by the protocol. Add a follow-up version "
-            "with the clinical details."
-        ),
-        reporter_qualification=ReporterQualification.other_health_professional,
-    )
 
 
 def _check(

@@ -153,11 +153,6 @@ class Assessment(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
 
 
-# Regulatory reporting clocks (the protocol's safety-reporting rules): due whatever the
-# patient's status, since a death does not stop the duty to report it.
-REPORTING_CATEGORY = "safety-reporting"
-
-
 class OutcomeRecord(SQLModel, table=True):
     """Every outcome ever recorded for an assessment; rows are only ever added."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rules import Protocol, ProtocolError, load_protocol, parse_protocol
+from rules import Protocol, ProtocolError, ProtocolRegistry, load_protocol, parse_protocol
 
 ProtocolText = Callable[..., str]
 WriteProtocol = Callable[..., Path]
@@ -856,3 +856,153 @@ def test_protocol_error_is_a_value_error() -> None:
     error = ProtocolError("p.yaml", "broken", assessment="a", field="f")
     assert isinstance(error, ValueError)
     assert str(error) == "p.yaml, assessment 'a', field 'f': broken"
+
+
+# -- what a protocol declares for the application -------------------------------------------
+
+SAFETY_CASE = (
+    "      when: {equals: positive}\n"
+    "      term: Vector detected\n"
+    '      narrative: "Positive result for {assessment} on {date}."\n'
+)
+
+
+def opens_safety_case(old: str = "", new: str = "") -> dict[str, str]:
+    """A replacement giving 'visit' an ``opens_safety_case`` (with ``old`` replaced)."""
+    body = SAFETY_CASE.replace(old, new) if old else SAFETY_CASE
+    assert not old or old in SAFETY_CASE, f"test setup: {old!r} not in the safety case"
+    return {"    window: [-7, 7]\n": f"    window: [-7, 7]\n    opens_safety_case:\n{body}"}
+
+
+def test_a_declared_safety_case_is_valid(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    protocol = load_protocol(write_protocol(protocol_text(replace=opens_safety_case())))
+    declared = protocol.rules["visit"].spec.opens_safety_case
+    assert declared is not None
+    assert declared.term == "Vector detected"
+
+
+@pytest.mark.parametrize(
+    ("replace", "field", "reason"),
+    [
+        (
+            opens_safety_case("{assessment}", "{patient}"),
+            "opens_safety_case.narrative",
+            "unknown placeholder {patient}: the narrative may name {assessment} and {date}",
+        ),
+        (
+            opens_safety_case("{assessment}", "{}"),
+            "opens_safety_case.narrative",
+            "unknown placeholder {}: the narrative may name {assessment} and {date}",
+        ),
+        (
+            opens_safety_case("{date}", "{date:%Y}"),
+            "opens_safety_case.narrative",
+            "write a placeholder plainly ({assessment} and {date}), without a format",
+        ),
+        (
+            opens_safety_case("{date}", "{date!r}"),
+            "opens_safety_case.narrative",
+            "write a placeholder plainly ({assessment} and {date}), without a format",
+        ),
+        (
+            opens_safety_case(" on {date}", " on } date"),
+            "opens_safety_case.narrative",
+            "Single '}' encountered in format string; write {{ or }} for a brace in the text",
+        ),
+        (
+            opens_safety_case("term: Vector detected", "term: " + "x" * 251),
+            "opens_safety_case.term",
+            "String should have at most 250 characters",
+        ),
+        (
+            opens_safety_case("term: Vector detected", "term: ''"),
+            "opens_safety_case.term",
+            "String should have at least 1 character",
+        ),
+        (
+            opens_safety_case("      when: {equals: positive}\n", ""),
+            "opens_safety_case.when",
+            "required field is missing",
+        ),
+        (
+            opens_safety_case("{equals: positive}", "{equals: positive, below: 3}"),
+            "opens_safety_case.when",
+            "give exactly one of 'equals', 'one_of', 'below', 'at_least'",
+        ),
+        (
+            opens_safety_case("term:", "narative: typo\n      term:"),
+            "opens_safety_case.narative",
+            "unknown key 'narative' (did you mean 'narrative'?)",
+        ),
+        (
+            {"    category: core\n": "    category: core\n    yearly_contact: maybe\n"},
+            "yearly_contact",
+            "Input should be a valid boolean",
+        ),
+    ],
+)
+def test_bad_declarations_on_an_assessment(
+    protocol_text: ProtocolText,
+    write_protocol: WriteProtocol,
+    replace: dict[str, str],
+    field: str,
+    reason: str,
+) -> None:
+    error, path = refused(write_protocol, protocol_text(replace=replace))
+    check(error, path, assessment="visit", field=field, reason=reason)
+
+
+def test_a_triggered_assessment_is_not_a_yearly_contact(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    recheck = RECHECK.replace("  category: core\n", "  category: core\n  yearly_contact: true\n")
+    text = protocol_text(recheck, replace=on_result("{when: {equals: positive}, start: [recheck]}"))
+    error, path = refused(write_protocol, text)
+    check(
+        error,
+        path,
+        assessment="recheck",
+        field="yearly_contact",
+        reason="a yearly contact is a scheduled visit: it cannot be anchored on a trigger",
+    )
+
+
+@pytest.mark.parametrize(
+    ("category", "reason"),
+    [
+        ("cor", "no assessment has category 'cor' (did you mean 'core'?)"),
+        ("reporting", "no assessment has category 'reporting'"),
+        ("Safety", "String should match pattern"),
+    ],
+)
+def test_the_reporting_category_must_be_one_the_assessments_use(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol, category: str, reason: str
+) -> None:
+    text = protocol_text(
+        replace={"id: test-protocol\n": f"id: test-protocol\nreporting_category: {category}\n"}
+    )
+    error, path = refused(write_protocol, text)
+    check(error, path, assessment=None, field="reporting_category", reason=reason)
+
+
+def test_a_reporting_category_means_the_same_in_every_loaded_protocol(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol, tmp_path: Path
+) -> None:
+    # Queries over many patients test a row's category without its protocol.
+    declares = write_protocol(
+        protocol_text(
+            replace={"id: test-protocol\n": "id: test-protocol\nreporting_category: core\n"}
+        ),
+        name="a.yaml",
+    )
+    silent = write_protocol(
+        protocol_text(replace={"id: test-protocol": "id: other-protocol"}), name="b.yaml"
+    )
+    with pytest.raises(ProtocolError) as caught:
+        ProtocolRegistry.from_directory(tmp_path)
+    assert str(caught.value) == (
+        f"{silent}, field 'reporting_category': category 'core' is a reporting duty in "
+        f"{declares}: declare 'reporting_category: core' here too, or name it otherwise"
+    )

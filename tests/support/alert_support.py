@@ -26,6 +26,7 @@ from surveillance.alerting.dispatch import DispatchConfig, DispatchReport, dispa
 from surveillance.alerting.scan import ScanReport, scan
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.protocols.registry import registry_for
 from surveillance.records import sites
 from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
 from surveillance.records.patients import Assessment, Patient, assessment_key
@@ -202,10 +203,11 @@ def config(
 
 
 def scan_on(engine: Engine, clock: Clock, day: date, **overrides: Any) -> ScanReport:
-    """Move the clock to noon UTC of ``day`` and scan as of that day."""
+    """Move the clock to noon UTC of ``day`` and scan as of that day (bundled protocols)."""
     clock.to_day(day)
+    registry = registry_for(rules.BUNDLED_PROTOCOLS)
     with write_session(engine) as session:
-        return scan(session, now=clock(), overrides=overrides, on=day)
+        return scan(session, now=clock(), overrides=overrides, registry=registry, on=day)
 
 
 def drain(

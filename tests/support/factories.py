@@ -15,9 +15,10 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, SQLModel
 
 import rules
+from surveillance.adverse_events.results import record_outcome
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.enrolment import Enrolment, enroll
-from surveillance.patients.outcomes import RecordedOutcome, record_outcome
+from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.records import sites
 from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 from surveillance.records.queries import get_patient

@@ -198,7 +198,7 @@ def test_a_serious_case_not_accepted_in_24_hours_reminds_investigators_and_admin
 
     def unacknowledged_after(hours: float) -> set[str]:
         with write_session(engine) as session:
-            scan(session, now=clock() + timedelta(hours=hours), overrides={})
+            scan(session, now=clock() + timedelta(hours=hours), overrides={}, registry=registry)
         return {a.recipient for a in alerts(engine, kind="adverse_event.unacknowledged")}
 
     assert unacknowledged_after(23.9) == set()
@@ -228,7 +228,7 @@ def test_a_reminder_accepted_before_it_is_sent_is_cancelled(
     case_id = _record(engine, registry, clock, INFECTION)
     clock.advance(timedelta(hours=25))
     with write_session(engine) as session:
-        scan(session, now=clock(), overrides={})
+        scan(session, now=clock(), overrides={}, registry=registry)
         record_ack(session, consumer="pv@test.invalid", case_id=case_id, version=1,
                    status="AE", message="onset time missing", now=clock())  # fmt: skip
     drain(engine, clock, config(registry, smtp_config(smtp_server)))
@@ -248,7 +248,7 @@ def test_an_accepted_case_raises_no_reminder(
     with write_session(engine) as session:
         record_ack(session, consumer="pv@test.invalid", case_id=case_id, version=1,
                    status="AA", message=None, now=clock() + timedelta(hours=2))  # fmt: skip
-        scan(session, now=clock() + timedelta(days=3), overrides={})
+        scan(session, now=clock() + timedelta(days=3), overrides={}, registry=registry)
     assert alerts(engine, kind="adverse_event.unacknowledged") == []
 
 
@@ -258,7 +258,7 @@ def test_a_reporting_clock_escalates_to_the_investigators_a_day_after_it_ran_out
     _cohort(engine, registry, clock)
     _record(engine, registry, clock, INFECTION)  # sponsor notice due 2026-11-24
     with write_session(engine) as session:
-        scan(session, now=clock(), overrides={}, on=date(2026, 11, 25))
+        scan(session, now=clock(), overrides={}, registry=registry, on=date(2026, 11, 25))
     notice = assessment(engine, "ROM-101", "aav_sae_sponsor_notification", 2026112301)
     assert notice.window_end == date(2026, 11, 24)
     escalated = alerts(engine, kind="assessment.escalated", assessment_id=notice.id)

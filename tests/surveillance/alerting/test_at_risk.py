@@ -26,9 +26,11 @@ from support.alert_support import (
 from support.peers import Receiver, SmtpInbox
 
 import rules
+from surveillance.adverse_events.results import record_outcome
+from surveillance.alerting.policy import parse_overrides
 from surveillance.alerting.scan import scan
-from surveillance.kit.db import write_session
-from surveillance.patients.outcomes import record_outcome
+from surveillance.kit.db import read_session, write_session
+from surveillance.records.patients import Assessment
 
 KIND = "patient.follow_up_at_risk"
 INFUSED = date(2024, 6, 1)  # yearly exams due 2025-06-01 and 2026-06-01, both closed at START
@@ -59,9 +61,9 @@ def record(
         )
 
 
-def scan_now(engine: Engine, clock: Clock) -> None:
+def scan_now(engine: Engine, clock: Clock, registry: rules.ProtocolRegistry) -> None:
     with write_session(engine) as session:
-        scan(session, now=clock(), overrides={})
+        scan(session, now=clock(), overrides={}, registry=registry)
 
 
 def test_two_missed_yearly_contacts_tell_the_investigators(
@@ -73,7 +75,7 @@ def test_two_missed_yearly_contacts_tell_the_investigators(
 ) -> None:
     cohort(engine, registry, "missed")
     _, secret = add_webhook(engine, receiver, clock(), events=(KIND,))
-    scan_now(engine, clock)
+    scan_now(engine, clock, registry)
     last = assessment(engine, "ROM-101", "aav_ltfu_exam", 2)
 
     made = alerts(engine, kind=KIND)
@@ -93,7 +95,7 @@ def test_two_missed_yearly_contacts_tell_the_investigators(
     assert payload["type"] == KIND
     assert payload["data"]["study_id"] == "ROM-101"
     # Scanning again: nothing new.
-    scan_now(engine, clock)
+    scan_now(engine, clock, registry)
     assert [a.id for a in alerts(engine, kind=KIND)] == [a.id for a in made]
 
 
@@ -101,7 +103,7 @@ def test_one_missed_contact_is_not_a_risk(
     engine: Engine, registry: rules.ProtocolRegistry, clock: Clock
 ) -> None:
     cohort(engine, registry, "completed")
-    scan_now(engine, clock)
+    scan_now(engine, clock, registry)
     assert alerts(engine, kind=KIND) == []
 
 
@@ -109,7 +111,7 @@ def test_a_contact_recorded_before_sending_cancels_the_risk_alert(
     engine: Engine, registry: rules.ProtocolRegistry, smtp_server: SmtpInbox, clock: Clock
 ) -> None:
     cohort(engine, registry, "missed")
-    scan_now(engine, clock)
+    scan_now(engine, clock, registry)
     [waiting] = alerts(engine, kind=KIND)
     last = assessment(engine, "ROM-101", "aav_ltfu_exam", 2)
     record(engine, registry, last.key, "completed", START.date())  # reached at last
@@ -120,3 +122,19 @@ def test_a_contact_recorded_before_sending_cancels_the_risk_alert(
     assert cancelled.status == "cancelled"
     assert cancelled.cancel_reason == "the last yearly contact was recorded as completed meanwhile"
     assert waiting.id not in mails(smtp_server)
+
+
+def test_an_alert_policy_may_name_other_yearly_contacts_than_the_protocol(
+    engine: Engine, registry: rules.ProtocolRegistry, clock: Clock
+) -> None:
+    cohort(engine, registry, "missed")
+    overrides = parse_overrides('{"protocol:aav-liver-5-year": {"yearly_contacts": ["aav_alt"]}}')
+    with write_session(engine) as session:
+        scan(session, now=clock(), overrides=overrides, registry=registry)
+    made = alerts(engine, kind=KIND)
+    assert made
+    with read_session(engine) as session:
+        alerted = [session.get(Assessment, a.assessment_id) for a in made]
+        rules_alerted = {row.assessment for row in alerted if row is not None}
+    # The liver tests left undone after their windows, not the missed yearly exams.
+    assert rules_alerted == {"aav_alt"}

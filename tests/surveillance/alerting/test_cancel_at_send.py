@@ -27,9 +27,9 @@ from support.alert_support import (
 from support.peers import Receiver, SmtpInbox
 
 import rules
+from surveillance.adverse_events.results import record_outcome
 from surveillance.kit.db import write_session
 from surveillance.patients.changes import change_status
-from surveillance.patients.outcomes import record_outcome
 
 Change = Callable[[Engine, rules.ProtocolRegistry, Row, Clock], None]
 

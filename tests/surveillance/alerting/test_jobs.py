@@ -103,7 +103,7 @@ def test_alerts_made_with_a_site_clock_are_due_at_the_same_instant_in_utc(
     setup_cohort(engine, registry)
     rome_noon = datetime(INFUSED.year, INFUSED.month, INFUSED.day, 12, 0, tzinfo=ROME)
     with write_session(engine) as session:
-        assert scan(session, now=rome_noon, overrides={}).total == 1
+        assert scan(session, now=rome_noon, overrides={}, registry=registry).total == 1
     [made] = alerts(engine)
     assert aware(made.next_attempt_at) == rome_noon
     report = dispatch(engine, now=lambda: rome_noon.astimezone(UTC), config=config(registry, None))

@@ -92,18 +92,20 @@ SCANNER = textwrap.dedent(
     import json, sys, time
     from datetime import date, datetime
     from sqlalchemy import text
+    import rules
     from surveillance.alerting.scan import scan
     from surveillance.kit.db import make_engine, write_session
 
     url, now, on = sys.argv[1], datetime.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
     engine = make_engine(url)
+    registry = rules.ProtocolRegistry.from_directory()
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
     print("ready", flush=True)
     sys.stdin.readline()
     began = time.time()
     with write_session(engine) as session:
-        report = scan(session, now=now, overrides={}, on=on)
+        report = scan(session, now=now, overrides={}, registry=registry, on=on)
         scanned = time.time()
         time.sleep(0.3)
     print(json.dumps({"began": began, "scanned": scanned, "committed": time.time(),

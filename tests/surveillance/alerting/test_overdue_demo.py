@@ -27,14 +27,13 @@ from support.alert_support import (
 from support.peers import Receiver, SmtpInbox
 
 import rules
-from surveillance.alerting.policy import DEFAULT_POLICY
 from surveillance.kit.db import read_session
 from surveillance.records.patients import Assessment, Patient, assessment_key
 
 ROME_NURSE = "nurse.rome@demo.invalid"  # the one Rome nurse of create_demo_users
 
 
-def pick_target(engine: Engine) -> tuple[Row, str]:
+def pick_target(engine: Engine, registry: rules.ProtocolRegistry) -> tuple[Row, str]:
     """A pending Rome assessment whose window is still open at START and is the only
     pending one to close on its last day (so the day after, it alone turns overdue)."""
     with read_session(engine) as session:
@@ -45,12 +44,13 @@ def pick_target(engine: Engine) -> tuple[Row, str]:
             .order_by(Assessment.window_end, Assessment.id)  # type: ignore[arg-type]
         ).all()
     closing_on = Counter(row.window_end for row, _ in pending)
+    yearly_contacts = {rule for p in registry.all() for rule in p.yearly_contacts}
     for row, study_id in pending:
         if (
             row.site_id == "Rome"
             and row.window_end > START.date()
             and closing_on[row.window_end] == 1
-            and row.assessment not in DEFAULT_POLICY.yearly_contacts
+            and row.assessment not in yearly_contacts
             and row.category != "safety-reporting"  # a reporting clock escalates in a day
         ):
             key = assessment_key(study_id, row.infusion_number, row.assessment, row.occurrence)
@@ -67,7 +67,7 @@ def test_the_day_after_a_window_closes_one_email_and_one_signed_webhook(
 ) -> None:
     engine = demo_engine
     endpoint_id, secret = add_webhook(engine, receiver, clock())
-    target, study_id = pick_target(engine)
+    target, study_id = pick_target(engine, registry)
     last_day = target.window_end
     dispatching = config(registry, smtp_config(smtp_server))
 

@@ -32,10 +32,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 import rules
+from surveillance.adverse_events.results import record_outcome
 from surveillance.kit import audit
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.records.patients import Assessment, Patient
-from surveillance.patients.outcomes import record_outcome
 
 url, study_id, count, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 registry = rules.ProtocolRegistry.from_directory()

@@ -19,10 +19,10 @@ from support.factories import (
 )
 
 import rules
+from surveillance.adverse_events.results import record_outcome
 from surveillance.errors import Conflict, InvalidInput, NotFound, SurveillanceError
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
-from surveillance.patients.outcomes import record_outcome
 from surveillance.records.patients import Assessment, AssessmentRef, OutcomeRecord
 
 # ROM-101, infused 2024-01-31: RCL test month 3 is due 2024-04-30, window 2024-04-16..05-14.

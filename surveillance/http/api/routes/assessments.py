@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import CLINICAL_ROLES
+from surveillance.adverse_events.results import record_outcome
 from surveillance.errors import NotFound
 from surveillance.http.api.schemas import (
     AssessmentChangeResult,
@@ -29,7 +30,6 @@ from surveillance.http.deps import (
     parse_if_match,
 )
 from surveillance.patients.appointments import reschedule
-from surveillance.patients.outcomes import record_outcome
 from surveillance.patients.views import assessment_dict, change_dict
 from surveillance.records.patients import Assessment, Patient
 from surveillance.records.queries import find_assessment

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Form, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.models import CLINICAL_ROLES
+from surveillance.adverse_events.results import record_outcome
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
 from surveillance.http.deps import State, visible_patient, visible_site
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf, safe_next
 from surveillance.patients.due_list import DueItem, DueState, due_list
-from surveillance.patients.outcomes import RecordedOutcome, record_outcome
+from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.protocols.registry import assessment_name
 from surveillance.protocols.views import categories
 from surveillance.records.patients import AssessmentRef

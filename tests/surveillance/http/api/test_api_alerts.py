@@ -51,7 +51,7 @@ def _ack(
 
 def _scan(api: Api) -> None:
     with write_session(api.engine) as session:
-        scan(session, now=NOW, overrides={})
+        scan(session, now=NOW, overrides={}, registry=api.registry)
 
 
 def _dispatch_all(api: Api) -> None:
@@ -185,7 +185,7 @@ def test_acknowledged_escalation_is_not_sent_again(api: Api) -> None:
     assert alert.status == AlertStatus.cancelled.value
     assert alert.cancel_reason == "acknowledged by investigator@rome.example: seen"
     with write_session(api.engine) as session:  # a week later: no new reminder round
-        scan(session, now=NOW + timedelta(days=7), overrides={})
+        scan(session, now=NOW + timedelta(days=7), overrides={}, registry=api.registry)
     assert len(_alerts(api, kind="assessment.escalated", assessment_id=row_id)) == 1
 
 

@@ -36,7 +36,7 @@ def dispatched(site_db: SiteDb) -> SiteDb:
     """Scan as of today and deliver everything (no SMTP: written to the outgoing mail)."""
     registry = rules.ProtocolRegistry.from_directory()
     with write_session(site_db.engine) as session:
-        scan(session, now=NOW, overrides={})
+        scan(session, now=NOW, overrides={}, registry=registry)
     config = DispatchConfig(registry=registry, base_url="http://testserver", smtp=None)
     for _ in range(20):
         if dispatch(site_db.engine, now=lambda: NOW, config=config).claimed == 0:

@@ -1,0 +1,98 @@
+"""Recording a result, and the safety case the protocol says it opens.
+
+This is the one way to record an outcome: the API, the web pages, the command line and
+the demo all come here. A result the protocol declares a safety event in its own right
+(``opens_safety_case``, e.g. a positive RCL test) opens a serious case in the same
+transaction, which then alerts, starts reporting clocks and feeds like any other case.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+import rules
+from surveillance.adverse_events.cases import create_case
+from surveillance.adverse_events.facts import CaseFacts
+from surveillance.patients.outcomes import RecordedOutcome, record_outcome_without_safety_case
+from surveillance.protocols.registry import get_protocol
+from surveillance.records.adverse_event_vocabulary import (
+    CaseOutcome,
+    Category,
+    Relatedness,
+    ReporterQualification,
+    Seriousness,
+)
+from surveillance.records.patients import AssessmentStatus, Patient
+
+
+def record_outcome(
+    session: Session,
+    *,
+    key: str,
+    outcome: str,
+    on: date,
+    result: str | None = None,
+    reason: str | None = None,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+    expected_version: int | None = None,
+) -> RecordedOutcome:
+    """Record completed / missed / not_done for one pending assessment, re-plan, and open
+    the safety case its protocol declares for this result."""
+    recorded = record_outcome_without_safety_case(
+        session,
+        key=key,
+        outcome=outcome,
+        on=on,
+        result=result,
+        reason=reason,
+        actor=actor,
+        registry=registry,
+        now=now,
+        expected_version=expected_version,
+    )
+    row = recorded.assessment
+    if row.status != AssessmentStatus.completed.value or result is None:
+        return recorded
+    # The rule that planned this row says what its result means.
+    protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
+    declared = protocol.safety_case(row.assessment, result)
+    if declared is not None:
+        patient = session.get(Patient, row.patient_id)
+        assert patient is not None
+        create_case(
+            session,
+            study_id=patient.study_id,
+            facts=opened_case_facts(declared, key, on),
+            actor=actor,
+            registry=registry,
+            now=now,
+            source=f"assessment {key}",
+        )
+    return recorded
+
+
+def opened_case_facts(declared: rules.SafetyCase, key: str, on: date) -> CaseFacts:
+    """The first version of a case a result opens.
+
+    The protocol names the finding (term, narrative); the rest is what such a case is until
+    a person adds a follow-up version: serious (medically important), related to the
+    product (the finding is the vector's), unexpected, outcome unknown, known on the day of
+    the result, reported by the system for the site's health professionals.
+    """
+    return CaseFacts(
+        onset_date=on,
+        awareness_date=on,
+        term=declared.term,
+        category=Category.other,
+        serious=True,
+        seriousness_criteria=(Seriousness.other_medically_important,),
+        relatedness=Relatedness.related,
+        expected=False,
+        outcome=CaseOutcome.unknown,
+        narrative=declared.narrative_for(key, on),
+        reporter_qualification=ReporterQualification.other_health_professional,
+    )
