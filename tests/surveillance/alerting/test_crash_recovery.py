@@ -43,7 +43,7 @@ DISPATCHER = textwrap.dedent(
     from datetime import datetime
     import rules
     from surveillance.alerting.dispatch import DispatchConfig, dispatch
-    from surveillance.db import make_engine
+    from surveillance.kit.db import make_engine
 
     engine = make_engine(sys.argv[1])
     now = datetime.fromisoformat(sys.argv[2])

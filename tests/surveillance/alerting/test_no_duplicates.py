@@ -93,7 +93,7 @@ SCANNER = textwrap.dedent(
     from datetime import date, datetime
     from sqlalchemy import text
     from surveillance.alerting.scan import scan
-    from surveillance.db import make_engine, write_session
+    from surveillance.kit.db import make_engine, write_session
 
     url, now, on = sys.argv[1], datetime.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
     engine = make_engine(url)
