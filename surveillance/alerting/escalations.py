@@ -24,12 +24,12 @@ from surveillance.accounts.models import Role
 from surveillance.alerting.models import Acknowledgement
 from surveillance.alerting.operations import acknowledge
 from surveillance.alerting.policy import AlertPolicy, policy_for
-from surveillance.alerting.scan import FOLLOWED
 from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.kit.clock import local_date
 from surveillance.patients.outcomes import find_assessment
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
+    FOLLOWED_STATUSES,
     Assessment,
     AssessmentStatus,
     Patient,
@@ -99,7 +99,7 @@ def acknowledge_escalation(
     assert site is not None
     days = (local_date(now, site.timezone) - row.window_end).days
     policy = policy_for(overrides, site=patient.site_id, protocol=patient.protocol_id)
-    if row.status != AssessmentStatus.pending.value or patient.status not in FOLLOWED:
+    if row.status != AssessmentStatus.pending.value or patient.status not in FOLLOWED_STATUSES:
         raise Conflict(f"{key} is not overdue ({row.status}, patient {patient.status})")
     reached = reached_level(days, policy)
     if level > reached:
@@ -136,7 +136,7 @@ def site_escalations(
     where = (
         col(Assessment.site_id) == site_id,
         col(Assessment.status) == AssessmentStatus.pending.value,
-        col(Patient.status).in_(FOLLOWED),
+        col(Patient.status).in_(FOLLOWED_STATUSES),
         level >= 1,
     )
     counts = select(func.count(), func.count(ack)).select_from(tables).where(*where)

@@ -7,16 +7,6 @@ import json
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-EVENT_TYPES = (
-    "assessment.overdue",
-    "assessment.escalated",
-    "patient.follow_up_at_risk",
-    "adverse_event.created",
-    "adverse_event.updated",
-    "adverse_event.nullified",
-    "adverse_event.serious",
-)
-
 
 @dataclass(frozen=True)
 class AlertPolicy:

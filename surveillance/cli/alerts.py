@@ -11,6 +11,7 @@ import typer
 
 from surveillance.alerting import endpoints, operations
 from surveillance.alerting.jobs import AlertJobs
+from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.config import get_settings
 from surveillance.kit.clock import fixed_clock, system_clock
 from surveillance.kit.db import make_engine, read_session, write_session
@@ -139,10 +140,7 @@ def webhooks_add(
     url: str,
     events: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated: "
-            "assessment.overdue,assessment.escalated,patient.follow_up_at_risk"
-        ),
+        typer.Option(help="Comma-separated: " + ",".join(WEBHOOK_EVENTS)),
     ],
     site: Annotated[str | None, typer.Option(help="Only this site's alerts.")] = None,
     output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
