@@ -120,3 +120,17 @@ def test_a_contact_recorded_before_sending_cancels_the_risk_alert(
     assert cancelled.status == "cancelled"
     assert cancelled.cancel_reason == "the last yearly contact was recorded as completed meanwhile"
     assert waiting.id not in mails(smtp_server)
+
+
+def test_the_scan_counts_the_risk_alerts_it_wrote(
+    engine: Engine, registry: rules.ProtocolRegistry, receiver: Receiver, clock: Clock
+) -> None:
+    """The risk query starts WITH (a CTE), for which SQLite's driver reports no row count."""
+    cohort(engine, registry, "missed")
+    add_webhook(engine, receiver, clock(), events=(KIND,))
+    with write_session(engine) as session:
+        first = scan(session, now=clock(), overrides={})
+    with write_session(engine) as session:
+        again = scan(session, now=clock(), overrides={})
+    assert first.created[KIND] == len(alerts(engine, kind=KIND)) == 2  # an email, a webhook
+    assert again.created[KIND] == 0
