@@ -16,11 +16,14 @@ from sqlmodel import Session, col
 
 from surveillance.records.adverse_event_vocabulary import Change
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
-from surveillance.records.outbox import Alert, AlertStatus, Channel, WebhookEndpoint
+from surveillance.records.outbox import Alert, AlertKind, AlertStatus, Channel, WebhookEndpoint
 
-SERIOUS = "adverse_event.serious"
-UNACKNOWLEDGED = "adverse_event.unacknowledged"
-CHANGE_EVENTS = tuple(f"adverse_event.{c.value}" for c in Change)
+# The webhook every version sends, by the version's change.
+CHANGE_KINDS = {
+    Change.created.value: AlertKind.adverse_event_created,
+    Change.updated.value: AlertKind.adverse_event_updated,
+    Change.nullified.value: AlertKind.adverse_event_nullified,
+}
 
 
 def case_changed(
@@ -32,17 +35,17 @@ def case_changed(
     was_serious: bool,
     now: datetime,
 ) -> None:
-    kind = f"adverse_event.{version.change}"
+    kind = CHANGE_KINDS[version.change]
     for endpoint_id in subscribed_endpoints(session, kind, case.site_id):
         _queue(session, kind, case, version, Channel.webhook, endpoint_id, now)
     if version.serious and version.change != Change.nullified.value and not was_serious:
-        recipient = f"site:{case.site_id}:investigator"
-        _queue(session, SERIOUS, case, version, Channel.email, recipient, now, per_case=True)
-        for endpoint_id in subscribed_endpoints(session, SERIOUS, case.site_id):
-            _queue(session, SERIOUS, case, version, Channel.webhook, endpoint_id, now, True)
+        serious, recipient = AlertKind.adverse_event_serious, f"site:{case.site_id}:investigator"
+        _queue(session, serious, case, version, Channel.email, recipient, now, per_case=True)
+        for endpoint_id in subscribed_endpoints(session, serious, case.site_id):
+            _queue(session, serious, case, version, Channel.webhook, endpoint_id, now, True)
 
 
-def subscribed_endpoints(session: Session, kind: str, site_id: str) -> list[str]:
+def subscribed_endpoints(session: Session, kind: AlertKind, site_id: str) -> list[str]:
     endpoints = session.execute(
         select(col(WebhookEndpoint.id), col(WebhookEndpoint.event_types)).where(
             col(WebhookEndpoint.enabled).is_(True),
@@ -56,15 +59,15 @@ def queue_unacknowledged(
     session: Session, case: AdverseEventCase, version: AdverseEventVersion, now: datetime
 ) -> int:
     """Remind the site's investigators and the admins: no safety system took this version."""
-    created = 0
+    kind, created = AlertKind.adverse_event_unacknowledged, 0
     for recipient in (f"site:{case.site_id}:investigator", "admins"):
-        created += _queue(session, UNACKNOWLEDGED, case, version, Channel.email, recipient, now)
+        created += _queue(session, kind, case, version, Channel.email, recipient, now)
     return created
 
 
 def _queue(
     session: Session,
-    kind: str,
+    kind: AlertKind,
     case: AdverseEventCase,
     version: AdverseEventVersion,
     channel: Channel,
@@ -73,13 +76,13 @@ def _queue(
     per_case: bool = False,
 ) -> int:
     subject = case.case_id if per_case else f"{case.case_id}:{version.version}"
-    alert_id = f"{kind}:{subject}:0:0:{channel.value}:{recipient}"
+    alert_id = f"{kind.value}:{subject}:0:0:{channel.value}:{recipient}"
     if session.get(Alert, alert_id) is not None:
         return 0
     session.add(
         Alert(
             id=alert_id,
-            kind=kind,
+            kind=kind.value,
             level=0,
             channel=channel.value,
             recipient=recipient,

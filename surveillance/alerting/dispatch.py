@@ -22,25 +22,24 @@ from sqlmodel import Session, col
 
 import notifications
 import rules
-from surveillance.adverse_events.acks import reminder_gone
-from surveillance.adverse_events.outbox import UNACKNOWLEDGED
 from surveillance.alerting import messages, recipients
-from surveillance.alerting.models import Acknowledgement, OutgoingMail
-from surveillance.alerting.scan import FOLLOWED
+from surveillance.alerting.kinds import KINDS, kind_of
+from surveillance.alerting.models import OutgoingMail
 from surveillance.kit.db import write_session
 from surveillance.records.outbox import (
     Alert,
+    AlertKind,
     AlertStatus,
     Channel,
     DeliveryAttempt,
     WebhookEndpoint,
 )
-from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 
 log = logging.getLogger("surveillance.alerts")
 CLAIM_LEASE = timedelta(minutes=5)
 ENDPOINT_GIVE_UP_AFTER = timedelta(days=5)
-_NO_ADMIN_ALERT = ("alert.failed", "webhook.disabled")
+# Never told to the admins when they fail: they are the telling.
+_ABOUT_DELIVERY = frozenset(name.value for name, kind in KINDS.items() if kind.about_delivery)
 
 
 @dataclass(frozen=True)
@@ -208,29 +207,7 @@ def _prepare(
 
 def cause_gone(session: Session, alert: Alert, registry: rules.ProtocolRegistry) -> str | None:
     """Why an alert should no longer be sent, or None if its cause still holds."""
-    if alert.kind == UNACKNOWLEDGED and alert.case_id and alert.case_version:
-        return reminder_gone(session, alert.case_id, alert.case_version)
-    if alert.assessment_id is None or alert.kind in ("digest", *_NO_ADMIN_ALERT):
-        return None
-    row = session.get(Assessment, alert.assessment_id)
-    patient = session.get(Patient, alert.patient_id)
-    if row is None or patient is None:
-        return "the assessment no longer exists"
-    reporting = row.category in registry.reporting_categories()  # owed whatever the status
-    if patient.status not in FOLLOWED and not reporting:
-        return f"patient {patient.study_id} is {patient.status}"
-    if patient.site_id != alert.site_id:
-        return f"patient {patient.study_id} transferred to {patient.site_id}"
-    if alert.kind.startswith("assessment.") and row.status != AssessmentStatus.pending.value:
-        return f"the assessment was recorded as {row.status} meanwhile"
-    still_missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
-    if alert.kind == "patient.follow_up_at_risk" and row.status not in still_missed:
-        return f"the last yearly contact was recorded as {row.status} meanwhile"
-    if alert.kind == "assessment.escalated":
-        ack = session.get(Acknowledgement, (row.id, alert.level))
-        if ack is not None:
-            return f"acknowledged by {ack.by}: {ack.note}"
-    return None
+    return kind_of(alert.kind).recheck(session, alert, registry)
 
 
 def _send(
@@ -317,10 +294,11 @@ def _record(
         report.errors.append(f"{alert.id}: {outcome.detail}")
         _tell_admins(
             session,
-            "alert.failed",
+            AlertKind.alert_failed,
             alert,
             now,
             what=f"An alert could not be delivered after {alert.attempts} attempt(s).",
+            key=alert.id,
         )
 
 
@@ -337,48 +315,48 @@ def _endpoint_health(
         endpoint.enabled, endpoint.disabled_reason = False, reason
         _tell_admins(
             session,
-            "webhook.disabled",
+            AlertKind.webhook_disabled,
             None,
             now,
             what=(
                 f"Webhook endpoint {endpoint.id} ({endpoint.url}) was disabled: {reason}. "
                 "Its alerts are held; replay them after re-enabling."
             ),
-            subject_id=endpoint.id,
+            key=f"{endpoint.id}:{now:%Y%m%d}",  # once a day: it may be re-enabled and fail again
+            endpoint_id=endpoint.id,
         )
     session.add(endpoint)
 
 
 def _tell_admins(
     session: Session,
-    kind: str,
+    kind: AlertKind,
     failed: Alert | None,
     now: datetime,
     *,
     what: str,
-    subject_id: str | None = None,
+    key: str,
+    endpoint_id: str | None = None,
 ) -> None:
-    """An email to the admins about a delivery problem (never about its own failures)."""
-    if failed is not None and failed.kind in _NO_ADMIN_ALERT:
+    """An email to the admins about a delivery problem (never about its own failures);
+    ``key`` makes its id, so the same problem is told once."""
+    if failed is not None and failed.kind in _ABOUT_DELIVERY:
         return
-    subject = subject_id or (failed.id if failed else "")
-    alert_id = (
-        f"{kind}:{subject}:{now:%Y%m%d}" if kind == "webhook.disabled" else f"{kind}:{subject}"
-    )
+    alert_id = f"{kind.value}:{key}"
     if session.get(Alert, alert_id) is not None:
         return
     payload = {
         "what": what,
         "failed_alert": failed.id if failed else None,
         "channel": failed.channel if failed else "webhook",
-        "recipient": failed.recipient if failed else subject_id,
+        "recipient": failed.recipient if failed else endpoint_id,
         "attempts": failed.attempts if failed else None,
         "error": failed.last_error if failed else None,
     }
     session.add(
         Alert(
             id=alert_id,
-            kind=kind,
+            kind=kind.value,
             level=0,
             channel=Channel.email.value,
             recipient="admins",

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 import notifications
-from surveillance.alerting.policy import EVENT_TYPES
+from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.errors import InvalidInput, NotFound
 from surveillance.kit import audit
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
@@ -35,10 +35,11 @@ def add_endpoint(
     actor: str,
     now: datetime,
 ) -> NewEndpoint:
-    unknown = sorted(set(events) - set(EVENT_TYPES))
+    unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
     if not events or unknown:
         raise InvalidInput(
-            f"unknown event types {unknown or '(none given)'}; use any of {', '.join(EVENT_TYPES)}"
+            f"unknown event types {unknown or '(none given)'}; "
+            f"use any of {', '.join(WEBHOOK_EVENTS)}"
         )
     try:
         notifications.validate_webhook_url(url, allow_private=allow_private)

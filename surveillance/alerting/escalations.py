@@ -24,10 +24,10 @@ from surveillance.accounts.models import Role
 from surveillance.alerting.models import Acknowledgement
 from surveillance.alerting.operations import acknowledge
 from surveillance.alerting.policy import AlertPolicy, policy_for
-from surveillance.alerting.scan import FOLLOWED
 from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
+    FOLLOWED_STATUSES,
     Assessment,
     AssessmentStatus,
     Patient,
@@ -97,7 +97,7 @@ def acknowledge_escalation(
     site = get_site(session, patient.site_id)
     days = (site.today(now) - row.window_end).days
     policy = policy_for(overrides, site=patient.site_id, protocol=patient.protocol_id)
-    if row.status != AssessmentStatus.pending.value or patient.status not in FOLLOWED:
+    if row.status != AssessmentStatus.pending.value or patient.status not in FOLLOWED_STATUSES:
         raise Conflict(f"{key} is not overdue ({row.status}, patient {patient.status})")
     reached = reached_level(days, policy)
     if level > reached:
@@ -134,7 +134,7 @@ def site_escalations(
     where = (
         col(Assessment.site_id) == site_id,
         col(Assessment.status) == AssessmentStatus.pending.value,
-        col(Patient.status).in_(FOLLOWED),
+        col(Patient.status).in_(FOLLOWED_STATUSES),
         level >= 1,
     )
     counts = select(func.count(), func.count(ack)).select_from(tables).where(*where)

@@ -10,9 +10,10 @@ from sqlalchemy import Engine
 
 import notifications
 import rules
+from surveillance.alerting.digests import create_digests
 from surveillance.alerting.dispatch import DispatchConfig, DispatchReport, dispatch
 from surveillance.alerting.policy import parse_overrides
-from surveillance.alerting.scan import ScanReport, create_digests, scan
+from surveillance.alerting.scan import ScanReport, scan
 from surveillance.config import Settings
 from surveillance.kit.clock import Clock
 from surveillance.kit.db import write_session

@@ -9,16 +9,6 @@ from typing import Any
 
 import rules
 
-EVENT_TYPES = (
-    "assessment.overdue",
-    "assessment.escalated",
-    "patient.follow_up_at_risk",
-    "adverse_event.created",
-    "adverse_event.updated",
-    "adverse_event.nullified",
-    "adverse_event.serious",
-)
-
 
 @dataclass(frozen=True)
 class AlertPolicy:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from surveillance.alerting import endpoints, operations
+from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.cli.context import actor, migrated_runtime
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
@@ -123,10 +124,7 @@ def webhooks_add(
     url: str,
     events: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated: "
-            "assessment.overdue,assessment.escalated,patient.follow_up_at_risk"
-        ),
+        typer.Option(help="Comma-separated: " + ",".join(WEBHOOK_EVENTS)),
     ],
     site: Annotated[str | None, typer.Option(help="Only this site's alerts.")] = None,
     output: Annotated[str, typer.Option("--format", help="text or json")] = "text",

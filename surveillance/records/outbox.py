@@ -25,6 +25,27 @@ class AlertStatus(StrEnum):
     held = "held"  # its webhook endpoint is disabled: kept for replay
 
 
+class AlertKind(StrEnum):
+    """Every kind of alert, by the name it carries in ids, webhooks and the ``kind`` column.
+
+    Only the names live here, beside the table, because the adverse-event package (below
+    alerting) queues some of them; what each kind does (what raises it, its re-check at
+    send, its email and webhook) is declared once, in ``surveillance.alerting.kinds``.
+    """
+
+    assessment_overdue = "assessment.overdue"
+    assessment_escalated = "assessment.escalated"
+    patient_follow_up_at_risk = "patient.follow_up_at_risk"
+    adverse_event_created = "adverse_event.created"
+    adverse_event_updated = "adverse_event.updated"
+    adverse_event_nullified = "adverse_event.nullified"
+    adverse_event_serious = "adverse_event.serious"
+    adverse_event_unacknowledged = "adverse_event.unacknowledged"
+    digest = "digest"
+    alert_failed = "alert.failed"
+    webhook_disabled = "webhook.disabled"
+
+
 class Channel(StrEnum):
     email = "email"
     webhook = "webhook"
@@ -48,7 +69,7 @@ class Alert(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=300)
-    kind: str = Field(max_length=60)  # assessment.overdue, assessment.escalated, ...
+    kind: str = Field(max_length=60)  # an AlertKind
     level: int = 0
     channel: str = Field(max_length=10)
     # email: a recipient group resolved at send time ("site:Rome:nurse", "admins");

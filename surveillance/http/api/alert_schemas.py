@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from surveillance.alerting.policy import EVENT_TYPES
+from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.records.outbox import AlertStatus
 
-EventType = Literal[
-    "assessment.overdue",
-    "assessment.escalated",
-    "patient.follow_up_at_risk",
-    "adverse_event.created",
-    "adverse_event.updated",
-    "adverse_event.nullified",
-    "adverse_event.serious",
-]
-assert set(get_args(EventType)) == set(EVENT_TYPES), "EventType must list policy.EVENT_TYPES"
+if TYPE_CHECKING:
+    EventType = str
+else:
+    # The event types an endpoint may subscribe to, from the registry of alert kinds (a
+    # Literal built at run time, so the schema lists them and pydantic checks them).
+    EventType = Literal[tuple(kind.value for kind in WEBHOOK_EVENTS)]
 
 
 class _Body(BaseModel):

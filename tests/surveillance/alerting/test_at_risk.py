@@ -138,3 +138,17 @@ def test_an_alert_policy_may_name_other_yearly_contacts_than_the_protocol(
         rules_alerted = {row.assessment for row in alerted if row is not None}
     # The liver tests left undone after their windows, not the missed yearly exams.
     assert rules_alerted == {"aav_alt"}
+
+
+def test_the_scan_counts_the_risk_alerts_it_wrote(
+    engine: Engine, registry: rules.ProtocolRegistry, receiver: Receiver, clock: Clock
+) -> None:
+    """The risk query starts WITH (a CTE), for which SQLite's driver reports no row count."""
+    cohort(engine, registry, "missed")
+    add_webhook(engine, receiver, clock(), events=(KIND,))
+    with write_session(engine) as session:
+        first = scan(session, now=clock(), overrides={}, registry=registry)
+    with write_session(engine) as session:
+        again = scan(session, now=clock(), overrides={}, registry=registry)
+    assert first.created[KIND] == len(alerts(engine, kind=KIND)) == 2  # an email, a webhook
+    assert again.created[KIND] == 0

@@ -27,9 +27,10 @@ from support.alert_support import (
 from support.peers import SmtpInbox
 
 import rules
+from surveillance.alerting.digests import create_digests
 from surveillance.alerting.dispatch import dispatch
 from surveillance.alerting.jobs import CATCH_UP_DAYS, AlertJobs
-from surveillance.alerting.scan import create_digests, scan
+from surveillance.alerting.scan import scan
 from surveillance.alerting.scheduler import build_scheduler
 from surveillance.config import Settings
 from surveillance.kit import leases

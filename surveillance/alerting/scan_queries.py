@@ -1,0 +1,146 @@
+"""What the scan looks for, one query per scanned kind (the registry in ``kinds`` names them).
+
+A per-group query selects ``(id, patient_id, round)`` for one (site, protocol) group and
+one level: the assessment the alert is about, its patient, and the reminder round (part
+of the alert id, so a weekly reminder is a new alert and a re-scan the same day is not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, String, and_, case, cast, exists, func, literal, or_, select
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import Session, col
+
+from surveillance.adverse_events.acks import alert_unacknowledged
+from surveillance.alerting.models import Acknowledgement
+from surveillance.alerting.policy import AlertPolicy, policy_for
+from surveillance.kit.sql import days_between
+from surveillance.records.patients import (
+    FOLLOWED_STATUSES,
+    Assessment,
+    AssessmentStatus,
+    Patient,
+)
+
+RECENT_CONTACTS = timedelta(days=2 * 366 + 180)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One (site, protocol) group of a scan: its policy and its local date."""
+
+    site_id: str
+    protocol_id: str
+    as_of: date
+    policy: AlertPolicy
+    # What the protocols declare: the reporting categories (owed whatever the patient's
+    # status) and this protocol's yearly contacts (or the policy's own list).
+    reporting_categories: tuple[str, ...]
+    yearly_contacts: tuple[str, ...]
+
+    @property
+    def reporting(self) -> ColumnElement[bool]:
+        """The assessment is a regulatory reporting duty."""
+        return col(Assessment.category).in_(self.reporting_categories)
+
+    @property
+    def days_over(self) -> ColumnElement[int]:
+        """Days from the assessment's window end to the scan's date."""
+        return days_between(literal(self.as_of, Date), col(Assessment.window_end))
+
+
+def _overdue_rows(scope: Scope, round_number: Any = None) -> Select[Any]:
+    label = (literal("0") if round_number is None else round_number).label("round")
+    return (
+        select(col(Assessment.id), col(Assessment.patient_id), label)
+        .join(Patient, col(Patient.id) == col(Assessment.patient_id))
+        .where(
+            col(Assessment.site_id) == scope.site_id,
+            col(Assessment.status) == AssessmentStatus.pending.value,
+            col(Assessment.window_end) < scope.as_of,
+            col(Patient.protocol_id) == scope.protocol_id,
+            # A reporting clock is owed whatever the patient's status (a death).
+            or_(col(Patient.status).in_(FOLLOWED_STATUSES), scope.reporting),
+        )
+    )
+
+
+def overdue(scope: Scope, level: int) -> Select[Any]:
+    """Pending assessments whose window closed before the scan's date."""
+    return _overdue_rows(scope)
+
+
+def escalated(scope: Scope, level: int) -> Select[Any]:
+    """Overdue long enough for ``level`` (1 investigators, 2 sponsor) and not acknowledged
+    at that level; one round per ``remind_every_days``."""
+    policy = scope.policy
+    days_over = scope.days_over
+    usual = policy.escalate_after_days if level == 1 else policy.sponsor_after_days
+    # A reporting clock escalates a day after it ran out (level 2 as usual).
+    start: Any = usual
+    if level == 1:
+        start = case((scope.reporting, policy.reporting_escalate_after_days), else_=usual)
+    round_number = cast((days_over - start) // policy.remind_every_days, String)
+    rows = _overdue_rows(scope, round_number).where(
+        days_over >= start,
+        ~exists().where(
+            col(Acknowledgement.assessment_id) == col(Assessment.id),
+            col(Acknowledgement.level) == level,
+        ),
+    )
+    if level == 1:
+        rows = rows.where(days_over < policy.sponsor_after_days)
+    return rows
+
+
+def at_risk(scope: Scope, level: int) -> Select[Any]:
+    """Two consecutive yearly contacts missed (or still undone after their window): the
+    latest of the two."""
+    closed = (
+        select(
+            col(Assessment.id),
+            col(Assessment.patient_id),
+            col(Assessment.status),
+            func.row_number()
+            .over(
+                partition_by=col(Assessment.patient_id),
+                order_by=(col(Assessment.due_on).desc(), col(Assessment.id).desc()),
+            )
+            .label("recent"),
+        )
+        .join(Patient, col(Patient.id) == col(Assessment.patient_id))
+        .where(
+            col(Assessment.site_id) == scope.site_id,
+            col(Patient.protocol_id) == scope.protocol_id,
+            col(Patient.status).in_(FOLLOWED_STATUSES),
+            col(Assessment.assessment).in_(scope.yearly_contacts),
+            # The last two yearly contacts fall within about two years: reading only
+            # those keeps this an index range scan (ix_assessments_site_rule_due).
+            col(Assessment.due_on) >= scope.as_of - RECENT_CONTACTS,
+            col(Assessment.window_end) < scope.as_of,
+            col(Assessment.status) != AssessmentStatus.cancelled.value,
+        )
+        .cte("yearly_contacts")  # read once, used twice below
+    )
+    last, before = closed.alias("last"), closed.alias("before")
+    missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
+    return (
+        select(last.c.id, last.c.patient_id, literal("0").label("round"))
+        .join(before, and_(before.c.patient_id == last.c.patient_id, before.c.recent == 2))
+        .where(last.c.recent == 1, last.c.status.in_(missed), before.c.status.in_(missed))
+    )
+
+
+def unacknowledged(session: Session, *, now: datetime, overrides: dict[str, dict[str, Any]]) -> int:
+    """Serious cases not accepted by every safety system in time (queued by the case
+    package, which writes its own alerts)."""
+
+    def within(site_id: str) -> timedelta:  # a site may agree a shorter time with its sponsor
+        hours = policy_for(overrides, site=site_id, protocol="").acknowledge_within_hours
+        return timedelta(hours=hours)
+
+    return alert_unacknowledged(session, now=now, within=within)
