@@ -301,3 +301,12 @@ def _aware(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def list_users(session: Session) -> list[tuple[User, list[str]]]:
+    """Every user by email, with the sites they work at."""
+    users = session.execute(select(User).order_by(col(User.email))).scalars().all()
+    sites: dict[int, list[str]] = {}
+    for link in session.execute(select(UserSite).order_by(col(UserSite.site_id))).scalars():
+        sites.setdefault(link.user_id, []).append(link.site_id)
+    return [(user, sites.get(user.id or 0, [])) for user in users]

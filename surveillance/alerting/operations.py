@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from surveillance.accounts.auth import Principal
@@ -36,11 +36,35 @@ def attempts_of(session: Session, alert_id: str) -> list[DeliveryAttempt]:
     return list(session.execute(statement).scalars())
 
 
-def retry(session: Session, alert_id: str, *, actor: str, now: datetime) -> Alert:
-    """Send a failed (or held) alert again, with the same id."""
+def get_alert(session: Session, alert_id: str) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise NotFound(f"no alert {alert_id!r}")
+    return alert
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """How many alerts are in each status (every status named, zero included)."""
+    status = col(Alert.status)
+    rows = session.execute(select(status, func.count()).group_by(status))
+    counts = {row[0]: int(row[1]) for row in rows}
+    return {s.value: counts.get(s.value, 0) for s in AlertStatus}
+
+
+def attempt_counts(session: Session, alert_ids: list[str]) -> dict[str, int]:
+    """Delivery attempts so far, per alert, in one query."""
+    if not alert_ids:
+        return {}
+    alert_id = col(DeliveryAttempt.alert_id)
+    rows = session.execute(
+        select(alert_id, func.count()).where(alert_id.in_(alert_ids)).group_by(alert_id)
+    )
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def retry(session: Session, alert_id: str, *, actor: str, now: datetime) -> Alert:
+    """Send a failed (or held) alert again, with the same id."""
+    alert = get_alert(session, alert_id)
     if alert.status not in (AlertStatus.failed.value, AlertStatus.held.value):
         raise Conflict(
             f"alert {alert_id} is {alert.status}; only failed or held alerts are retried"

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
-from sqlmodel import col
 
 from surveillance.accounts import auth
-from surveillance.accounts.models import User, UserSite
+from surveillance.accounts.auth import list_users
 from surveillance.cli.context import actor, migrated_runtime, runtime
 from surveillance.kit import audit, migrate
 from surveillance.kit.db import read_session, write_session
@@ -60,16 +58,10 @@ def users_set_password(
 @users_app.command("list")
 def users_list() -> None:
     with read_session(migrated_runtime().engine) as session:
-        users = session.execute(select(User).order_by(col(User.email))).scalars().all()
-        sites = {(u.user_id, u.site_id) for u in session.execute(select(UserSite)).scalars()}
+        users = list_users(session)
     rows = [
-        (
-            u.email,
-            u.role,
-            ", ".join(sorted(s for uid, s in sites if uid == u.id)),
-            "yes" if u.password_hash else "no",
-        )
-        for u in users
+        (u.email, u.role, ", ".join(sites), "yes" if u.password_hash else "no")
+        for u, sites in users
     ]
     typer.echo(render(("email", "role", "sites", "password"), rows))
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import typer
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Engine, select
-from sqlmodel import Session, SQLModel, col
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel
 
 import rules
 from surveillance.adverse_events.cases import create_case
@@ -35,7 +35,7 @@ from surveillance.records.adverse_event_vocabulary import (
     ReporterQualification,
     Seriousness,
 )
-from surveillance.records.patients import Assessment, AssessmentStatus, Patient
+from surveillance.records.queries import get_patient, oldest_closed_pending
 from surveillance.records.sites import add_site
 
 PROTOCOL = "cd19-car-t-pediatric-autoimmune"
@@ -221,22 +221,11 @@ def _history(
     counts: dict[str, int],
 ) -> None:
     """Walk the patient's past in date order; results can change what comes next."""
-    patient_id = session.execute(
-        select(col(Patient.id)).where(col(Patient.study_id) == enrolment.study_id)
-    ).scalar_one()
+    patient_id = get_patient(session, enrolment.study_id).id
+    assert patient_id is not None
     skipped: set[int] = set()
     while True:
-        row = session.execute(
-            select(Assessment)
-            .where(
-                col(Assessment.patient_id) == patient_id,
-                col(Assessment.status) == AssessmentStatus.pending.value,
-                col(Assessment.window_end) < today,
-                col(Assessment.id).not_in(skipped or {0}),
-            )
-            .order_by(col(Assessment.due_on), col(Assessment.id))
-            .limit(1)
-        ).scalar_one_or_none()
+        row = oldest_closed_pending(session, patient_id, before=today, skip=skipped)
         if row is None:
             return
         assert row.id is not None

@@ -11,8 +11,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
-from sqlmodel import col
 
 from surveillance.adverse_events.results import record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
@@ -23,8 +21,7 @@ from surveillance.patients.changes import add_infusion, change_status, record_ev
 from surveillance.patients.due_list import DueState, due_list
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.patients.views import calendar_dicts
-from surveillance.records.patients import Assessment, Patient
-from surveillance.records.queries import get_patient
+from surveillance.records.queries import calendar_size, get_patient
 from surveillance.records.sites import get_site
 
 commands = typer.Typer()
@@ -54,11 +51,11 @@ def enroll_command(
     current = migrated_runtime(now)
     enrolment = Enrolment(study_id, site, birth.date(), sex, diagnosis, protocol, infusion.date())
     with write_session(current.engine) as session:
-        enroll(session, [enrolment], registry=current.registry, now=current.clock(), actor=actor())
-        count = session.execute(
-            select(col(Assessment.id)).join(Patient).where(col(Patient.study_id) == study_id)
-        ).all()
-    typer.echo(f"enrolled {study_id} at {site}: {len(count)} assessments planned")
+        ids = enroll(
+            session, [enrolment], registry=current.registry, now=current.clock(), actor=actor()
+        )
+        count = calendar_size(session, ids[study_id])
+    typer.echo(f"enrolled {study_id} at {site}: {count} assessments planned")
 
 
 @commands.command("record")

@@ -10,13 +10,14 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import date
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlmodel import Session, col
 
 from surveillance.errors import NotFound
 from surveillance.records.patients import (
     Assessment,
     AssessmentRef,
+    AssessmentStatus,
     Infusion,
     Patient,
     assessment_key,
@@ -113,3 +114,30 @@ def assessment_versions(session: Session, keys: Collection[str]) -> dict[str, in
         assessment_key(r.study_id, r.infusion_number, r.assessment, r.occurrence): r.version
         for r in rows
     }
+
+
+def calendar_size(session: Session, patient_id: int) -> int:
+    """How many assessments the patient's calendar holds (every status)."""
+    statement = select(func.count()).where(col(Assessment.patient_id) == patient_id)
+    return int(session.execute(statement).scalar_one())
+
+
+def oldest_closed_pending(
+    session: Session, patient_id: int, *, before: date, skip: Collection[int] = ()
+) -> Assessment | None:
+    """The patient's earliest pending assessment whose window closed before ``before``
+    (the demo walks a synthetic history with it); ``skip``: ids already passed over."""
+    statement = (
+        select(Assessment)
+        .where(
+            col(Assessment.patient_id) == patient_id,
+            col(Assessment.status) == AssessmentStatus.pending.value,
+            col(Assessment.window_end) < before,
+        )
+        .order_by(col(Assessment.due_on), col(Assessment.id))
+        .limit(1)
+    )
+    if skip:
+        statement = statement.where(col(Assessment.id).not_in(skip))
+    row: Assessment | None = session.execute(statement).scalar_one_or_none()
+    return row

@@ -9,14 +9,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
-from sqlmodel import Session, col
 
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import Role
 from surveillance.alerting import operations
 from surveillance.alerting.escalations import acknowledge_escalation
-from surveillance.errors import NotFound
 from surveillance.http.api.alert_schemas import (
     AcknowledgementCreate,
     AcknowledgementPublic,
@@ -25,7 +22,7 @@ from surveillance.http.api.alert_schemas import (
 )
 from surveillance.http.app_settings import AppSettings, policy_overrides
 from surveillance.http.deps import CurrentUser, State
-from surveillance.records.outbox import Alert, AlertStatus, DeliveryAttempt
+from surveillance.records.outbox import Alert, AlertStatus
 
 router = APIRouter(tags=["alerts"])
 
@@ -66,7 +63,7 @@ def list_alerts(
         alerts = operations.list_alerts(
             session, status=status.value if status else None, limit=limit
         )
-        counts = _attempt_counts(session, [a.id for a in alerts])
+        counts = operations.attempt_counts(session, [a.id for a in alerts])
         return [alert_dict(a, counts.get(a.id, 0)) for a in alerts]
 
 
@@ -75,7 +72,7 @@ def read_alert(alert_id: str, state: State, user: CurrentUser) -> dict[str, Any]
     """One alert with every delivery attempt (admins only)."""
     _admin(user)
     with state.read() as session:
-        alert = _get(session, alert_id)
+        alert = operations.get_alert(session, alert_id)
         attempts = operations.attempts_of(session, alert_id)
         return {
             **alert_dict(alert, len(attempts)),
@@ -97,7 +94,7 @@ def retry_alert(alert_id: str, state: State, user: CurrentUser) -> dict[str, Any
     _admin(user)
     with state.write() as session:
         alert = operations.retry(session, alert_id, actor=user.email, now=state.now())
-        counts = _attempt_counts(session, [alert.id])
+        counts = operations.attempt_counts(session, [alert.id])
         return alert_dict(alert, counts.get(alert.id, 0))
 
 
@@ -122,20 +119,3 @@ def alert_dict(alert: Alert, recorded: int) -> dict[str, Any]:
 
 def _admin(user: Principal) -> None:
     user.require_role(Role.admin)
-
-
-def _get(session: Session, alert_id: str) -> Alert:
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound(f"no alert {alert_id!r}")
-    return alert
-
-
-def _attempt_counts(session: Session, ids: list[str]) -> dict[str, int]:
-    if not ids:
-        return {}
-    alert_id = col(DeliveryAttempt.alert_id)
-    rows = session.execute(
-        select(alert_id, func.count()).where(alert_id.in_(ids)).group_by(alert_id)
-    )
-    return {row[0]: int(row[1]) for row in rows}

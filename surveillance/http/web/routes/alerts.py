@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
-from sqlalchemy import ColumnElement, Select, func, or_, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import Role
 from surveillance.alerting import endpoints, operations
-from surveillance.alerting.models import OutgoingMail
+from surveillance.alerting.outgoing_mail import mail_item, mail_list
 from surveillance.errors import Conflict, NotFound
 from surveillance.http.app_settings import settings_of
 from surveillance.http.deps import State
@@ -38,11 +37,10 @@ class AlertsOverview:
 def mail_page(request: Request, state: State, user: CurrentWebUser, before: int = 0) -> Response:
     """Newest first (ids grow as mail is written): every mail for admins, the mail
     addressed to you for everyone else; ``before`` pages to older mail."""
-    statement = select(OutgoingMail).order_by(col(OutgoingMail.id).desc()).limit(MAIL_LIMIT)
-    if before > 0:
-        statement = statement.where(col(OutgoingMail.id) < before)
     with state.read() as session:
-        mails = list(session.execute(_visible(statement, user.principal)).scalars())
+        mails = mail_list(
+            session, addressed_to=_reader(user.principal), before=before, limit=MAIL_LIMIT
+        )
     context = {
         "title": "Outgoing mail",
         "mails": mails,
@@ -58,8 +56,7 @@ def mail_detail_page(
     request: Request, mail_id: int, state: State, user: CurrentWebUser
 ) -> Response:
     with state.read() as session:
-        statement = select(OutgoingMail).where(col(OutgoingMail.id) == mail_id)
-        mail = session.execute(_visible(statement, user.principal)).scalar_one_or_none()
+        mail = mail_item(session, mail_id, addressed_to=_reader(user.principal))
     if mail is None:
         raise NotFound("There is no such mail addressed to you.")
     return render(request, "mail_detail.html", {"title": mail.subject, "mail": mail}, user=user)
@@ -98,30 +95,14 @@ def retry_form(
 
 
 def _overview(session: Session) -> AlertsOverview:
-    status = col(Alert.status)
-    counts = {
-        row[0]: int(row[1])
-        for row in session.execute(select(status, func.count()).group_by(status))
-    }
     return AlertsOverview(
-        counts={s.value: counts.get(s.value, 0) for s in AlertStatus},
+        counts=operations.status_counts(session),
         failed=operations.list_alerts(session, status=AlertStatus.failed.value, limit=ALERT_LIMIT),
         held=operations.list_alerts(session, status=AlertStatus.held.value, limit=ALERT_LIMIT),
         endpoints=endpoints.list_endpoints(session),
     )
 
 
-def _visible(statement: Select[OutgoingMail], principal: Principal) -> Select[OutgoingMail]:
-    return statement if principal.is_admin else statement.where(addressed_to(principal.email))
-
-
-def addressed_to(email: str) -> ColumnElement[bool]:
-    """``to`` is a ", "-joined list: match the whole address, never a part of another."""
-    to = col(OutgoingMail.to)
-    e = email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(
-        to == email,
-        to.like(f"{e}, %", escape="\\"),
-        to.like(f"%, {e}", escape="\\"),
-        to.like(f"%, {e}, %", escape="\\"),
-    )
+def _reader(principal: Principal) -> str | None:
+    """Whose mail a user may read: everyone's for an admin, their own otherwise."""
+    return None if principal.is_admin else principal.email
