@@ -109,13 +109,23 @@ def _explain(exc: ValidationError, data: dict[str, Any], source: str) -> Protoco
         reason = f"unknown key '{key}'{_suggest(key, exc, error)}"
         return ProtocolError(source, reason, assessment=assessment, field=field)
     if kind == "missing":
-        return ProtocolError(
-            source, "required field is missing", assessment=assessment, field=field
-        )
+        reason = "required field is missing" + _MISSING_HINTS.get(field, "")
+        return ProtocolError(source, reason, assessment=assessment, field=field)
     reason = str(error["msg"]).removeprefix("Value error, ")
     if "input" in error and kind not in {"model_type", "dict_type"}:
         reason = f"{reason} (got {error['input']!r})"
     return ProtocolError(source, reason, assessment=assessment, field=field or None)
+
+
+# Fields that older protocol files lack: what to write (the application once assumed it).
+_MISSING_HINTS = {
+    "reporting_category": (
+        ": name the category of the regulatory reporting clocks (e.g. 'reporting_category: "
+        "safety-reporting'), or write 'reporting_category: null' if there are none; files "
+        "written before this field also need to mark their 'yearly_contact' rules and "
+        "the results that open a safety case, 'opens_safety_case' (see the README)"
+    ),
+}
 
 
 def _field_path(loc: list[Any]) -> str:

@@ -268,8 +268,10 @@ class ProtocolFile(_Strict):
     events: dict[Identifier, EventRule] = Field(default_factory=dict)
     assessments: tuple[AssessmentRule, ...] = Field(min_length=1)
     # The category of the regulatory reporting clocks: due, listed and alerted whatever the
-    # patient's status, since a death does not end the duty to report it.
-    reporting_category: Category | None = None
+    # patient's status, since a death does not end the duty to report it. Required (null:
+    # the protocol has none), so that a file written before the application read it from
+    # here is refused rather than silently losing its reporting clocks.
+    reporting_category: Category | None
     description: str | None = None
 
     @field_validator("version", mode="before")

@@ -67,6 +67,8 @@ def build_protocol_text(*assessments: str, replace: Mapping[str, str] | None = N
     text = MINIMAL_PROTOCOL
     for block in assessments:
         text += textwrap.indent(textwrap.dedent(block).strip("\n"), "  ") + "\n"
+    # Required of every protocol; last, so that the line numbers above stay as they are.
+    text += "reporting_category: null\n"
     for old, new in (replace or {}).items():
         count = text.count(old)
         assert count == 1, f"test setup: {old!r} occurs {count} times in the protocol text"

@@ -89,7 +89,7 @@ def test_declarations_of_a_small_protocol(
 ) -> None:
     text = protocol_text(
         replace={
-            "id: test-protocol\n": "id: test-protocol\nreporting_category: core\n",
+            "reporting_category: null\n": "reporting_category: core\n",
             "    category: core\n": "    category: core\n    yearly_contact: true\n"
             "    opens_safety_case:\n      when: {one_of: [detected, positive]}\n"
             "      term: Vector detected\n      narrative: Seen in {assessment}.\n",

@@ -981,7 +981,7 @@ def test_the_reporting_category_must_be_one_the_assessments_use(
     protocol_text: ProtocolText, write_protocol: WriteProtocol, category: str, reason: str
 ) -> None:
     text = protocol_text(
-        replace={"id: test-protocol\n": f"id: test-protocol\nreporting_category: {category}\n"}
+        replace={"reporting_category: null\n": f"reporting_category: {category}\n"}
     )
     error, path = refused(write_protocol, text)
     check(error, path, assessment=None, field="reporting_category", reason=reason)
@@ -992,9 +992,7 @@ def test_a_reporting_category_means_the_same_in_every_loaded_protocol(
 ) -> None:
     # Queries over many patients test a row's category without its protocol.
     declares = write_protocol(
-        protocol_text(
-            replace={"id: test-protocol\n": "id: test-protocol\nreporting_category: core\n"}
-        ),
+        protocol_text(replace={"reporting_category: null\n": "reporting_category: core\n"}),
         name="a.yaml",
     )
     silent = write_protocol(
@@ -1006,3 +1004,21 @@ def test_a_reporting_category_means_the_same_in_every_loaded_protocol(
         f"{silent}, field 'reporting_category': category 'core' is a reporting duty in "
         f"{declares}: declare 'reporting_category: core' here too, or name it otherwise"
     )
+
+
+def test_a_protocol_file_that_predates_its_declarations_is_refused(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    """A site's own copy written before the application read its reporting category (and
+    yearly contacts, and safety cases) from the file must not load and lose them quietly."""
+    text = protocol_text(replace={"reporting_category: null\n": ""})
+    error, path = refused(write_protocol, text)
+    check(
+        error,
+        path,
+        assessment=None,
+        field="reporting_category",
+        reason="required field is missing: name the category of the regulatory reporting clocks",
+    )
+    assert "'opens_safety_case'" in str(error)
+    assert "'yearly_contact'" in str(error)

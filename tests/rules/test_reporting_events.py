@@ -120,6 +120,7 @@ product: p
 follow_up: {duration: Y1}
 diagnoses: {x: X}
 references: {R: {title: r}}
+reporting_category: safety-reporting
 events:
   death: {description: d, end_follow_up: true, start: [report]}
   withdrawal: {description: w, end_follow_up: true}
