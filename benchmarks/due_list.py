@@ -36,7 +36,7 @@ What is timed (``--runs`` times each, after ``--warmup`` untimed runs)
       ``app_reused_session``: the same call on one long-lived session.
     * raw: the statements ``due_list`` sent (one per state it needed before reaching the
       limit), captured once with a ``before_cursor_execute`` listener: that is the SQL
-      ``due_list_query`` compiled to, in the driver's parameter style (qmark for
+      the due list's statement compiled to, in the driver's parameter style (qmark for
       sqlite3, pyformat for psycopg), with the parameters as SQLAlchemy handed them to
       the driver (ISO date strings on SQLite). They are run through a plain driver
       cursor on one reused connection, with ``fetchall()``.
@@ -373,7 +373,7 @@ def captured_statements(
 ) -> tuple[list[DueItem], list[RawStatement]]:
     """Run ``call`` once and keep the SELECTs it sent, exactly as the driver got them.
 
-    The SQL is what ``due_list_query`` compiled to in the driver's parameter style (qmark
+    The SQL is what the due list's statement compiled to in the driver's parameter style (qmark
     for sqlite3, pyformat for psycopg), the parameters already converted by SQLAlchemy
     (dates as ISO strings on SQLite). ``due_list`` runs one statement per state it
     needs, in the order of ``states``, until the limit is reached.

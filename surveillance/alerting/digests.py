@@ -7,14 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 import rules
 from surveillance.alerting.policy import policy_for
 from surveillance.patients.due_list import DueState, due_list
 from surveillance.records.outbox import Alert, AlertKind, Channel
-from surveillance.records.patients import Site
+from surveillance.records.sites import list_sites
 
 
 def create_digests(
@@ -27,7 +26,7 @@ def create_digests(
     """Today's digest email for each site whose local digest hour has come (once a day)."""
     created = 0
     kind = AlertKind.digest.value
-    sites = session.execute(select(Site)).scalars()
+    sites = list_sites(session)
     for site in sites:
         if site_id is not None and site.id != site_id:
             continue

@@ -20,10 +20,10 @@ import rules
 from surveillance.alerting.kinds import SCANNED, Kind, ScanAll, ScanEach
 from surveillance.alerting.policy import policy_for
 from surveillance.alerting.scan_queries import Scope
-from surveillance.kit.clock import local_date
 from surveillance.kit.sqltypes import UtcDateTime
 from surveillance.records.outbox import Alert, AlertStatus, Channel, WebhookEndpoint
-from surveillance.records.patients import Patient, Site
+from surveillance.records.patients import Patient
+from surveillance.records.sites import list_sites
 
 _COLUMNS = (
     "id", "kind", "level", "channel", "recipient", "site_id", "patient_id", "assessment_id",
@@ -54,13 +54,10 @@ def scan(
 ) -> ScanReport:
     """Create every alert due as of ``on`` (default: today at each site)."""
     report = ScanReport()
-    groups = session.execute(
-        select(col(Patient.site_id), col(Patient.protocol_id), col(Site.timezone))
-        .join(Site)
-        .distinct()
-    )
-    for site_id, protocol_id, timezone in groups:
-        as_of = on or local_date(now, timezone)
+    sites = {site.id: site for site in list_sites(session)}
+    groups = session.execute(select(col(Patient.site_id), col(Patient.protocol_id)).distinct())
+    for site_id, protocol_id in groups:
+        as_of = on or sites[site_id].today(now)
         report.as_of[site_id] = as_of
         policy = policy_for(overrides, site=site_id, protocol=protocol_id)
         scope = Scope(

@@ -12,13 +12,12 @@ from datetime import UTC
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
 
 from surveillance.alerting.jobs import AlertJobs
 from surveillance.alerting.policy import parse_overrides, policy_for
 from surveillance.kit.clock import system_clock
 from surveillance.kit.db import read_session
-from surveillance.records.patients import Site
+from surveillance.records.sites import list_sites
 
 _COMMON = {"coalesce": True, "max_instances": 1, "replace_existing": True}
 
@@ -43,7 +42,7 @@ def build_scheduler(jobs: AlertJobs) -> BackgroundScheduler:
     )
     overrides = parse_overrides(settings.alert_policy)
     with read_session(jobs.engine) as session:
-        sites = list(session.execute(select(Site)).scalars())
+        sites = list_sites(session)
     for site in sites:
         hour = policy_for(overrides, site=site.id, protocol="").digest_hour
         scheduler.add_job(

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import typer
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 import rules
 from surveillance.adverse_events.cases import create_case
@@ -308,7 +307,7 @@ def demo_command() -> None:
     """Create (or reset) the database with the synthetic demo cohort."""
     current = runtime()
     engine = current.engine
-    _reset(engine)
+    migrate.reset(engine)
     migrate.upgrade(engine)
     with write_session(engine) as session:
         summary = load_demo(session, registry=current.registry, now=current.clock())
@@ -327,15 +326,3 @@ def demo_command() -> None:
         CREDENTIALS_FILE.parent.mkdir(exist_ok=True)
         CREDENTIALS_FILE.write_text(text + "\n")
         CREDENTIALS_FILE.chmod(0o600)
-
-
-def _reset(engine: Engine) -> None:
-    """An empty database: a SQLite file is deleted, PostgreSQL's tables dropped."""
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        engine.dispose()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
-        return
-    with engine.begin() as connection:
-        SQLModel.metadata.drop_all(connection)
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

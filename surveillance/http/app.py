@@ -53,7 +53,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         principals=TtlCache(settings.cache_seconds),
         sites=TtlCache(settings.cache_seconds),
     )
-    app.state.settings = settings  # for the alert policy and webhook URL checks
+    app.state.settings = settings  # the runtime's: for the alert policy and webhook URL checks
     problems.install(app)
     api = APIRouter(prefix=API_PREFIX)
     for router in (

@@ -9,13 +9,14 @@ from fastapi import Depends, Request
 from starlette.datastructures import State
 
 from surveillance.alerting.policy import parse_overrides
-from surveillance.config import Settings, get_settings
+from surveillance.config import Settings
 
 
 def settings_of(app_state: State) -> Settings:
-    """``create_app`` keeps its settings on ``app.state``; the environment's otherwise."""
-    settings = getattr(app_state, "settings", None)
-    return settings if isinstance(settings, Settings) else get_settings()
+    """The runtime's settings, which ``create_app`` keeps on ``app.state``."""
+    settings = app_state.settings
+    assert isinstance(settings, Settings)
+    return settings
 
 
 def policy_overrides(settings: Settings) -> dict[str, dict[str, Any]]:

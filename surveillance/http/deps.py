@@ -153,13 +153,22 @@ def parse_if_match(if_match: str | None) -> int:
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
-def visible_patient(session: Session, user: Principal, study_id: str) -> Patient:
-    """The patient, for clinical staff of its site; another site's patient is reported
-    missing like an unknown one, so the answer leaks nothing (API and pages alike)."""
-    user.require_role(*CLINICAL_ROLES)
+def visible_patient(
+    session: Session,
+    user: Principal,
+    study_id: str,
+    *,
+    missing: str = "no patient with study id {study_id!r}",
+) -> Patient:
+    """The patient, for clinical staff of its site. Another site's patient is reported
+    missing exactly like an unknown one, so the answer leaks nothing; ``missing`` is how
+    the edge words that (the API's detail, or the page's sentence)."""
     patient = find_patient(session, study_id)
-    if patient is None or not user.works_at(patient.site_id):
-        raise NotFound(f"There is no patient {study_id!r} at your sites.")
+    if patient is None:
+        raise NotFound(missing.format(study_id=study_id))
+    user.require_role(*CLINICAL_ROLES)
+    if not user.works_at(patient.site_id):
+        raise NotFound(missing.format(study_id=study_id))
     return patient
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlmodel import Field, Session, SQLModel, col
 
+from surveillance.kit.bulk import insert_rows
 from surveillance.kit.clock import utc_now
 from surveillance.kit.sqltypes import table_of, utc_column
 
@@ -168,8 +169,6 @@ class AuditFact:
 
 def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
     """Append many rows to the chain with one read and one set-based insert."""
-    from surveillance.kit.bulk import insert_rows
-
     if not facts:
         return
     lock_chain(session)

@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlmodel import SQLModel
 
 # The migration scripts sit beside the packages whose tables they build.
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -43,3 +44,17 @@ def revision(engine: Engine, message: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.revision(config, message=message, autogenerate=True)
+
+
+def reset(engine: Engine) -> None:
+    """An empty database (``surveillance demo --reset``): a SQLite file is deleted,
+    PostgreSQL's tables dropped. Every table model must be imported (they are, once the
+    application is)."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
+        return
+    with engine.begin() as connection:
+        SQLModel.metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")

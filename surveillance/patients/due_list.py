@@ -222,26 +222,6 @@ def _reporting_clock(categories: tuple[str, ...]) -> ColumnElement[bool]:
     return column == written[0] if len(written) == 1 else column.in_(written)
 
 
-def due_list_query(
-    site_id: str,
-    on: date,
-    state: DueState,
-    until: date,
-    limit: int,
-    *,
-    registry: rules.ProtocolRegistry,
-    after: DueCursor | None = None,
-    since: date | None = None,
-) -> Select[Any]:
-    """One state's rows, in the order a nurse works through them.
-
-    ``until``/``since`` bound the windows of due and upcoming rows (they must overlap
-    [since, until]); ``after`` continues after a cursor's row of the same state.
-    """
-    statement, values = _bound(site_id, on, state, until, limit, after, since, registry)
-    return statement.params(values)
-
-
 def _bound(
     site_id: str,
     on: date,

@@ -1,7 +1,7 @@
 """The web pages: server-rendered Jinja2 templates and one CSS file, no front-end build.
 
-Depends on the services (``due_list``, ``outcomes``, ``compliance``, ...) and on
-``api.deps`` for the shared application state; the API does not depend on it.
+Depends on the feature packages (``patients``, ``adverse_events``, ``alerting``, ...) and
+on ``http.deps`` for the shared application state; the API does not depend on it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Adverse-event words as a nurse reads them: one label per stored value.
 
-The stored values stay the E2B-shaped ones of ``adverse_events.vocabulary``; only the
+The stored values stay the E2B-shaped ones of ``records.adverse_event_vocabulary``; only the
 pages say "CRS (cytokine release syndrome)" instead of ``crs``.
 """
 

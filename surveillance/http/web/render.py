@@ -58,6 +58,8 @@ _HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
+# How a page says that a patient is unknown or at another site (the same answer for both).
+NO_SUCH_PATIENT = "There is no patient {study_id!r} at your sites."
 
 
 @dataclass(frozen=True)

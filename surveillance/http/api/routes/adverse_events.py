@@ -69,9 +69,7 @@ def _result(
     case = change.case
     patient = session.get(Patient, case.patient_id)
     assert patient is not None
-    detail = case_detail(
-        session, case, state.registry, on=state.today_at(state.site(session, case.site_id))
-    )
+    detail = _detail(session, state, case)
     response.headers["ETag"] = etag(case.version)
     response.headers["Location"] = f"/api/v1/adverse-events/{case.case_id}"
     return {
@@ -138,9 +136,7 @@ def read_adverse_event(
     with state.read() as session:
         case = _readable_case(session, user, case_id)
         response.headers["ETag"] = etag(case.version)
-        return case_detail(
-            session, case, state.registry, on=state.today_at(state.site(session, case.site_id))
-        )
+        return _detail(session, state, case)
 
 
 @router.post(

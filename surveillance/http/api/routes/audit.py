@@ -7,11 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from surveillance.accounts.models import CLINICAL_ROLES
-from surveillance.errors import NotFound
 from surveillance.http.api.schemas import AuditEntryPublic
-from surveillance.http.deps import CurrentUser, State
+from surveillance.http.deps import CurrentUser, State, visible_patient
 from surveillance.kit import audit
-from surveillance.records.queries import get_patient
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 
@@ -19,11 +17,9 @@ router = APIRouter(prefix="/patients", tags=["patients"])
 @router.get("/{study_id}/audit", response_model=list[AuditEntryPublic])
 def read_audit_trail(study_id: str, state: State, user: CurrentUser) -> list[dict[str, Any]]:
     """Oldest first; each row's hash chains it to the one before (tamper-evident)."""
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES)  # before the lookup, as this path always has
     with state.read() as session:
-        patient = get_patient(session, study_id)
-        if not user.works_at(patient.site_id):
-            raise NotFound(f"no patient with study id {study_id!r}")
+        patient = visible_patient(session, user, study_id)
         assert patient.id is not None
         return [
             audit.entry_dict(entry) for entry in audit.patient_trail(session, patient_id=patient.id)

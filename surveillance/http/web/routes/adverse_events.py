@@ -27,7 +27,14 @@ from surveillance.http.deps import AppState, State, visible_patient, visible_sit
 from surveillance.http.web.ae_form import AeFormData, form_errors, form_of, reporter_of, to_facts
 from surveillance.http.web.ae_labels import all_tables
 from surveillance.http.web.ae_views import side_by_side, visible_case
-from surveillance.http.web.render import TEMPLATES, PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import (
+    NO_SUCH_PATIENT,
+    TEMPLATES,
+    PageRoute,
+    redirect,
+    render,
+    set_flash,
+)
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
 from surveillance.records.adverse_event_vocabulary import CaseStatus
@@ -61,7 +68,7 @@ def record_adverse_event_form(
     try:
         facts = to_facts(data, reporter_of(user.principal))
         with state.write() as session:
-            visible_patient(session, user.principal, study_id)
+            visible_patient(session, user.principal, study_id, missing=NO_SUCH_PATIENT)
             change = create_case(
                 session,
                 study_id=study_id,

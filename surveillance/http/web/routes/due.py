@@ -14,7 +14,7 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.results import record_outcome
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
 from surveillance.http.deps import State, visible_patient, visible_site
-from surveillance.http.web.render import PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf, safe_next
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.outcomes import RecordedOutcome
@@ -118,7 +118,9 @@ def record_outcome_form(
     back = safe_next(next)
     try:
         with state.write() as session:
-            patient = visible_patient(session, user.principal, ref.study_id)
+            patient = visible_patient(
+                session, user.principal, ref.study_id, missing=NO_SUCH_PATIENT
+            )
             back = back or f"/sites/{quote(patient.site_id)}/due"
             recorded = record_outcome(
                 session,

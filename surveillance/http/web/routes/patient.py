@@ -17,7 +17,7 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.queries import case_summaries
 from surveillance.http.deps import AppState, State, visible_patient
 from surveillance.http.web.ae_form import blank_form
-from surveillance.http.web.render import PageRoute, parse_day, render
+from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, parse_day, render
 from surveillance.http.web.session import CurrentWebUser, WebUser
 from surveillance.http.web.timeline import (
     STATE_LABELS,
@@ -52,7 +52,7 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
     """The page's content (also re-shown, with the entries kept, when the AE form is refused)."""
     user.principal.require_role(*CLINICAL_ROLES)
     with state.read() as session:
-        patient = visible_patient(session, user.principal, study_id)
+        patient = visible_patient(session, user.principal, study_id, missing=NO_SUCH_PATIENT)
         site = get_site(session, patient.site_id)
         assert patient.id is not None
         today = site.today(state.now())
