@@ -134,17 +134,7 @@ def record_event(
             f"{study_id}: event date {on} is before the infusion on {first_infusion}"
         )
     patient.version += 1
-    session.add(
-        PatientEvent(
-            patient_id=patient.id,  # type: ignore[arg-type]
-            kind=kind,
-            occurred_on=on,
-            note=note,
-            recorded_by=actor,
-            recorded_at=now,
-        )
-    )
-    session.flush()
+    _add_event(session, patient, kind, on, note, actor=actor, now=now)
     audit.record(
         session,
         actor=actor,
@@ -175,14 +165,7 @@ def change_status(
     expected_version: int | None = None,
 ) -> CalendarChange:
     """Deceased, withdrawn, lost to follow-up, transferred (to another site) or active again."""
-    try:
-        new_status = PatientStatus(status)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}"
-        ) from exc
-    if not reason or not reason.strip():
-        raise InvalidInput("a status change needs a reason")
+    new_status = _status(status, reason)
     patient = get_patient(session, study_id, for_update=True)
     check_version(expected_version, patient.version, study_id)
     if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
@@ -215,17 +198,7 @@ def change_status(
     event = _STATUS_EVENTS.get(new_status)
     if event is None:
         return CalendarChange()
-    session.add(
-        PatientEvent(
-            patient_id=patient.id,  # type: ignore[arg-type]
-            kind=event,
-            occurred_on=on,
-            note=reason,
-            recorded_by=actor,
-            recorded_at=now,
-        )
-    )
-    session.flush()
+    _add_event(session, patient, event, on, reason, actor=actor, now=now)
     return rematerialize(
         session,
         patient,
@@ -234,6 +207,42 @@ def change_status(
         actor=actor,
         now=now,
     )
+
+
+def _status(status: str, reason: str) -> PatientStatus:
+    try:
+        new_status = PatientStatus(status)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}"
+        ) from exc
+    if not reason or not reason.strip():
+        raise InvalidInput("a status change needs a reason")
+    return new_status
+
+
+def _add_event(
+    session: Session,
+    patient: Patient,
+    kind: str,
+    on: date,
+    note: str | None,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """An event the engine reacts to (death, withdrawal, a new malignancy, ...)."""
+    session.add(
+        PatientEvent(
+            patient_id=patient.id,  # type: ignore[arg-type]
+            kind=kind,
+            occurred_on=on,
+            note=note,
+            recorded_by=actor,
+            recorded_at=now,
+        )
+    )
+    session.flush()
 
 
 def _transfer(session: Session, patient: Patient, to_site: str | None) -> None:

@@ -66,6 +66,30 @@ def record_outcome_without_safety_case(
         reason=reason,
         now=now,
     )
+    _write(session, patient, row, kind, key, on, result, reason, actor=actor, now=now)
+    change = CalendarChange()
+    if patient.status == PatientStatus.active.value:
+        cause = f"{kind.value} recorded for {key}" + (f" with result {result!r}" if result else "")
+        protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
+        change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
+    return RecordedOutcome(row, change)
+
+
+def _write(
+    session: Session,
+    patient: Patient,
+    row: Assessment,
+    kind: Outcome,
+    key: str,
+    on: date,
+    result: str | None,
+    reason: str | None,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Add the outcome to the assessment's history, update the row, audit it (as ``key``,
+    the way it was asked for)."""
     deviation = kind is Outcome.completed and not row.window_start <= on <= row.window_end
     old = {"status": row.status, "performed_on": None, "result": None}
     session.add(
@@ -102,12 +126,6 @@ def record_outcome_without_safety_case(
         },
         at=now,
     )
-    change = CalendarChange()
-    if patient.status == PatientStatus.active.value:
-        cause = f"{kind.value} recorded for {key}" + (f" with result {result!r}" if result else "")
-        protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
-        change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
-    return RecordedOutcome(row, change)
 
 
 def _check(
