@@ -1,7 +1,8 @@
 """The rules engine: protocol files in, 15-year follow-up calendars out.
 
 Pure: no database, no clock, no network. Depends on the standard library, PyYAML,
-pydantic and python-dateutil only; never imports ``surveillance`` or ``notifications``.
+pydantic, python-dateutil and pint (units of results) only; never imports
+``surveillance`` or ``notifications``.
 
 >>> from datetime import date
 >>> protocol = ProtocolRegistry.from_directory().get("aav-liver-5-year")
@@ -12,7 +13,7 @@ pydantic and python-dateutil only; never imports ``surveillance`` or ``notificat
 """
 
 from ._engine import build_calendar, end_of_follow_up
-from ._errors import InvalidFacts, ProtocolError, RulesError, UnknownProtocol
+from ._errors import InvalidFacts, InvalidResult, ProtocolError, RulesError, UnknownProtocol
 from ._facts import (
     PatientFacts,
     PlannedAssessment,
@@ -23,22 +24,39 @@ from ._facts import (
 from ._loader import BUNDLED_PROTOCOLS, ProtocolRegistry, load_protocol, parse_protocol
 from ._offsets import Offset
 from ._protocol import Protocol
-from ._schema import SafetyCase
+from ._results import accepted_units
+from ._schema import (
+    CodedResult,
+    DateResult,
+    NoResult,
+    OrdinalResult,
+    QuantityResult,
+    ResultType,
+    SafetyCase,
+)
 
 __all__ = [
     "BUNDLED_PROTOCOLS",
+    "CodedResult",
+    "DateResult",
     "InvalidFacts",
+    "InvalidResult",
+    "NoResult",
     "Offset",
+    "OrdinalResult",
     "PatientFacts",
     "PlannedAssessment",
     "Protocol",
     "ProtocolError",
     "ProtocolRegistry",
+    "QuantityResult",
     "RecordedEvent",
     "RecordedResult",
+    "ResultType",
     "RulesError",
     "SafetyCase",
     "UnknownProtocol",
+    "accepted_units",
     "build_calendar",
     "end_of_follow_up",
     "is_triggered_occurrence",

@@ -5,8 +5,9 @@ Hierarchy::
     RulesError
      ├── ProtocolError        a protocol file is malformed (names file, assessment, field)
      ├── UnknownProtocol      no protocol with that id (and version) is loaded
-     └── InvalidFacts         facts the engine cannot plan from (infusion before birth,
-                              unknown diagnosis, result for an unknown assessment, ...)
+     ├── InvalidFacts         facts the engine cannot plan from (infusion before birth,
+     │                        unknown diagnosis, result for an unknown assessment, ...)
+     └── InvalidResult        a recorded result its assessment's declared type refuses
 """
 
 from __future__ import annotations
@@ -51,3 +52,7 @@ class UnknownProtocol(RulesError, LookupError):
 
 class InvalidFacts(RulesError, ValueError):
     """The patient facts given to the engine are impossible or do not fit the protocol."""
+
+
+class InvalidResult(RulesError, ValueError):
+    """A result that is not one its assessment can produce (unknown code, unit, range)."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._offsets import Offset
+from ._results import parse_result
 from ._schema import (
     AssessmentRule,
     Branch,
     EventRule,
     ProtocolFile,
+    ResultType,
     SafetyCase,
     TimePoints,
     Window,
@@ -82,6 +84,18 @@ class Protocol:
     def yearly_contacts(self) -> tuple[str, ...]:
         """The rules whose occurrences are the patient's yearly contact."""
         return tuple(rule_id for rule_id, rule in self.rules.items() if rule.spec.yearly_contact)
+
+    def result_type(self, rule_id: str) -> ResultType | None:
+        """What the rule's result is, or None: undeclared, a free-text remark."""
+        return self.rules[rule_id].spec.result
+
+    def read_result(self, rule_id: str, text: str) -> str:
+        """``text`` as the rule's declared result type reads it (a code, a number in the
+        canonical unit, a level, an ISO date); ``InvalidResult`` if the type refuses it.
+        An undeclared result is kept as typed (stripped): the engine never branches on it.
+        """
+        spec = self.result_type(rule_id)
+        return text.strip() if spec is None else parse_result(spec, text)
 
     def branches(self, rule_id: str) -> tuple[Branch, ...]:
         return self.rules[rule_id].spec.on_result

@@ -136,6 +136,67 @@ class Condition(_Strict):
         return f"at least {self.at_least:g}"
 
 
+class CodedResult(_Strict):
+    """One of a closed list of codes (``code: label``); the engine branches on the code."""
+
+    type: Literal["coded"]
+    values: dict[Identifier, str] = Field(min_length=2)
+
+
+class QuantityResult(_Strict):
+    """A number in ``unit`` (stored so); ``accepts`` are the units a nurse may type it in,
+    converted on entry. ``min``/``max``: plausible bounds in ``unit``; ``decimals`` kept."""
+
+    type: Literal["quantity"]
+    unit: str = Field(min_length=1)
+    accepts: tuple[str, ...] = ()
+    min: float
+    max: float
+    decimals: int = Field(default=0, ge=0, le=6)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> QuantityResult:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g})")
+        return self
+
+
+class OrdinalResult(_Strict):
+    """A whole number from ``min`` to ``max`` (a Tanner stage, a CTCAE grade)."""
+
+    type: Literal["ordinal"]
+    min: int
+    max: int
+    labels: dict[int, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _range(self) -> OrdinalResult:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        outside = [level for level in self.labels if not self.min <= level <= self.max]
+        if outside:
+            raise ValueError(f"labels for levels outside {self.min} to {self.max}: {outside}")
+        return self
+
+
+class DateResult(_Strict):
+    """A date (e.g. when a sample was archived)."""
+
+    type: Literal["date"]
+
+
+class NoResult(_Strict):
+    """An exam that records no result."""
+
+    type: Literal["none"]
+
+
+ResultType = Annotated[
+    CodedResult | QuantityResult | OrdinalResult | DateResult | NoResult,
+    Field(discriminator="type"),
+]
+
+
 class Branch(_Strict):
     """What a recorded result changes in the future calendar."""
 
@@ -222,6 +283,9 @@ class AssessmentRule(_Strict):
     schedule: tuple[TimePoints, ...] = Field(min_length=1)
     window: Window | None = None
     applies_to: AppliesTo = AppliesTo()
+    # What its result is; required where the engine branches on it (``on_result``,
+    # ``opens_safety_case``). Undeclared: a free-text remark, never branched on.
+    result: ResultType | None = None
     on_result: tuple[Branch, ...] = ()
     # Kept when death or withdrawal ends follow-up: a reporting duty or an autopsy request
     # started on or before that day still has to be done (trigger-anchored rules only).

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from ._errors import ProtocolError
 from ._offsets import Offset
 from ._protocol import Protocol, Rule, TimePoint, expand_time_points
-from ._schema import Anchor, AssessmentRule, ProtocolFile
+from ._results import condition_problem, parse_unit
+from ._schema import Anchor, AssessmentRule, ProtocolFile, QuantityResult
 
 _END_EVENTS = ("death", "withdrawal")
 # Triggered occurrences are numbered YYYYMMDDnn: a few series a day of at most this many.
@@ -41,6 +42,7 @@ def compile_protocol(spec: ProtocolFile, source: str) -> Protocol:
     order = check.branch_order()
     check.end_events()
     check.reporting_category()
+    check.result_types()
     return Protocol(spec=spec, source=source, rules=rules, order=order, starters=starters)
 
 
@@ -254,6 +256,50 @@ class _Checker:
                     "with 'end_follow_up: true'",
                     None,
                     f"events.{kind}",
+                )
+
+    def result_types(self) -> None:
+        """Every result the engine branches on has a declared type, and every condition
+        names a value that type can produce (a typo would silently never match)."""
+        for rule in self.spec.assessments:
+            conditions = [
+                (f"on_result[{i}].{'when' if b.when else 'when_all'}", b.when or b.when_all)
+                for i, b in enumerate(rule.on_result)
+            ]
+            if rule.opens_safety_case is not None:
+                conditions.append(("opens_safety_case.when", rule.opens_safety_case.when))
+            if rule.result is None:
+                if conditions:
+                    self.fail(
+                        "declare what its result is ('result: {type: coded|quantity|ordinal"
+                        "|date, ...}'): the engine branches on it",
+                        rule.id,
+                        "result",
+                    )
+                continue
+            if isinstance(rule.result, QuantityResult):
+                self._units(rule.id, rule.result)
+            for field, condition in conditions:
+                assert condition is not None
+                reason = condition_problem(rule.result, condition)
+                if reason is not None:
+                    self.fail(reason, rule.id, field)
+
+    def _units(self, rule_id: str, spec: QuantityResult) -> None:
+        try:
+            canonical = parse_unit(spec.unit)
+        except ValueError as exc:
+            self.fail(str(exc), rule_id, "result.unit")
+        for i, text in enumerate(spec.accepts):
+            try:
+                unit = parse_unit(text)
+            except ValueError as exc:
+                self.fail(str(exc), rule_id, f"result.accepts[{i}]")
+            if unit.dimensionality != canonical.dimensionality:
+                self.fail(
+                    f"{text!r} cannot be converted to {spec.unit!r}",
+                    rule_id,
+                    f"result.accepts[{i}]",
                 )
 
     def reporting_category(self) -> None:

@@ -55,11 +55,11 @@ def record_outcome(
         expected_version=expected_version,
     )
     row = recorded.assessment
-    if row.status != AssessmentStatus.completed.value or result is None:
+    if row.status != AssessmentStatus.completed.value or row.result is None:
         return recorded
-    # The rule that planned this row says what its result means.
+    # The rule that planned this row says what its result means (read as stored: typed).
     protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
-    declared = protocol.safety_case(row.assessment, result)
+    declared = protocol.safety_case(row.assessment, row.result)
     if declared is not None:
         patient = session.get(Patient, row.patient_id)
         assert patient is not None

@@ -270,7 +270,7 @@ def _result(assessment: str, enrolment: Enrolment, on: date, rng: random.Random)
         age = relativedelta(on, enrolment.birth_date).years
         return str(min(5, max(1, age - 9)))
     if assessment == "immunoglobulins":
-        return str(rng.randint(450, 1100))  # IgG mg/dL, above the IVIG threshold
+        return f"{rng.randint(450, 1100)} mg/dL"  # IgG, above the IVIG threshold
     if assessment == "car_persistence":
         return f"{rng.uniform(0.0, 0.4):.2f}"  # % vector-positive cells
     return None

@@ -66,6 +66,8 @@ def record_outcome_without_safety_case(
         reason=reason,
         now=now,
     )
+    if result is not None:
+        result = _typed(registry, row, result)
     _write(session, patient, row, kind, key, on, result, reason, actor=actor, now=now)
     change = CalendarChange()
     if patient.status == PatientStatus.active.value:
@@ -73,6 +75,16 @@ def record_outcome_without_safety_case(
         protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
     return RecordedOutcome(row, change)
+
+
+def _typed(registry: rules.ProtocolRegistry, row: Assessment, result: str) -> str:
+    """The result as the rule's declared type reads it (what the engine branches on);
+    refused, with what is accepted, if the type cannot produce it."""
+    protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
+    try:
+        return protocol.read_result(row.assessment, result)
+    except rules.InvalidResult as exc:
+        raise InvalidInput(f"result for {row.assessment}: {exc}") from exc
 
 
 def _write(

@@ -55,6 +55,7 @@ def _rule(protocol: rules.Protocol, rule_id: str) -> dict[str, Any]:
         "schedule": [_schedule(entry, spec.window) for entry in spec.schedule],
         "time_points": len(rule.points),
         "applies_to": spec.applies_to.model_dump(exclude_none=True),
+        "result": result_type_dict(spec.result),
         "on_result": [_branch(branch) for branch in spec.on_result],
         "evidence": {
             "basis": spec.evidence.basis.value,
@@ -66,6 +67,30 @@ def _rule(protocol: rules.Protocol, rule_id: str) -> dict[str, Any]:
 
 
 # ``Any``: the schema classes are private to ``rules``; only their fields are read here.
+def result_type_dict(spec: rules.ResultType | None) -> dict[str, Any] | None:
+    """What a client needs to build the result field of a form (None: free text)."""
+    if spec is None:
+        return None
+    described: dict[str, Any] = {"type": spec.type}
+    if isinstance(spec, rules.CodedResult):
+        described["values"] = [{"code": c, "label": label} for c, label in spec.values.items()]
+    elif isinstance(spec, rules.QuantityResult):
+        described |= {
+            "unit": spec.unit,
+            "accepts": list(rules.accepted_units(spec)),
+            "min": spec.min,
+            "max": spec.max,
+            "decimals": spec.decimals,
+        }
+    elif isinstance(spec, rules.OrdinalResult):
+        described |= {"min": spec.min, "max": spec.max}
+        described["values"] = [
+            {"code": str(level), "label": spec.labels.get(level, str(level))}
+            for level in range(spec.min, spec.max + 1)
+        ]
+    return described
+
+
 def _schedule(entry: Any, default_window: Any) -> dict[str, str]:
     window = entry.window or default_window
     if entry.at is not None:

@@ -91,6 +91,8 @@ def test_declarations_of_a_small_protocol(
         replace={
             "reporting_category: null\n": "reporting_category: core\n",
             "    category: core\n": "    category: core\n    yearly_contact: true\n"
+            "    result: {type: coded, values: {detected: Detected, positive: Positive, "
+            "negative: Negative}}\n"
             "    opens_safety_case:\n      when: {one_of: [detected, positive]}\n"
             "      term: Vector detected\n      narrative: Seen in {assessment}.\n",
         }

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from support.protocols import declared_result
 
 from rules import (
     InvalidFacts,
@@ -252,6 +253,7 @@ TRIGGERED = """
       from: W1
       to: W4
   window: [-3, 3]
+  result: {type: coded, values: {clear: Clear, positive: Positive}}
   on_result:
     - when: {equals: clear}
       stop: [recheck]
@@ -267,7 +269,9 @@ def test_a_stop_ends_a_triggered_series_until_it_is_started_again(
     text = protocol_text(
         TRIGGERED,
         replace={
-            "    window: [-7, 7]\n": "    window: [-7, 7]\n    on_result:\n"
+            "    window: [-7, 7]\n": "    window: [-7, 7]\n"
+            + declared_result("- when: {equals: positive}")
+            + "    on_result:\n"
             "      - when: {equals: positive}\n        start: [recheck]\n"
         },
     )

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from support.protocols import declared_result
 
 from rules import (
     PatientFacts,
@@ -48,7 +49,9 @@ def test_numbers_with_a_fraction_still_work_in_conditions(
     text = protocol_text(
         recheck,
         replace={
-            "    window: [-7, 7]\n": "    window: [-7, 7]\n    on_result:\n"
+            "    window: [-7, 7]\n": "    window: [-7, 7]\n"
+            + declared_result("- when: {at_least: 1.5}")
+            + "    on_result:\n"
             "      - when: {at_least: 1.5}\n        start: [recheck]\n"
         },
     )

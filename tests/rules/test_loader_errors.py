@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.protocols import declared_result
 
 from rules import Protocol, ProtocolError, ProtocolRegistry, load_protocol, parse_protocol
 
@@ -34,7 +35,10 @@ RECHECK = """
 
 def on_result(branch: str) -> dict[str, str]:
     """A replacement giving 'visit' one result branch (YAML flow text, e.g. '{...}')."""
-    return {"    window: [-7, 7]\n": f"    window: [-7, 7]\n    on_result:\n      - {branch}\n"}
+    return {
+        "    window: [-7, 7]\n": f"    window: [-7, 7]\n{declared_result(branch)}"
+        f"    on_result:\n      - {branch}\n"
+    }
 
 
 def refused(write_protocol: WriteProtocol, text: str) -> tuple[ProtocolError, str]:
@@ -871,7 +875,10 @@ def opens_safety_case(old: str = "", new: str = "") -> dict[str, str]:
     """A replacement giving 'visit' an ``opens_safety_case`` (with ``old`` replaced)."""
     body = SAFETY_CASE.replace(old, new) if old else SAFETY_CASE
     assert not old or old in SAFETY_CASE, f"test setup: {old!r} not in the safety case"
-    return {"    window: [-7, 7]\n": f"    window: [-7, 7]\n    opens_safety_case:\n{body}"}
+    return {
+        "    window: [-7, 7]\n": f"    window: [-7, 7]\n{declared_result(body)}"
+        f"    opens_safety_case:\n{body}"
+    }
 
 
 def test_a_declared_safety_case_is_valid(

@@ -196,6 +196,27 @@ class EvidencePublic(BaseModel):
     note: str | None
 
 
+class ResultValuePublic(BaseModel):
+    code: str = Field(description="What is stored and branched on.")
+    label: str
+
+
+class ResultTypePublic(BaseModel):
+    """What a result of this assessment may be; anything else is refused (422)."""
+
+    type: str = Field(description="coded, quantity, ordinal, date or none.")
+    values: list[ResultValuePublic] | None = Field(
+        default=None, description="coded and ordinal: the values accepted."
+    )
+    unit: str | None = Field(default=None, description="quantity: the unit it is stored in.")
+    accepts: list[str] | None = Field(
+        default=None, description="quantity: units it may be entered in (converted)."
+    )
+    min: float | None = None
+    max: float | None = None
+    decimals: int | None = Field(default=None, description="quantity: the precision kept.")
+
+
 class RulePublic(BaseModel):
     id: str
     name: str
@@ -205,6 +226,9 @@ class RulePublic(BaseModel):
     schedule: list[ScheduleEntryPublic]
     time_points: int
     applies_to: dict[str, Any]
+    result: ResultTypePublic | None = Field(
+        description="What its result is; null: a free-text remark, never branched on."
+    )
     on_result: list[BranchPublic]
     evidence: EvidencePublic
     description: str | None

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record
 
 import rules
+from surveillance.errors import InvalidInput
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.outcomes import record_outcome_without_safety_case
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
@@ -66,7 +67,7 @@ def test_a_positive_rcl_result_opens_the_case_the_protocol_declares(
     ("key", "result"),
     [
         (KEY, "negative"),
-        ("ROM-101:1:tanner_staging:1", "positive"),  # a rule that declares no safety case
+        ("ROM-101:1:tanner_staging:1", "5"),  # a rule that declares no safety case
     ],
 )
 def test_other_results_open_no_case(
@@ -99,3 +100,25 @@ def test_the_patients_level_recording_opens_no_case(
         )
         assert recorded.assessment.status == "completed"
     assert _cases(engine) == []
+
+
+def test_a_result_its_assessment_cannot_produce_is_refused_and_nothing_is_stored(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    """'Positive by qPCR' used to be stored and start nothing; now it is refused."""
+    with write_session(engine) as session:
+        with pytest.raises(InvalidInput, match="is not one of the coded values: negative"):
+            record(session, registry, now, KEY, result="Positive by qPCR")
+    with read_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "rcl_test", 1)
+        assert (row.status, row.result) == ("pending", None)
+    assert _cases(engine) == []
+
+
+def test_a_typed_result_is_stored_as_its_code_and_opens_the_case(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        recorded = record(session, registry, now, KEY, result=" POSITIVE ")
+        assert recorded.assessment.result == "positive"
+    assert len(_cases(engine)) == 1

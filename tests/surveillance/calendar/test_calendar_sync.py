@@ -140,7 +140,7 @@ def test_recorded_rows_are_never_modified_or_deleted_by_re_materialization(
         record(session, registry, now, "ROM-101:1:bcell_cd19:1", outcome="not_done", reason="lost")
         # Recorded although its future is about to change: yearly RCL test of year 2.
         record(session, registry, now, "ROM-101:1:rcl_yearly_test:1", result="negative")
-        record(session, registry, now, "ROM-101:1:immunoglobulins:1", result="350")
+        record(session, registry, now, "ROM-101:1:immunoglobulins:1", result="350 mg/dL")
     history = recorded_snapshot(engine)
     assert len(history) == 6
     ids_before = {row["id"] for row in table_snapshot(engine, Assessment)}

@@ -404,6 +404,23 @@ def test_enroll_then_record(cli: Cli) -> None:
     assert cli.query("SELECT count(*) FROM outcomes") == [(1,)]
 
 
+def test_record_refuses_a_result_its_assessment_cannot_produce(cli: Cli) -> None:
+    cli.ok("sites", "add", "--id", "Rome", "--name", "Rome", "--timezone", "Europe/Rome")
+    cli.ok(*_enroll_args())
+    key = ["ROM-101:1:immunoglobulins:1", "--outcome", "completed", "--on", "2024-02-28"]
+    for typed, says in [
+        ("350", "error: result for immunoglobulins: '350' needs a unit: one of mg/dL, g/L"),
+        ("40000 mg/dL", "outside the plausible range 0 to 5000 mg/dL"),
+        ("350 mmHg", "unit 'mmHg' is not accepted here: use mg/dL, g/L"),
+    ]:
+        assert says in cli.fails("record", *key, "--result", typed)
+    assert cli.query("SELECT count(*) FROM outcomes") == [(0,)]
+    cli.ok("record", *key, "--result", "3.5 g/L")
+    assert cli.query(
+        "SELECT result FROM assessments WHERE assessment = 'immunoglobulins' AND occurrence = 1"
+    ) == [("350",)]
+
+
 @pytest.mark.parametrize(
     ("study_id", "overrides", "expected"),
     [

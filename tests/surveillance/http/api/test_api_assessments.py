@@ -127,6 +127,17 @@ class TestOutcome:
         added = {row["key"].rsplit(":", 1)[0] for row in response.json()["change"]["added"]}
         assert {"ROM-101:1:rcl_confirm", "ROM-101:1:rcl_intensified"} <= added
 
+    def test_a_result_in_other_words_of_a_coded_value_is_stored_as_the_code(
+        self, api: Api, patient: str
+    ) -> None:
+        response = api.post(
+            _path(RCL[0], "outcome"), _completed("2024-04-30", " POSITIVE "), if_match='"1"'
+        )
+        assert response.status_code == 200
+        assert response.json()["assessment"]["result"] == "positive"
+        added = {row["key"].rsplit(":", 1)[0] for row in response.json()["change"]["added"]}
+        assert "ROM-101:1:rcl_confirm" in added
+
     def test_completed_outside_the_window_is_flagged_as_a_deviation(
         self, api: Api, patient: str
     ) -> None:
@@ -164,6 +175,12 @@ class TestOutcome:
             ({"outcome": "missed", "date": "2024-05-14", "result": "negative"}, "only a completed"),
             ({"outcome": "lost", "date": "2024-05-14"}, "outcome"),
             ({"outcome": "completed", "date": "14/05/2024"}, "date"),
+            (
+                _completed("2024-04-30", "Positive by qPCR"),
+                "result for rcl_test: 'Positive by qPCR' is not one of the coded values: "
+                "negative (Negative), positive (Positive), indeterminate (Indeterminate), "
+                "sample_not_evaluable (Sample not evaluable)",
+            ),
         ],
     )
     def test_bad_input_is_refused_and_nothing_is_written(

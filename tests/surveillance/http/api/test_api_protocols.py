@@ -50,6 +50,29 @@ class TestProtocols:
         assert rules["rcl_yearly_test"]["schedule"][0]["when"] == "every Y1 from Y2 to Y15"
         assert "FDA-RCR" in body["references"]
 
+    def test_each_assessment_says_what_its_result_is(self, shared_api: Api) -> None:
+        body = shared_api.get(f"/api/v1/protocols/{CAR_T}", version="1.0").json()
+        rules = {rule["id"]: rule for rule in body["rules"]}
+        rcl = rules["rcl_test"]["result"]
+        assert rcl["type"] == "coded"
+        assert [v["code"] for v in rcl["values"]] == [
+            "negative",
+            "positive",
+            "indeterminate",
+            "sample_not_evaluable",
+        ]
+        igg = rules["immunoglobulins"]["result"]
+        assert (igg["type"], igg["unit"], igg["accepts"], igg["max"]) == (
+            "quantity",
+            "mg/dL",
+            ["mg/dL", "g/L"],
+            5000,
+        )
+        assert rules["tanner_staging"]["result"]["values"][-1] == {"code": "5", "label": "5"}
+        assert rules["ltfu_exam"]["result"] is None  # a free-text remark
+        schema = shared_api.get("/openapi.json").json()["components"]["schemas"]
+        assert "ResultTypePublic" in schema
+
     @pytest.mark.parametrize(
         "path", ["/api/v1/protocols/no-such", f"/api/v1/protocols/{CAR_T}?version=9.9"]
     )
