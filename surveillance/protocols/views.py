@@ -149,3 +149,15 @@ def categories(registry: rules.ProtocolRegistry) -> list[str]:
     return sorted(
         {str(rule.spec.category) for protocol in registry.all() for rule in protocol.rules.values()}
     )
+
+
+def result_types(registry: rules.ProtocolRegistry) -> dict[str, dict[str, Any]]:
+    """Each assessment id's declared result (newest version that declares one), for the
+    forms that record it; the server still reads the result by the row's own version."""
+    found: dict[str, dict[str, Any]] = {}
+    for protocol in registry.all():
+        for rule_id in protocol.rules:
+            described = result_type_dict(protocol.result_type(rule_id))
+            if described is not None:
+                found[rule_id] = described
+    return found

@@ -19,7 +19,7 @@ from surveillance.http.web.session import CurrentWebUser, check_csrf, safe_next
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.protocols.registry import assessment_name
-from surveillance.protocols.views import categories
+from surveillance.protocols.views import categories, result_types
 from surveillance.records.patients import AssessmentRef
 from surveillance.records.queries import assessment_versions
 from surveillance.records.sites import today_at
@@ -92,6 +92,7 @@ def due_page(
         "limit": LIMIT,
         "horizon": HORIZON_DAYS,
         "outcomes": OUTCOMES,
+        "result_types": result_types(state.registry),
         "return_to": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
     return render(request, "due_list.html", context, user=user)
@@ -108,6 +109,7 @@ def record_outcome_form(
     outcome: Annotated[str, Form()] = "completed",
     on: Annotated[str, Form()] = "",
     result: Annotated[str, Form()] = "",
+    result_unit: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
 ) -> Response:
@@ -127,7 +129,7 @@ def record_outcome_form(
                 key=key,
                 outcome=outcome,
                 on=_outcome_date(on, session, patient.site_id, state.now()),
-                result=result.strip() or None,
+                result=_typed_result(result, result_unit),
                 reason=reason.strip() or None,
                 actor=user.principal.email,
                 registry=state.registry,
@@ -171,6 +173,12 @@ def _row(item: DueItem, version: int, on: date) -> DueRow:
     else:
         days = (item.window_start - on).days
     return DueRow(item, version, days)
+
+
+def _typed_result(value: str, unit: str) -> str | None:
+    """The result field and, for a quantity, the unit chosen beside it ("3.5" + "g/L")."""
+    value = value.strip()
+    return f"{value} {unit.strip()}" if value and unit.strip() else value or None
 
 
 def _version(value: str) -> int:

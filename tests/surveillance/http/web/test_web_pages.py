@@ -164,6 +164,35 @@ class TestRecordOutcome:
         assert _history(site_db) == before
         assert "Nothing was recorded" in pages.get("/sites/Rome/due").text
 
+    def test_the_result_field_offers_what_the_assessment_can_produce(
+        self, pages: TestClient, nurse: str
+    ) -> None:
+        page = pages.get("/sites/Rome/due").text
+        row = page[page.index(f'data-key="{RCL_1}"') :]
+        form = row[row.index('class="outcome-form"') :]
+        field = form[: form.index("</select>", form.index('name="result"'))]
+        assert '<select id="r-' in field
+        assert '<option value="positive">Positive</option>' in field
+        assert '<option value="sample_not_evaluable">Sample not evaluable</option>' in field
+
+    def test_a_result_in_other_words_is_refused_and_nothing_is_recorded(
+        self, pages: TestClient, site_db: SiteDb, nurse: str
+    ) -> None:
+        before = _history(site_db)
+        _record(pages, nurse, on="2024-05-01", result="Positive by qPCR")
+        assert _row(site_db, RCL_1).status == "pending"
+        assert _history(site_db) == before
+        page = pages.get("/sites/Rome/due").text
+        assert "Nothing was recorded" in page
+        assert "is not one of the coded values" in page
+
+    def test_a_quantity_and_its_unit_are_read_together(self) -> None:
+        from surveillance.http.web.routes.due import _typed_result
+
+        assert _typed_result(" 3.5 ", "g/L") == "3.5 g/L"
+        assert _typed_result("", "g/L") is None
+        assert _typed_result("negative", "") == "negative"
+
     def test_not_done_needs_a_reason(self, pages: TestClient, site_db: SiteDb, nurse: str) -> None:
         _record(pages, nurse, outcome="not_done")
         assert _row(site_db, RCL_1).status == "pending"
