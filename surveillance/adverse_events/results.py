@@ -15,7 +15,11 @@ from sqlmodel import Session
 import rules
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
-from surveillance.patients.outcomes import RecordedOutcome, record_outcome_without_safety_case
+from surveillance.patients.outcomes import (
+    RecordedOutcome,
+    correct_outcome_without_safety_case,
+    record_outcome_without_safety_case,
+)
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -25,6 +29,7 @@ from surveillance.records.adverse_event_vocabulary import (
     Seriousness,
 )
 from surveillance.records.patients import AssessmentStatus, Patient
+from surveillance.records.queries import find_assessment
 
 
 def record_outcome(
@@ -54,25 +59,82 @@ def record_outcome(
         now=now,
         expected_version=expected_version,
     )
+    _open_declared_case(session, recorded, key, registry, actor=actor, now=now)
+    return recorded
+
+
+def correct_outcome(
+    session: Session,
+    *,
+    key: str,
+    reason: str,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+    expected_version: int | None,
+    outcome: str | None = None,
+    on: date | None = None,
+    result: str | None = None,
+) -> RecordedOutcome:
+    """Correct a recorded outcome (a new version, with a reason), re-plan, and open the
+    safety case the corrected result declares if the old one did not (negative →
+    positive opens it as a first positive would). A case already opened stays open: only
+    a person can nullify it, with their reason."""
+    before = _declares_case(session, key, registry)
+    corrected = correct_outcome_without_safety_case(
+        session,
+        key=key,
+        reason=reason,
+        actor=actor,
+        registry=registry,
+        now=now,
+        expected_version=expected_version,
+        outcome=outcome,
+        on=on,
+        result=result,
+    )
+    if not before:
+        _open_declared_case(session, corrected, key, registry, actor=actor, now=now)
+    return corrected
+
+
+def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry) -> bool:
+    _, row = find_assessment(session, key)
+    if row.status != AssessmentStatus.completed.value or row.result is None:
+        return False
+    protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
+    return protocol.safety_case(row.assessment, row.result) is not None
+
+
+def _open_declared_case(
+    session: Session,
+    recorded: RecordedOutcome,
+    key: str,
+    registry: rules.ProtocolRegistry,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
     row = recorded.assessment
     if row.status != AssessmentStatus.completed.value or row.result is None:
-        return recorded
+        return
     # The rule that planned this row says what its result means (read as stored: typed).
     protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
     declared = protocol.safety_case(row.assessment, row.result)
-    if declared is not None:
-        patient = session.get(Patient, row.patient_id)
-        assert patient is not None
-        create_case(
-            session,
-            study_id=patient.study_id,
-            facts=opened_case_facts(declared, key, on),
-            actor=actor,
-            registry=registry,
-            now=now,
-            source=f"assessment {key}",
-        )
-    return recorded
+    if declared is None:
+        return
+    assert row.performed_on is not None
+    patient = session.get(Patient, row.patient_id)
+    assert patient is not None
+    create_case(
+        session,
+        study_id=patient.study_id,
+        facts=opened_case_facts(declared, key, row.performed_on),
+        actor=actor,
+        registry=registry,
+        now=now,
+        source=f"assessment {key}",
+    )
 
 
 def opened_case_facts(declared: rules.SafetyCase, key: str, on: date) -> CaseFacts:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from surveillance.adverse_events.results import record_outcome
+from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
@@ -89,6 +89,43 @@ def record_command(
     typer.echo(f"recorded {key}: {outcome} on {on.date()}{flag}")
     if not recorded.change.is_empty():
         typer.echo(f"calendar: {recorded.change.summary()}")
+
+
+@commands.command("correct")
+def correct_command(
+    key: Annotated[str, typer.Argument(help="Assessment key, e.g. ROM-001:1:rcl_test:2.")],
+    reason: Annotated[str, typer.Option(help="Why it is corrected (kept in the audit trail).")],
+    result: Annotated[str | None, typer.Option(help="The corrected result.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help="The corrected status: completed, missed or not_done.")
+    ] = None,
+    on: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The corrected date.")
+    ] = None,
+    now: TodayOption = None,
+) -> None:
+    """Correct a recorded outcome (a new version, with a reason); the future calendar follows."""
+    current = migrated_runtime(now)
+    with write_session(current.engine) as session:
+        corrected = correct_outcome(
+            session,
+            key=key,
+            reason=reason,
+            result=result,
+            outcome=outcome,
+            on=on.date() if on else None,
+            actor=actor(),
+            registry=current.registry,
+            now=current.clock(),
+            expected_version=None,
+        )
+    row = corrected.assessment
+    typer.echo(
+        f"corrected {key}: {row.status} on {row.performed_on}"
+        + (f", result {row.result}" if row.result else "")
+    )
+    if not corrected.change.is_empty():
+        typer.echo(f"calendar: {corrected.change.summary()}")
 
 
 @commands.command("infuse")

@@ -77,6 +77,80 @@ def record_outcome_without_safety_case(
     return RecordedOutcome(row, change)
 
 
+_RECORDED = frozenset({Outcome.completed.value, Outcome.missed.value, Outcome.not_done.value})
+
+
+def correct_outcome_without_safety_case(
+    session: Session,
+    *,
+    key: str,
+    reason: str,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+    expected_version: int | None,
+    outcome: str | None = None,
+    on: date | None = None,
+    result: str | None = None,
+) -> RecordedOutcome:
+    """Correct what was recorded (status, date, result), with a reason; then re-plan.
+
+    Nothing is overwritten: the correction is one more outcome row, and the audit row
+    keeps the old and new values with the reason. What the old result started and is
+    still pending is cancelled ("result corrected on ..."); what was done stays. Not an
+    entry point: ``surveillance.adverse_events.results.correct_outcome`` also opens the
+    safety case a corrected result may now declare.
+    """
+    if not reason or not reason.strip():
+        raise InvalidInput("a correction needs a reason (e.g. 'transcription error')")
+    patient, row = find_assessment(session, key, for_update=True)
+    check_version(expected_version, row.version, key)
+    if row.status not in _RECORDED or row.performed_on is None:
+        raise Conflict(f"{key} is {row.status}: only a recorded outcome can be corrected")
+    outcome = outcome or row.status
+    on = on or row.performed_on
+    if result is None and outcome == Outcome.completed.value:
+        result = row.result  # unchanged unless given
+    kind = _check(
+        session,
+        patient,
+        row,
+        key=key,
+        outcome=outcome,
+        on=on,
+        result=result,
+        reason=reason if outcome == Outcome.not_done.value else None,
+        now=now,
+        correcting=True,
+    )
+    if result is not None:
+        result = _typed(registry, row, result)
+    if (row.status, row.performed_on, row.result) == (kind.value, on, result):
+        raise Conflict(f"{key} is already recorded so: nothing to correct")
+    today = get_site(session, patient.site_id).today(now)
+    _write(
+        session,
+        patient,
+        row,
+        kind,
+        key,
+        on,
+        result,
+        reason,
+        actor=actor,
+        now=now,
+        action="correct_outcome",
+    )
+    change = CalendarChange()
+    if patient.status == PatientStatus.active.value:
+        cause = f"result corrected on {today}: {key} is now {kind.value}" + (
+            f" with result {result!r}" if result else ""
+        )
+        protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
+        change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
+    return RecordedOutcome(row, change)
+
+
 def _typed(registry: rules.ProtocolRegistry, row: Assessment, result: str) -> str:
     """The result as the rule's declared type reads it (what the engine branches on);
     refused, with what is accepted, if the type cannot produce it."""
@@ -99,11 +173,13 @@ def _write(
     *,
     actor: str,
     now: datetime,
+    action: str = "record_outcome",
 ) -> None:
     """Add the outcome to the assessment's history, update the row, audit it (as ``key``,
     the way it was asked for)."""
     deviation = kind is Outcome.completed and not row.window_start <= on <= row.window_end
-    old = {"status": row.status, "performed_on": None, "result": None}
+    performed = row.performed_on.isoformat() if row.performed_on else None
+    old = {"status": row.status, "performed_on": performed, "result": row.result}
     session.add(
         OutcomeRecord(
             assessment_id=row.id,  # type: ignore[arg-type]
@@ -124,7 +200,7 @@ def _write(
     audit.record(
         session,
         actor=actor,
-        action="record_outcome",
+        action=action,
         entity="assessment",
         entity_key=key,
         patient_id=patient.id,
@@ -151,6 +227,7 @@ def _check(
     result: str | None,
     reason: str | None,
     now: datetime,
+    correcting: bool = False,
 ) -> Outcome:
     try:
         kind = Outcome(outcome)
@@ -158,7 +235,7 @@ def _check(
         raise InvalidInput(
             f"outcome must be completed, missed or not_done, not {outcome!r}"
         ) from exc
-    if row.status != AssessmentStatus.pending.value:
+    if not correcting and row.status != AssessmentStatus.pending.value:
         when = f" on {row.performed_on}" if row.performed_on else ""
         raise Conflict(f"{key} is already {row.status}{when}; it cannot be recorded twice")
     site = get_site(session, patient.site_id)

@@ -40,6 +40,19 @@ class OutcomeCreate(_Body):
     reason: str | None = None
 
 
+# The field "date" would shadow the type inside the class body.
+_Date = date
+
+
+class CorrectionCreate(_Body):
+    """What was recorded, corrected: give what changes; the rest stays as recorded."""
+
+    reason: str = Field(min_length=1, description="Why (kept in the audit trail).")
+    outcome: Literal["completed", "missed", "not_done"] | None = None
+    date: _Date | None = None
+    result: str | None = None
+
+
 class RescheduleRequest(_Body):
     date: date
     reason: str | None = None

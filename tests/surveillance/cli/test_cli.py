@@ -404,6 +404,21 @@ def test_enroll_then_record(cli: Cli) -> None:
     assert cli.query("SELECT count(*) FROM outcomes") == [(1,)]
 
 
+def test_correct_a_recorded_result_with_a_reason(cli: Cli) -> None:
+    cli.ok("sites", "add", "--id", "Rome", "--name", "Rome", "--timezone", "Europe/Rome")
+    cli.ok(*_enroll_args())
+    key = "ROM-101:1:rcl_test:1"
+    cli.ok("record", key, "--outcome", "completed", "--on", "2024-04-30", "--result", "negative")
+    assert "needs a reason" in cli.fails("correct", key, "--result", "positive", "--reason", " ")
+    out = cli.ok("correct", key, "--result", "Positive", "--reason", "transcription error")
+    assert out.splitlines()[0] == f"corrected {key}: completed on 2024-04-30, result positive"
+    assert "calendar:" in out
+    assert cli.query("SELECT result FROM outcomes ORDER BY id") == [("negative",), ("positive",)]
+    assert cli.query(
+        "SELECT count(*) FROM assessments WHERE assessment = 'rcl_confirm' AND status = 'pending'"
+    ) == [(1,)]
+
+
 def test_record_refuses_a_result_its_assessment_cannot_produce(cli: Cli) -> None:
     cli.ok("sites", "add", "--id", "Rome", "--name", "Rome", "--timezone", "Europe/Rome")
     cli.ok(*_enroll_args())

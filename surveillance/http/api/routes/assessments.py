@@ -13,11 +13,12 @@ from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import CLINICAL_ROLES
-from surveillance.adverse_events.results import record_outcome
+from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.errors import NotFound
 from surveillance.http.api.schemas import (
     AssessmentChangeResult,
     AssessmentPublic,
+    CorrectionCreate,
     OutcomeCreate,
     RescheduleRequest,
 )
@@ -102,6 +103,44 @@ def record_assessment_outcome(
             "change": change_dict(recorded.change, patient.study_id),
         }
     response.headers["ETag"] = etag(recorded.assessment.version)
+    return result
+
+
+@router.post("/{key}/corrections", response_model=AssessmentChangeResult)
+def correct_assessment_outcome(
+    key: str,
+    body: CorrectionCreate,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """Correct a recorded outcome (status, date, result) with a reason.
+
+    The original stays in the history and the audit trail; the calendar is re-planned
+    from the corrected fact: what the old result started and is still pending is
+    cancelled, what the corrected one starts appears (a corrected positive RCL opens its
+    safety case). Nurses and investigators of the site; not pharmacovigilance.
+    """
+    with state.write() as session:
+        patient, _ = _visible(session, user, key)
+        corrected = correct_outcome(
+            session,
+            key=key,
+            reason=body.reason,
+            outcome=body.outcome,
+            on=body.date,
+            result=body.result,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=parse_if_match(if_match),
+        )
+        result = {
+            "assessment": _shaped(session, state, patient, corrected.assessment),
+            "change": change_dict(corrected.change, patient.study_id),
+        }
+    response.headers["ETag"] = etag(corrected.assessment.version)
     return result
 
 

@@ -307,3 +307,46 @@ def test_a_key_with_numbers_beyond_any_row_is_a_clear_422(api: Api, key: str) ->
     response = api.get(f"/api/v1/assessments/{key}")
     assert response.status_code == 422, response.text
     assert "is not an assessment key" in response.json()["detail"]
+
+
+class TestCorrections:
+    def _recorded(self, api: Api) -> None:
+        response = api.post(
+            _path(RCL[0], "outcome"), _completed("2024-04-30", "negative"), if_match='"1"'
+        )
+        assert response.status_code == 200
+
+    def test_a_correction_needs_if_match_and_a_reason(self, api: Api, patient: str) -> None:
+        self._recorded(api)
+        body = {"result": "positive", "reason": "transcription error"}
+        assert api.post(_path(RCL[0], "corrections"), body).status_code == 428
+        no_reason = api.post(_path(RCL[0], "corrections"), {"result": "positive"}, if_match='"2"')
+        assert no_reason.status_code == 422
+        assert api.version(RCL[0]) == 2
+
+    def test_negative_to_positive_re_plans_and_keeps_the_history(
+        self, api: Api, patient: str
+    ) -> None:
+        self._recorded(api)
+        before = _history(api)
+        response = api.post(
+            _path(RCL[0], "corrections"),
+            {"result": "Positive", "reason": "transcription error"},
+            if_match='"2"',
+        )
+        assert response.status_code == 200
+        assert response.headers["etag"] == '"3"'
+        body = response.json()
+        assert body["assessment"]["result"] == "positive"
+        added = {row["key"].rsplit(":", 1)[0] for row in body["change"]["added"]}
+        assert {"ROM-101:1:rcl_confirm", "ROM-101:1:rcl_intensified"} <= added
+        outcomes, audits = _history(api)
+        assert outcomes == before[0] + 1  # one more version; the first one stays
+        assert audits > before[1]
+
+    def test_a_pending_assessment_has_nothing_to_correct(self, api: Api, patient: str) -> None:
+        response = api.post(
+            _path(RCL[0], "corrections"), {"result": "positive", "reason": "x"}, if_match='"1"'
+        )
+        assert response.status_code == 409
+        assert "only a recorded outcome can be corrected" in response.json()["detail"]

@@ -1,0 +1,177 @@
+"""Correcting a recorded outcome: a new version with a reason, never an overwrite, and a
+calendar re-planned from the corrected fact (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record, rows_of
+
+import rules
+from surveillance.adverse_events.results import correct_outcome
+from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
+from surveillance.kit.audit import AuditEntry
+from surveillance.kit.db import read_session, write_session
+from surveillance.records.adverse_events import AdverseEventCase
+from surveillance.records.patients import OutcomeRecord
+
+# ROM-101, infused 2024-01-31: the month-3 RCL test (window 2024-04-16..05-14).
+KEY = "ROM-101:1:rcl_test:1"
+STARTED_BY_POSITIVE = {"rcl_confirm", "rcl_intensified", "rcl_positive_report"}
+
+
+@pytest.fixture
+def patient(engine: Engine, registry: rules.ProtocolRegistry, now: datetime) -> int:
+    add_sites(engine)
+    return enroll_committed(engine, registry, now)
+
+
+def _correct(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, **fields: object
+) -> None:
+    with write_session(engine) as session:
+        version = assessment_row(session, "ROM-101", "rcl_test", 1).version
+        correct_outcome(
+            session,
+            key=KEY,
+            actor=ACTOR,
+            registry=registry,
+            now=now,
+            expected_version=version,
+            **{"reason": "transcription error", **fields},  # type: ignore[arg-type]
+        )
+
+
+def _pending(engine: Engine, rule: str) -> list[str]:
+    with read_session(engine) as session:
+        return [r.status for r in rows_of(session, "ROM-101", rule)]
+
+
+def _cases(engine: Engine) -> int:
+    with read_session(engine) as session:
+        return len(session.execute(select(AdverseEventCase.case_id)).all())
+
+
+def test_negative_corrected_to_positive_starts_what_a_first_positive_would(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="negative")
+    assert all(not _pending(engine, rule) for rule in STARTED_BY_POSITIVE)
+    _correct(engine, registry, now, result="Positive")
+    for rule in STARTED_BY_POSITIVE:
+        assert "pending" in _pending(engine, rule), rule
+    assert _cases(engine) == 1  # the serious case a positive RCL result is
+    with read_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "rcl_test", 1)
+        assert (row.status, row.result, row.version) == ("completed", "positive", 3)
+        history = session.execute(
+            select(OutcomeRecord.result).order_by(OutcomeRecord.id)  # type: ignore[arg-type]
+        ).scalars()
+        assert list(history) == ["negative", "positive"]  # nothing overwritten
+        audit = session.execute(
+            select(AuditEntry).where(AuditEntry.action == "correct_outcome")  # type: ignore[arg-type]
+        ).scalar_one()
+    assert audit.reason == "transcription error"
+    assert json.loads(audit.old_values or "")["result"] == "negative"
+    assert json.loads(audit.new_values or "")["result"] == "positive"
+
+
+def test_positive_corrected_to_negative_cancels_what_it_started_and_keeps_the_case(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="positive")
+    assert _cases(engine) == 1
+    _correct(engine, registry, now, result="negative")
+    with read_session(engine) as session:
+        started = [r for rule in STARTED_BY_POSITIVE for r in rows_of(session, "ROM-101", rule)]
+    assert started
+    for row in started:
+        assert row.status == "cancelled"
+        assert row.status_reason is not None
+        assert row.status_reason.startswith(f"result corrected on {now.date()}: {KEY}")
+    assert _cases(engine) == 1  # a case is nullified by a person, with a reason
+
+
+def test_a_positive_corrected_only_in_its_date_opens_no_second_case(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, on=date(2024, 4, 30), result="positive")
+    _correct(engine, registry, now, on=date(2024, 5, 2))
+    assert _cases(engine) == 1
+
+
+def test_completed_corrected_to_missed_clears_the_result(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="negative")
+    _correct(engine, registry, now, outcome="missed")
+    with read_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "rcl_test", 1)
+    assert (row.status, row.result) == ("missed", None)
+
+
+def test_a_date_moved_out_of_and_back_into_the_window_flags_then_clears_the_deviation(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, on=date(2024, 4, 30), result="negative")
+    _correct(engine, registry, now, on=date(2024, 6, 1))
+    with read_session(engine) as session:
+        assert assessment_row(session, "ROM-101", "rcl_test", 1).protocol_deviation is True
+    _correct(engine, registry, now, on=date(2024, 5, 1))
+    with read_session(engine) as session:
+        assert assessment_row(session, "ROM-101", "rcl_test", 1).protocol_deviation is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "says"),
+    [
+        ({"reason": " ", "result": "positive"}, InvalidInput, "needs a reason"),
+        ({"result": "Positive by qPCR"}, InvalidInput, "is not one of the coded values"),
+        ({"result": "negative"}, Conflict, "nothing to correct"),
+        ({"on": date(2030, 1, 1)}, InvalidInput, "in the future"),
+    ],
+)
+def test_a_correction_that_cannot_be_made_changes_nothing(
+    engine: Engine,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+    patient: int,
+    fields: dict[str, object],
+    error: type[Exception],
+    says: str,
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="negative")
+    with pytest.raises(error, match=says):
+        _correct(engine, registry, now, **fields)
+    with read_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "rcl_test", 1)
+        assert (row.result, row.version) == ("negative", 2)
+
+
+def test_only_a_recorded_outcome_is_corrected_and_a_stale_version_is_refused(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with pytest.raises(Conflict, match="only a recorded outcome can be corrected"):
+        _correct(engine, registry, now, result="positive")
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="negative")
+    with write_session(engine) as session, pytest.raises(PreconditionFailed):
+        correct_outcome(
+            session,
+            key=KEY,
+            reason="typo",
+            result="positive",
+            actor=ACTOR,
+            registry=registry,
+            now=now,
+            expected_version=1,
+        )
