@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.models import CLINICAL_ROLES
-from surveillance.adverse_events.results import record_outcome
+from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
 from surveillance.http.deps import State, visible_patient, visible_site
 from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
@@ -173,6 +173,54 @@ def _row(item: DueItem, version: int, on: date) -> DueRow:
     else:
         days = (item.window_start - on).days
     return DueRow(item, version, days)
+
+
+@router.post("/assessments/{key}/correction")
+def correct_outcome_form(
+    request: Request,
+    key: str,
+    state: State,
+    user: CurrentWebUser,
+    csrf_token: Annotated[str, Form()] = "",
+    version: Annotated[str, Form()] = "",
+    outcome: Annotated[str, Form()] = "",
+    on: Annotated[str, Form()] = "",
+    result: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """Correct a recorded outcome with a reason (from the patient page), then go back."""
+    check_csrf(user.csrf_token, csrf_token)
+    user.principal.require_role(*CLINICAL_ROLES)
+    ref = AssessmentRef.parse(key)
+    back = safe_next(next)
+    try:
+        with state.write() as session:
+            patient = visible_patient(
+                session, user.principal, ref.study_id, missing=NO_SUCH_PATIENT
+            )
+            back = back or f"/patients/{quote(patient.study_id)}"
+            corrected = correct_outcome(
+                session,
+                key=key,
+                reason=reason,
+                outcome=outcome or None,
+                on=_outcome_date(on, session, patient.site_id, state.now()),
+                result=result.strip() or None,
+                actor=user.principal.email,
+                registry=state.registry,
+                now=state.now(),
+                expected_version=_version(version),
+            )
+    except (PreconditionFailed, Conflict, InvalidInput) as exc:
+        response = redirect(back or "/")
+        set_flash(request, response, "error", f"Nothing was corrected for {key}: {exc.message}")
+        return response
+    response = redirect(back)
+    change = corrected.change
+    summary = f"; calendar: {change.summary()}" if not change.is_empty() else ""
+    set_flash(request, response, "success", f"Corrected: {key}{summary}")
+    return response
 
 
 def _typed_result(value: str, unit: str) -> str | None:

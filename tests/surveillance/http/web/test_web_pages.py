@@ -193,6 +193,35 @@ class TestRecordOutcome:
         assert _typed_result("", "g/L") is None
         assert _typed_result("negative", "") == "negative"
 
+    def test_a_recorded_result_is_corrected_from_the_patient_page(
+        self, pages: TestClient, site_db: SiteDb, nurse: str
+    ) -> None:
+        _record(pages, nurse, on="2024-05-01", result="negative")
+        page = pages.get("/patients/ROM-101").text
+        assert f'action="/assessments/{RCL_1.replace(":", "%3A")}/correction"' in page
+        data = {
+            "csrf_token": nurse,
+            "version": "2",
+            "outcome": "completed",
+            "on": "2024-05-01",
+            "result": "Positive",
+            "reason": "",
+            "next": "/patients/ROM-101",
+        }
+        refused = pages.post(f"/assessments/{RCL_1}/correction", data=data)
+        assert refused.status_code == 303
+        assert _row(site_db, RCL_1).result == "negative"
+        assert "needs a reason" in pages.get("/patients/ROM-101").text
+        done = pages.post(
+            f"/assessments/{RCL_1}/correction", data={**data, "reason": "transcription error"}
+        )
+        assert (done.status_code, done.headers["location"]) == (303, "/patients/ROM-101")
+        row = _row(site_db, RCL_1)
+        assert (row.result, row.version) == ("positive", 3)
+        page = pages.get("/patients/ROM-101").text
+        assert f"Corrected: {RCL_1}" in page
+        assert "transcription error" in page  # in the audit trail
+
     def test_not_done_needs_a_reason(self, pages: TestClient, site_db: SiteDb, nurse: str) -> None:
         _record(pages, nurse, outcome="not_done")
         assert _row(site_db, RCL_1).status == "pending"
