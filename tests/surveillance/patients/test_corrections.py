@@ -4,19 +4,24 @@ calendar re-planned from the corrected fact (on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record, rows_of
 
 import rules
 from surveillance.adverse_events.results import correct_outcome
+from surveillance.calendar.sync import compare, patient_plan, stored_calendar
 from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
+from surveillance.kit import migrate
 from surveillance.kit.audit import AuditEntry
-from surveillance.kit.db import read_session, write_session
+from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.records.adverse_events import AdverseEventCase
-from surveillance.records.patients import OutcomeRecord
+from surveillance.records.patients import OutcomeRecord, Patient
+from surveillance.records.queries import find_assessment
 
 # ROM-101, infused 2024-01-31: the month-3 RCL test (window 2024-04-16..05-14).
 KEY = "ROM-101:1:rcl_test:1"
@@ -175,3 +180,52 @@ def test_only_a_recorded_outcome_is_corrected_and_a_stale_version_is_refused(
             now=now,
             expected_version=1,
         )
+
+
+# -- property: nothing left behind by an old result ---------------------------------------
+
+RCL_TESTS = ["ROM-101:1:rcl_test:1", "ROM-101:1:rcl_test:2", "ROM-101:1:rcl_test:3"]
+RCL_DAYS = [date(2024, 4, 30), date(2024, 7, 31), date(2025, 1, 31)]
+VALUES = ["negative", "positive", "indeterminate"]
+Step = tuple[int, str]  # which RCL test, and the value recorded (first) or corrected to
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(steps=[(0, "negative"), (0, "positive")])  # a correction that starts confirmation
+@example(steps=[(1, "positive"), (1, "negative"), (2, "negative")])  # one that cancels it
+@given(steps=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(VALUES)), max_size=6))
+def test_after_any_results_and_corrections_the_calendar_is_the_engines(
+    tmp_path_factory: pytest.TempPathFactory, registry: rules.ProtocolRegistry, steps: list[Step]
+) -> None:
+    """For any sequence of recorded and corrected RCL results, the stored calendar is what
+    the engine plans from the final, corrected facts: nothing an old result started is
+    left pending, nothing the last one starts is missing."""
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('prop') / 'p.db'}")
+    migrate.upgrade(engine)
+    add_sites(engine)
+    patient_id = enroll_committed(engine, registry, now)
+    recorded: set[int] = set()
+    for index, value in steps:
+        key = RCL_TESTS[index]
+        with write_session(engine) as session:
+            if index in recorded:
+                row = find_assessment(session, key)[1]
+                if row.result == value:
+                    continue
+                correct_outcome(
+                    session, key=key, reason="checked against the lab report", result=value,
+                    actor=ACTOR, registry=registry, now=now, expected_version=row.version,
+                )  # fmt: skip
+            else:
+                record(session, registry, now, key, on=RCL_DAYS[index], result=value)
+                recorded.add(index)
+    with read_session(engine) as session:
+        patient = session.get(Patient, patient_id)
+        assert patient is not None
+        protocol = registry.get(patient.protocol_id, patient.protocol_version)
+        left = compare(
+            stored_calendar(session, patient_id), patient_plan(session, patient, protocol)
+        )
+    assert left.is_empty(), left
+    engine.dispose()
