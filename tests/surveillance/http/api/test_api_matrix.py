@@ -66,6 +66,9 @@ EXPECTED: dict[str, tuple[str, str, str, str, str]] = {
                                         ("200/404", "200/404", "403/403", "200/200", "401/401"),
     "POST /assessments/{patient}:1:neurodevelopment:2/reschedule":
                                         ("200/404", "200/404", "403/403", "200/200", "401/401"),
+    # A fresh record has nothing recorded to correct (409) where the caller may correct.
+    "POST /assessments/{patient}:1:rcl_test:1/corrections":
+                                        ("409/404", "409/404", "403/403", "409/409", "401/401"),
     # Alerting: investigators acknowledge escalations; alerts and webhooks are admins' only
     # (their ids are not per site; an unknown one is 404 to an admin).
     "POST /assessments/{patient}:1:rcl_test:1/acknowledge":
@@ -134,6 +137,10 @@ BODIES: dict[str, dict[str, Any]] = {
         "date": "2024-04-30",
     },
     "POST /assessments/{patient}:1:neurodevelopment:2/reschedule": {"date": "2026-12-10"},
+    "POST /assessments/{patient}:1:rcl_test:1/corrections": {
+        "result": "positive",
+        "reason": "transcription error",
+    },
     "POST /assessments/{patient}:1:rcl_test:1/acknowledge": {"level": 2, "note": "matrix"},
     "POST /webhooks": {
         "url": "https://93.184.216.34/matrix",  # a global address, never contacted
