@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
@@ -20,7 +21,7 @@ from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.protocols.registry import assessment_name
 from surveillance.protocols.views import categories, result_types
-from surveillance.records.patients import AssessmentRef
+from surveillance.records.patients import AssessmentRef, Patient
 from surveillance.records.queries import assessment_versions
 from surveillance.records.sites import today_at
 
@@ -114,6 +115,88 @@ def record_outcome_form(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     """Record completed / missed / not done, re-plan, and go back to the list with a message."""
+
+    def record(session: Session, patient: Patient) -> RecordedOutcome:
+        return record_outcome(
+            session,
+            key=key,
+            outcome=outcome,
+            on=_outcome_date(on, session, patient.site_id, state.now()),
+            result=_typed_result(result, result_unit),
+            reason=reason.strip() or None,
+            actor=user.principal.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=_version(version),
+        )
+
+    return _change_outcome(
+        request, state, user, key, csrf_token, next,
+        verb="recorded",
+        back_to=lambda patient: f"/sites/{quote(patient.site_id)}/due",
+        change=record,
+        announce=lambda done: _recorded_message(key, done, state),
+    )  # fmt: skip
+
+
+@router.post("/assessments/{key}/correction")
+def correct_outcome_form(
+    request: Request,
+    key: str,
+    state: State,
+    user: CurrentWebUser,
+    csrf_token: Annotated[str, Form()] = "",
+    version: Annotated[str, Form()] = "",
+    outcome: Annotated[str, Form()] = "",
+    on: Annotated[str, Form()] = "",
+    result: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """Correct a recorded outcome with a reason (from the patient page), then go back."""
+
+    def correct(session: Session, patient: Patient) -> RecordedOutcome:
+        return correct_outcome(
+            session,
+            key=key,
+            reason=reason,
+            outcome=outcome or None,
+            on=_outcome_date(on, session, patient.site_id, state.now()),
+            result=result.strip() or None,
+            actor=user.principal.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=_version(version),
+        )
+
+    def announce(done: RecordedOutcome) -> str:
+        summary = "" if done.change.is_empty() else f"; calendar: {done.change.summary()}"
+        return f"Corrected: {key}{summary}"
+
+    return _change_outcome(
+        request, state, user, key, csrf_token, next,
+        verb="corrected",
+        back_to=lambda patient: f"/patients/{quote(patient.study_id)}",
+        change=correct,
+        announce=announce,
+    )  # fmt: skip
+
+
+def _change_outcome(
+    request: Request,
+    state: State,
+    user: CurrentWebUser,
+    key: str,
+    csrf_token: str,
+    next: str,
+    *,
+    verb: str,
+    back_to: Callable[[Patient], str],
+    change: Callable[[Session, Patient], RecordedOutcome],
+    announce: Callable[[RecordedOutcome], str],
+) -> Response:
+    """A form that records or corrects one outcome: who may, the write, and the message
+    it goes back with (what went wrong, with nothing written, or what changed)."""
     check_csrf(user.csrf_token, csrf_token)
     user.principal.require_role(*CLINICAL_ROLES)
     ref = AssessmentRef.parse(key)
@@ -123,33 +206,22 @@ def record_outcome_form(
             patient = visible_patient(
                 session, user.principal, ref.study_id, missing=NO_SUCH_PATIENT
             )
-            back = back or f"/sites/{quote(patient.site_id)}/due"
-            recorded = record_outcome(
-                session,
-                key=key,
-                outcome=outcome,
-                on=_outcome_date(on, session, patient.site_id, state.now()),
-                result=_typed_result(result, result_unit),
-                reason=reason.strip() or None,
-                actor=user.principal.email,
-                registry=state.registry,
-                now=state.now(),
-                expected_version=_version(version),
-            )
-    except (PreconditionFailed, Conflict):
+            back = back or back_to(patient)
+            done = change(session, patient)
+    except PreconditionFailed:
         message = (
-            f"Nothing was recorded for {key}: someone changed it after this page was loaded. "
-            "The list below shows it as it is now; check it before recording again."
+            f"Nothing was {verb} for {key}: someone changed it after this page was loaded. "
+            "The page below shows it as it is now; check it before trying again."
         )
         response = redirect(back or "/")
         set_flash(request, response, "error", message)
         return response
-    except InvalidInput as exc:
+    except (Conflict, InvalidInput) as exc:
         response = redirect(back or "/")
-        set_flash(request, response, "error", f"Nothing was recorded for {key}: {exc.message}")
+        set_flash(request, response, "error", f"Nothing was {verb} for {key}: {exc.message}")
         return response
     response = redirect(back)
-    set_flash(request, response, "success", _recorded_message(key, recorded, state))
+    set_flash(request, response, "success", announce(done))
     return response
 
 
@@ -173,54 +245,6 @@ def _row(item: DueItem, version: int, on: date) -> DueRow:
     else:
         days = (item.window_start - on).days
     return DueRow(item, version, days)
-
-
-@router.post("/assessments/{key}/correction")
-def correct_outcome_form(
-    request: Request,
-    key: str,
-    state: State,
-    user: CurrentWebUser,
-    csrf_token: Annotated[str, Form()] = "",
-    version: Annotated[str, Form()] = "",
-    outcome: Annotated[str, Form()] = "",
-    on: Annotated[str, Form()] = "",
-    result: Annotated[str, Form()] = "",
-    reason: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "",
-) -> Response:
-    """Correct a recorded outcome with a reason (from the patient page), then go back."""
-    check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(*CLINICAL_ROLES)
-    ref = AssessmentRef.parse(key)
-    back = safe_next(next)
-    try:
-        with state.write() as session:
-            patient = visible_patient(
-                session, user.principal, ref.study_id, missing=NO_SUCH_PATIENT
-            )
-            back = back or f"/patients/{quote(patient.study_id)}"
-            corrected = correct_outcome(
-                session,
-                key=key,
-                reason=reason,
-                outcome=outcome or None,
-                on=_outcome_date(on, session, patient.site_id, state.now()),
-                result=result.strip() or None,
-                actor=user.principal.email,
-                registry=state.registry,
-                now=state.now(),
-                expected_version=_version(version),
-            )
-    except (PreconditionFailed, Conflict, InvalidInput) as exc:
-        response = redirect(back or "/")
-        set_flash(request, response, "error", f"Nothing was corrected for {key}: {exc.message}")
-        return response
-    response = redirect(back)
-    change = corrected.change
-    summary = f"; calendar: {change.summary()}" if not change.is_empty() else ""
-    set_flash(request, response, "success", f"Corrected: {key}{summary}")
-    return response
 
 
 def _typed_result(value: str, unit: str) -> str | None:
