@@ -13,6 +13,7 @@ import rules
 from surveillance.calendar.sync import CalendarChange
 from surveillance.patients.due_list import derive_state
 from surveillance.protocols.registry import assessment_name
+from surveillance.protocols.views import result_type_of
 from surveillance.records.patients import (
     Assessment,
     AssessmentStatus,
@@ -100,6 +101,9 @@ def assessment_dict(
         "reason": row.reason,
         "status_reason": row.status_reason,
         "version": row.version,
+        "result_type": result_type_of(
+            registry, row.protocol_id, row.protocol_version, row.assessment
+        ),
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 
 import rules
+from surveillance.errors import UnknownProtocol
 from surveillance.protocols.registry import get_protocol
 
 PREVIEW_AGE_YEARS = 10
@@ -161,3 +162,14 @@ def result_types(registry: rules.ProtocolRegistry) -> dict[str, dict[str, Any]]:
             if described is not None:
                 found[rule_id] = described
     return found
+
+
+def result_type_of(
+    registry: rules.ProtocolRegistry, protocol_id: str, version: str, assessment: str
+) -> dict[str, Any] | None:
+    """The declared result of one stored row's rule, by the version that planned it."""
+    try:
+        protocol = get_protocol(registry, protocol_id, version)
+        return result_type_dict(protocol.result_type(assessment))
+    except (UnknownProtocol, KeyError):
+        return None

@@ -58,6 +58,27 @@ class RescheduleRequest(_Body):
     reason: str | None = None
 
 
+class ResultValuePublic(BaseModel):
+    code: str = Field(description="What is stored and branched on.")
+    label: str
+
+
+class ResultTypePublic(BaseModel):
+    """What a result of this assessment may be; anything else is refused (422)."""
+
+    type: str = Field(description="coded, quantity, ordinal, date or none.")
+    values: list[ResultValuePublic] | None = Field(
+        default=None, description="coded and ordinal: the values accepted."
+    )
+    unit: str | None = Field(default=None, description="quantity: the unit it is stored in.")
+    accepts: list[str] | None = Field(
+        default=None, description="quantity: units it may be entered in (converted)."
+    )
+    min: float | None = None
+    max: float | None = None
+    decimals: int | None = Field(default=None, description="quantity: the precision kept.")
+
+
 class AssessmentPublic(BaseModel):
     key: str
     infusion: int
@@ -81,6 +102,10 @@ class AssessmentPublic(BaseModel):
     reason: str
     status_reason: str | None
     version: int
+    result_type: ResultTypePublic | None = Field(
+        default=None,
+        description="What its result may be (to build the form); null: a free-text remark.",
+    )
 
 
 class PatientPublic(BaseModel):
@@ -207,27 +232,6 @@ class EvidencePublic(BaseModel):
     basis: str
     sources: list[str]
     note: str | None
-
-
-class ResultValuePublic(BaseModel):
-    code: str = Field(description="What is stored and branched on.")
-    label: str
-
-
-class ResultTypePublic(BaseModel):
-    """What a result of this assessment may be; anything else is refused (422)."""
-
-    type: str = Field(description="coded, quantity, ordinal, date or none.")
-    values: list[ResultValuePublic] | None = Field(
-        default=None, description="coded and ordinal: the values accepted."
-    )
-    unit: str | None = Field(default=None, description="quantity: the unit it is stored in.")
-    accepts: list[str] | None = Field(
-        default=None, description="quantity: units it may be entered in (converted)."
-    )
-    min: float | None = None
-    max: float | None = None
-    decimals: int | None = Field(default=None, description="quantity: the precision kept.")
 
 
 class RulePublic(BaseModel):

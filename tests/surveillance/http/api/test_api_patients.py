@@ -63,6 +63,14 @@ class TestEnrol:
         assert rcl["status"] == "pending"
         assert {row["state"] for row in body["calendar"]} >= {"overdue", "upcoming"}
 
+    def test_each_calendar_row_says_what_its_result_may_be(self, api: Api) -> None:
+        calendar = {row["assessment"]: row for row in api.post(ENROL, _body()).json()["calendar"]}
+        rcl = calendar["rcl_test"]["result_type"]
+        assert rcl["type"] == "coded"
+        assert "positive" in [value["code"] for value in rcl["values"]]
+        assert calendar["immunoglobulins"]["result_type"]["accepts"] == ["mg/dL", "g/L"]
+        assert calendar["ltfu_exam"]["result_type"] is None  # a free-text remark
+
     def test_the_stored_calendar_reads_back_the_same(self, api: Api) -> None:
         created = api.post(ENROL, _body()).json()["calendar"]
         read = api.get("/api/v1/patients/ROM-009/calendar").json()
