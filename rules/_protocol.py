@@ -86,8 +86,10 @@ class Protocol:
         return tuple(rule_id for rule_id, rule in self.rules.items() if rule.spec.yearly_contact)
 
     def result_type(self, rule_id: str) -> ResultType | None:
-        """What the rule's result is, or None: undeclared, a free-text remark."""
-        return self.rules[rule_id].spec.result
+        """What the rule's result is, or None: undeclared (or no such rule), a free-text
+        remark the engine never branches on."""
+        rule = self.rules.get(rule_id)
+        return rule.spec.result if rule is not None else None
 
     def read_result(self, rule_id: str, text: str) -> str:
         """``text`` as the rule's declared result type reads it (a code, a number in the

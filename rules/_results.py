@@ -42,7 +42,9 @@ def parse_unit(text: str) -> pint.Unit:
     """A unit pint knows, or ``ValueError`` naming it."""
     try:
         return UNITS.Unit(text)
-    except (pint.errors.UndefinedUnitError, AttributeError, TypeError, ValueError) as exc:
+    # pint parses unit text as an expression: typed text can fail in its tokenizer or
+    # arithmetic too ("mg/(", "1/0", "mg**"), not only as an undefined unit.
+    except Exception as exc:  # any failure to parse it means "unknown unit"
         raise ValueError(f"unknown unit {text!r}") from exc
 
 

@@ -87,6 +87,11 @@ def test_a_quantity_is_converted_to_its_canonical_unit(
         ("350 furlongs", "unit 'furlongs' is not accepted here"),
         ("350 cells/uL", "unit 'cells/uL' is not accepted here"),
         ("low", "'low' is not a number with a unit (mg/dL, g/L)"),
+        # Unit text pint fails to tokenize or evaluate is an unknown unit, not a traceback.
+        ("350 mg/(", "unit 'mg/(' is not accepted here"),
+        ("350 )", "unit ')' is not accepted here"),
+        ("350 mg**", "unit 'mg**' is not accepted here"),
+        ("350 1/0", "unit '1/0' is not accepted here"),
     ],
 )
 def test_a_quantity_without_its_unit_or_out_of_range_is_refused(
@@ -116,6 +121,7 @@ def test_an_ordinal_outside_its_levels_is_refused(car_t: Protocol, typed: str) -
 
 def test_an_undeclared_result_is_a_remark_kept_as_typed(car_t: Protocol) -> None:
     assert car_t.read_result("ltfu_exam", "  well, no new findings ") == "well, no new findings"
+    assert car_t.read_result("no_such_rule", " seen ") == "seen"  # no KeyError
 
 
 def test_every_result_the_shipped_protocols_branch_on_is_declared() -> None:
