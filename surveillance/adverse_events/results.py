@@ -99,7 +99,9 @@ def correct_outcome(
 
 
 def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry) -> bool:
-    _, row = find_assessment(session, key)
+    """Whether the result as recorded now opened a case. Read under the row's lock (the
+    correction takes the same one): two racing corrections cannot both see "no case yet"."""
+    _, row = find_assessment(session, key, for_update=True)
     if row.status != AssessmentStatus.completed.value or row.result is None:
         return False
     protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
