@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -152,6 +153,7 @@ def categories(registry: rules.ProtocolRegistry) -> list[str]:
     )
 
 
+@lru_cache(maxsize=8)  # per registry (one per process); asked on every due-list page
 def result_types(registry: rules.ProtocolRegistry) -> dict[str, dict[str, Any]]:
     """Each assessment id's declared result (newest version that declares one), for the
     forms that record it; the server still reads the result by the row's own version."""
@@ -164,10 +166,12 @@ def result_types(registry: rules.ProtocolRegistry) -> dict[str, dict[str, Any]]:
     return found
 
 
+@lru_cache(maxsize=4096)  # asked for every row of every calendar read; rows share rules
 def result_type_of(
     registry: rules.ProtocolRegistry, protocol_id: str, version: str, assessment: str
 ) -> dict[str, Any] | None:
-    """The declared result of one stored row's rule, by the version that planned it."""
+    """The declared result of one stored row's rule, by the version that planned it
+    (shared between callers: read it, do not change it)."""
     try:
         protocol = get_protocol(registry, protocol_id, version)
         return result_type_dict(protocol.result_type(assessment))
