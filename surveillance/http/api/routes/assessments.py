@@ -31,6 +31,7 @@ from surveillance.http.deps import (
     parse_if_match,
 )
 from surveillance.patients.appointments import reschedule
+from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.patients.views import assessment_dict, change_dict
 from surveillance.records.patients import Assessment, Patient
 from surveillance.records.queries import find_assessment
@@ -98,12 +99,7 @@ def record_assessment_outcome(
             now=state.now(),
             expected_version=parse_if_match(if_match),
         )
-        result = {
-            "assessment": _shaped(session, state, patient, recorded.assessment),
-            "change": change_dict(recorded.change, patient.study_id),
-        }
-    response.headers["ETag"] = etag(recorded.assessment.version)
-    return result
+        return _changed(session, state, patient, recorded, response)
 
 
 @router.post("/{key}/corrections", response_model=AssessmentChangeResult)
@@ -136,12 +132,19 @@ def correct_assessment_outcome(
             now=state.now(),
             expected_version=parse_if_match(if_match),
         )
-        result = {
-            "assessment": _shaped(session, state, patient, corrected.assessment),
-            "change": change_dict(corrected.change, patient.study_id),
-        }
-    response.headers["ETag"] = etag(corrected.assessment.version)
-    return result
+        return _changed(session, state, patient, corrected, response)
+
+
+def _changed(
+    session: Session, state: AppState, patient: Patient, done: RecordedOutcome, response: Response
+) -> dict[str, Any]:
+    """An outcome recorded or corrected: the assessment as now, what the calendar did, and
+    the new ETag."""
+    response.headers["ETag"] = etag(done.assessment.version)
+    return {
+        "assessment": _shaped(session, state, patient, done.assessment),
+        "change": change_dict(done.change, patient.study_id),
+    }
 
 
 @router.post("/{key}/reschedule", response_model=AssessmentPublic)
