@@ -63,7 +63,9 @@ def find_assessment(
 
 def infusion_dates(session: Session, patient_id: int | None) -> dict[int, date]:
     """A patient's infusions, number -> date, in order (the first is the enrolment's)."""
-    return infusion_dates_of(session, [patient_id]).get(patient_id, {})  # type: ignore[arg-type]
+    if patient_id is None:  # not flushed yet: it has no infusions in the database
+        return {}
+    return infusion_dates_of(session, [patient_id]).get(patient_id, {})
 
 
 def infusion_dates_of(
