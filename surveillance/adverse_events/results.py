@@ -40,6 +40,7 @@ def record_outcome(
     on: date,
     result: str | None = None,
     reason: str | None = None,
+    note: str | None = None,
     actor: str,
     registry: rules.ProtocolRegistry,
     now: datetime,
@@ -54,6 +55,7 @@ def record_outcome(
         on=on,
         result=result,
         reason=reason,
+        note=note,
         actor=actor,
         registry=registry,
         now=now,
@@ -75,6 +77,7 @@ def correct_outcome(
     outcome: str | None = None,
     on: date | None = None,
     result: str | None = None,
+    note: str | None = None,
 ) -> RecordedOutcome:
     """Correct a recorded outcome (a new version, with a reason), re-plan, and open the
     safety case the corrected result declares if the old one did not (negative →
@@ -92,6 +95,7 @@ def correct_outcome(
         outcome=outcome,
         on=on,
         result=result,
+        note=note,
     )
     if not before:
         _open_declared_case(session, corrected, key, registry, actor=actor, now=now)

@@ -63,8 +63,11 @@ def record_command(
     key: Annotated[str, typer.Argument(help="Assessment key, e.g. ROM-001:1:rcl_test:2.")],
     outcome: Annotated[str, typer.Option(help="completed, missed or not_done.")],
     on: DateOption,
-    result: Annotated[str | None, typer.Option()] = None,
+    result: Annotated[
+        str | None, typer.Option(help="Typed by the assessment (`surveillance protocols show`).")
+    ] = None,
     reason: Annotated[str | None, typer.Option()] = None,
+    note: Annotated[str | None, typer.Option(help="Free text beside the result.")] = None,
     now: TodayOption = None,
 ) -> None:
     """Record what was done for one assessment; the future calendar follows."""
@@ -77,6 +80,7 @@ def record_command(
             on=on.date(),
             result=result,
             reason=reason,
+            note=note,
             actor=actor(),
             registry=current.registry,
             now=current.clock(),
@@ -102,6 +106,9 @@ def correct_command(
     on: Annotated[
         datetime | None, typer.Option(formats=["%Y-%m-%d"], help="The corrected date.")
     ] = None,
+    note: Annotated[
+        str | None, typer.Option(help="Replaces the note beside the result ('' clears it).")
+    ] = None,
     now: TodayOption = None,
 ) -> None:
     """Correct a recorded outcome (a new version, with a reason); the future calendar follows."""
@@ -114,6 +121,7 @@ def correct_command(
             result=result,
             outcome=outcome,
             on=on.date() if on else None,
+            note=note,
             actor=actor(),
             registry=current.registry,
             now=current.clock(),

@@ -43,6 +43,7 @@ def record_outcome_without_safety_case(
     on: date,
     result: str | None = None,
     reason: str | None = None,
+    note: str | None = None,
     actor: str,
     registry: rules.ProtocolRegistry,
     now: datetime,
@@ -68,7 +69,7 @@ def record_outcome_without_safety_case(
     )
     if result is not None:
         result = _typed(registry, row, result)
-    _write(session, patient, row, kind, key, on, result, reason, actor=actor, now=now)
+    _write(session, patient, row, kind, key, on, result, reason, _note(note), actor=actor, now=now)
     change = CalendarChange()
     if patient.status == PatientStatus.active.value:
         cause = f"{kind.value} recorded for {key}" + (f" with result {result!r}" if result else "")
@@ -92,6 +93,7 @@ def correct_outcome_without_safety_case(
     outcome: str | None = None,
     on: date | None = None,
     result: str | None = None,
+    note: str | None = None,
 ) -> RecordedOutcome:
     """Correct what was recorded (status, date, result), with a reason; then re-plan.
 
@@ -125,7 +127,8 @@ def correct_outcome_without_safety_case(
     )
     if result is not None:
         result = _typed(registry, row, result)
-    if (row.status, row.performed_on, row.result) == (kind.value, on, result):
+    note = row.note if note is None else _note(note)  # unchanged unless given ("" clears it)
+    if (row.status, row.performed_on, row.result, row.note) == (kind.value, on, result, note):
         raise Conflict(f"{key} is already recorded so: nothing to correct")
     today = get_site(session, patient.site_id).today(now)
     _write(
@@ -137,6 +140,7 @@ def correct_outcome_without_safety_case(
         on,
         result,
         reason,
+        note,
         actor=actor,
         now=now,
         action="correct_outcome",
@@ -170,6 +174,7 @@ def _write(
     on: date,
     result: str | None,
     reason: str | None,
+    note: str | None,
     *,
     actor: str,
     now: datetime,
@@ -179,20 +184,29 @@ def _write(
     the way it was asked for)."""
     deviation = kind is Outcome.completed and not row.window_start <= on <= row.window_end
     performed = row.performed_on.isoformat() if row.performed_on else None
-    old = {"status": row.status, "performed_on": performed, "result": row.result}
+    old = {
+        "status": row.status,
+        "performed_on": performed,
+        "result": row.result,
+        "note": row.note,
+        "result_as_entered": row.result_as_entered,
+    }
     session.add(
         OutcomeRecord(
             assessment_id=row.id,  # type: ignore[arg-type]
             outcome=kind.value,
             performed_on=on,
             result=result,
+            note=note,
             reason=reason,
             protocol_deviation=deviation,
             recorded_by=actor,
             recorded_at=now,
         )
     )
-    row.status, row.performed_on, row.result = kind.value, on, result
+    row.status, row.performed_on, row.result, row.note = kind.value, on, result, note
+    if result is not None or kind is not Outcome.completed:
+        row.result_as_entered = None  # the free text awaiting a typed value is resolved
     row.status_reason, row.protocol_deviation, row.updated_at = reason, deviation, now
     row.version += 1
     session.add(row)
@@ -210,10 +224,17 @@ def _write(
             "status": kind.value,
             "performed_on": on.isoformat(),
             "result": result,
+            "note": note,
+            "result_as_entered": row.result_as_entered,
             "protocol_deviation": deviation,
         },
         at=now,
     )
+
+
+def _note(text: str | None) -> str | None:
+    """A free-text note beside the result: kept as written, never branched on."""
+    return (text.strip() or None) if text is not None else None
 
 
 def _check(

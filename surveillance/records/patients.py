@@ -144,7 +144,13 @@ class Assessment(SQLModel, table=True):
     status: str = Field(default=AssessmentStatus.pending.value, max_length=20)
     status_reason: str | None = None  # why it was cancelled, moved or not done
     performed_on: date | None = None
-    result: str | None = None
+    result: str | None = None  # typed: what the engine branches on (see the rule's result)
+    note: str | None = None  # free text beside the result, never branched on
+    # Free text stored before results were typed that matched no declared value: kept here
+    # (result empty) until an investigator corrects it to a typed one (migration 0007).
+    result_as_entered: str | None = None
+    # Done work planned because of a result that was corrected afterwards: what corrected it.
+    started_by_corrected_result: str | None = None
     protocol_deviation: bool = False  # done outside its window
     appointment_on: date | None = None  # booked by the nurse inside the window (reschedule)
     # Bumped by every change: the ETag that If-Match must carry. The server default matches
@@ -163,6 +169,7 @@ class OutcomeRecord(SQLModel, table=True):
     outcome: str = Field(max_length=20)
     performed_on: date
     result: str | None = None
+    note: str | None = None
     reason: str | None = None
     protocol_deviation: bool = False
     recorded_by: str = Field(max_length=200)

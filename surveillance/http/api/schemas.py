@@ -36,8 +36,13 @@ class StatusChange(_Body):
 class OutcomeCreate(_Body):
     outcome: Literal["completed", "missed", "not_done"]
     date: date
-    result: str | None = None
+    result: str | None = Field(
+        default=None, description="Typed by the assessment's result type (see result_type)."
+    )
     reason: str | None = None
+    note: str | None = Field(
+        default=None, max_length=2000, description="Free text beside the result; never branched on."
+    )
 
 
 # The field "date" would shadow the type inside the class body.
@@ -51,6 +56,9 @@ class CorrectionCreate(_Body):
     outcome: Literal["completed", "missed", "not_done"] | None = None
     date: _Date | None = None
     result: str | None = None
+    note: str | None = Field(
+        default=None, max_length=2000, description="Replaces the note; an empty string clears it."
+    )
 
 
 class RescheduleRequest(_Body):
@@ -96,6 +104,16 @@ class AssessmentPublic(BaseModel):
     )
     performed_on: date | None
     result: str | None
+    note: str | None = Field(default=None, description="Free text beside the result.")
+    result_as_entered: str | None = Field(
+        default=None,
+        description="Free text stored before results were typed that matched no declared "
+        "value: awaiting an investigator's correction to a typed result.",
+    )
+    started_by_corrected_result: str | None = Field(
+        default=None,
+        description="Done work that a result later corrected had started: which correction.",
+    )
     protocol_deviation: bool
     protocol: str
     protocol_version: str

@@ -111,6 +111,8 @@ def test_recording_completed_updates_the_row_and_writes_history_and_audit(
         "status": "completed",
         "performed_on": "2024-05-02",
         "result": "negative",
+        "note": None,
+        "result_as_entered": None,
         "protocol_deviation": False,
     }
 

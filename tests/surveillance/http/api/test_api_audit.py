@@ -37,6 +37,8 @@ def test_the_trail_lists_every_change_in_order(api: Api) -> None:
         "status": "completed",
         "performed_on": "2024-04-30",
         "result": "negative",
+        "note": None,
+        "result_as_entered": None,
         "protocol_deviation": False,
     }
     assert trail[2]["reason"] == "school holiday"
