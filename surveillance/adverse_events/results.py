@@ -8,12 +8,13 @@ transaction, which then alerts, starts reporting clocks and feeds like any other
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlmodel import Session
 
 import rules
-from surveillance.adverse_events.cases import create_case
+from surveillance.adverse_events.cases import CaseChange, create_case
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.patients.outcomes import (
     RecordedOutcome,
@@ -32,6 +33,14 @@ from surveillance.records.patients import AssessmentStatus, Patient
 from surveillance.records.queries import find_assessment
 
 
+@dataclass(frozen=True)
+class RecordedResult(RecordedOutcome):
+    """What recording did, with the safety case it opened (None: it opened none), so a
+    caller can say so (``previews.effects_of``)."""
+
+    case: CaseChange | None = None
+
+
 def record_outcome(
     session: Session,
     *,
@@ -45,7 +54,7 @@ def record_outcome(
     registry: rules.ProtocolRegistry,
     now: datetime,
     expected_version: int | None = None,
-) -> RecordedOutcome:
+) -> RecordedResult:
     """Record completed / missed / not_done for one pending assessment, re-plan, and open
     the safety case its protocol declares for this result."""
     recorded = record_outcome_without_safety_case(
@@ -61,8 +70,8 @@ def record_outcome(
         now=now,
         expected_version=expected_version,
     )
-    _open_declared_case(session, recorded, key, registry, actor=actor, now=now)
-    return recorded
+    case = _open_declared_case(session, recorded, key, registry, actor=actor, now=now)
+    return RecordedResult(recorded.assessment, recorded.change, case)
 
 
 def correct_outcome(
@@ -78,7 +87,7 @@ def correct_outcome(
     on: date | None = None,
     result: str | None = None,
     note: str | None = None,
-) -> RecordedOutcome:
+) -> RecordedResult:
     """Correct a recorded outcome (a new version, with a reason), re-plan, and open the
     safety case the corrected result declares if the old one did not (negative →
     positive opens it as a first positive would). A case already opened stays open: only
@@ -97,9 +106,10 @@ def correct_outcome(
         result=result,
         note=note,
     )
+    case = None
     if not before:
-        _open_declared_case(session, corrected, key, registry, actor=actor, now=now)
-    return corrected
+        case = _open_declared_case(session, corrected, key, registry, actor=actor, now=now)
+    return RecordedResult(corrected.assessment, corrected.change, case)
 
 
 def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry) -> bool:
@@ -120,19 +130,19 @@ def _open_declared_case(
     *,
     actor: str,
     now: datetime,
-) -> None:
+) -> CaseChange | None:
     row = recorded.assessment
     if row.status != AssessmentStatus.completed.value or row.result is None:
-        return
+        return None
     # The rule that planned this row says what its result means (read as stored: typed).
     protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
     declared = protocol.safety_case(row.assessment, row.result)
     if declared is None:
-        return
+        return None
     assert row.performed_on is not None
     patient = session.get(Patient, row.patient_id)
     assert patient is not None
-    create_case(
+    return create_case(
         session,
         study_id=patient.study_id,
         facts=opened_case_facts(declared, key, row.performed_on),
