@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from surveillance.http.api.effects_schemas import EffectsPublic
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -162,6 +164,7 @@ class PatientChangeResult(BaseModel):
 class AssessmentChangeResult(BaseModel):
     assessment: AssessmentPublic
     change: CalendarChangePublic
+    effects: EffectsPublic = Field(description="What the save started, stopped and opened.")
 
 
 class SitePublic(BaseModel):

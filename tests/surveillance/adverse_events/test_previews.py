@@ -154,7 +154,8 @@ def test_a_correction_positive_to_negative_lists_what_it_cancels(
             expected_version=2,
         )
     assert _stored(engine) == before
-    assert effects.corrected and effects.starts == ()
+    assert effects.corrected
+    assert effects.starts == ()
     assert {"rcl_confirm", "rcl_intensified", "rcl_positive_report"} <= set(_rules(effects.stops))
     assert effects.safety_case is None  # the case already open stays, and opens no other
     # The case's own reporting clocks stay with the case, which only a person nullifies.

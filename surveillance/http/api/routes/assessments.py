@@ -13,8 +13,11 @@ from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import CLINICAL_ROLES
-from surveillance.adverse_events.results import correct_outcome, record_outcome
+from surveillance.adverse_events.effects import Effects
+from surveillance.adverse_events.previews import effects_of, preview_correction, preview_outcome
+from surveillance.adverse_events.results import RecordedResult, correct_outcome, record_outcome
 from surveillance.errors import NotFound
+from surveillance.http.api.effects_schemas import EffectsPublic
 from surveillance.http.api.schemas import (
     AssessmentChangeResult,
     AssessmentPublic,
@@ -31,7 +34,6 @@ from surveillance.http.deps import (
     parse_if_match,
 )
 from surveillance.patients.appointments import reschedule
-from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.patients.views import assessment_dict, change_dict
 from surveillance.records.patients import Assessment, Patient
 from surveillance.records.queries import find_assessment
@@ -134,19 +136,81 @@ def correct_assessment_outcome(
             now=state.now(),
             expected_version=parse_if_match(if_match),
         )
-        return _changed(session, state, patient, corrected, response)
+        return _changed(session, state, patient, corrected, response, corrected=True)
 
 
 def _changed(
-    session: Session, state: AppState, patient: Patient, done: RecordedOutcome, response: Response
+    session: Session,
+    state: AppState,
+    patient: Patient,
+    done: RecordedResult,
+    response: Response,
+    *,
+    corrected: bool = False,
 ) -> dict[str, Any]:
-    """An outcome recorded or corrected: the assessment as now, what the calendar did, and
-    the new ETag."""
+    """An outcome recorded or corrected: the assessment as now, what the calendar did, what
+    the save started and opened (as its preview said), and the new ETag."""
     response.headers["ETag"] = etag(done.assessment.version)
     return {
         "assessment": _shaped(session, state, patient, done.assessment),
         "change": change_dict(done.change, patient.study_id),
+        "effects": effects_of(
+            session, done, registry=state.registry, now=state.now(), corrected=corrected
+        ),
     }
+
+
+@router.post("/{key}/outcome/preview", response_model=EffectsPublic)
+def preview_assessment_outcome(
+    key: str, body: OutcomeCreate, state: State, user: CurrentUser, if_match: IfMatch = None
+) -> Effects:
+    """What POST /outcome with this body would start, stop, move and open; nothing is saved.
+
+    The same body, roles and refusals (a result the assessment cannot produce is the same
+    422). If-Match is optional here; when sent, a stale one is 412 as for the save.
+    """
+    with state.write() as session:  # the save runs in a SAVEPOINT, then is rolled back
+        _visible(session, user, key)
+        return preview_outcome(
+            session,
+            key=key,
+            outcome=body.outcome,
+            on=body.date,
+            result=body.result,
+            reason=body.reason,
+            note=body.note,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=_version_if_sent(if_match),
+        )
+
+
+@router.post("/{key}/corrections/preview", response_model=EffectsPublic)
+def preview_assessment_correction(
+    key: str, body: CorrectionCreate, state: State, user: CurrentUser, if_match: IfMatch = None
+) -> Effects:
+    """What POST /corrections with this body would cancel, start and open; nothing is
+    saved. Same body, roles and refusals; If-Match optional, checked when sent."""
+    with state.write() as session:
+        _visible(session, user, key)
+        return preview_correction(
+            session,
+            key=key,
+            reason=body.reason,
+            outcome=body.outcome,
+            on=body.date,
+            result=body.result,
+            note=body.note,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=_version_if_sent(if_match),
+        )
+
+
+def _version_if_sent(if_match: str | None) -> int | None:
+    return None if if_match is None else parse_if_match(if_match)
 
 
 @router.post("/{key}/reschedule", response_model=AssessmentPublic)

@@ -69,6 +69,11 @@ EXPECTED: dict[str, tuple[str, str, str, str, str]] = {
     # A fresh record has nothing recorded to correct (409) where the caller may correct.
     "POST /assessments/{patient}:1:rcl_test:1/corrections":
                                         ("409/404", "409/404", "403/403", "409/409", "401/401"),
+    # Previews answer as the save they preview would (and save nothing).
+    "POST /assessments/{patient}:1:rcl_test:1/outcome/preview":
+                                        ("200/404", "200/404", "403/403", "200/200", "401/401"),
+    "POST /assessments/{patient}:1:rcl_test:1/corrections/preview":
+                                        ("409/404", "409/404", "403/403", "409/409", "401/401"),
     # Alerting: investigators acknowledge escalations; alerts and webhooks are admins' only
     # (their ids are not per site; an unknown one is 404 to an admin).
     "POST /assessments/{patient}:1:rcl_test:1/acknowledge":
@@ -138,6 +143,14 @@ BODIES: dict[str, dict[str, Any]] = {
     },
     "POST /assessments/{patient}:1:neurodevelopment:2/reschedule": {"date": "2026-12-10"},
     "POST /assessments/{patient}:1:rcl_test:1/corrections": {
+        "result": "positive",
+        "reason": "transcription error",
+    },
+    "POST /assessments/{patient}:1:rcl_test:1/outcome/preview": {
+        "outcome": "completed",
+        "date": "2024-04-30",
+    },
+    "POST /assessments/{patient}:1:rcl_test:1/corrections/preview": {
         "result": "positive",
         "reason": "transcription error",
     },
