@@ -1,4 +1,5 @@
-"""Patients and their calendars: enroll, record, infuse, event, status, due, show, amend."""
+"""Patients and their calendars: enroll, record, correct, undo, infuse, event, status, due,
+show, amend."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from surveillance.patients.amendments import amend
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import DueState, due_list
 from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.patients.undo import undo_outcome
 from surveillance.patients.views import calendar_dicts
-from surveillance.records.queries import calendar_size, get_patient
+from surveillance.records.queries import calendar_size, find_assessment, get_patient
 from surveillance.records.sites import get_site
 
 commands = typer.Typer()
@@ -134,6 +136,33 @@ def correct_command(
     )
     if not corrected.change.is_empty():
         typer.echo(f"calendar: {corrected.change.summary()}")
+
+
+@commands.command("undo")
+def undo_command(
+    key: Annotated[str, typer.Argument(help="Assessment key, e.g. ROM-001:1:rcl_test:2.")],
+    now: TodayOption = None,
+) -> None:
+    """Undo your own recording within 15 minutes (no reason needed): pending again, and
+    the future calendar follows. After that, or someone else's: ``correct`` it."""
+    current = migrated_runtime(now)
+    with write_session(current.engine) as session:
+        # What is taken back, read (under the undo's own row lock) before it is cleared.
+        _, before = find_assessment(session, key, for_update=True)
+        was = f"{before.status} on {before.performed_on}" + (
+            f", result {before.result}" if before.result else ""
+        )
+        undone = undo_outcome(
+            session,
+            key=key,
+            actor=actor(),
+            registry=current.registry,
+            now=current.clock(),
+            expected_version=None,
+        )
+    typer.echo(f"undone {key}: was {was}; now {undone.assessment.status}")
+    if not undone.change.is_empty():
+        typer.echo(f"calendar: {undone.change.summary()}")
 
 
 @commands.command("infuse")

@@ -46,6 +46,11 @@ class Outcome(StrEnum):
     not_done = "not_done"
 
 
+# The outcome of the history row an undo adds (``surveillance.patients.undo``): the
+# recording before it was taken back by its author. Not an ``Outcome``: nobody records it.
+UNDONE = "undone"
+
+
 class Site(SQLModel, table=True):
     __tablename__ = "sites"
 
@@ -160,7 +165,10 @@ class Assessment(SQLModel, table=True):
 
 
 class OutcomeRecord(SQLModel, table=True):
-    """Every outcome ever recorded for an assessment; rows are only ever added."""
+    """Every outcome ever recorded for an assessment; rows are only ever added.
+
+    ``outcome`` is an ``Outcome`` value, or ``UNDONE`` for the row an undo adds (the
+    assessment is pending again; ``performed_on`` repeats the undone recording's date)."""
 
     __tablename__ = "outcomes"
 

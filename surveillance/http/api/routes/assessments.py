@@ -34,6 +34,7 @@ from surveillance.http.deps import (
     parse_if_match,
 )
 from surveillance.patients.appointments import reschedule
+from surveillance.patients.undo import undo_outcome
 from surveillance.patients.views import assessment_dict, change_dict
 from surveillance.records.patients import Assessment, Patient
 from surveillance.records.queries import find_assessment
@@ -137,6 +138,36 @@ def correct_assessment_outcome(
             expected_version=parse_if_match(if_match),
         )
         return _changed(session, state, patient, corrected, response, corrected=True)
+
+
+@router.post("/{key}/undo", response_model=AssessmentChangeResult)
+def undo_assessment_outcome(
+    key: str,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    """Undo your own recording within 15 minutes, without a reason: pending again.
+
+    The undo is one more version in the history and the audit trail; the calendar is
+    re-planned as if the result had not come. 409 when it is not yours, is older than 15
+    minutes, was corrected, or opened a safety case: then it is a correction, with a reason.
+    """
+    with state.write() as session:
+        patient, _ = _visible(session, user, key)
+        undone = undo_outcome(
+            session,
+            key=key,
+            actor=user.email,
+            registry=state.registry,
+            now=state.now(),
+            expected_version=parse_if_match(if_match),
+        )
+        # An undo opens no case: described like a save that opened none.
+        return _changed(
+            session, state, patient, RecordedResult(undone.assessment, undone.change), response
+        )
 
 
 def _changed(

@@ -74,6 +74,9 @@ EXPECTED: dict[str, tuple[str, str, str, str, str]] = {
                                         ("200/404", "200/404", "403/403", "200/200", "401/401"),
     "POST /assessments/{patient}:1:rcl_test:1/corrections/preview":
                                         ("409/404", "409/404", "403/403", "409/409", "401/401"),
+    # Undo: likewise nothing recorded to undo (409) where the caller may undo.
+    "POST /assessments/{patient}:1:rcl_test:1/undo":
+                                        ("409/404", "409/404", "403/403", "409/409", "401/401"),
     # Alerting: investigators acknowledge escalations; alerts and webhooks are admins' only
     # (their ids are not per site; an unknown one is 404 to an admin).
     "POST /assessments/{patient}:1:rcl_test:1/acknowledge":
@@ -222,7 +225,8 @@ def _request(
     }
     if endpoint == "POST /patients":
         body["study_id"] = f"{site[:3].upper()}-N{number:04d}"
-    headers = api.headers(role, '"1"' if body else None)
+    bodiless_update = endpoint.endswith("/undo")  # an update with If-Match and no body
+    headers = api.headers(role, '"1"' if body or bodiless_update else None)
     return api.client.request(method, url, params=params, json=body or None, headers=headers)
 
 
