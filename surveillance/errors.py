@@ -37,7 +37,14 @@ class Conflict(SurveillanceError):
 
 
 class InvalidInput(SurveillanceError):
+    """``field``, when known, names the input that is wrong (a form shows the message
+    beside it; the API's problem body carries it)."""
+
     status_code = 422
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownProtocol(InvalidInput):

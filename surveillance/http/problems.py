@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rules
-from surveillance.errors import SurveillanceError, TooManyRequests, UnknownProtocol
+from surveillance.errors import InvalidInput, SurveillanceError, TooManyRequests, UnknownProtocol
 
 log = logging.getLogger("surveillance.api")
 PROBLEM_TYPE_BASE = "https://ltfu-surveillance.example/problems/"
@@ -76,7 +76,10 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
         status, kind = _status(request, exc)
-        return problem(status, exc.message, kind=kind, headers=headers, instance=request.url.path)
+        extra = {"field": exc.field} if isinstance(exc, InvalidInput) and exc.field else {}
+        return problem(
+            status, exc.message, kind=kind, headers=headers, instance=request.url.path, **extra
+        )
 
     @app.exception_handler(rules.RulesError)
     async def _rules(request: Request, exc: rules.RulesError) -> JSONResponse:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 import rules
-from surveillance.calendar.sync import CalendarChange, rematerialize
+from surveillance.calendar.sync import CalendarChange, patient_plan, rematerialize
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
@@ -24,6 +24,7 @@ from surveillance.records.patients import (
     OutcomeRecord,
     Patient,
     PatientStatus,
+    assessment_key,
 )
 from surveillance.records.queries import find_assessment, infusion_dates
 from surveillance.records.sites import get_site
@@ -104,7 +105,9 @@ def correct_outcome_without_safety_case(
     safety case a corrected result may now declare.
     """
     if not reason or not reason.strip():
-        raise InvalidInput("a correction needs a reason (e.g. 'transcription error')")
+        raise InvalidInput(
+            "a correction needs a reason (e.g. 'transcription error')", field="reason"
+        )
     patient, row = find_assessment(session, key, for_update=True)
     check_version(expected_version, row.version, key)
     if row.status not in _RECORDED or row.performed_on is None:
@@ -131,6 +134,8 @@ def correct_outcome_without_safety_case(
     if (row.status, row.performed_on, row.result, row.note) == (kind.value, on, result, note):
         raise Conflict(f"{key} is already recorded so: nothing to correct")
     today = get_site(session, patient.site_id).today(now)
+    protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
+    planned_before = _plan_identities(session, patient, protocol)
     _write(
         session,
         patient,
@@ -150,9 +155,75 @@ def correct_outcome_without_safety_case(
         cause = f"result corrected on {today}: {key} is now {kind.value}" + (
             f" with result {result!r}" if result else ""
         )
-        protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
+        _mark_started_by_corrected_result(
+            session,
+            patient,
+            planned_before,
+            _plan_identities(session, patient, protocol),
+            label=f"started by the result of {key}, corrected on {today}",
+            actor=actor,
+            now=now,
+        )
     return RecordedOutcome(row, change)
+
+
+def _plan_identities(
+    session: Session, patient: Patient, protocol: rules.Protocol
+) -> set[tuple[int, str, int]]:
+    return {
+        (p.infusion, p.assessment, p.occurrence) for p in patient_plan(session, patient, protocol)
+    }
+
+
+def _mark_started_by_corrected_result(
+    session: Session,
+    patient: Patient,
+    before: set[tuple[int, str, int]],
+    after: set[tuple[int, str, int]],
+    *,
+    label: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Done work the old result had planned and the corrected one does not stays done (it
+    was done), marked with what corrected it; a mark the plan wants again is lifted."""
+    rows = session.exec(
+        select(Assessment).where(
+            col(Assessment.patient_id) == patient.id,
+            col(Assessment.status).in_(_RECORDED),
+        )
+    ).all()
+    changed: dict[str, dict[str, str | None]] = {}
+    for row in rows:
+        identity = (row.infusion_number, row.assessment, row.occurrence)
+        if identity in before and identity not in after:
+            mark: str | None = label
+        elif identity in after and row.started_by_corrected_result is not None:
+            mark = None
+        else:
+            continue
+        if mark == row.started_by_corrected_result:
+            continue
+        key = assessment_key(patient.study_id, *identity)
+        changed[key] = {"old": row.started_by_corrected_result, "new": mark}
+        row.started_by_corrected_result, row.updated_at = mark, now
+        row.version += 1
+        session.add(row)
+    if changed:
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="mark_started_by_corrected_result",
+            entity="patient",
+            entity_key=patient.study_id,
+            patient_id=patient.id,
+            reason=label,
+            old={key: c["old"] for key, c in changed.items()},
+            new={key: c["new"] for key, c in changed.items()},
+            at=now,
+        )
 
 
 def _typed(registry: rules.ProtocolRegistry, row: Assessment, result: str) -> str:
@@ -162,7 +233,7 @@ def _typed(registry: rules.ProtocolRegistry, row: Assessment, result: str) -> st
     try:
         return protocol.read_result(row.assessment, result)
     except rules.InvalidResult as exc:
-        raise InvalidInput(f"result for {row.assessment}: {exc}") from exc
+        raise InvalidInput(f"result for {row.assessment}: {exc}", field="result") from exc
 
 
 def _write(
@@ -254,7 +325,7 @@ def _check(
         kind = Outcome(outcome)
     except ValueError as exc:
         raise InvalidInput(
-            f"outcome must be completed, missed or not_done, not {outcome!r}"
+            f"outcome must be completed, missed or not_done, not {outcome!r}", field="outcome"
         ) from exc
     if not correcting and row.status != AssessmentStatus.pending.value:
         when = f" on {row.performed_on}" if row.performed_on else ""
@@ -262,13 +333,17 @@ def _check(
     site = get_site(session, patient.site_id)
     today = site.today(now)
     if on > today:
-        raise InvalidInput(f"outcome date {on} is in the future (today at {site.id} is {today})")
+        raise InvalidInput(
+            f"outcome date {on} is in the future (today at {site.id} is {today})", field="on"
+        )
     infused_on = infusion_dates(session, patient.id)[row.infusion_number]
     earliest = min(infused_on, row.window_start)  # baseline samples come before the infusion
     if on < earliest:
-        raise InvalidInput(f"outcome date {on} is before the infusion on {infused_on}")
+        raise InvalidInput(f"outcome date {on} is before the infusion on {infused_on}", field="on")
     if kind is Outcome.not_done and not reason:
-        raise InvalidInput("not_done needs a reason (e.g. 'patient declined', 'sample lost')")
+        raise InvalidInput(
+            "not done needs a reason (e.g. 'patient declined', 'sample lost')", field="reason"
+        )
     if result is not None and kind is not Outcome.completed:
-        raise InvalidInput("only a completed assessment has a result")
+        raise InvalidInput("only a completed assessment has a result", field="result")
     return kind

@@ -11,7 +11,9 @@ alerted and started its reporting clocks, and only a person closes it, with a re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -22,7 +24,7 @@ from surveillance.errors import Conflict
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
 from surveillance.patients.outcomes import RecordedOutcome
-from surveillance.protocols.registry import get_protocol
+from surveillance.protocols.registry import assessment_name, get_protocol
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import (
     FOLLOWED_STATUSES,
@@ -91,9 +93,7 @@ def _undoable_recording(
         raise Conflict(f"{key} was corrected after it was recorded: {_RULE}")
     if latest.recorded_by != actor:
         raise Conflict(f"{key} was recorded by {latest.recorded_by}: {_RULE}")
-    recorded_at = latest.recorded_at
-    if recorded_at.tzinfo is None:  # SQLite keeps no offset: stored in UTC
-        recorded_at = recorded_at.replace(tzinfo=UTC)
+    recorded_at = _utc(latest.recorded_at)  # SQLite keeps no offset: stored in UTC
     # A small negative age (clocks of two hosts) is still "just now".
     if now - recorded_at >= timedelta(minutes=UNDO_MINUTES):
         minutes = int((now - recorded_at).total_seconds() // 60)
@@ -204,3 +204,77 @@ def _write_undo(
         },
         at=now,
     )
+
+
+@dataclass(frozen=True)
+class Undoable:
+    """A recording its author may still take back (the due list offers it)."""
+
+    key: str
+    study_id: str
+    name: str
+    outcome: str
+    performed_on: date
+    result: str | None
+    version: int
+    until: str  # the time the undo closes, at the site: "14:32"
+
+
+def undoable_by(
+    session: Session,
+    *,
+    site_id: str,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+) -> list[Undoable]:
+    """What ``actor`` recorded at ``site_id`` in the last ``UNDO_MINUTES`` and may still
+    undo, newest first: the same checks ``undo_outcome`` makes, so nothing offered is
+    refused (unless someone changes it meanwhile)."""
+    since = now - timedelta(minutes=UNDO_MINUTES)
+    recent = session.execute(
+        select(Assessment, Patient, col(OutcomeRecord.recorded_at))
+        .join(OutcomeRecord, col(OutcomeRecord.assessment_id) == Assessment.id)
+        .join(Patient, col(Patient.id) == Assessment.patient_id)
+        .where(
+            col(Assessment.site_id) == site_id,
+            col(Assessment.status) != AssessmentStatus.pending.value,
+            col(OutcomeRecord.recorded_by) == actor,
+            col(OutcomeRecord.recorded_at) >= since,
+            col(OutcomeRecord.outcome) != UNDONE,
+        )
+        .order_by(col(OutcomeRecord.id).desc())
+    ).all()
+    zone = ZoneInfo(get_site(session, site_id).timezone)
+    offered: list[Undoable] = []
+    seen: set[int] = set()
+    for row, patient, recorded_at in recent:
+        if row.id in seen:
+            continue
+        seen.add(row.id)
+        key = assessment_key(patient.study_id, row.infusion_number, row.assessment, row.occurrence)
+        try:
+            recording = _undoable_recording(session, row, key=key, actor=actor, now=now)
+            _refuse_if_it_opened_a_case(session, patient, row, key, registry)
+        except Conflict:
+            continue
+        closes = _utc(recorded_at) + timedelta(minutes=UNDO_MINUTES)
+        offered.append(
+            Undoable(
+                key=key,
+                study_id=patient.study_id,
+                name=assessment_name(
+                    registry, row.protocol_id, row.protocol_version, row.assessment
+                ),
+                outcome=recording.outcome,
+                performed_on=recording.performed_on,
+                result=row.result,
+                version=row.version,
+                until=closes.astimezone(zone).strftime("%H:%M"),
+            )
+        )
+    return offered
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

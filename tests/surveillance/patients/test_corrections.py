@@ -102,6 +102,40 @@ def test_positive_corrected_to_negative_cancels_what_it_started_and_keeps_the_ca
     assert _cases(engine) == 1  # a case is nullified by a person, with a reason
 
 
+def test_work_a_corrected_result_started_and_was_done_stays_done_and_is_marked(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, on=date(2024, 4, 30), result="positive")
+        confirm = rows_of(session, "ROM-101", "rcl_confirm")[0]
+        confirm_key = f"ROM-101:1:rcl_confirm:{confirm.occurrence}"
+        record(session, registry, now, confirm_key, on=date(2024, 5, 6), result="negative")
+    _correct(engine, registry, now, result="negative", note="lab re-issued the report")
+    with read_session(engine) as session:
+        done = rows_of(session, "ROM-101", "rcl_confirm")[0]
+        pending = rows_of(session, "ROM-101", "rcl_intensified")
+        test = assessment_row(session, "ROM-101", "rcl_test", 1)
+        marks = session.execute(
+            select(AuditEntry).where(
+                AuditEntry.action == "mark_started_by_corrected_result"  # type: ignore[arg-type]
+            )
+        ).scalar_one()
+    assert (done.status, done.result) == ("completed", "negative")  # done stays done
+    assert done.started_by_corrected_result == (
+        f"started by the result of {KEY}, corrected on {now.date()}"
+    )
+    assert pending
+    assert all(r.status == "cancelled" for r in pending)
+    assert all(r.started_by_corrected_result is None for r in pending)
+    assert test.note == "lab re-issued the report"
+    assert json.loads(marks.new_values or "") == {confirm_key: done.started_by_corrected_result}
+
+    # Corrected back to positive: the confirmation is the plan's again, the mark lifted.
+    _correct(engine, registry, now, result="positive")
+    with read_session(engine) as session:
+        assert rows_of(session, "ROM-101", "rcl_confirm")[0].started_by_corrected_result is None
+
+
 def test_a_positive_corrected_only_in_its_date_opens_no_second_case(
     engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
 ) -> None:

@@ -167,7 +167,7 @@ def test_not_done_without_a_reason_is_refused(
         registry,
         now,
         InvalidInput,
-        "not_done needs a reason",
+        "not done needs a reason",
         outcome="not_done",
         reason=reason,
     )

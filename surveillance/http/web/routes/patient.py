@@ -83,6 +83,7 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
         "ae_cases": ae_cases,
         "ae_values": blank_form(today),
         "ae_errors": None,
+        "correction": None,  # a correction form re-shown: what was typed, the error, the preview
     }
     return context
 

@@ -61,6 +61,14 @@ def _record(pages: TestClient, csrf: str, **fields: str) -> httpx.Response:
     return response
 
 
+def _open_form(page: str, key: str) -> str:
+    """The row of ``key`` on a re-shown due list, from its open "Other outcome" form."""
+    row = page[page.index(f'data-key="{key}"') :]
+    row = row[: row.index("</tr>")]
+    assert '<details class="more" open>' in row
+    return row[row.index('class="outcome-form"') :]
+
+
 class TestDueList:
     def test_overdue_comes_first_with_days_overdue_and_a_form_per_row(
         self, pages: TestClient, nurse: str
@@ -134,19 +142,35 @@ class TestRecordOutcome:
         assert f'data-key="{RCL_1}"' not in page.text
         assert "Recorded: ROM-101" not in pages.get("/sites/Rome/due").text  # shown once
 
-    def test_the_date_defaults_to_today_at_the_site(
+    def test_completed_today_is_today_at_the_site(
         self, pages: TestClient, site_db: SiteDb, nurse: str
     ) -> None:
-        _record(pages, nurse)
+        _record(pages, nurse, quick="1")
         row = _row(site_db, RCL_1)
         assert (str(row.performed_on), row.protocol_deviation) == ("2026-11-25", True)
         assert "protocol deviation" in pages.get("/sites/Rome/due").text
+
+    def test_an_empty_date_is_an_error_beside_the_date_not_today(
+        self, pages: TestClient, site_db: SiteDb, nurse: str
+    ) -> None:
+        before = _history(site_db)
+        response = _record(pages, nurse, on="", result="negative", note="haemolysed, re-drawn")
+        assert response.status_code == 422
+        assert _history(site_db) == before
+        assert _row(site_db, RCL_1).status == "pending"
+        form = _open_form(response.text, RCL_1)
+        assert 'name="on" type="date" value="" max="2026-11-25" required aria-invalid="true"' in (
+            form
+        )
+        assert "give the date it was done" in form
+        assert 'value="haemolysed, re-drawn"' in form  # what was typed is kept
+        assert '<option value="negative" selected>' in form
 
     def test_a_stale_version_changes_nothing_and_says_so(
         self, pages: TestClient, site_db: SiteDb, nurse: str
     ) -> None:
         before = _history(site_db)
-        response = _record(pages, nurse, version="7")
+        response = _record(pages, nurse, version="7", on="2024-05-01")
         assert response.status_code == 303
         assert _row(site_db, RCL_1).status == "pending"
         assert _history(site_db) == before
@@ -160,7 +184,7 @@ class TestRecordOutcome:
     ) -> None:
         _record(pages, nurse, on="2024-05-01")
         before = _history(site_db)
-        _record(pages, nurse, outcome="missed")
+        _record(pages, nurse, outcome="missed", on="2024-05-02")
         assert _history(site_db) == before
         assert "Nothing was recorded" in pages.get("/sites/Rome/due").text
 
@@ -179,19 +203,21 @@ class TestRecordOutcome:
         self, pages: TestClient, site_db: SiteDb, nurse: str
     ) -> None:
         before = _history(site_db)
-        _record(pages, nurse, on="2024-05-01", result="Positive by qPCR")
+        response = _record(pages, nurse, on="2024-05-01", result="Positive by qPCR")
+        assert response.status_code == 422
         assert _row(site_db, RCL_1).status == "pending"
         assert _history(site_db) == before
-        page = pages.get("/sites/Rome/due").text
-        assert "Nothing was recorded" in page
-        assert "is not one of the coded values" in page
+        form = _open_form(response.text, RCL_1)
+        assert "is not one of the coded values" in form
+        assert 'name="result" aria-invalid="true"' in form
+        assert 'value="2024-05-01"' in form
 
     def test_a_quantity_and_its_unit_are_read_together(self) -> None:
-        from surveillance.http.web.routes.due import _typed_result
+        from surveillance.http.web.outcome_entry import typed_result
 
-        assert _typed_result(" 3.5 ", "g/L") == "3.5 g/L"
-        assert _typed_result("", "g/L") is None
-        assert _typed_result("negative", "") == "negative"
+        assert typed_result(" 3.5 ", "g/L") == "3.5 g/L"
+        assert typed_result("", "g/L") is None
+        assert typed_result("negative", "") == "negative"
 
     def test_a_recorded_result_is_corrected_from_the_patient_page(
         self, pages: TestClient, site_db: SiteDb, nurse: str
@@ -209,9 +235,10 @@ class TestRecordOutcome:
             "next": "/patients/ROM-101",
         }
         refused = pages.post(f"/assessments/{RCL_1}/correction", data=data)
-        assert refused.status_code == 303
+        assert refused.status_code == 422
         assert _row(site_db, RCL_1).result == "negative"
-        assert "needs a reason" in pages.get("/patients/ROM-101").text
+        assert "needs a reason" in refused.text
+        assert '<option value="positive" selected>' in refused.text  # the typed choice kept
         done = pages.post(
             f"/assessments/{RCL_1}/correction", data={**data, "reason": "transcription error"}
         )
@@ -223,10 +250,13 @@ class TestRecordOutcome:
         assert "transcription error" in page  # in the audit trail
 
     def test_not_done_needs_a_reason(self, pages: TestClient, site_db: SiteDb, nurse: str) -> None:
-        _record(pages, nurse, outcome="not_done")
+        response = _record(pages, nurse, outcome="not_done", on="2024-05-01")
+        assert response.status_code == 422
         assert _row(site_db, RCL_1).status == "pending"
-        assert "needs a reason" in pages.get("/sites/Rome/due").text
-        _record(pages, nurse, outcome="not_done", reason="sample lost")
+        form = _open_form(response.text, RCL_1)
+        assert "not done needs a reason" in form
+        assert 'name="reason" type="text" maxlength="500" value="" aria-invalid="true"' in form
+        _record(pages, nurse, outcome="not_done", on="2024-05-01", reason="sample lost")
         row = _row(site_db, RCL_1)
         assert (row.status, row.status_reason) == ("not_done", "sample lost")
 
