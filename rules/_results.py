@@ -91,9 +91,8 @@ def is_canonical(spec: ResultType, text: str) -> bool:
         value = float(text)
         return spec.min <= value <= spec.max and _rounded(value, spec.decimals) == text
     if isinstance(spec, OrdinalResult):
-        return text.isascii() and text.isdigit() and str(int(text)) == text and (
-            spec.min <= int(text) <= spec.max
-        )
+        digits = text.isascii() and text.isdigit() and str(int(text)) == text
+        return digits and spec.min <= int(text) <= spec.max
     if isinstance(spec, DateResult):
         try:
             return date.fromisoformat(text).isoformat() == text
