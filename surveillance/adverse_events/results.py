@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 import rules
 from surveillance.adverse_events.cases import create_case
@@ -28,7 +29,8 @@ from surveillance.records.adverse_event_vocabulary import (
     ReporterQualification,
     Seriousness,
 )
-from surveillance.records.patients import AssessmentStatus, Patient
+from surveillance.records.adverse_events import AdverseEventVersion
+from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 from surveillance.records.queries import find_assessment
 
 
@@ -61,7 +63,7 @@ def record_outcome(
         now=now,
         expected_version=expected_version,
     )
-    _open_declared_case(session, recorded, key, registry, actor=actor, now=now)
+    _open_declared_case(session, recorded.assessment, key, registry, actor=actor, now=now)
     return recorded
 
 
@@ -98,8 +100,27 @@ def correct_outcome(
         note=note,
     )
     if not before:
-        _open_declared_case(session, corrected, key, registry, actor=actor, now=now)
+        _open_declared_case(session, corrected.assessment, key, registry, actor=actor, now=now)
     return corrected
+
+
+def open_case_never_opened(
+    session: Session, *, key: str, registry: rules.ProtocolRegistry, actor: str, now: datetime
+) -> bool:
+    """Open the safety case the stored result declares unless a case was ever opened from
+    this assessment (open or nullified: a person's decision stands). For results stored
+    before they were typed and read into their type later: the old text may or may not
+    have opened its case then."""
+    _, row = find_assessment(session, key, for_update=True)  # one run at a time per row
+    source = f"assessment {key}"
+    opened = session.execute(
+        select(col(AdverseEventVersion.id))
+        .where(col(AdverseEventVersion.source) == source)
+        .limit(1)
+    ).first()
+    if opened is not None:
+        return False
+    return _open_declared_case(session, row, key, registry, actor=actor, now=now)
 
 
 def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry) -> bool:
@@ -114,21 +135,21 @@ def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry)
 
 def _open_declared_case(
     session: Session,
-    recorded: RecordedOutcome,
+    row: Assessment,
     key: str,
     registry: rules.ProtocolRegistry,
     *,
     actor: str,
     now: datetime,
-) -> None:
-    row = recorded.assessment
+) -> bool:
+    """Open the case the row's result declares, if it declares one (True: opened)."""
     if row.status != AssessmentStatus.completed.value or row.result is None:
-        return
+        return False
     # The rule that planned this row says what its result means (read as stored: typed).
     protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
     declared = protocol.safety_case(row.assessment, row.result)
     if declared is None:
-        return
+        return False
     assert row.performed_on is not None
     patient = session.get(Patient, row.patient_id)
     assert patient is not None
@@ -141,6 +162,7 @@ def _open_declared_case(
         now=now,
         source=f"assessment {key}",
     )
+    return True
 
 
 def opened_case_facts(declared: rules.SafetyCase, key: str, on: date) -> CaseFacts:
