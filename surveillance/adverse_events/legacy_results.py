@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 import rules
@@ -59,13 +59,17 @@ class MappingReport:
     flagged_keys: list[str] = field(default_factory=list)
     # Rows whose protocol version is not loaded: their type is unknown, so left as stored.
     unknown_protocol_keys: list[str] = field(default_factory=list)
+    awaiting: int = 0  # after the run, in all (flagged by this run or an earlier one)
 
     def summary(self) -> str:
         text = (
             f"typed results: {self.checked} stored results checked, {self.mapped} mapped, "
             f"{self.flagged} need a typed value"
         )
-        if self.flagged:
+        earlier = self.awaiting - self.flagged
+        if earlier > 0:
+            text += f"; {earlier} flagged earlier still await one"
+        if self.awaiting:
             text += " (surveillance results review --site SITE)"
         if self.moved_to_note:
             text += f", {self.moved_to_note} moved to the note"
@@ -105,7 +109,13 @@ def map_stored_results(
             _flag(session, key, registry=registry, actor=actor, now=now)
             report.flagged += 1
             report.flagged_keys.append(key)
+    report.awaiting = _awaiting(session)
     return report
+
+
+def _awaiting(session: Session) -> int:
+    statement = select(func.count()).where(col(Assessment.result_as_entered).is_not(None))
+    return int(session.execute(statement).scalar_one())
 
 
 def _stored_results(session: Session) -> list[tuple[str, str, str, str, str]]:
