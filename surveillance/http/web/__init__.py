@@ -20,6 +20,7 @@ from surveillance.http.web.routes import (
     due,
     escalations,
     patient,
+    results_review,
     signin,
 )
 
@@ -30,7 +31,16 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages and ``/static`` to ``app``."""
     app.state.web = WebConfig(secure_cookies=settings.secure_cookies)
     pages = APIRouter()
-    for module in (signin, due, patient, adverse_events, dashboard, escalations, alerts):
+    for module in (
+        signin,
+        due,
+        patient,
+        adverse_events,
+        dashboard,
+        escalations,
+        alerts,
+        results_review,
+    ):
         pages.include_router(module.router)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -13,16 +13,16 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from support.factories import (
     CAR_T,
     add_sites,
     assessment_row,
     enroll_committed,
-    record,
     replace_once,
     rows_of,
 )
+from support.legacy import store_free_text
 
 import rules
 from surveillance.adverse_events.legacy_results import (
@@ -47,32 +47,6 @@ IGG = "ROM-101:1:immunoglobulins:1"
 def patient(engine: Engine, registry: rules.ProtocolRegistry, now: datetime) -> int:
     add_sites(engine)
     return enroll_committed(engine, registry, now)
-
-
-def store_free_text(
-    engine: Engine,
-    registry: rules.ProtocolRegistry,
-    now: datetime,
-    key: str,
-    typed: str,
-    *,
-    on: date | None = None,
-) -> None:
-    """Record ``key`` completed, then store ``typed`` as its result the way the old version
-    did (free text, nothing started by it)."""
-    with write_session(engine) as session:
-        record(session, registry, now, key)
-        _, row = find_assessment(session, key)
-        values = {"result": typed, "id": row.id}
-        session.execute(text("UPDATE assessments SET result = :result WHERE id = :id"), values)
-        session.execute(
-            text("UPDATE outcomes SET result = :result WHERE assessment_id = :id"), values
-        )
-        if on is not None:
-            session.execute(
-                text("UPDATE assessments SET performed_on = :on WHERE id = :id"),
-                {"on": on, "id": row.id},
-            )
 
 
 def run_mapping(engine: Engine, registry: rules.ProtocolRegistry, now: datetime) -> MappingReport:

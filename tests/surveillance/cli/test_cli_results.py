@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
-from support.factories import add_sites, enroll_committed, record
+from sqlalchemy import create_engine
+from support.factories import add_sites, enroll_committed
+from support.legacy import store_free_text
 
 import rules
 import surveillance
 from surveillance.kit import migrate
-from surveillance.kit.db import make_engine, write_session
-from surveillance.records.queries import find_assessment
+from surveillance.kit.db import make_engine
 
 SCRIPT = Path(sys.executable).parent / "surveillance"
 CODE = Path(surveillance.__file__).parents[1]
@@ -81,14 +81,7 @@ def legacy(tmp_path: Path, registry: rules.ProtocolRegistry, now: datetime) -> C
     add_sites(engine)
     enroll_committed(engine, registry, now)
     for key, typed in LEGACY.items():
-        with write_session(engine) as session:
-            record(session, registry, now, key)
-            _, row = find_assessment(session, key)
-            values = {"result": typed, "id": row.id}
-            session.execute(text("UPDATE assessments SET result = :result WHERE id = :id"), values)
-            session.execute(
-                text("UPDATE outcomes SET result = :result WHERE assessment_id = :id"), values
-            )
+        store_free_text(engine, registry, now, key, typed)
     engine.dispose()
     # Back to the schema before typed results. SQLite drops a column by copying the table,
     # which its foreign-key checks (on in the application's engine) refuse with rows in it.
