@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._offsets import Offset
-from ._results import parse_result
+from ._results import is_canonical, parse_result
 from ._schema import (
     AssessmentRule,
     Branch,
@@ -98,6 +98,13 @@ class Protocol:
         """
         spec = self.result_type(rule_id)
         return text.strip() if spec is None else parse_result(spec, text)
+
+    def is_stored_result(self, rule_id: str, value: str) -> bool:
+        """Whether ``value`` is a result of the rule as ``read_result`` stores it (nothing
+        to read again). Any text is, for an undeclared result (a free-text remark); none
+        is, for a rule that records no result (``type: none``)."""
+        spec = self.result_type(rule_id)
+        return spec is None or is_canonical(spec, value)
 
     def branches(self, rule_id: str) -> tuple[Branch, ...]:
         return self.rules[rule_id].spec.on_result

@@ -36,6 +36,7 @@ UNITS.define("copy = [copy] = _ = copies")
 UNITS.define("ULN = [upper_limit_of_normal]")  # times the laboratory's upper limit of normal
 
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
+_BARE_NUMBER = re.compile(r"-?\d+(\.\d+)?")  # as ``_rounded`` writes one
 
 
 def parse_unit(text: str) -> pint.Unit:
@@ -66,6 +67,39 @@ def parse_result(spec: ResultType, text: str) -> str:
         return _date(text)
     assert isinstance(spec, NoResult)
     raise InvalidResult("this assessment records no result; write remarks in the note")
+
+
+def is_canonical(spec: ResultType, text: str) -> bool:
+    """Whether ``text`` is already a value of type ``spec`` as stored (what ``parse_result``
+    returns), so that a stored result needs no reading: a code; a bare number in the
+    canonical unit, in range, with the declared decimals; a level; an ISO date. A ``none``
+    result has no stored value at all.
+
+    >>> coded = CodedResult(type="coded", values={"negative": "Negative", "positive": "Positive"})
+    >>> is_canonical(coded, "positive"), is_canonical(coded, "Positive")
+    (True, False)
+    >>> grams = QuantityResult(type="quantity", unit="mg/dL", accepts=("mg/dL", "g/L"),
+    ...                        min=0, max=5000)
+    >>> [is_canonical(grams, t) for t in ("350", "350 mg/dL", "350.0", "40000")]
+    [True, False, False, False]
+    """
+    if isinstance(spec, CodedResult):
+        return text in spec.values
+    if isinstance(spec, QuantityResult):
+        if not _BARE_NUMBER.fullmatch(text):
+            return False
+        value = float(text)
+        return spec.min <= value <= spec.max and _rounded(value, spec.decimals) == text
+    if isinstance(spec, OrdinalResult):
+        digits = text.isascii() and text.isdigit() and str(int(text)) == text
+        return digits and spec.min <= int(text) <= spec.max
+    if isinstance(spec, DateResult):
+        try:
+            return date.fromisoformat(text).isoformat() == text
+        except ValueError:
+            return False
+    assert isinstance(spec, NoResult)
+    return False
 
 
 def _key(text: str) -> str:

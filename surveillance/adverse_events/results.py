@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 import rules
 from surveillance.adverse_events.cases import CaseChange, create_case
@@ -29,7 +30,8 @@ from surveillance.records.adverse_event_vocabulary import (
     ReporterQualification,
     Seriousness,
 )
-from surveillance.records.patients import AssessmentStatus, Patient
+from surveillance.records.adverse_events import AdverseEventVersion
+from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 from surveillance.records.queries import find_assessment
 
 
@@ -70,7 +72,7 @@ def record_outcome(
         now=now,
         expected_version=expected_version,
     )
-    case = _open_declared_case(session, recorded, key, registry, actor=actor, now=now)
+    case = _open_declared_case(session, recorded.assessment, key, registry, actor=actor, now=now)
     return RecordedResult(recorded.assessment, recorded.change, case)
 
 
@@ -108,8 +110,29 @@ def correct_outcome(
     )
     case = None
     if not before:
-        case = _open_declared_case(session, corrected, key, registry, actor=actor, now=now)
+        case = _open_declared_case(
+            session, corrected.assessment, key, registry, actor=actor, now=now
+        )
     return RecordedResult(corrected.assessment, corrected.change, case)
+
+
+def open_case_never_opened(
+    session: Session, *, key: str, registry: rules.ProtocolRegistry, actor: str, now: datetime
+) -> bool:
+    """Open the safety case the stored result declares unless a case was ever opened from
+    this assessment (open or nullified: a person's decision stands). For results stored
+    before they were typed and read into their type later: the old text may or may not
+    have opened its case then."""
+    _, row = find_assessment(session, key, for_update=True)  # one run at a time per row
+    source = f"assessment {key}"
+    opened = session.execute(
+        select(col(AdverseEventVersion.id))
+        .where(col(AdverseEventVersion.source) == source)
+        .limit(1)
+    ).first()
+    if opened is not None:
+        return False
+    return _open_declared_case(session, row, key, registry, actor=actor, now=now) is not None
 
 
 def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry) -> bool:
@@ -124,14 +147,14 @@ def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry)
 
 def _open_declared_case(
     session: Session,
-    recorded: RecordedOutcome,
+    row: Assessment,
     key: str,
     registry: rules.ProtocolRegistry,
     *,
     actor: str,
     now: datetime,
 ) -> CaseChange | None:
-    row = recorded.assessment
+    """Open the case the row's result declares, if it declares one (None: it opens none)."""
     if row.status != AssessmentStatus.completed.value or row.result is None:
         return None
     # The rule that planned this row says what its result means (read as stored: typed).

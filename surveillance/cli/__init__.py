@@ -12,7 +12,7 @@ import sys
 import typer
 
 import rules
-from surveillance.cli import admin, alerts, demo, patients, protocols, serve
+from surveillance.cli import admin, alerts, demo, patients, protocols, results, serve
 from surveillance.errors import SurveillanceError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(alerts.webhooks_app, name="webhooks")
 app.add_typer(admin.tokens_app, name="tokens")
 app.add_typer(protocols.protocols_app, name="protocols")
 app.add_typer(admin.sites_app, name="sites")
+app.add_typer(results.results_app, name="results")
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.audit_app, name="audit")
 

@@ -8,7 +8,7 @@ import typer
 
 from surveillance.accounts import auth
 from surveillance.accounts.auth import list_users
-from surveillance.cli.context import actor, migrated_runtime, runtime
+from surveillance.cli.context import actor, migrated_runtime, runtime, upgrade_schema
 from surveillance.kit import audit, migrate
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
@@ -140,12 +140,16 @@ def sites_list() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the schema of DATABASE_URL to the newest version."""
-    engine = runtime().engine
-    migrate.upgrade(engine)
+    """Create or migrate the schema of DATABASE_URL to the newest version (passing revision
+    0007 also reads results stored as free text into their declared types)."""
+    current = runtime()
+    engine = current.engine
+    report = upgrade_schema(current)
     typer.echo(
         f"schema at revision {migrate.current_revision(engine)} ({engine.url.render_as_string()})"
     )
+    if report is not None:
+        typer.echo(report.summary())
 
 
 @audit_app.command("verify")

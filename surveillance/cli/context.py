@@ -14,9 +14,15 @@ from typing import Annotated
 import typer
 
 import rules
+from surveillance.adverse_events.legacy_results import (
+    TYPED_RESULTS_REVISION,
+    MappingReport,
+    map_stored_results,
+)
 from surveillance.config import get_settings
 from surveillance.kit import migrate
 from surveillance.kit.clock import fixed_clock
+from surveillance.kit.db import write_session
 from surveillance.main import Runtime, build_runtime
 from surveillance.protocols.registry import registry_for
 
@@ -39,8 +45,22 @@ def runtime() -> Runtime:
 @lru_cache(maxsize=1)
 def _upgraded() -> Runtime:
     built = runtime()
-    migrate.upgrade(built.engine)
+    report = upgrade_schema(built)
+    if report is not None:  # on stderr: stdout is the command's own output (JSON, CSV)
+        typer.echo(report.summary(), err=True)
     return built
+
+
+def upgrade_schema(built: Runtime) -> MappingReport | None:
+    """Bring the schema to the newest revision. An upgrade that passes the revision that
+    typed results also reads the results stored as free text into their declared types
+    (it needs the protocols, which a schema migration does not load): its report."""
+    before = migrate.current_revision(built.engine)
+    migrate.upgrade(built.engine)
+    if not migrate.upgrade_applies(before, TYPED_RESULTS_REVISION):
+        return None
+    with write_session(built.engine) as session:
+        return map_stored_results(session, registry=built.registry, now=built.clock())
 
 
 def migrated_runtime(today: datetime | None = None) -> Runtime:

@@ -18,6 +18,7 @@ from surveillance.http.api.routes import (
     feeds,
     patients,
     protocols,
+    results_review,
     sites,
     webhooks,
 )
@@ -61,6 +62,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         audit.router,
         assessments.router,
         sites.router,
+        results_review.router,
         protocols.router,
         alerts.router,
         webhooks.router,

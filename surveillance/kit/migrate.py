@@ -34,6 +34,15 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def upgrade_applies(before: str | None, revision: str) -> bool:
+    """Whether upgrading a database at ``before`` to head runs ``revision``. An empty
+    database (``before`` None) holds no data a revision's follow-up work could convert."""
+    if before is None:
+        return False
+    script = ScriptDirectory.from_config(alembic_config())
+    return any(found.revision == revision for found in script.iterate_revisions("heads", before))
+
+
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 

@@ -114,7 +114,8 @@ def correct_outcome_without_safety_case(
         raise Conflict(f"{key} is {row.status}: only a recorded outcome can be corrected")
     outcome = outcome or row.status
     on = on or row.performed_on
-    if result is None and outcome == Outcome.completed.value:
+    kept = result is None and outcome == Outcome.completed.value
+    if kept:
         result = row.result  # unchanged unless given
     kind = _check(
         session,
@@ -128,7 +129,10 @@ def correct_outcome_without_safety_case(
         now=now,
         correcting=True,
     )
-    if result is not None:
+    protocol = get_protocol(registry, row.protocol_id, row.protocol_version)
+    # A kept result is already in its stored form ("350" for 3.5 g/L): not read again as
+    # typed text, which would ask for its unit.
+    if result is not None and not (kept and protocol.is_stored_result(row.assessment, result)):
         result = _typed(registry, row, result)
     note = row.note if note is None else _note(note)  # unchanged unless given ("" clears it)
     if (row.status, row.performed_on, row.result, row.note) == (kind.value, on, result, note):

@@ -308,3 +308,23 @@ class AuditEntryPublic(BaseModel):
     old: dict[str, Any] | None
     new: dict[str, Any] | None
     hash: str = Field(description="sha256 of the previous row's hash and this row's content.")
+
+
+class ResultToReviewPublic(BaseModel):
+    """A result stored as free text before results were typed that matched no declared
+    value: correct it to a typed one (``POST /assessments/{key}/corrections``, with a reason
+    and ``If-Match: "{version}"``) and it leaves the list."""
+
+    key: str = Field(examples=["ROM-001:1:rcl_test:2"])
+    study_id: str
+    assessment: str = Field(description="The protocol's rule id.")
+    name: str
+    performed_on: date
+    as_entered: str = Field(description="The text as it was stored.", examples=["Positive by qPCR"])
+    expects: str = Field(
+        description="What a typed value is.",
+        examples=["one of negative, positive, indeterminate, sample_not_evaluable"],
+    )
+    recorded_by: str | None = Field(description="Who entered the text (when known).")
+    recorded_at: datetime | None
+    version: int = Field(description="The assessment's version: its ETag for a correction.")

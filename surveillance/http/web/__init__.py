@@ -21,6 +21,7 @@ from surveillance.http.web.routes import (
     escalations,
     outcomes,
     patient,
+    results_review,
     signin,
 )
 
@@ -31,7 +32,17 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages and ``/static`` to ``app``."""
     app.state.web = WebConfig(secure_cookies=settings.secure_cookies)
     pages = APIRouter()
-    for module in (signin, due, outcomes, patient, adverse_events, dashboard, escalations, alerts):
+    for module in (
+        signin,
+        due,
+        outcomes,
+        patient,
+        adverse_events,
+        dashboard,
+        escalations,
+        alerts,
+        results_review,
+    ):
         pages.include_router(module.router)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

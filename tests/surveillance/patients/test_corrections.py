@@ -263,3 +263,29 @@ def test_after_any_results_and_corrections_the_calendar_is_the_engines(
         )
     assert left.is_empty(), left
     engine.dispose()
+
+
+def test_correcting_only_the_date_keeps_a_quantity_in_its_stored_form(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    """IgG accepts mg/dL and g/L: its stored "350" (mg/dL) is not asked for a unit again."""
+    with write_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "immunoglobulins", 1)
+        key = f"ROM-101:1:immunoglobulins:{row.occurrence}"
+        record(session, registry, now, key, on=row.due_on, result="3.5 g/L")
+    with write_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "immunoglobulins", 1)
+        correct_outcome(
+            session,
+            key=key,
+            on=row.due_on + (row.window_end - row.due_on) // 2,
+            reason="date typed wrong",
+            actor=ACTOR,
+            registry=registry,
+            now=now,
+            expected_version=row.version,
+        )
+    with read_session(engine) as session:
+        row = assessment_row(session, "ROM-101", "immunoglobulins", 1)
+        assert (row.result, row.version) == ("350", 3)
+        assert "pending" in [r.status for r in rows_of(session, "ROM-101", "ivig_course")]

@@ -20,6 +20,7 @@ from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.routes.escalations import dashboard_escalations
 from surveillance.http.web.session import CurrentWebUser
 from surveillance.patients import compliance
+from surveillance.patients.results_to_review import count_results_to_review
 from surveillance.records.patients import Site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -52,6 +53,8 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
             request, session, user, [(p.site, p.on) for p in panels]
         )
         serious = dashboard_serious_cases(request, session, [(p.site, p.on) for p in panels])
+        # Results stored as free text that need a typed value: a link per site when any.
+        to_review = count_results_to_review(session, [site.id for site in sites])
     panels.sort(key=lambda p: p.site.id)
     context = {
         "title": "Dashboard",
@@ -60,6 +63,7 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
         "oldest_per_site": OLDEST_PER_SITE,
         "escalations": escalations,
         "serious": serious,
+        "to_review": to_review,
     }
     return render(request, "dashboard.html", context, user=user)
 
