@@ -49,7 +49,9 @@ class EffectsPublic(_FromEffects):
     """What saving this result does beyond the row itself (a preview: would do)."""
 
     key: str
-    outcome: Literal["completed", "missed", "not_done"]
+    outcome: Literal["completed", "missed", "not_done", "pending"] = Field(
+        description="The assessment's status after the change (pending: an undo)."
+    )
     result: str | None = Field(description="As stored: the code the protocol branches on.")
     performed_on: date | None
     corrected: bool = Field(description="A correction of a recorded outcome.")
