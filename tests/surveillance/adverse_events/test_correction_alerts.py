@@ -33,6 +33,7 @@ from support.factories import ACTOR, add_sites, assessment_row, enroll_committed
 from support.peers import Receiver, SmtpInbox, receiver, smtp_server
 
 import rules
+from surveillance.adverse_events.cases import nullify_case
 from surveillance.adverse_events.results import RecordedResult, correct_outcome
 from surveillance.calendar.sync import StoredAssessment
 from surveillance.kit.db import read_session, write_session
@@ -131,6 +132,43 @@ def test_a_negative_corrected_to_positive_queues_the_serious_alert_in_the_same_t
         "pending",
     )
     assert (queued.case_id, queued.case_version, queued.as_of) == (CASE, 1, now.date())
+
+
+def test_positive_corrected_to_negative_and_back_opens_no_second_case_nor_alert(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime
+) -> None:
+    """The case a positive opened stays open through a correction to negative (only a
+    person nullifies it): correcting back to positive is the same finding, not a new one."""
+    add_sites(engine)
+    enroll_committed(engine, registry, now)
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="Positive")
+    assert (_cases(engine), _serious_alerts(engine)) == ([CASE], [SERIOUS_EMAIL])
+    _correct(engine, registry, now, result="Negative")
+    again = _correct(engine, registry, now, result="Positive")
+    assert again.case is None
+    assert (_cases(engine), _serious_alerts(engine)) == ([CASE], [SERIOUS_EMAIL])
+
+
+def test_a_positive_again_after_its_case_was_nullified_opens_a_new_case(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime
+) -> None:
+    """A person nullified the first case (the positive was an error); a later correction
+    back to positive is a finding again, and opens (and alerts) a case of its own."""
+    add_sites(engine)
+    enroll_committed(engine, registry, now)
+    with write_session(engine) as session:
+        record(session, registry, now, KEY, result="Positive")
+    _correct(engine, registry, now, result="Negative")
+    with write_session(engine) as session:
+        nullify_case(
+            session, case_id=CASE, reason="lab error", actor=ACTOR, registry=registry, now=now
+        )
+    again = _correct(engine, registry, now, result="Positive")
+    assert again.case is not None
+    second = f"{STUDY}-AE02"
+    assert _cases(engine) == [CASE, second]
+    assert _serious_alerts(engine) == [SERIOUS_EMAIL, SERIOUS_EMAIL.replace(CASE, second)]
 
 
 # -- (b) an overdue alert for work a corrected positive had started --------------------------
