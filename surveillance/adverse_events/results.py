@@ -25,12 +25,13 @@ from surveillance.patients.outcomes import (
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
+    CaseStatus,
     Category,
     Relatedness,
     ReporterQualification,
     Seriousness,
 )
-from surveillance.records.adverse_events import AdverseEventVersion
+from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 from surveillance.records.queries import find_assessment
 
@@ -93,8 +94,10 @@ def correct_outcome(
     """Correct a recorded outcome (a new version, with a reason), re-plan, and open the
     safety case the corrected result declares if the old one did not (negative →
     positive opens it as a first positive would). A case already opened stays open: only
-    a person can nullify it, with their reason."""
-    before = _declares_case(session, key, registry)
+    a person can nullify it, with their reason; while it is open, a correction back to
+    the result that opened it (positive → negative → positive) is that case's finding,
+    not a second case."""
+    before = _declares_case(session, key, registry) or _open_case_from(session, key)
     corrected = correct_outcome_without_safety_case(
         session,
         key=key,
@@ -133,6 +136,23 @@ def open_case_never_opened(
     if opened is not None:
         return False
     return _open_declared_case(session, row, key, registry, actor=actor, now=now) is not None
+
+
+def _open_case_from(session: Session, key: str) -> bool:
+    """Whether a case opened from this assessment's result is still open (not nullified)."""
+    opened = session.execute(
+        select(col(AdverseEventCase.case_id))
+        .join(
+            AdverseEventVersion,
+            col(AdverseEventVersion.case_id) == col(AdverseEventCase.case_id),
+        )
+        .where(
+            col(AdverseEventVersion.source) == f"assessment {key}",
+            col(AdverseEventCase.status) != CaseStatus.nullified.value,
+        )
+        .limit(1)
+    ).first()
+    return opened is not None
 
 
 def _declares_case(session: Session, key: str, registry: rules.ProtocolRegistry) -> bool:
