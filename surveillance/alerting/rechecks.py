@@ -83,6 +83,9 @@ def _followed_here(
 
 
 def _recorded(row: Assessment) -> str | None:
+    if row.status == AssessmentStatus.cancelled.value:  # e.g. its result was corrected
+        why = f" ({row.status_reason})" if row.status_reason else ""
+        return f"the assessment was cancelled meanwhile{why}"
     if row.status != AssessmentStatus.pending.value:
         return f"the assessment was recorded as {row.status} meanwhile"
     return None
