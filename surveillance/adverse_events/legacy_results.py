@@ -97,6 +97,8 @@ def map_stored_results(
         spec = protocol.result_type(rule_id)
         if spec is None:
             continue  # a free-text remark: the engine never branches on it
+        if not _still_stored(session, key, stored):
+            continue  # changed since it was listed (a nurse, or another run): theirs stands
         report.checked += 1
         if isinstance(spec, rules.NoResult):
             _move_to_note(session, key, registry=registry, actor=actor, now=now)
@@ -111,6 +113,33 @@ def map_stored_results(
             report.flagged_keys.append(key)
     report.awaiting = _awaiting(session)
     return report
+
+
+def _still_stored(session: Session, key: str, stored: str) -> bool:
+    """Lock the row for the rest of the run and check it still holds ``stored``: the list
+    was read without locks, and a correction saved since then must not be overwritten."""
+    _, row = find_assessment(session, key, for_update=True)
+    return row.status == AssessmentStatus.completed.value and row.result == stored
+
+
+def _legacy_text(protocol: rules.Protocol, rule_id: str, stored: str) -> str | None:
+    """The stored text in a form its type reads, or None. Before types, a quantity was a
+    bare number in the rule's unit, and the engine branched on it ("350.0", " 350"): read
+    it so, or the follow-up it started would be re-planned away."""
+    try:
+        protocol.read_result(rule_id, stored)
+        return stored
+    except rules.InvalidResult:
+        pass
+    spec = protocol.result_type(rule_id)
+    if isinstance(spec, rules.QuantityResult):
+        in_unit = f"{stored.strip()} {spec.unit}"
+        try:
+            protocol.read_result(rule_id, in_unit)
+            return in_unit
+        except rules.InvalidResult:
+            return None
+    return None
 
 
 def _awaiting(session: Session) -> int:
@@ -156,11 +185,11 @@ def _correct(
 ) -> bool:
     """Correct the stored text to the value its type reads; False if it reads none, or if
     the correction is refused (a legacy date the checks now refuse): then it is flagged."""
-    try:
-        typed = protocol.read_result(rule_id, stored)
-    except rules.InvalidResult:
+    text = _legacy_text(protocol, rule_id, stored)
+    if text is None:
         return False
-    _, row = find_assessment(session, key)
+    typed = protocol.read_result(rule_id, text)
+    _, row = find_assessment(session, key, for_update=True)
     reason = (
         f"stored free text {stored!r} read as its declared value {typed!r} "
         f"(typed results, migration {TYPED_RESULTS_REVISION})"
@@ -172,9 +201,9 @@ def _correct(
                 session,
                 key=key,
                 reason=reason,
-                # As stored: the correction reads it (a bare canonical number is refused
-                # where several units are accepted).
-                result=stored,
+                # As stored (with its unit if it was a bare number): the correction
+                # reads it (a bare number is refused where several units are accepted).
+                result=text,
                 actor=actor,
                 registry=registry,
                 now=now,

@@ -34,6 +34,7 @@ from surveillance.records.adverse_event_vocabulary import (
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import Assessment, AssessmentStatus, Patient
 from surveillance.records.queries import find_assessment
+from surveillance.records.sites import get_site
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def correct_outcome(
     case = None
     if not before:
         case = _open_declared_case(
-            session, corrected.assessment, key, registry, actor=actor, now=now
+            session, corrected.assessment, key, registry, actor=actor, now=now, late=True
         )
     return RecordedResult(corrected.assessment, corrected.change, case)
 
@@ -135,7 +136,8 @@ def open_case_never_opened(
     ).first()
     if opened is not None:
         return False
-    return _open_declared_case(session, row, key, registry, actor=actor, now=now) is not None
+    opened_now = _open_declared_case(session, row, key, registry, actor=actor, now=now, late=True)
+    return opened_now is not None
 
 
 def _open_case_from(session: Session, key: str) -> bool:
@@ -173,8 +175,13 @@ def _open_declared_case(
     *,
     actor: str,
     now: datetime,
+    late: bool = False,
 ) -> CaseChange | None:
-    """Open the case the row's result declares, if it declares one (None: it opens none)."""
+    """Open the case the row's result declares, if it declares one (None: it opens none).
+
+    ``late``: the result is known only now (a correction, a stored text read later): the
+    sponsor becomes aware today, and its reporting clocks start today, not on the day the
+    sample was taken (they would all be overdue before anyone could act)."""
     if row.status != AssessmentStatus.completed.value or row.result is None:
         return None
     # The rule that planned this row says what its result means (read as stored: typed).
@@ -185,10 +192,11 @@ def _open_declared_case(
     assert row.performed_on is not None
     patient = session.get(Patient, row.patient_id)
     assert patient is not None
+    aware_on = get_site(session, patient.site_id).today(now) if late else row.performed_on
     return create_case(
         session,
         study_id=patient.study_id,
-        facts=opened_case_facts(declared, key, row.performed_on),
+        facts=opened_case_facts(declared, key, row.performed_on, aware_on=aware_on),
         actor=actor,
         registry=registry,
         now=now,
@@ -196,7 +204,9 @@ def _open_declared_case(
     )
 
 
-def opened_case_facts(declared: rules.SafetyCase, key: str, on: date) -> CaseFacts:
+def opened_case_facts(
+    declared: rules.SafetyCase, key: str, on: date, *, aware_on: date | None = None
+) -> CaseFacts:
     """The first version of a case a result opens.
 
     The protocol names the finding (term, narrative); the rest is what such a case is until
@@ -206,7 +216,7 @@ def opened_case_facts(declared: rules.SafetyCase, key: str, on: date) -> CaseFac
     """
     return CaseFacts(
         onset_date=on,
-        awareness_date=on,
+        awareness_date=max(on, aware_on or on),
         term=declared.term,
         category=Category.other,
         serious=True,

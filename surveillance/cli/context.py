@@ -12,6 +12,8 @@ from functools import lru_cache
 from typing import Annotated
 
 import typer
+from sqlalchemy import Connection
+from sqlmodel import Session
 
 import rules
 from surveillance.adverse_events.legacy_results import (
@@ -22,7 +24,6 @@ from surveillance.adverse_events.legacy_results import (
 from surveillance.config import get_settings
 from surveillance.kit import migrate
 from surveillance.kit.clock import fixed_clock
-from surveillance.kit.db import write_session
 from surveillance.main import Runtime, build_runtime
 from surveillance.protocols.registry import registry_for
 
@@ -56,11 +57,20 @@ def upgrade_schema(built: Runtime) -> MappingReport | None:
     typed results also reads the results stored as free text into their declared types
     (it needs the protocols, which a schema migration does not load): its report."""
     before = migrate.current_revision(built.engine)
-    migrate.upgrade(built.engine)
     if not migrate.upgrade_applies(before, TYPED_RESULTS_REVISION):
+        migrate.upgrade(built.engine)
         return None
-    with write_session(built.engine) as session:
-        return map_stored_results(session, registry=built.registry, now=built.clock())
+    reports: list[MappingReport] = []
+
+    def map_results(connection: Connection) -> None:
+        # In the upgrade's own transaction: schema and mapping land together or not at
+        # all, so a failed mapping is retried by the next start instead of never again.
+        with Session(bind=connection) as session:
+            reports.append(map_stored_results(session, registry=built.registry, now=built.clock()))
+            session.flush()
+
+    migrate.upgrade(built.engine, then=map_results)
+    return reports[0]
 
 
 def migrated_runtime(today: datetime | None = None) -> Runtime:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
 # The migration scripts sit beside the packages whose tables they build.
@@ -21,12 +22,28 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema to ``revision`` (creating it on an empty database)."""
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    then: Callable[[Connection], None] | None = None,
+) -> None:
+    """Bring the database schema to ``revision`` (creating it on an empty database).
+
+    ``then`` runs in the same transaction, after the schema change: data work that must
+    happen with it or not at all (a failure rolls both back, so the next start retries)."""
     config = alembic_config()
-    with engine.begin() as connection:
+    # SQLite: take the write lock at BEGIN, as every write transaction does (kit.db).
+    bind = (
+        engine.execution_options(sqlite_immediate=True)
+        if engine.dialect.name == "sqlite"
+        else engine
+    )
+    with bind.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        if then is not None:
+            then(connection)
 
 
 def current_revision(engine: Engine) -> str | None:

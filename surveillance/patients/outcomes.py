@@ -139,7 +139,7 @@ def correct_outcome_without_safety_case(
         raise Conflict(f"{key} is already recorded so: nothing to correct")
     today = get_site(session, patient.site_id).today(now)
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
-    planned_before = _plan_identities(session, patient, protocol)
+    planned_before = plan_identities(session, patient, protocol)
     _write(
         session,
         patient,
@@ -160,11 +160,11 @@ def correct_outcome_without_safety_case(
             f" with result {result!r}" if result else ""
         )
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
-        _mark_started_by_corrected_result(
+        mark_started_by_corrected_result(
             session,
             patient,
             planned_before,
-            _plan_identities(session, patient, protocol),
+            plan_identities(session, patient, protocol),
             label=f"started by the result of {key}, corrected on {today}",
             actor=actor,
             now=now,
@@ -172,7 +172,7 @@ def correct_outcome_without_safety_case(
     return RecordedOutcome(row, change)
 
 
-def _plan_identities(
+def plan_identities(
     session: Session, patient: Patient, protocol: rules.Protocol
 ) -> set[tuple[int, str, int]]:
     return {
@@ -180,7 +180,7 @@ def _plan_identities(
     }
 
 
-def _mark_started_by_corrected_result(
+def mark_started_by_corrected_result(
     session: Session,
     patient: Patient,
     before: set[tuple[int, str, int]],
@@ -265,6 +265,8 @@ def _write(
         "result": row.result,
         "note": row.note,
         "result_as_entered": row.result_as_entered,
+        "status_reason": row.status_reason,
+        "protocol_deviation": row.protocol_deviation,
     }
     session.add(
         OutcomeRecord(
@@ -301,6 +303,7 @@ def _write(
             "result": result,
             "note": note,
             "result_as_entered": row.result_as_entered,
+            "status_reason": reason,
             "protocol_deviation": deviation,
         },
         at=now,

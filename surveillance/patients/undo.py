@@ -23,7 +23,11 @@ from surveillance.calendar.sync import CalendarChange, rematerialize
 from surveillance.errors import Conflict
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
-from surveillance.patients.outcomes import RecordedOutcome
+from surveillance.patients.outcomes import (
+    RecordedOutcome,
+    mark_started_by_corrected_result,
+    plan_identities,
+)
 from surveillance.protocols.registry import assessment_name, get_protocol
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import (
@@ -70,13 +74,24 @@ def undo_outcome(
     if patient.status not in FOLLOWED_STATUSES:
         # Pending work of a patient no longer followed would be nobody's: say so instead.
         raise Conflict(f"{patient.study_id} is {patient.status}: correct {key} with a reason")
+    protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
+    planned_before = plan_identities(session, patient, protocol)
     _write_undo(session, patient, row, recording, key=key, actor=actor, now=now)
     change = CalendarChange()
     if patient.status == PatientStatus.active.value:
         today = get_site(session, patient.site_id).today(now)
         cause = f"recording undone on {today}: {key} ({recording.outcome}) is pending again"
-        protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
+        # Work the recording started and that was done meanwhile stays done, marked.
+        mark_started_by_corrected_result(
+            session,
+            patient,
+            planned_before,
+            plan_identities(session, patient, protocol),
+            label=f"started by the recording of {key}, undone on {today}",
+            actor=actor,
+            now=now,
+        )
     return RecordedOutcome(row, change)
 
 

@@ -113,6 +113,7 @@ def test_recording_completed_updates_the_row_and_writes_history_and_audit(
         "result": "negative",
         "note": None,
         "result_as_entered": None,
+        "status_reason": None,
         "protocol_deviation": False,
     }
 

@@ -74,7 +74,7 @@ def record_outcome_form(
                 "key": key,
                 "outcome": outcome,
                 "on": done_on(on, today=today, quick=bool(quick)),
-                "result": typed_result(result, result_unit),
+                "result": _result_if_completed(outcome, result, result_unit),
                 "reason": reason.strip() or None,
                 "note": note,
                 "actor": user.principal.email,
@@ -84,10 +84,10 @@ def record_outcome_form(
             }
             back = back or f"/sites/{quote(patient.site_id)}/due"
             early = outcome == Outcome.completed.value and args["on"] < row.window_start
-            if early and not confirm_early:  # a deviation, and most often the wrong row
-                shown = OutcomeEntry(key, values, early=row.window_start)
-            elif intent == "preview":
+            if intent == "preview":  # says the deviation too; saving still asks
                 shown = OutcomeEntry(key, values, effects=preview_outcome(session, **args))
+            elif early and not confirm_early:  # a deviation, and most often the wrong row
+                shown = OutcomeEntry(key, values, early=row.window_start)
             else:
                 done = record_outcome(session, **args)
                 said = effects_of(session, done, registry=state.registry, now=state.now())
@@ -133,7 +133,7 @@ def correct_outcome_form(
                 "key": key,
                 "outcome": outcome or None,
                 "on": done_on(on, today=today),
-                "result": typed_result(result, result_unit),
+                "result": _result_if_completed(outcome or "completed", result, result_unit),
                 "note": note,
                 "actor": user.principal.email,
                 "registry": state.registry,
@@ -190,6 +190,12 @@ def undo_outcome_form(
     return _saved(request, back, f"Undone: {key} is pending again.{summary}")
 
 
+def _result_if_completed(outcome: str, result: str, unit: str) -> str | None:
+    """The result field, for a completed outcome only: a choice left in it while the
+    outcome was switched to missed or not done is not what the nurse means to save."""
+    return typed_result(result, unit) if outcome == Outcome.completed.value else None
+
+
 def _check(user: WebUser, csrf_token: str) -> None:
     check_csrf(user.csrf_token, csrf_token)
     user.principal.require_role(*CLINICAL_ROLES)
@@ -228,17 +234,13 @@ def _due_again(
     entry: OutcomeEntry,
     status_code: int,
 ) -> Response:
-    """The due list the form came from (its filters kept), with ``entry`` in its row."""
-    parts = urlsplit(back)
-    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
-    prefix = "/sites/"
-    site_id = patient.site_id
-    if parts.path.startswith(prefix) and parts.path.endswith("/due"):
-        site_id = parts.path[len(prefix) : -len("/due")]
+    """The patient's site's due list, with the filters the form came from kept and
+    ``entry`` in its row."""
+    query = {name: values[0] for name, values in parse_qs(urlsplit(back).query).items()}
     context = due_context(
         state,
         user,
-        site_id,
+        patient.site_id,
         status=query.get("status", ""),
         on=query.get("on", ""),
         category=query.get("category", ""),

@@ -39,6 +39,7 @@ def test_the_trail_lists_every_change_in_order(api: Api) -> None:
         "result": "negative",
         "note": None,
         "result_as_entered": None,
+        "status_reason": None,
         "protocol_deviation": False,
     }
     assert trail[2]["reason"] == "school holiday"
