@@ -14,6 +14,15 @@ pydantic, python-dateutil and pint (units of results) only; never imports
 
 from ._engine import build_calendar, end_of_follow_up
 from ._errors import InvalidFacts, InvalidResult, ProtocolError, RulesError, UnknownProtocol
+from ._evidence import (
+    EvidenceReport,
+    EvidenceRow,
+    Finding,
+    check_evidence,
+    format_evidence_report,
+    note_tags,
+    summarize,
+)
 from ._facts import (
     PatientFacts,
     PlannedAssessment,
@@ -24,21 +33,29 @@ from ._facts import (
 from ._loader import BUNDLED_PROTOCOLS, ProtocolRegistry, load_protocol, parse_protocol
 from ._offsets import Offset
 from ._protocol import Protocol
+from ._protocol_doc import page_name, protocol_markdown
 from ._results import accepted_units
 from ._schema import (
+    Basis,
     CodedResult,
     DateResult,
     NoResult,
     OrdinalResult,
     QuantityResult,
+    Reference,
+    ReferenceKind,
     ResultType,
     SafetyCase,
 )
 
 __all__ = [
     "BUNDLED_PROTOCOLS",
+    "Basis",
     "CodedResult",
     "DateResult",
+    "EvidenceReport",
+    "EvidenceRow",
+    "Finding",
     "InvalidFacts",
     "InvalidResult",
     "NoResult",
@@ -52,14 +69,22 @@ __all__ = [
     "QuantityResult",
     "RecordedEvent",
     "RecordedResult",
+    "Reference",
+    "ReferenceKind",
     "ResultType",
     "RulesError",
     "SafetyCase",
     "UnknownProtocol",
     "accepted_units",
     "build_calendar",
+    "check_evidence",
     "end_of_follow_up",
+    "format_evidence_report",
     "is_triggered_occurrence",
     "load_protocol",
+    "note_tags",
+    "page_name",
     "parse_protocol",
+    "protocol_markdown",
+    "summarize",
 ]

@@ -305,9 +305,23 @@ class EventRule(_Strict):
     end_follow_up: bool = False
 
 
+class ReferenceKind(StrEnum):
+    """What a reference is: only a regulator's own text can make a row ``regulatory``."""
+
+    regulation = "regulation"  # a law or regulation (21 CFR 312.32, Regulation 536/2014)
+    guidance = "guidance"  # a regulator's guidance or communication (FDA, EMA, PRAC)
+    registry = "registry"  # a registry's rules and manuals (CIBMTR, EBMT forms)
+    guideline = "guideline"  # a published professional consensus (ASTCT, EBMT/ISCT)
+    literature = "literature"  # a journal paper, case series or review
+    trial = "trial"  # a trial's registration or protocol (one sponsor's design)
+    summary = "summary"  # a secondary summary of another text (news, book, blog)
+
+
 class Reference(_Strict):
     title: str = Field(min_length=1)
     url: str | None = None
+    # None: not yet classified; the evidence check then cannot count it as a regulator's text.
+    kind: ReferenceKind | None = None
 
 
 class FollowUp(_Strict):

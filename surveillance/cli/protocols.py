@@ -13,12 +13,16 @@ import typer
 
 import rules
 from surveillance.cli.context import DateOption, protocol_registry
+from surveillance.config import get_settings
 from surveillance.kit.ics import calendar_ics
 from surveillance.kit.text_table import render
 from surveillance.protocols.views import preview_calendar
 
 commands = typer.Typer()
-protocols_app = typer.Typer(help="Protocol files: list and check.", no_args_is_help=True)
+protocols_app = typer.Typer(
+    help="Protocol files: list, check (structure and evidence) and document.",
+    no_args_is_help=True,
+)
 
 
 class CalendarFormat(StrEnum):
@@ -46,23 +50,105 @@ def protocols_list() -> None:
 
 @protocols_app.command("check")
 def protocols_check(
-    files: Annotated[list[Path], typer.Argument(help="Protocol YAML files.")],
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Protocol YAML files; default: every file this installation loads."),
+    ] = None,
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence",
+            help="Also list each protocol's rows by basis, their sources and the unverified "
+            "claims ([S~]); fail on a row whose basis is stronger than its evidence.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="With --evidence: a source without a 'kind' that might support the basis "
+            "fails the row too (default: a warning).",
+        ),
+    ] = False,
 ) -> None:
-    """Validate protocol files; exit 1 with the reason if any is malformed."""
+    """Validate protocol files; exit 1 with the reason if any is malformed (or, with
+    --evidence, if a row's basis claims more than its note and sources support)."""
+    paths = files or sorted(get_settings().protocols_dir.glob("*.yaml"))
     failed = 0
-    for path in files:
+    loaded: list[rules.Protocol] = []
+    for path in paths:
         try:
             protocol = rules.load_protocol(path)
         except rules.ProtocolError as exc:
             failed += 1
             typer.echo(f"error: {exc}", err=True)
             continue
+        loaded.append(protocol)
         typer.echo(
             f"ok: {path}: {protocol.id} version {protocol.version}, "
             f"{len(protocol.rules)} assessments"
         )
+    if evidence:
+        reports = [rules.check_evidence(p, strict=strict, source=_shown(p.source)) for p in loaded]
+        for report in reports:
+            typer.echo("")
+            typer.echo(rules.format_evidence_report(report))
+        typer.echo("")
+        typer.echo(rules.summarize(reports))
+        for report in reports:
+            for error in report.errors:
+                failed += 1
+                typer.echo(str(error), err=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _shown(source: str) -> str:
+    """A protocol file's path as findings name it: relative to here when it is below."""
+    path = Path(source).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@protocols_app.command("doc")
+def protocols_doc(
+    protocol: Annotated[
+        str | None, typer.Option(help="Protocol id; required unless --output-dir.")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Protocol version; default the newest.")
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write one page per protocol version (every one, or those of --protocol) "
+            "into this folder as <id>-<version>.md, instead of printing one page."
+        ),
+    ] = None,
+) -> None:
+    """A protocol as a Markdown page for review: each assessment's schedule, windows,
+    branches, basis and sources with the note (e.g. > docs/protocols/<id>-<version>.md)."""
+    registry = protocol_registry()
+    if output_dir is None:
+        if protocol is None:
+            typer.echo("error: name the protocol with --protocol, or give --output-dir", err=True)
+            raise typer.Exit(2)
+        sys.stdout.write(rules.protocol_markdown(registry.get(protocol, version)))
+        return
+    chosen = [
+        p
+        for p in registry.all()
+        if (protocol is None or p.id == protocol) and (version is None or p.version == version)
+    ]
+    if not chosen:
+        registry.get(protocol or "", version)  # raises UnknownProtocol, naming the known ones
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for p in chosen:
+        target = output_dir / rules.page_name(p)
+        target.write_text(rules.protocol_markdown(p), encoding="utf-8")
+        typer.echo(f"wrote {target}")
 
 
 @commands.command("calendar")
