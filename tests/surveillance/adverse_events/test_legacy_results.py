@@ -32,6 +32,7 @@ from surveillance.adverse_events.legacy_results import (
     map_stored_results,
 )
 from surveillance.adverse_events.results import correct_outcome
+from surveillance.calendar.sync import rematerialize
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
 from surveillance.patients.results_to_review import count_results_to_review, results_to_review
@@ -111,6 +112,44 @@ def test_a_stored_quantity_is_converted_and_starts_what_its_value_starts(
         assert find_assessment(session, IGG)[1].result == "350"
         assert rows_of(session, "ROM-101", "ivig_course") != []  # IgG below 400 mg/dL: IVIG
     assert cases(engine) == []  # an IgG declares no safety case
+
+
+@pytest.mark.parametrize("stored", ["350.0", " 350", "+350", "350.4"])
+def test_a_legacy_bare_number_the_old_engine_branched_on_keeps_what_it_started(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int, stored: str
+) -> None:
+    """Before types, a quantity was a bare number in the rule's unit: read it so (rounded
+    to the precision kept), not flagged, or the IVIG it started would be re-planned away."""
+    store_free_text(engine, registry, now, IGG, stored)
+    with write_session(engine) as session:  # the old engine had planned from it
+        owner, _ = find_assessment(session, IGG)
+        protocol = registry.get(owner.protocol_id, owner.protocol_version)
+        rematerialize(session, owner, protocol, cause="old engine", actor="test", now=now)
+    with read_session(engine) as session:
+        before = [r.status for r in rows_of(session, "ROM-101", "ivig_course")]
+    assert before
+    assert set(before) == {"pending"}
+
+    report = run_mapping(engine, registry, now)
+
+    assert (report.mapped, report.flagged) == (1, 0)
+    with read_session(engine) as session:
+        assert find_assessment(session, IGG)[1].result == "350"
+        assert [r.status for r in rows_of(session, "ROM-101", "ivig_course")] == before
+
+
+def test_a_case_a_stored_result_opens_late_is_known_today(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    """Its reporting clocks start when the sponsor learns of it (the mapping's day), not
+    on the sample's date years ago: they would all be overdue before anyone could act."""
+    store_free_text(engine, registry, now, RCL, "Positive")
+    run_mapping(engine, registry, now)
+    [case] = cases(engine)
+    with read_session(engine) as session:
+        performed = find_assessment(session, RCL)[1].performed_on
+    assert performed is not None
+    assert (case.onset_date, case.awareness_date) == (performed, now.date())
 
 
 def test_text_no_declared_value_matches_is_flagged_listed_then_corrected(

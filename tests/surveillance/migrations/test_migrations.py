@@ -102,3 +102,23 @@ def test_the_due_list_indexes_are_partial_on_pending_rows(fresh_engine: Engine) 
     for definition in found.values():
         assert "WHERE" in definition.upper()
         assert "pending" in definition
+
+
+def test_work_run_with_the_upgrade_is_rolled_back_with_it(fresh_engine: Engine) -> None:
+    """``then`` runs in the upgrade's transaction: if it fails, the schema stays where it
+    was, so the next start runs both again (the typed-results mapping relies on this)."""
+    migrate.upgrade(fresh_engine, "0006")
+
+    def fail(connection: object) -> None:
+        raise RuntimeError("mapping failed")
+
+    with pytest.raises(RuntimeError, match="mapping failed"):
+        migrate.upgrade(fresh_engine, then=fail)
+    assert migrate.current_revision(fresh_engine) == "0006"
+    columns = {c["name"] for c in inspect(fresh_engine).get_columns("assessments")}
+    assert "result_as_entered" not in columns
+
+    ran: list[str | None] = []
+    migrate.upgrade(fresh_engine, then=lambda c: ran.append(migrate.head_revision()))
+    assert migrate.current_revision(fresh_engine) == migrate.head_revision()
+    assert ran == [migrate.head_revision()]

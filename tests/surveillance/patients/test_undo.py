@@ -288,3 +288,23 @@ def test_not_for_a_patient_no_longer_followed(
         )
     with pytest.raises(Conflict, match=r"ROM-101 is withdrawn: correct .* with a reason"):
         _undo(engine, registry, now)
+
+
+def test_done_work_the_undone_recording_started_stays_done_and_is_marked(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    igg = "ROM-101:1:immunoglobulins:1"
+    _record(engine, registry, now, igg, result="350 mg/dL")  # below 400: IVIG starts
+    with read_session(engine) as session:
+        ivig = rows_of(session, "ROM-101", "ivig_course")[0]
+    ivig_key = f"ROM-101:1:ivig_course:{ivig.occurrence}"
+    _record(engine, registry, now, ivig_key, on=ivig.window_start)
+    _undo(engine, registry, now, igg)
+    with read_session(engine) as session:
+        done, *rest = rows_of(session, "ROM-101", "ivig_course")
+    assert done.status == "completed"
+    assert done.started_by_corrected_result == (
+        f"started by the recording of {igg}, undone on {now.date()}"
+    )
+    assert rest
+    assert {r.status for r in rest} == {"cancelled"}
