@@ -63,6 +63,7 @@ class Effects:
     protocol_deviation: bool  # a completed date outside the assessment's window
     window_start: date
     window_end: date
+    result_unit: str | None = None  # a quantity's canonical unit: "350 mg/dL", not "350"
     # One line: "positive: starts ...; opens a serious safety case (...)". Derived, so it
     # can never disagree with the lists above.
     summary: str = field(init=False, default="")
@@ -73,6 +74,8 @@ class Effects:
 
 def summary_of(effects: Effects) -> str:
     label = effects.result or effects.outcome.replace("_", " ")
+    if effects.result and effects.result_unit:
+        label = f"{effects.result} {effects.result_unit}"
     if effects.corrected:
         label = f"corrected to {label}"
     case = effects.safety_case

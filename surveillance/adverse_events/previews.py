@@ -19,8 +19,8 @@ from surveillance.adverse_events.cases import CaseChange
 from surveillance.adverse_events.deadlines import deadlines_of
 from surveillance.adverse_events.effects import Deadline, Effects, Moved, OpenedCase, Planned
 from surveillance.adverse_events.results import RecordedResult, correct_outcome, record_outcome
-from surveillance.protocols.registry import assessment_name
-from surveillance.records.patients import Patient, assessment_key
+from surveillance.protocols.registry import assessment_name, get_protocol
+from surveillance.records.patients import Assessment, Patient, assessment_key
 from surveillance.records.sites import today_at
 
 
@@ -127,7 +127,13 @@ def effects_of(
         protocol_deviation=row.protocol_deviation,
         window_start=row.window_start,
         window_end=row.window_end,
+        result_unit=_unit(registry, row),
     )
+
+
+def _unit(registry: rules.ProtocolRegistry, row: Assessment) -> str | None:
+    spec = get_protocol(registry, row.protocol_id, row.protocol_version).result_type(row.assessment)
+    return spec.unit if isinstance(spec, rules.QuantityResult) else None
 
 
 def _calendar(

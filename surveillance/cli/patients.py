@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from surveillance.adverse_events.previews import effects_of
 from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
 from surveillance.kit.db import read_session, write_session
@@ -87,6 +88,7 @@ def record_command(
             registry=current.registry,
             now=current.clock(),
         )
+        said = effects_of(session, recorded, registry=current.registry, now=current.clock())
     flag = (
         " (outside its window: protocol deviation)"
         if recorded.assessment.protocol_deviation
@@ -95,6 +97,7 @@ def record_command(
     typer.echo(f"recorded {key}: {outcome} on {on.date()}{flag}")
     if not recorded.change.is_empty():
         typer.echo(f"calendar: {recorded.change.summary()}")
+    typer.echo(f"so: {said.summary}")
 
 
 @commands.command("correct")
@@ -129,6 +132,9 @@ def correct_command(
             now=current.clock(),
             expected_version=None,
         )
+        said = effects_of(
+            session, corrected, registry=current.registry, now=current.clock(), corrected=True
+        )
     row = corrected.assessment
     typer.echo(
         f"corrected {key}: {row.status} on {row.performed_on}"
@@ -136,6 +142,7 @@ def correct_command(
     )
     if not corrected.change.is_empty():
         typer.echo(f"calendar: {corrected.change.summary()}")
+    typer.echo(f"so: {said.summary}")
 
 
 @commands.command("undo")

@@ -53,6 +53,9 @@ class EffectsPublic(_FromEffects):
         description="The assessment's status after the change (pending: an undo)."
     )
     result: str | None = Field(description="As stored: the code the protocol branches on.")
+    result_unit: str | None = Field(
+        default=None, description="A quantity's unit: the result is a number in it."
+    )
     performed_on: date | None
     corrected: bool = Field(description="A correction of a recorded outcome.")
     starts: list[PlannedPublic] = Field(description="Assessments added or reinstated.")

@@ -413,6 +413,10 @@ def test_correct_a_recorded_result_with_a_reason(cli: Cli) -> None:
     out = cli.ok("correct", key, "--result", "Positive", "--reason", "transcription error")
     assert out.splitlines()[0] == f"corrected {key}: completed on 2024-04-30, result positive"
     assert "calendar:" in out
+    assert out.splitlines()[-1].startswith(
+        "so: corrected to positive: starts RCL confirmation by culture assay"
+    )
+    assert "opens a serious safety case" in out
     assert cli.query("SELECT result FROM outcomes ORDER BY id") == [("negative",), ("positive",)]
     assert cli.query(
         "SELECT count(*) FROM assessments WHERE assessment = 'rcl_confirm' AND status = 'pending'"
@@ -430,7 +434,8 @@ def test_record_refuses_a_result_its_assessment_cannot_produce(cli: Cli) -> None
     ]:
         assert says in cli.fails("record", *key, "--result", typed)
     assert cli.query("SELECT count(*) FROM outcomes") == [(0,)]
-    cli.ok("record", *key, "--result", "3.5 g/L")
+    out = cli.ok("record", *key, "--result", "3.5 g/L")
+    assert "so: 350 mg/dL: starts 4 × IVIG replacement" in out
     assert cli.query(
         "SELECT result FROM assessments WHERE assessment = 'immunoglobulins' AND occurrence = 1"
     ) == [("350",)]
