@@ -131,7 +131,7 @@ def test_enrolment_stores_the_engines_calendar_with_its_protocol_version(
         ("enroll", "ROM-101", patient.id)
     ]
     new_values = json.loads(audit_rows[0].new_values or "{}")
-    assert new_values["protocol"] == f"{CAR_T} 1.0"
+    assert new_values["protocol"] == f"{CAR_T} 1.1"
     assert new_values["infusion_date"] == "2024-01-31"
     assert new_values["assessments_planned"] == len(expected)
 
