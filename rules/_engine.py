@@ -95,6 +95,7 @@ class _Planner:
         self._check(results, events)
         self.follow_up_end = end_of_follow_up(protocol, [s.start for s in self.segments])
         self.last_day = self.follow_up_end
+        self.ended_on: date | None = None  # death or withdrawal (the earliest)
         self.actions: dict[tuple[int, str], list[_Action]] = defaultdict(list)
         self.results: dict[tuple[int, str], list[RecordedResult]] = defaultdict(list)
         for result in sorted(results, key=lambda r: (r.on, r.occurrence)):
@@ -125,6 +126,7 @@ class _Planner:
             rule = self.protocol.events[event.kind]
             if rule.end_follow_up:
                 self.last_day = min(self.last_day, event.on)
+                self.ended_on = min(self.ended_on or event.on, event.on)
             cause = f"{event.kind.replace('_', ' ')} on {event.on.isoformat()}"
             if event.source:
                 cause = f"{event.kind.replace('_', ' ')} ({event.source}) on {event.on.isoformat()}"
@@ -246,6 +248,8 @@ class _Planner:
 
     def _ended_before(self, rule: Rule, candidate: _Candidate) -> bool:
         """Whether follow-up ends before this candidate is due (and that drops it)."""
+        if rule.spec.after_study:  # past the study's end, but not past a death or withdrawal
+            return self.ended_on is not None and candidate.due > self.ended_on
         last_day = min(self.last_day, self.follow_up_end)
         if rule.spec.after_follow_up_ends and candidate.triggered_on is not None:
             return candidate.triggered_on > last_day  # started in time: still owed
@@ -266,9 +270,13 @@ class _Planner:
         window = candidate.point.window
         window_end = candidate.due + timedelta(days=window.after)
         reason = f"{candidate.reason}; window {window.describe()}"
-        if window_end > self.follow_up_end and not rule.spec.after_follow_up_ends:
+        outlasts = rule.spec.after_follow_up_ends or rule.spec.after_study
+        if window_end > self.follow_up_end and not outlasts:
             window_end = self.follow_up_end
             reason += ", closing at the end of follow-up"
+        if rule.spec.after_study and candidate.due > self.follow_up_end:
+            end = self.follow_up_end.isoformat()
+            reason += f"; after the end of study follow-up on {end} (hand-over)"
         started_by = self._started_by(rule, segment, candidate.due)
         if started_by is not None:
             reason += f"; started by {started_by}"
@@ -354,6 +362,9 @@ def _branch_firings(
     name = rule.id
     if branch.when is not None:
         condition = branch.when
+        if branch.only_at is not None:
+            points = {p.number for p in rule.points if p.offset in branch.only_at}
+            results = [r for r in results if r.occurrence in points]
         return [
             (r.on, f"result '{r.value}' of {name} #{r.occurrence} on {r.on.isoformat()}")
             for r in results

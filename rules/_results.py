@@ -167,7 +167,7 @@ def _date(text: str) -> str:
 def condition_problem(spec: ResultType, condition: Condition) -> str | None:
     """Why ``condition`` can never hold for a result of type ``spec``, or None."""
     named = [condition.equals] if condition.equals is not None else list(condition.one_of or ())
-    numeric = condition.below is not None or condition.at_least is not None
+    numeric = condition.is_numeric()
     if isinstance(spec, CodedResult):
         if numeric:
             return "a coded result has no order: use 'equals' or 'one_of'"
@@ -176,7 +176,11 @@ def condition_problem(spec: ResultType, condition: Condition) -> str | None:
             return f"{unknown[0]!r} is not one of its coded values ({', '.join(spec.values)})"
         return None
     if isinstance(spec, QuantityResult):
-        return None if numeric else "a quantity is compared with 'below' or 'at_least'"
+        return (
+            None
+            if numeric
+            else "a quantity is compared with 'below', 'at_least', 'at_most' or 'above'"
+        )
     if isinstance(spec, OrdinalResult):
         outside = [v for v in named if not (v.isdigit() and spec.min <= int(v) <= spec.max)]
         if outside:

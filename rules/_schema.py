@@ -103,13 +103,24 @@ class Condition(_Strict):
     one_of: tuple[str, ...] | None = None
     below: float | None = None
     at_least: float | None = None
+    at_most: float | None = None
+    above: float | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
-        given = [v for v in (self.equals, self.one_of, self.below, self.at_least) if v is not None]
+        given = [v for v in (self.equals, self.one_of, *self.bounds()) if v is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of 'equals', 'one_of', 'below', 'at_least'")
+            raise ValueError(
+                "give exactly one of 'equals', 'one_of', 'below', 'at_least', 'at_most', 'above'"
+            )
         return self
+
+    def bounds(self) -> tuple[float | None, ...]:
+        """The numeric comparisons (all None for a text condition)."""
+        return (self.below, self.at_least, self.at_most, self.above)
+
+    def is_numeric(self) -> bool:
+        return any(bound is not None for bound in self.bounds())
 
     def matches(self, value: str) -> bool:
         text = value.strip().lower()
@@ -123,6 +134,10 @@ class Condition(_Strict):
             return False
         if self.below is not None:
             return number < self.below
+        if self.at_most is not None:
+            return number <= self.at_most
+        if self.above is not None:
+            return number > self.above
         assert self.at_least is not None
         return number >= self.at_least
 
@@ -133,6 +148,10 @@ class Condition(_Strict):
             return " or ".join(self.one_of)
         if self.below is not None:
             return f"below {self.below:g}"
+        if self.at_most is not None:
+            return f"at most {self.at_most:g}"
+        if self.above is not None:
+            return f"above {self.above:g}"
         return f"at least {self.at_least:g}"
 
 
@@ -202,14 +221,30 @@ class Branch(_Strict):
 
     when: Condition | None = None  # any one result of this assessment matches
     when_all: Condition | None = None  # every planned occurrence has a matching result
+    # Only results of these time points of the assessment fire the branch ("CD4 <= 200 at
+    # month 3"); none: any result. Scheduled (not triggered) assessments only.
+    only_at: tuple[Offset, ...] | None = None
     start: tuple[Identifier, ...] = ()
     stop: tuple[Identifier, ...] = ()
     note: str | None = None
+
+    @field_validator("only_at", mode="before")
+    @classmethod
+    def _parse_points(cls, value: object) -> object:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            value = [value]
+        return tuple(_offset(item) for item in value)
 
     @model_validator(mode="after")
     def _shape(self) -> Branch:
         if (self.when is None) == (self.when_all is None):
             raise ValueError("give exactly one of 'when' and 'when_all'")
+        if self.only_at is not None and self.when_all is not None:
+            raise ValueError("'only_at' goes with 'when' (a 'when_all' looks at every result)")
+        if self.only_at is not None and not self.only_at:
+            raise ValueError("'only_at' lists no time points")
         if not self.start and not self.stop:
             raise ValueError("a branch must 'start' or 'stop' at least one assessment")
         return self
@@ -290,6 +325,11 @@ class AssessmentRule(_Strict):
     # Kept when death or withdrawal ends follow-up: a reporting duty or an autopsy request
     # started on or before that day still has to be done (trigger-anchored rules only).
     after_follow_up_ends: bool = False
+    # Scheduled on past the end of the study calendar (the hand-over after year 15: a
+    # yearly malignancy question; Tanner staging until stage 5): its time points may lie
+    # after ``follow_up.duration`` and its windows are not closed at the end. Death or
+    # withdrawal still end it (infusion-anchored rules only).
+    after_study: bool = False
     # Its occurrences are the patient's yearly contact: two missed in a row put the
     # patient at risk of being lost to follow-up.
     yearly_contact: bool = False

@@ -123,7 +123,9 @@ class _Checker:
                     where,
                 )
             return
-        if offset.approximate_days() > follow_up.duration.approximate_days():
+        if rule.after_study:
+            pass  # the hand-over past the study's end: checked against the 120-year span only
+        elif offset.approximate_days() > follow_up.duration.approximate_days():
             self.fail(
                 f"time point {offset} is after the end of follow-up ({follow_up.duration})",
                 rule.id,
@@ -160,6 +162,13 @@ class _Checker:
                     rule.id,
                     "after_follow_up_ends",
                 )
+            if rule.after_study and rule.anchor is not Anchor.infusion:
+                self.fail(
+                    "only an assessment anchored on the infusion can be scheduled past the "
+                    "study's end (a triggered one outlasts it with 'after_follow_up_ends')",
+                    rule.id,
+                    "after_study",
+                )
             if rule.yearly_contact and rule.anchor is Anchor.trigger:
                 self.fail(
                     "a yearly contact is a scheduled visit: it cannot be anchored on a trigger",
@@ -183,6 +192,7 @@ class _Checker:
                         f"applies_to.diagnoses[{i}]",
                     )
             for b, branch in enumerate(rule.on_result):
+                self._only_at(rule, b, branch.only_at)
                 for verb in ("start", "stop"):
                     for i, target in enumerate(getattr(branch, verb)):
                         self._assessment_ref(target, rule.id, f"on_result[{b}].{verb}[{i}]")
@@ -190,6 +200,25 @@ class _Checker:
             for verb in ("start", "stop"):
                 for i, target in enumerate(getattr(event, verb)):
                     self._assessment_ref(target, None, f"events.{kind}.{verb}[{i}]")
+
+    def _only_at(self, rule: AssessmentRule, b: int, only_at: tuple[Offset, ...] | None) -> None:
+        if only_at is None:
+            return
+        field = f"on_result[{b}].only_at"
+        if rule.anchor is Anchor.trigger:
+            self.fail(
+                "'only_at' names time points of a scheduled assessment; a triggered one's "
+                "time points move with its trigger",
+                rule.id,
+                field,
+            )
+        offsets = [offset for entry in rule.schedule for offset in expand_time_points(entry)]
+        for i, offset in enumerate(only_at):
+            if offset not in offsets:
+                listed = ", ".join(str(o) for o in offsets)
+                self.fail(
+                    f"{offset} is not one of its time points ({listed})", rule.id, f"{field}[{i}]"
+                )
 
     def starters(self) -> dict[str, tuple[str, ...]]:
         """Which assessments' results start each assessment (rule id -> starter ids)."""

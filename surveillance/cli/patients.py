@@ -18,7 +18,7 @@ from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
-from surveillance.patients.amendments import amend
+from surveillance.patients.amendments import amend, describe
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import DueState, due_list
 from surveillance.patients.enrolment import Enrolment, enroll
@@ -393,10 +393,16 @@ def amend_command(
         )
         if not apply:
             session.rollback()
+    today = current.clock().date()
     for item in amendments:
-        typer.echo(f"{item.study_id}: {item.from_version} -> {to_version}: {item.change.summary()}")
-        for key, entries in item.change.as_dict(item.study_id).items():
-            for entry in entries[:20]:
-                typer.echo(f"  {key:<10} {json.dumps(entry)}")
+        lines = describe(
+            item,
+            protocol_id=protocol,
+            to_version=to_version,
+            registry=current.registry,
+            today=today,
+        )
+        for line in lines:
+            typer.echo(line)
     verb = "applied to" if apply else "dry run: nothing written for"
     typer.echo(f"{verb} {len(amendments)} patient(s)")

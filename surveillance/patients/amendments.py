@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 import rules
-from surveillance.calendar.sync import CalendarChange, rematerialize
+from surveillance.calendar.sync import CalendarChange, StoredAssessment, rematerialize
 from surveillance.kit import audit
-from surveillance.protocols.registry import get_protocol
+from surveillance.protocols.registry import assessment_name, get_protocol
 from surveillance.records.patients import Patient, PatientStatus
 
 
@@ -68,3 +69,65 @@ def amend(
             )
         amendments.append(PatientAmendment(patient.study_id, from_version, change))
     return amendments
+
+
+def describe(
+    item: PatientAmendment,
+    *,
+    protocol_id: str,
+    to_version: str,
+    registry: rules.ProtocolRegistry,
+    today: date,
+) -> list[str]:
+    """What one patient gains and loses, for a person to read: per assessment (its name),
+    the rows added (those whose window has already closed marked ``past``), cancelled
+    (with the old name) and moved (from -> to); relabelled rows are counted only."""
+    change = item.change
+    lines = [f"{item.study_id}: {item.from_version} -> {to_version}: {change.summary()}"]
+
+    def name(version: str, assessment: str) -> str:
+        return assessment_name(registry, protocol_id, version, assessment)
+
+    added: dict[str, list[rules.PlannedAssessment]] = defaultdict(list)
+    for plan in change.added:
+        added[plan.assessment].append(plan)
+    if added:
+        lines.append("  gains:")
+    for assessment, plans in added.items():
+        past = sum(1 for p in plans if p.window_end < today)
+        dates = ", ".join(
+            p.due.isoformat() + (" (past)" if p.window_end < today else "") for p in plans
+        )
+        note = f"; {past} already past their window" if past else ""
+        lines.append(f"    + {assessment}: {plans[0].name} [{len(plans)} row(s){note}]")
+        lines.append(f"        {dates}")
+    cancelled: dict[str, list[StoredAssessment]] = defaultdict(list)
+    for row in change.cancelled:
+        cancelled[row.assessment].append(row)
+    if cancelled:
+        lines.append("  loses (pending rows cancelled):")
+    for assessment, rows in cancelled.items():
+        dates = ", ".join(row.due_on.isoformat() for row in rows)
+        old = name(rows[0].protocol_version, assessment)
+        lines.append(f"    - {assessment}: {old} [{len(rows)} row(s)]")
+        lines.append(f"        {dates}")
+    if change.moved:
+        lines.append("  moves:")
+    for row, plan in change.moved:
+        lines.append(
+            f"    ~ {row.assessment} #{row.occurrence}: {plan.name}: due "
+            f"{row.due_on.isoformat()} -> {plan.due.isoformat()}, window "
+            f"{row.window_start.isoformat()}..{row.window_end.isoformat()} -> "
+            f"{plan.window_start.isoformat()}..{plan.window_end.isoformat()}"
+        )
+    if change.reinstated:
+        lines.append("  reinstates:")
+    for row, plan in change.reinstated:
+        lines.append(f"    * {row.assessment} #{row.occurrence}: {plan.name}: due {plan.due}")
+    if change.relabelled:
+        renamed = sorted({plan.assessment for _, plan in change.relabelled})
+        lines.append(
+            f"  relabelled (same dates, now version {to_version}): {len(change.relabelled)} "
+            f"row(s) of {len(renamed)} assessment(s)"
+        )
+    return lines

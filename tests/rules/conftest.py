@@ -101,7 +101,7 @@ def registry() -> ProtocolRegistry:
 
 @pytest.fixture(scope="session")
 def car_t(registry: ProtocolRegistry) -> Protocol:
-    return registry.get(CAR_T)
+    return registry.get(CAR_T, "1.0")  # the tests written for 1.0 (1.1: golden tests)
 
 
 @pytest.fixture(scope="session")

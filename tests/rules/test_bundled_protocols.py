@@ -31,6 +31,7 @@ def raw(path: Path) -> dict[str, Any]:
 def test_the_bundled_protocols_are_there() -> None:
     assert [path.name for path in FILES] == [
         "aav-liver-5-year.yaml",
+        "cd19-car-t-pediatric-autoimmune-1.1.yaml",
         "cd19-car-t-pediatric-autoimmune.yaml",
     ]
     assert ProtocolRegistry.from_directory().ids() == [
@@ -42,7 +43,8 @@ def test_the_bundled_protocols_are_there() -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_loads_and_is_named_after_its_id(path: Path) -> None:
     protocol = load_protocol(path)
-    assert protocol.id == path.stem
+    # A later version of a protocol is named after its id and version.
+    assert path.stem in (protocol.id, f"{protocol.id}-{protocol.version}")
     assert protocol.source == str(path)
     assert list(protocol.rules) == [a["id"] for a in raw(path)["assessments"]]
     assert sorted(protocol.order) == sorted(protocol.rules)

@@ -17,14 +17,19 @@ WriteProtocol = Callable[..., Path]
 
 def test_every_rcl_rule_and_no_other_opens_a_safety_case(registry: ProtocolRegistry) -> None:
     # The rows the application matched by name ("rcl_*") before protocols declared it.
-    declaring: dict[str, set[str]] = {}
+    # 1.1 adds the test of the archived samples after a death (an RCL test too).
+    after_death = {"archived_samples_test_after_death"}
+    declaring: dict[tuple[str, str], set[str]] = {}
     for protocol in registry.all():
-        declaring[protocol.id] = {
+        key = (protocol.id, protocol.version)
+        declaring[key] = {
             rule_id for rule_id, rule in protocol.rules.items() if rule.spec.opens_safety_case
         }
-        assert declaring[protocol.id] == {r for r in protocol.rules if r.startswith("rcl_")}
-    assert len(declaring["cd19-car-t-pediatric-autoimmune"]) == 8
-    assert declaring["aav-liver-5-year"] == set()
+        rcl = {r for r in protocol.rules if r.startswith("rcl_")}
+        assert declaring[key] == rcl | (after_death & set(protocol.rules))
+    assert len(declaring[("cd19-car-t-pediatric-autoimmune", "1.0")]) == 8
+    assert len(declaring[("cd19-car-t-pediatric-autoimmune", "1.1")]) == 9
+    assert declaring[("aav-liver-5-year", "1.0")] == set()
 
 
 @pytest.mark.parametrize(
@@ -70,7 +75,7 @@ def test_the_yearly_contacts_of_the_bundled_protocols(registry: ProtocolRegistry
 
 
 def test_the_reporting_category_of_the_bundled_protocols(registry: ProtocolRegistry) -> None:
-    assert [p.reporting_category for p in registry.all()] == ["safety-reporting"] * 2
+    assert [p.reporting_category for p in registry.all()] == ["safety-reporting"] * 3
     assert registry.reporting_categories() == frozenset({"safety-reporting"})
 
 

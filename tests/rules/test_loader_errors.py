@@ -936,7 +936,7 @@ def test_a_declared_safety_case_is_valid(
         (
             opens_safety_case("{equals: positive}", "{equals: positive, below: 3}"),
             "opens_safety_case.when",
-            "give exactly one of 'equals', 'one_of', 'below', 'at_least'",
+            "give exactly one of 'equals', 'one_of', 'below', 'at_least', 'at_most', 'above'",
         ),
         (
             opens_safety_case("term:", "narative: typo\n      term:"),
@@ -1029,3 +1029,91 @@ def test_a_protocol_file_that_predates_its_declarations_is_refused(
     )
     assert "'opens_safety_case'" in str(error)
     assert "'yearly_contact'" in str(error)
+
+
+# -- fields added for protocol 1.1 of cd19-car-t (issue 12) --------------------------------
+
+
+def test_after_study_allows_time_points_past_the_end(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    text = protocol_text(
+        replace={
+            "- at: [M1, M6]": "- at: [M1, Y3]",
+            "category: core\n": "category: core\n    after_study: true\n",
+        }
+    )
+    protocol = load_protocol(write_protocol(text))
+    assert protocol.rules["visit"].spec.after_study
+
+
+def test_after_study_needs_the_infusion_anchor(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    text = protocol_text(
+        replace={"category: core\n": "category: core\n    anchor: birth\n    after_study: true\n"}
+    )
+    error, path = refused(write_protocol, text)
+    check(
+        error,
+        path,
+        assessment="visit",
+        field="after_study",
+        reason="only an assessment anchored on the infusion can be scheduled past the study's end",
+    )
+
+
+def test_only_at_must_name_a_time_point_of_the_assessment(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    text = protocol_text(
+        replace={
+            "category: core\n": "category: core\n"
+            "    result: {type: quantity, unit: cells/uL, min: 0, max: 5000}\n"
+            "    on_result:\n"
+            "      - {when: {at_most: 200}, only_at: [M3], stop: [visit]}\n"
+        }
+    )
+    error, path = refused(write_protocol, text)
+    check(
+        error,
+        path,
+        assessment="visit",
+        field="on_result[0].only_at[0]",
+        reason="M3 is not one of its time points (M1, M6)",
+    )
+
+
+def test_only_at_goes_with_when(protocol_text: ProtocolText, write_protocol: WriteProtocol) -> None:
+    text = protocol_text(
+        replace={
+            "category: core\n": "category: core\n"
+            "    result: {type: quantity, unit: cells/uL, min: 0, max: 5000}\n"
+            "    on_result:\n"
+            "      - {when_all: {above: 200}, only_at: [M1], stop: [visit]}\n"
+        }
+    )
+    error, path = refused(write_protocol, text)
+    check(
+        error,
+        path,
+        assessment="visit",
+        field="on_result[0]",
+        reason="'only_at' goes with 'when'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "value", "matches"),
+    [
+        ({"at_most": 200}, "200", True),
+        ({"at_most": 200}, "200.5", False),
+        ({"above": 200}, "200", False),
+        ({"above": 200}, "201", True),
+        ({"above": 200}, "n/a", False),
+    ],
+)
+def test_at_most_and_above(condition: dict[str, float], value: str, matches: bool) -> None:
+    from rules._schema import Condition
+
+    assert Condition.model_validate(condition).matches(value) is matches

@@ -28,7 +28,7 @@ INFUSED = date(2024, 1, 31)
 
 @pytest.fixture(scope="module")
 def car_t() -> Protocol:
-    return ProtocolRegistry.from_directory().get("cd19-car-t-pediatric-autoimmune")
+    return ProtocolRegistry.from_directory().get("cd19-car-t-pediatric-autoimmune", "1.0")
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def _with(result: str, branch: str) -> dict[str, str]:
             '    result: {type: quantity, unit: "mg/dL", min: 0, max: 10}\n',
             "{when: {equals: '5'}, stop: [visit]}",
             "on_result[0].when",
-            "a quantity is compared with 'below' or 'at_least'",
+            "a quantity is compared with 'below', 'at_least', 'at_most' or 'above'",
         ),
         (
             "    result: {type: ordinal, min: 1, max: 5}\n",

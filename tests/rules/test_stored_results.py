@@ -12,7 +12,7 @@ from rules import Protocol, ProtocolRegistry, _results
 
 @pytest.fixture(scope="module")
 def car_t() -> Protocol:
-    return ProtocolRegistry.from_directory().get("cd19-car-t-pediatric-autoimmune")
+    return ProtocolRegistry.from_directory().get("cd19-car-t-pediatric-autoimmune", "1.0")
 
 
 def test_the_examples_in_the_docstrings_run() -> None:

@@ -138,8 +138,8 @@ def test_protocols_list(cli: Cli) -> None:
     assert lines[0].split()[:3] == ["protocol", "version", "assessments"]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {AAV, CAR_T}
-    assert rows[CAR_T][1:4] == [
-        "1.0",
+    assert rows[CAR_T][1:4] == [  # newest version of each last: 1.1 of the CAR-T protocol
+        "1.1",
         str(len(rules.ProtocolRegistry.from_directory().get(CAR_T).rules)),
         "Y15",
     ]
@@ -150,8 +150,9 @@ def test_protocols_list(cli: Cli) -> None:
 def test_protocols_check_accepts_the_bundled_files(cli: Cli) -> None:
     files = sorted(str(p) for p in rules.BUNDLED_PROTOCOLS.glob("*.yaml"))
     out = cli.ok("protocols", "check", *files)
-    assert [line.split(":")[0] for line in out.splitlines()] == ["ok", "ok"]
+    assert [line.split(":")[0] for line in out.splitlines()] == ["ok", "ok", "ok"]
     assert f"{CAR_T} version 1.0" in out
+    assert f"{CAR_T} version 1.1" in out
     assert f"{AAV} version 1.0" in out
 
 
@@ -229,7 +230,7 @@ def test_calendar_json_is_the_engines_plan_sorted_by_due_date(cli: Cli) -> None:
             date.fromisoformat(str(item[k])) for k in ("window_start", "due", "window_end")
         )
         assert start <= due <= end
-        assert (item["protocol"], item["protocol_version"]) == (CAR_T, "1.0")
+        assert (item["protocol"], item["protocol_version"]) == (CAR_T, "1.1")
     assessments = {item["assessment"] for item in items}
     assert "sle_activity" in assessments
     assert "ssc_activity" not in assessments  # the --diagnosis was used
@@ -365,7 +366,7 @@ def test_enroll_then_record(cli: Cli) -> None:
         cli.ok(*_enroll_args()).strip()
         == f"enrolled ROM-101 at Rome: {planned} assessments planned"
     )
-    assert cli.query("SELECT study_id, protocol_version FROM patients") == [("ROM-101", "1.0")]
+    assert cli.query("SELECT study_id, protocol_version FROM patients") == [("ROM-101", "1.1")]
 
     out = cli.ok(
         "record",

@@ -33,4 +33,4 @@ def test_enrol_writes_the_calendar(
         )
     with read_session(engine) as session:
         count = session.execute(select(func.count()).select_from(Assessment)).scalar_one()
-    assert count == 241
+    assert count == 305  # protocol 1.1 (1.0 planned 241)

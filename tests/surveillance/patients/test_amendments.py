@@ -292,13 +292,14 @@ def test_a_car_t_amendment_only_touches_car_t_patients(
     aav_patient: int,
     tmp_path: Path,
 ) -> None:
-    """The CAR-T protocol moves its RCL month-3 test to month 4 in version 1.1."""
+    """The CAR-T protocol moves its RCL month-3 test to month 4 in a version 1.2 (patients
+    are enrolled on the newest bundled version, 1.1)."""
     folder = tmp_path / "car-t"
     folder.mkdir()
     for path in rules.BUNDLED_PROTOCOLS.glob("*.yaml"):
         shutil.copy(path, folder / path.name)
-    text = (rules.BUNDLED_PROTOCOLS / f"{CAR_T}.yaml").read_text(encoding="utf-8")
-    text = replace_once(text, 'version: "1.0"', 'version: "1.1"')
+    text = (rules.BUNDLED_PROTOCOLS / f"{CAR_T}-1.1.yaml").read_text(encoding="utf-8")
+    text = replace_once(text, 'version: "1.1"', 'version: "1.2"')
     head, rcl_section = text.split("  - id: rcl_test\n", 1)
     rcl_section = replace_once(
         rcl_section,
@@ -306,7 +307,7 @@ def test_a_car_t_amendment_only_touches_car_t_patients(
         "    schedule:\n      - at: [M4]\n        window: [-14, 14]\n      - at: [M6, M12]",
     )
     text = head + "  - id: rcl_test\n" + rcl_section
-    (folder / f"{CAR_T}-1.1.yaml").write_text(text, encoding="utf-8")
+    (folder / f"{CAR_T}-1.2.yaml").write_text(text, encoding="utf-8")
     car_t_registry = rules.ProtocolRegistry.from_directory(folder)
 
     with read_session(engine) as session:
@@ -315,7 +316,7 @@ def test_a_car_t_amendment_only_touches_car_t_patients(
         amendments = amend(
             session,
             protocol_id=CAR_T,
-            to_version="1.1",
+            to_version="1.2",
             registry=car_t_registry,
             actor=ACTOR,
             now=now,
@@ -328,8 +329,8 @@ def test_a_car_t_amendment_only_touches_car_t_patients(
         rcl = rows_of(session, "ROM-101", "rcl_test")
         aav_after = [r.model_dump() for r in rows_of(session, "ROM-201")]
     assert [(r.occurrence, r.due_on, r.protocol_version) for r in rcl] == [
-        (1, _month(4), "1.1"),
-        (2, _month(6), "1.1"),
-        (3, _month(12), "1.1"),
+        (1, _month(4), "1.2"),
+        (2, _month(6), "1.2"),
+        (3, _month(12), "1.2"),
     ]
     assert aav_after == aav_before

@@ -215,8 +215,24 @@ def test_deceased_patients_are_not_listed_lost_to_follow_up_are(
                 now=now,
             )
     after = _list(engine, registry, limit=10_000)
-    assert {i.study_id for i in after} == {"ROM-102"}
-    assert [i.key for i in after] == [i.key for i in before if i.study_id == "ROM-102"]
+    assert [i.key for i in after if i.study_id == "ROM-102"] == [
+        i.key for i in before if i.study_id == "ROM-102"
+    ]
+    # Of ROM-101, only what the death started is listed: its rows are in the protocol's
+    # reporting category, due whatever the patient's status (protocol 1.1, issue 12).
+    started_by_death = sorted(i.key.split(":")[2] for i in after if i.study_id == "ROM-101")
+    assert started_by_death == [
+        "archived_samples_test_after_death",
+        "autopsy_vector_request",
+        "cibmtr_form_2900",
+    ]
+    protocol = registry.get("cd19-car-t-pediatric-autoimmune")
+    reporting = {
+        i.key
+        for i in after
+        if i.study_id == "ROM-101" and i.category == protocol.reporting_category
+    }
+    assert len(reporting) == 3
     # ROM-101 still has pending rows from before the death: the patient status hides them.
     with read_session(engine) as session:
         assert any(r.status == "pending" and r.window_end < ON for r in rows_of(session, "ROM-101"))

@@ -87,7 +87,7 @@ def test_enrolment_stores_the_engines_calendar_with_its_protocol_version(
         audit_rows = list(session.execute(select(AuditEntry)).scalars())
 
     assert patient.protocol_id == CAR_T
-    assert patient.protocol_version == protocol.version == "1.0"
+    assert patient.protocol_version == protocol.version == "1.1"  # the newest: the default
     assert patient.status == PatientStatus.active.value
     assert len(stored) == len(expected) > 200
 
@@ -125,13 +125,13 @@ def test_enrolment_stores_the_engines_calendar_with_its_protocol_version(
     assert {row.patient_id for row in stored} == {patient.id}
 
     assert [(i.patient_id, i.number, i.infused_on, i.protocol_version) for i in infusions] == [
-        (patient.id, 1, date(2024, 1, 31), "1.0")
+        (patient.id, 1, date(2024, 1, 31), "1.1")
     ]
     assert [(a.action, a.entity_key, a.patient_id) for a in audit_rows] == [
         ("enroll", "ROM-101", patient.id)
     ]
     new_values = json.loads(audit_rows[0].new_values or "{}")
-    assert new_values["protocol"] == f"{CAR_T} 1.0"
+    assert new_values["protocol"] == f"{CAR_T} 1.1"
     assert new_values["infusion_date"] == "2024-01-31"
     assert new_values["assessments_planned"] == len(expected)
 

@@ -103,12 +103,16 @@ def test_a_re_infusion_restarts_the_calendar_from_the_new_date(
     second = [r for r in rows if r.infusion_number == 2]
     assert len(second) == len(change.added)
     assert {r.status for r in second} == {"pending"}
-    # Follow-up ends 15 years after the new infusion.
-    assert max(r.due_on for r in second) == date(2040, 6, 1)
-    assert max(r.window_end for r in second) == date(2040, 6, 1)
+    # Follow-up ends 15 years after the new infusion (the hand-over rows of protocol 1.1,
+    # scheduled past it, aside).
+    protocol = registry.get("cd19-car-t-pediatric-autoimmune")
+    in_study = [r for r in second if not protocol.rules[r.assessment].spec.after_study]
+    assert max(r.due_on for r in in_study) == date(2040, 6, 1)
+    assert max(r.window_end for r in in_study) == date(2040, 6, 1)
     # Only the new infusion's baseline comes before it.
     assert {r.assessment for r in second if r.due_on < REINFUSION} == {
         "baseline_evaluation",
+        "biobank_sample",  # protocol 1.1: the pre-infusion biobank sample
         "rcl_baseline",
     }
     assert {r.reason.split(";")[0] for r in second if r.assessment == "ltfu_exam"} >= {
@@ -194,6 +198,7 @@ def test_a_new_malignancy_starts_tumour_testing_within_30_days(
             now=now,
         )
     assert sorted(p.assessment for p in change.added) == [
+        "cibmtr_form_3500",  # protocol 1.1: the registry's new-malignancy form
         "integration_site_analysis",
         "rcl_on_indication",
         "tumour_vector_test",
@@ -270,9 +275,12 @@ def test_death_cancels_the_pending_future_and_keeps_history(
     with write_session(engine) as session:
         change = _status(session, registry, now, "deceased")
     assert change.cancelled
-    # The protocol asks for an autopsy with vector testing a week after a death.
-    assert [(a.assessment, a.due) for a in change.added] == [
-        ("autopsy_vector_request", DEATH + timedelta(days=7))
+    # The protocol asks for an autopsy with vector testing a week after a death, the
+    # registry's death form within a week and the archived samples tested within 30 days.
+    assert sorted((a.assessment, a.due) for a in change.added) == [
+        ("archived_samples_test_after_death", DEATH + timedelta(days=30)),
+        ("autopsy_vector_request", DEATH + timedelta(days=7)),
+        ("cibmtr_form_2900", DEATH + timedelta(days=7)),
     ]
 
     with read_session(engine) as session:

@@ -271,6 +271,9 @@ class TestCalendar:
         assert {d["assessment"]: d["due"] for d in body["reporting_deadlines"]} == {
             "sae_sponsor_notification": "2026-11-22",
             "ind_safety_report_7_day": "2026-11-28",
+            # 21 CFR 312.32(c)(2) "must also notify": the (c)(1) 15-day report stays due
+            # (protocol 1.1): day 0 = 11-21, + 15 = 12-06.
+            "ind_safety_report_15_day": "2026-12-06",
         }
 
     def test_an_expected_or_unrelated_serious_case_needs_only_the_sponsor(self, api: Api) -> None:

@@ -26,8 +26,8 @@ class TestProtocols:
         by_id = {p["id"]: p for p in response.json()}
         assert set(by_id) == {AAV, CAR_T}
         assert by_id[CAR_T]["follow_up"] == "Y15 from the last infusion"
-        assert by_id[CAR_T]["assessments"] == 44
-        assert by_id[CAR_T]["version"] == "1.0"
+        assert by_id[CAR_T]["assessments"] == 57  # the newest version, 1.1 (1.0 has 44)
+        assert by_id[CAR_T]["version"] == "1.1"
 
     def test_one_protocol_with_schedules_windows_and_evidence(self, shared_api: Api) -> None:
         body = shared_api.get(f"/api/v1/protocols/{CAR_T}", version="1.0").json()
