@@ -6,14 +6,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 import rules
 from surveillance.calendar.sync import CalendarChange, StoredAssessment, rematerialize
 from surveillance.kit import audit
 from surveillance.protocols.registry import assessment_name, get_protocol
-from surveillance.records.patients import Patient, PatientStatus
+from surveillance.records.patients import Assessment, AssessmentStatus, Patient, PatientStatus
+from surveillance.records.sites import get_site
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ def amend(
         change = rematerialize(
             session, patient, target, cause=cause, actor=actor, now=now, dry_run=not apply
         )
+        not_required: list[str] = []
         if apply:
+            today = get_site(session, patient.site_id).today(now)
+            not_required = _not_required_if_past(session, patient, change, cause, today, now)
             patient.protocol_version = to_version
             session.add(patient)
             audit.record(
@@ -64,11 +68,54 @@ def amend(
                 patient_id=patient.id,
                 reason=cause,
                 old={"protocol_version": from_version},
-                new={"protocol_version": to_version, "summary": change.summary()},
+                new={
+                    "protocol_version": to_version,
+                    "summary": change.summary(),
+                    "not_required": not_required,
+                },
                 at=now,
             )
         amendments.append(PatientAmendment(patient.study_id, from_version, change))
     return amendments
+
+
+def _not_required_if_past(
+    session: Session,
+    patient: Patient,
+    change: CalendarChange,
+    cause: str,
+    today: date,
+    now: datetime,
+) -> list[str]:
+    """Rows the new version adds whose window closed before today (a pre-infusion sample
+    of a patient infused years ago): never owed, so not left pending and overdue at once;
+    marked not required, with the amendment as the reason. Their keys."""
+    past = [
+        (plan.infusion, plan.assessment, plan.occurrence)
+        for plan in change.added
+        if plan.window_end < today
+    ]
+    if not past:
+        return []
+    reason = f"{cause} on {today}, after its window had closed: not owed retroactively"
+    for infusion, assessment, occurrence in past:
+        session.execute(
+            update(Assessment)
+            .where(
+                col(Assessment.patient_id) == patient.id,
+                col(Assessment.infusion_number) == infusion,
+                col(Assessment.assessment) == assessment,
+                col(Assessment.occurrence) == occurrence,
+                col(Assessment.status) == AssessmentStatus.pending.value,
+            )
+            .values(
+                status=AssessmentStatus.not_required.value,
+                status_reason=reason,
+                version=Assessment.version + 1,
+                updated_at=now,
+            )
+        )
+    return [f"{patient.study_id}:{i}:{a}:{o}" for i, a, o in past]
 
 
 def describe(
@@ -80,7 +127,8 @@ def describe(
     today: date,
 ) -> list[str]:
     """What one patient gains and loses, for a person to read: per assessment (its name),
-    the rows added (those whose window has already closed marked ``past``), cancelled
+    the rows added (those whose window has already closed marked ``past``: they are
+    marked not required when applied), cancelled
     (with the old name) and moved (from -> to); relabelled rows are counted only."""
     change = item.change
     lines = [f"{item.study_id}: {item.from_version} -> {to_version}: {change.summary()}"]
@@ -98,7 +146,7 @@ def describe(
         dates = ", ".join(
             p.due.isoformat() + (" (past)" if p.window_end < today else "") for p in plans
         )
-        note = f"; {past} already past their window" if past else ""
+        note = f"; {past} past their window: not required" if past else ""
         lines.append(f"    + {assessment}: {plans[0].name} [{len(plans)} row(s){note}]")
         lines.append(f"        {dates}")
     cancelled: dict[str, list[StoredAssessment]] = defaultdict(list)

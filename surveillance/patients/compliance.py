@@ -147,7 +147,7 @@ def at_risk_of_loss(
             _SITE.in_(site_ids),
             col(Assessment.assessment).in_(YEARLY_CONTACTS),
             _WINDOW_END < on,
-            _STATUS != AssessmentStatus.cancelled.value,
+            _STATUS.not_in((AssessmentStatus.cancelled.value, AssessmentStatus.not_required.value)),
         )
         .subquery()
     )

@@ -38,6 +38,9 @@ class AssessmentStatus(StrEnum):
     missed = "missed"
     not_done = "not_done"
     cancelled = "cancelled"
+    # Added by an amendment after its window had closed: never owed (not overdue, not
+    # missed); the reason says which amendment. The calendar sync leaves it as it is.
+    not_required = "not_required"
 
 
 class Outcome(StrEnum):

@@ -21,8 +21,26 @@ TOP = 30.0  # the "today" label
 LANE = 22.0
 AXIS = 38.0
 # Drawn last = on top: what needs attention must not hide under what is done.
-_PAINT_ORDER = ("cancelled", "upcoming", "completed", "not_done", "due", "missed", "overdue")
-STATES = ("completed", "missed", "overdue", "due", "upcoming", "not_done", "cancelled")
+_PAINT_ORDER = (
+    "not_required",
+    "cancelled",
+    "upcoming",
+    "completed",
+    "not_done",
+    "due",
+    "missed",
+    "overdue",
+)
+STATES = (
+    "completed",
+    "missed",
+    "overdue",
+    "due",
+    "upcoming",
+    "not_done",
+    "cancelled",
+    "not_required",
+)
 STATE_LABELS = {
     "completed": "Completed",
     "missed": "Missed",
@@ -31,6 +49,7 @@ STATE_LABELS = {
     "upcoming": "Upcoming",
     "not_done": "Not done",
     "cancelled": "Cancelled",
+    "not_required": "Not required",
 }
 
 

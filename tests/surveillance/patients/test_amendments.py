@@ -334,3 +334,53 @@ def test_a_car_t_amendment_only_touches_car_t_patients(
         (3, _month(12), "1.2"),
     ]
     assert aav_after == aav_before
+
+
+def test_rows_an_amendment_adds_after_their_window_closed_are_not_required(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, tmp_path: Path
+) -> None:
+    """CAR-T 1.1 adds a pre-infusion biobank sample: for ROM-101, infused 2024-01-31 and
+    amended on 2026-11-25, it can never be taken. It is marked not required, with the
+    amendment as the reason, not left overdue; a later re-plan leaves it so."""
+    only_1_0 = tmp_path / "only-1.0"
+    only_1_0.mkdir()
+    shutil.copy(rules.BUNDLED_PROTOCOLS / f"{CAR_T}.yaml", only_1_0)
+    add_sites(engine)
+    enroll_committed(engine, rules.ProtocolRegistry.from_directory(only_1_0), now)
+    with write_session(engine) as session:
+        [moved] = amend(
+            session,
+            protocol_id=CAR_T,
+            to_version="1.1",
+            registry=registry,
+            actor=ACTOR,
+            now=now,
+            apply=True,
+        )
+    today = now.date()
+    past = {(p.assessment, p.occurrence) for p in moved.change.added if p.window_end < today}
+    assert ("biobank_sample", 1) in past
+    with read_session(engine) as session:
+        rows = {(r.assessment, r.occurrence): r for r in rows_of(session, "ROM-101")}
+        [entry] = session.execute(
+            select(AuditEntry).where(AuditEntry.action == "protocol_move")  # type: ignore[arg-type]
+        ).scalars()
+    for identity in past:
+        assert rows[identity].status == "not_required"
+        assert rows[identity].status_reason == (
+            f"protocol {CAR_T} amended from 1.0 to 1.1 on {today}, after its window had "
+            "closed: not owed retroactively"
+        )
+    future = [p for p in moved.change.added if p.window_end >= today]
+    assert future
+    assert all(rows[(p.assessment, p.occurrence)].status == "pending" for p in future)
+    assert len(json.loads(entry.new_values or "{}")["not_required"]) == len(past)
+
+    with write_session(engine) as session:  # a later re-plan does not bring them back
+        record(session, registry, now, "ROM-101:1:rcl_test:1", on=date(2024, 5, 1))
+    with read_session(engine) as session:
+        after = {(r.assessment, r.occurrence): r.status for r in rows_of(session, "ROM-101")}
+        patient = get_patient(session, "ROM-101")
+        plan = patient_plan(session, patient, registry.get(CAR_T, "1.1"))
+        assert compare(stored_calendar(session, patient.id), plan).is_empty()  # type: ignore[arg-type]
+    assert all(after[identity] == "not_required" for identity in past)
