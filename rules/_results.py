@@ -133,12 +133,15 @@ def _quantity(spec: QuantityResult, text: str) -> str:
     if not chosen:
         raise InvalidResult(f"unit {unit_text!r} is not accepted here: use {', '.join(units)}")
     value = UNITS.Quantity(float(match.group(0)), unit).to(parse_unit(spec.unit)).magnitude
-    if not spec.min <= value <= spec.max:
+    # Bounds on the value as kept: a conversion's float noise (10000 cells/mm^3 is
+    # 10000.000000000002 cells/uL) must not refuse a value typed exactly at a bound.
+    kept = _rounded(value, spec.decimals)
+    if not spec.min <= float(kept) <= spec.max:
         raise InvalidResult(
             f"{text.strip()} is outside the plausible range {spec.min:g} to {spec.max:g} "
             f"{spec.unit}"
         )
-    return _rounded(value, spec.decimals)
+    return kept
 
 
 def _rounded(value: float, decimals: int) -> str:

@@ -50,7 +50,7 @@ def test_every_shipped_branch_is_a_case() -> None:
 
 
 def test_the_typed_values_read_to_what_the_condition_tests(case: Scenario) -> None:
-    protocol = REGISTRY.get(case.case.protocol)
+    protocol = REGISTRY.get(case.case.protocol, case.case.version)
     condition = case.branch.when or case.branch.when_all
     assert condition is not None
     for typed in (*case.before, *case.satisfying, *case.failing):
@@ -63,7 +63,7 @@ def test_the_typed_values_read_to_what_the_condition_tests(case: Scenario) -> No
 
 
 def test_satisfying_results_start_and_stop_what_the_branch_names(case: Scenario) -> None:
-    protocol = REGISTRY.get(case.case.protocol)
+    protocol = REGISTRY.get(case.case.protocol, case.case.version)
     before = case.plan(protocol, ())
     after = case.plan(protocol, case.satisfying)
     fired = case.fired_on
@@ -77,7 +77,7 @@ def test_satisfying_results_start_and_stop_what_the_branch_names(case: Scenario)
 
 
 def test_the_nearest_failing_results_start_and_stop_nothing_of_it(case: Scenario) -> None:
-    protocol = REGISTRY.get(case.case.protocol)
+    protocol = REGISTRY.get(case.case.protocol, case.case.version)
     before = case.plan(protocol, ())
     after = case.plan(protocol, case.failing)
     for target in case.branch.start:
@@ -89,7 +89,9 @@ def test_the_nearest_failing_results_start_and_stop_nothing_of_it(case: Scenario
         assert _ids(after, target).keys() == _ids(before, target).keys(), target
 
 
-WHEN_ALL = [c for c in CASES if REGISTRY.get(c.protocol).branches(c.rule)[c.index].when_all]
+WHEN_ALL = [
+    c for c in CASES if REGISTRY.get(c.protocol, c.version).branches(c.rule)[c.index].when_all
+]
 
 
 @pytest.mark.parametrize("chosen", WHEN_ALL, ids=[c.id for c in WHEN_ALL])

@@ -8,8 +8,9 @@ one that satisfies the branch condition and its nearest counterpart that does no
 next value on the other side of a threshold, another code, one result short of "all").
 
 Condition forms handled (``rules/_schema.py``): ``equals`` and ``one_of`` on coded and
-ordinal results, ``below`` and ``at_least`` on quantities, each under ``when`` (one result
-matches) or ``when_all`` (every planned occurrence has a matching result). A form not
+ordinal results, ``below``, ``at_least``, ``at_most`` and ``above`` on quantities, each
+under ``when`` (one result matches; ``only_at`` some time points) or ``when_all`` (every
+planned occurrence has a matching result). Every version of every protocol is covered. A form not
 handled here raises ``NotImplementedError`` when the cases are generated, so a new form
 fails loudly instead of being skipped.
 """
@@ -46,12 +47,13 @@ class BranchCase:
     """One branch: ``protocol``'s rule ``rule``, its ``index``-th ``on_result`` entry."""
 
     protocol: str
+    version: str
     rule: str
     index: int
 
     @property
     def id(self) -> str:
-        return f"{self.protocol}:{self.rule}:{self.index}"
+        return f"{self.protocol}-{self.version}:{self.rule}:{self.index}"
 
 
 @dataclass(frozen=True)
@@ -102,13 +104,13 @@ def branch_count(registry: rules.ProtocolRegistry) -> int:
 
 def branch_cases(registry: rules.ProtocolRegistry) -> list[BranchCase]:
     cases = [
-        BranchCase(protocol.id, rule_id, index)
+        BranchCase(protocol.id, protocol.version, rule_id, index)
         for protocol in registry.all()
         for rule_id, rule in protocol.rules.items()
         for index, _ in enumerate(rule.spec.on_result)
     ]
     for case in cases:  # refuse a form this generator cannot drive, now, not silently
-        protocol = registry.get(case.protocol)
+        protocol = registry.get(case.protocol, case.version)
         _values(protocol, case.rule, _condition(protocol.branches(case.rule)[case.index]))
     return cases
 
@@ -148,6 +150,12 @@ def _values(protocol: Protocol, rule_id: str, condition: Condition) -> tuple[str
         elif condition.at_least is not None:
             threshold = Decimal(repr(condition.at_least))
             inside, outside = threshold, threshold - step
+        elif condition.at_most is not None:
+            threshold = Decimal(repr(condition.at_most))
+            inside, outside = threshold, threshold + step
+        elif condition.above is not None:
+            threshold = Decimal(repr(condition.above))
+            inside, outside = threshold + step, threshold
         else:
             raise NotImplementedError(f"{rule_id}: a quantity compared by name")
         return quantity_text(spec, inside), quantity_text(spec, outside)
@@ -185,19 +193,39 @@ def canonical_text(spec: QuantityResult, canonical: Decimal) -> str:
 
 
 def scenario(registry: rules.ProtocolRegistry, case: BranchCase) -> Scenario:
-    protocol = registry.get(case.protocol)
+    protocol = registry.get(case.protocol, case.version)
     branch = protocol.branches(case.rule)[case.index]
     facts = _facts(protocol, [case.rule, *branch.start, *branch.stop])
     infusions = (INFUSED,)
     events, before = _put_in_calendar(protocol, facts, infusions, case.rule, ())
+    for stopped in branch.stop:  # what a branch stops must be running first
+        more_events, more_before = _put_in_calendar(protocol, facts, infusions, stopped, ())
+        known = {(t.assessment, t.occurrence) for t in before}
+        fresh = tuple(t for t in more_before if (t.assessment, t.occurrence) not in known)
+        events = (*events, *(e for e in more_events if e not in events))
+        before = (*before, *fresh)
     plan = build_calendar(protocol, facts, infusions, [t.recorded() for t in before], list(events))
-    rows = [p for p in plan if p.assessment == case.rule and p.infusion == 1]
+    used = {(t.assessment, t.occurrence) for t in before}
+    since = max((t.on for t in before), default=None)
+    rows = [
+        p
+        for p in plan
+        if p.assessment == case.rule
+        and p.infusion == 1
+        and (p.assessment, p.occurrence) not in used
+        and (since is None or p.due > since)
+    ]
     assert rows, f"{case.id}: the rule never appears in the calendar of {facts}"
     good, bad = _values(protocol, case.rule, _condition(branch))
     satisfying: tuple[Typed, ...]
     failing: tuple[Typed, ...]
     if branch.when is not None:
         first = rows[0]
+        if branch.only_at is not None:  # a result at one of those time points only
+            points = {
+                p.number for p in protocol.rules[case.rule].points if p.offset in branch.only_at
+            }
+            first = next(row for row in rows if row.occurrence in points)
         satisfying = (_typed(protocol, first, good),)
         failing = (_typed(protocol, first, bad),)
     else:  # when_all: a result for every planned occurrence; the counterpart misses one
@@ -249,7 +277,12 @@ def _put_in_calendar(
             plan = build_calendar(
                 protocol, facts, infusions, [t.recorded() for t in before], list(events)
             )
-            first = next(p for p in plan if p.assessment == starter_id)
+            points = {
+                p.number
+                for p in protocol.rules[starter_id].points
+                if branch.only_at is None or p.offset in branch.only_at
+            }
+            first = next(p for p in plan if p.assessment == starter_id and p.occurrence in points)
             good, _ = _values(protocol, starter_id, branch.when)
             return events, (*before, _typed(protocol, first, good))
     for kind, event in protocol.events.items():  # started by an event only
