@@ -20,15 +20,21 @@ A source without a ``kind`` is *unclassified*. The tag rules are always decided.
 rules fail only when every source is classified and none is of a supporting kind; when the
 supporting source could be among the unclassified ones, the check warns ("unclassified
 source") instead, or fails with ``strict=True``.
+
+Versions: only the newest version of each protocol id among the files checked can fail
+(``check_all_evidence``). A superseded version's findings are all warnings, each ending
+"(superseded by <newest>)": a released version file stays as it was, and the patients on
+it are moved to the new version by ``surveillance amend``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ._loader import _version_key
 from ._protocol import Protocol
 from ._schema import AssessmentRule, Basis, ReferenceKind
 
@@ -88,10 +94,13 @@ class Finding:
     assessment: str
     field: str
     reason: str
+    # The newest version, when this finding is in a superseded one (then always a warning).
+    superseded_by: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.source}, assessment '{self.assessment}', field '{self.field}'"
-        return f"{self.level}: {where}: {self.reason}"
+        after = f" (superseded by {self.superseded_by})" if self.superseded_by else ""
+        return f"{self.level}: {where}: {self.reason}{after}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class EvidenceReport:
     references: tuple[SourceRef, ...]
     rows: tuple[EvidenceRow, ...]
     findings: tuple[Finding, ...]
+    superseded_by: str | None = None  # the newest version, when this one is superseded
 
     def by_basis(self, basis: Basis) -> tuple[EvidenceRow, ...]:
         return tuple(row for row in self.rows if row.basis is basis)
@@ -120,12 +130,18 @@ class EvidenceReport:
 
 
 def check_evidence(
-    protocol: Protocol, *, strict: bool = False, source: str | None = None
+    protocol: Protocol,
+    *,
+    strict: bool = False,
+    source: str | None = None,
+    superseded_by: str | None = None,
 ) -> EvidenceReport:
     """Every assessment's evidence, and what its basis claims beyond it (see the module).
 
     ``strict``: an unclassified source that could support the basis fails the row too.
     ``source``: how findings name the file (default: the path it was loaded from).
+    ``superseded_by``: the newest version of the protocol when this one is older: every
+    finding is then a warning that says so, and the report has no errors.
     """
     spec = protocol.spec
     named = source or protocol.source
@@ -145,6 +161,8 @@ def check_evidence(
         )
         rows.append(row)
         findings.extend(_judge(row, rule, named, strict=strict))
+    if superseded_by is not None:
+        findings = [replace(f, level="warning", superseded_by=superseded_by) for f in findings]
     return EvidenceReport(
         protocol_id=protocol.id,
         version=protocol.version,
@@ -152,7 +170,42 @@ def check_evidence(
         references=tuple(references.values()),
         rows=tuple(rows),
         findings=tuple(findings),
+        superseded_by=superseded_by,
     )
+
+
+def newest_versions(protocols: Iterable[Protocol]) -> dict[str, str]:
+    """The newest version of each protocol id among ``protocols`` ("1.10" after "1.9")."""
+    newest: dict[str, str] = {}
+    for protocol in protocols:
+        known = newest.get(protocol.id)
+        if known is None or _version_key(protocol.version) > _version_key(known):
+            newest[protocol.id] = protocol.version
+    return newest
+
+
+def check_all_evidence(
+    protocols: Iterable[Protocol],
+    *,
+    strict: bool = False,
+    source: Callable[[Protocol], str] | None = None,
+) -> list[EvidenceReport]:
+    """``check_evidence`` on each protocol, in order; only the newest version of each id
+    (among these) can fail, the older ones report their findings as warnings.
+
+    ``source(protocol)``: how findings name its file (default: the path it was loaded from).
+    """
+    protocols = list(protocols)
+    newest = newest_versions(protocols)
+    return [
+        check_evidence(
+            protocol,
+            strict=strict,
+            source=source(protocol) if source else None,
+            superseded_by=None if protocol.version == newest[protocol.id] else newest[protocol.id],
+        )
+        for protocol in protocols
+    ]
 
 
 def _judge(row: EvidenceRow, rule: AssessmentRule, source: str, *, strict: bool) -> list[Finding]:
@@ -210,9 +263,14 @@ def _tags_text(tags: frozenset[str]) -> str:
 
 def format_evidence_report(report: EvidenceReport) -> str:
     """The report as ``surveillance protocols check --evidence`` prints it (findings too)."""
+    superseded = (
+        f", superseded by {report.superseded_by} (findings are warnings)"
+        if report.superseded_by
+        else ""
+    )
     lines = [
         f"{report.protocol_id} version {report.version} ({Path(report.source).name}): "
-        f"{len(report.rows)} assessments"
+        f"{len(report.rows)} assessments{superseded}"
     ]
     for basis in Basis:
         rows = report.by_basis(basis)
@@ -243,7 +301,9 @@ def summarize(reports: Iterable[EvidenceReport]) -> str:
     errors = sum(len(report.errors) for report in reports)
     warnings = sum(len(report.warnings) for report in reports)
     unverified = sum(row.unverified for row in rows)
+    superseded = sum(report.superseded_by is not None for report in reports)
+    older = f" ({superseded} superseded)" if superseded else ""
     return (
-        f"evidence: {len(reports)} protocol files, {len(rows)} assessments ({counts}); "
+        f"evidence: {len(reports)} protocol files{older}, {len(rows)} assessments ({counts}); "
         f"{unverified} unverified claims [S~]; {errors} errors, {warnings} warnings"
     )

@@ -59,7 +59,8 @@ def protocols_check(
         typer.Option(
             "--evidence",
             help="Also list each protocol's rows by basis, their sources and the unverified "
-            "claims ([S~]); fail on a row whose basis is stronger than its evidence.",
+            "claims ([S~]); fail on a row whose basis is stronger than its evidence, in the "
+            "newest version of each protocol (an older version's findings are warnings).",
         ),
     ] = False,
     strict: Annotated[
@@ -89,7 +90,7 @@ def protocols_check(
             f"{len(protocol.rules)} assessments"
         )
     if evidence:
-        reports = [rules.check_evidence(p, strict=strict, source=_shown(p.source)) for p in loaded]
+        reports = rules.check_all_evidence(loaded, strict=strict, source=lambda p: _shown(p.source))
         for report in reports:
             typer.echo("")
             typer.echo(rules.format_evidence_report(report))

@@ -243,3 +243,109 @@ def test_the_report_lists_rows_by_basis_sources_and_unverified_claims(
         "evidence: 1 protocol files, 2 assessments (regulatory 1, guideline 1, "
         "local-default 0); 1 unverified claims [S~]; 2 errors, 1 warnings"
     )
+
+
+# -- versions: only the newest version of a protocol id can fail ---------------------------
+
+OVERSTATED = {  # the visit claims 'regulatory' on a paraphrase: an error in any version
+    VISIT_EVIDENCE: '      basis: regulatory\n      sources: [REF-1]\n      note: "[S~] x"\n',
+    "    title: Reference one\n": "    title: Reference one\n    kind: guidance\n",
+}
+
+
+def _versions(
+    protocol_text: ProtocolText,
+    write_protocol: WriteProtocol,
+    *versions: str,
+    unclassified: bool = False,
+) -> list[rules.Protocol]:
+    loaded = []
+    for version in versions:
+        replace = {**OVERSTATED, 'version: "1.0"': f'version: "{version}"'}
+        if unclassified:
+            del replace["    title: Reference one\n"]
+        path = write_protocol(protocol_text(replace=replace), name=f"p-{version}.yaml")
+        loaded.append(rules.load_protocol(path))
+    return loaded
+
+
+def test_only_the_newest_version_fails_an_older_one_warns(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    old, new = _versions(protocol_text, write_protocol, "1.0", "1.1")
+    reports = rules.check_all_evidence([old, new])
+    assert [r.version for r in reports] == ["1.0", "1.1"]  # in the order given
+    superseded, newest = reports
+    assert superseded.superseded_by == "1.1"
+    assert superseded.errors == ()
+    assert [f.field for f in superseded.warnings] == ["evidence.note"]
+    assert str(superseded.warnings[0]).startswith(
+        f"warning: {old.source}, assessment 'visit', field 'evidence.note': basis "
+        "'regulatory' needs a claim verified in the source text ([S])"
+    )
+    assert str(superseded.warnings[0]).endswith(": at most 'guideline' (superseded by 1.1)")
+    assert newest.superseded_by is None
+    assert [f.field for f in newest.errors] == ["evidence.note"]
+    assert not str(newest.errors[0]).endswith(")")
+
+
+def test_a_superseded_version_warns_under_strict_too(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    old, new = _versions(protocol_text, write_protocol, "1.0", "1.1", unclassified=True)
+    assert rules.check_all_evidence([old, new])[1].errors[0].field == "evidence.note"
+    superseded, newest = rules.check_all_evidence([old, new], strict=True)
+    # REF-1 is unclassified: strict makes it an error in the newest version only.
+    assert {f.field for f in newest.errors} == {"evidence.note", "evidence.sources"}
+    assert superseded.errors == ()
+    assert {f.field for f in superseded.warnings} == {"evidence.note", "evidence.sources"}
+    assert all(f.superseded_by == "1.1" for f in superseded.warnings)
+
+
+def test_the_newest_version_is_compared_as_numbers_and_per_protocol_id(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    v19, v110 = _versions(protocol_text, write_protocol, "1.9", "1.10")
+    other = rules.load_protocol(
+        write_protocol(
+            protocol_text(replace={**OVERSTATED, "id: test-protocol": "id: other"}),
+            name="other.yaml",
+        )
+    )
+    assert rules.newest_versions([v110, v19, other]) == {"test-protocol": "1.10", "other": "1.0"}
+    reports = {(r.protocol_id, r.version): r for r in rules.check_all_evidence([v19, v110, other])}
+    assert reports["test-protocol", "1.9"].superseded_by == "1.10"
+    assert reports["test-protocol", "1.9"].errors == ()
+    assert len(reports["test-protocol", "1.10"].errors) == 1
+    assert len(reports["other", "1.0"].errors) == 1  # another id: its own newest version
+
+
+def test_a_version_checked_alone_is_the_newest_of_what_is_checked(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    (old,) = _versions(protocol_text, write_protocol, "1.0")
+    (report,) = rules.check_all_evidence([old])
+    assert report.superseded_by is None
+    assert len(report.errors) == 1
+
+
+def test_the_report_and_the_summary_say_which_version_is_superseded(
+    protocol_text: ProtocolText, write_protocol: WriteProtocol
+) -> None:
+    old, new = _versions(protocol_text, write_protocol, "1.0", "1.1")
+    reports = rules.check_all_evidence([old, new], source=lambda p: f"p-{p.version}.yaml")
+    printed = rules.format_evidence_report(reports[0]).splitlines()
+    assert printed[0] == (
+        "test-protocol version 1.0 (p-1.0.yaml): 1 assessments, superseded by 1.1 "
+        "(findings are warnings)"
+    )
+    assert "  findings: 0 errors, 1 warnings" in printed
+    assert printed[-1].startswith("    warning: p-1.0.yaml, assessment 'visit', ")
+    assert printed[-1].endswith(" (superseded by 1.1)")
+    assert rules.format_evidence_report(reports[1]).splitlines()[0] == (
+        "test-protocol version 1.1 (p-1.1.yaml): 1 assessments"
+    )
+    assert rules.summarize(reports) == (
+        "evidence: 2 protocol files (1 superseded), 2 assessments (regulatory 2, guideline 0, "
+        "local-default 0); 2 unverified claims [S~]; 1 errors, 1 warnings"
+    )
