@@ -16,6 +16,7 @@ from surveillance.http.api.routes import (
     assessments,
     audit,
     feeds,
+    fhir_definitions,
     patients,
     protocols,
     results_review,
@@ -71,6 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         api.include_router(router)
     app.include_router(api)
+    app.include_router(fhir_definitions.router)  # canonical URLs: outside /api/v1
     webhook_docs.document(app)  # the outgoing webhooks, in the OpenAPI document
     web.install(app, settings)  # the pages and /static
 
