@@ -5,10 +5,18 @@ parsers (icalendar, ics)."""
 
 from __future__ import annotations
 
+import io
+import logging
+import re
 from collections.abc import Iterator
-from datetime import date
+from csv import DictReader
+from datetime import date, timedelta
+from email.utils import format_datetime
 from typing import Any
 
+import httpx
+import icalendar
+import ics
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.codesystem import CodeSystem
@@ -16,12 +24,15 @@ from fhir.resources.R4B.structuredefinition import StructureDefinition
 from fhirclient.models.bundle import Bundle as SmartBundle
 from fhirclient.models.codesystem import CodeSystem as SmartCodeSystem
 from fhirclient.models.structuredefinition import StructureDefinition as SmartStructureDefinition
-from support.api_support import NOW, Api, open_api
+from support.api_support import NOW, TODAY, Api, open_api
 
 import rules
 from surveillance.adverse_events.cases import add_follow_up, create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.http import access_log
 from surveillance.kit.db import write_session
+from surveillance.patients.appointments import reschedule
+from surveillance.patients.due_list import public_reason
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,
@@ -175,3 +186,180 @@ def test_the_fhir_form_of_a_caught_up_page_is_not_paced_with_its_json_form(
         assert fhir.status_code == 200, fhir.text
         assert api.client.get(FEED, params={"format": "fhir"}, headers=pv).status_code == 429
         assert api.client.get(FEED, headers=pv).status_code == 429  # each form is still paced
+
+
+# -- iCalendar feed ----------------------------------------------------------------------
+
+CALENDAR = "/api/v1/sites/Rome/calendar.ics"
+BIRTH, INFUSION = "2014-03-01", "2024-01-31"  # the test patient's (support.api_support)
+# Turns 18 within the feed's 180 days: a birthday-anchored row is in the feed.
+TEEN_BIRTH = date(TODAY.year - 18, TODAY.month, 1) + timedelta(days=60)
+BOOKED = "ROM-101:1:neurodevelopment:2"  # pending, due 2027-01-31 (test_api_feed.py)
+
+
+@pytest.fixture
+def calendar_api(api: Api) -> Api:
+    api.enroll()  # ROM-101, born 2014-03-01, infused 2024-01-31
+    api.enroll(study_id="ROM-102", birth_date=TEEN_BIRTH)
+    return api
+
+
+def _fetch(api: Api, token: str, **headers: str) -> httpx.Response:
+    return api.client.get(CALENDAR, params={"token": token}, headers=headers)
+
+
+def _both_parsers(body: bytes) -> tuple[dict[str, Any], dict[str, ics.Event]]:
+    """The events by UID, as icalendar and as ics read them (both must accept the file)."""
+    first = {str(e["UID"]): e for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
+    second = {event.uid: event for event in ics.Calendar(body.decode()).events}
+    assert set(first) == set(second)
+    return first, second
+
+
+def test_every_event_carries_sequence_last_modified_and_a_stable_dtstamp(
+    calendar_api: Api,
+) -> None:
+    token = calendar_api.feed_token("nurse", "Rome")
+    body = _fetch(calendar_api, token).content
+    first, second = _both_parsers(body)
+    assert first
+    for uid, event in first.items():
+        assert int(event["SEQUENCE"]) == 0
+        modified = event.decoded("LAST-MODIFIED")
+        assert event.decoded("DTSTAMP") == modified  # the row's revision, not the fetch
+        assert second[uid].last_modified == modified
+    assert _fetch(calendar_api, token).content == body  # the same rows: the same bytes
+
+
+def test_a_reschedule_is_an_update_both_parsers_see(calendar_api: Api) -> None:
+    api = calendar_api
+    token = api.feed_token("nurse", "Rome")
+    uid = f"{BOOKED}@ltfu-surveillance"
+    before, before_ics = _both_parsers(_fetch(api, token).content)
+    later = NOW + timedelta(hours=3)
+    with write_session(api.engine) as session:
+        reschedule(session, key=BOOKED, on=date(2026, 12, 10), reason=None, actor="t", now=later)
+    after, after_ics = _both_parsers(_fetch(api, token).content)
+    assert int(after[uid]["SEQUENCE"]) == int(before[uid]["SEQUENCE"]) + 1
+    assert after[uid].decoded("LAST-MODIFIED") == later
+    assert after[uid].decoded("DTSTAMP") == later
+    assert after[uid].decoded("DTSTART") == date(2026, 12, 10)
+    assert after_ics[uid].last_modified == later
+    assert after_ics[uid].last_modified != before_ics[uid].last_modified
+    assert "SEQUENCE:1" in after_ics[uid].serialize()  # ics keeps it as an extra property
+    untouched = next(u for u in after if u != uid)
+    assert after[untouched].to_ical() == before[untouched].to_ical()
+
+
+def test_overdue_items_are_in_the_feed(calendar_api: Api) -> None:
+    token = calendar_api.feed_token("nurse", "Rome")
+    uids, _ = _both_parsers(_fetch(calendar_api, token).content)
+    overdue = calendar_api.get("/api/v1/sites/Rome/due", status="overdue", limit=5000)
+    keys = [item["key"] for item in overdue.json()["items"]]
+    assert keys
+    for key in keys:
+        assert str(uids[f"{key}@ltfu-surveillance"]["SUMMARY"]).startswith("Overdue: ")
+
+
+def test_a_completed_item_is_dropped_from_the_feed(calendar_api: Api) -> None:
+    """The documented way: only pending assessments are published; a subscription mirrors
+    the file, so the subscriber drops the event (no STATUS:CANCELLED for work done)."""
+    api = calendar_api
+    token = api.feed_token("nurse", "Rome")
+    before, _ = _both_parsers(_fetch(api, token).content)
+    key = next(uid for uid in before if "Overdue" in str(before[uid]["SUMMARY"]))
+    key = key.removesuffix("@ltfu-surveillance")
+    body = {"outcome": "completed", "date": TODAY.isoformat()}
+    done = api.post(f"/api/v1/assessments/{key}/outcome", body, if_match=f'"{api.version(key)}"')
+    assert done.status_code == 200, done.text
+    after, _ = _both_parsers(_fetch(api, token).content)
+    assert f"{key}@ltfu-surveillance" not in after
+    assert {str(e.get("STATUS")) for e in after.values()} == {"CONFIRMED"}
+
+
+def test_no_birth_or_infusion_dates_in_the_feed_or_the_due_list_csvs(calendar_api: Api) -> None:
+    """The reason stays ("18th birthday"), its dates go. (A window that closes on the
+    infusion day still shows as a window: that is the schedule itself.)"""
+    api = calendar_api
+    feed = _fetch(api, api.feed_token("nurse", "Rome")).content
+    events, _ = _both_parsers(feed)
+    reasons = [str(e["DESCRIPTION"]).split("\nWindow:")[0] for e in events.values()]
+    assert any("birthday" in reason for reason in reasons)  # ROM-102 turns 18 in range
+    horizon = (TODAY + timedelta(days=365 * 10)).isoformat()
+    csv = api.get("/api/v1/sites/Rome/due", format="csv", to=horizon).text
+    rows = list(DictReader(io.StringIO(csv.removeprefix("\ufeff"))))
+    assert any("birthday" in row["reason"] for row in rows)
+    for text in (feed.decode(), csv):
+        for secret in (BIRTH, TEEN_BIRTH.isoformat(), "born"):
+            assert secret not in text
+    for reason in reasons + [row["reason"] for row in rows]:
+        assert INFUSION not in reason
+        unbooked = re.sub(r"^Booked for \d{4}-\d{2}-\d{2}\. ", "", reason)
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", unbooked)
+    assert public_reason("18th birthday (born 2008-11-29)") == "18th birthday"
+    assert public_reason("Month 12 after infusion of 2024-01-31") == "Month 12 after infusion"
+    assert public_reason("6 months after birth on 2014-03-01") == "6 months after birth"
+
+
+def test_the_cli_due_list_csv_has_no_identifying_dates(calendar_api: Api) -> None:
+    from typer.testing import CliRunner
+
+    from surveillance.cli import app as cli_app
+
+    url = calendar_api.engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        cli_app,
+        ["due", "--site", "Rome", "--on", TODAY.isoformat(), "--format", "csv", "--horizon", "366"],
+        env={"SURVEILLANCE_DATABASE_URL": url},
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(DictReader(io.StringIO(result.output)))
+    assert any("birthday" in row["reason"] for row in rows)
+    for secret in (BIRTH, TEEN_BIRTH.isoformat(), "born"):
+        assert secret not in result.output
+    assert not [row for row in rows if re.search(r"\d{4}-\d{2}-\d{2}", row["reason"])]
+
+
+def test_the_feed_token_never_reaches_the_access_log(
+    calendar_api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = calendar_api.feed_token("nurse", "Rome")
+    logger = logging.getLogger(access_log.ACCESS_LOGGER)
+    assert any(isinstance(f, access_log.RedactTokens) for f in logger.filters)  # create_app
+    with caplog.at_level(logging.INFO, logger=access_log.ACCESS_LOGGER):
+        # Exactly what uvicorn's httptools/h11 protocols log for a request.
+        path = f"{CALENDAR}?token={token}&x=1"
+        logger.info('%s - "%s %s HTTP/%s" %d', "10.0.0.1:5000", "GET", path, "1.1", 200)
+    assert token not in caplog.text
+    assert f"{CALENDAR}?token=[redacted]&x=1" in caplog.text
+
+
+def test_head_is_answered_without_a_body(calendar_api: Api) -> None:
+    token = calendar_api.feed_token("nurse", "Rome")
+    get = _fetch(calendar_api, token)
+    head = calendar_api.client.head(CALENDAR, params={"token": token})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert head.headers["Last-Modified"] == get.headers["Last-Modified"]
+    assert head.headers["content-type"] == "text/calendar; charset=utf-8"
+
+
+def test_etag_and_last_modified_give_a_304_until_something_changes(calendar_api: Api) -> None:
+    api = calendar_api
+    token = api.feed_token("nurse", "Rome")
+    first = _fetch(api, token)
+    tag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    assert _fetch(api, token, **{"If-None-Match": tag}).status_code == 304
+    unchanged = _fetch(api, token, **{"If-Modified-Since": modified})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    with write_session(api.engine) as session:
+        reschedule(session, key=BOOKED, on=date(2026, 12, 10), reason=None, actor="t",
+                   now=NOW + timedelta(hours=1))  # fmt: skip
+    changed = _fetch(api, token, **{"If-None-Match": tag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != tag
+    assert _fetch(api, token, **{"If-Modified-Since": modified}).status_code == 200
+    later = format_datetime(NOW + timedelta(days=1), usegmt=True)
+    assert _fetch(api, token, **{"If-Modified-Since": later}).status_code == 304
