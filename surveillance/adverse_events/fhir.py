@@ -17,10 +17,10 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
-from urllib.parse import quote
 
 HL7 = "http://terminology.hl7.org/CodeSystem"
-MEDDRA = f"{HL7}/mdr"
+# HL7 terminology gives MedDRA this system (terminology.hl7.org/CodeSystem/mdr is retired).
+MEDDRA = "https://www.meddra.org"
 UCUM = "http://unitsofmeasure.org"
 XHTML = "http://www.w3.org/1999/xhtml"
 
@@ -88,14 +88,21 @@ def adverse_event_bundle(
     next_url: str | None,
     self_url: str,
 ) -> dict[str, Any]:
-    """A page of the feed as a ``history`` Bundle, entries in feed (sequence) order."""
+    """A page of the feed as a ``history`` Bundle.
+
+    ``base_url`` is the configured ``SURVEILLANCE_BASE_URL`` (never a request's ``Host``):
+    identifier systems must not change with the proxy a consumer came through.
+    R4 (http.html#history) sorts a history newest first, so the page's entries are listed
+    in reverse feed order; each carries its feed sequence (an extension), and ``next``
+    still leads to the newer entries after this page.
+    """
     base = base_url.rstrip("/")
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
     if entries:  # FHIR JSON forbids empty arrays
-        bundle["entry"] = [_bundle_entry(entry, base) for entry in entries]
+        bundle["entry"] = [_bundle_entry(entry, base) for entry in reversed(entries)]
     return bundle
 
 
@@ -126,7 +133,7 @@ def adverse_event(case: Mapping[str, Any], *, change: str, base_url: str) -> dic
     if case["status"] == "nullified":
         # A modifier: a consumer that does not know it must not take the event as valid.
         resource["modifierExtension"] = [
-            {"url": _definition(base, "ae-status"), "valueCode": "nullified"}
+            {"url": definition_url(base, "ae-status"), "valueCode": "nullified"}
         ]
     return {key: value for key, value in resource.items() if value is not None}
 
@@ -147,10 +154,11 @@ def _bundle_entry(entry: Mapping[str, Any], base: str) -> dict[str, Any]:
     return {
         # The feed's cursor, so a consumer can resume from any entry of the page.
         "extension": [
-            {"url": _definition(base, "feed-sequence"), "valueInteger": entry["sequence"]}
+            {"url": definition_url(base, "feed-sequence"), "valueInteger": entry["sequence"]}
         ],
-        "fullUrl": f"{base}/api/v1/adverse-events/{quote(case['case_id'], safe='')}"
-        f"/versions/{version}",
+        # R4: [base]/[type]/[id], version-independent (the version is in response.location);
+        # [base] is the FHIR base {base}/fhir, where the CodeSystems and definitions live.
+        "fullUrl": f"{_fhir_base(base)}/AdverseEvent/{rid}",
         "resource": resource,
         "request": {
             "method": method,
@@ -263,7 +271,7 @@ def _extensions(case: Mapping[str, Any], change: str, base: str) -> list[dict[st
         ("ae-nullify-reason", "valueString", case.get("nullify_reason") or None),
     ]
     extensions = [
-        {"url": _definition(base, name), kind: value}
+        {"url": definition_url(base, name), kind: value}
         for name, kind, value in values
         if value is not None
     ]
@@ -278,10 +286,14 @@ def _criterion(code: str, base: str) -> dict[str, Any]:
         display, hl7_code = SERIOUSNESS_CRITERIA[code]
     except KeyError:
         raise ValueError(f"unknown seriousness criterion {code!r}") from None
-    ours = {"system": _code_system(base, "seriousness-criteria"), "code": code, "display": display}
+    ours = {
+        "system": code_system_url(base, "seriousness-criteria"),
+        "code": code,
+        "display": display,
+    }
     theirs = {"system": f"{HL7}/adverse-event-seriousness", "code": hl7_code}
     return {
-        "url": _definition(base, "ae-seriousness-criterion"),
+        "url": definition_url(base, "ae-seriousness-criterion"),
         "valueCodeableConcept": {"coding": [ours, theirs], "text": display},
     }
 
@@ -292,7 +304,7 @@ def _grade(grade: int | None, scale: str | None, base: str) -> dict[str, Any] | 
     parts: list[dict[str, Any]] = [{"url": "grade", "valueInteger": grade}]
     if scale is not None:
         parts.append({"url": "scale", "valueCode": scale})
-    return {"url": _definition(base, "ae-grade"), "extension": parts}
+    return {"url": definition_url(base, "ae-grade"), "extension": parts}
 
 
 def _age(years: int | None) -> dict[str, Any] | None:
@@ -318,19 +330,29 @@ def _narrative(case: Mapping[str, Any]) -> dict[str, str]:
 
 def _local(base: str, system: str, code: str, displays: Mapping[str, str]) -> dict[str, str]:
     # A code we have no display for still travels: the consumer sees it, not a gap.
-    return {"system": _code_system(base, system), "code": code, "display": displays.get(code, code)}
+    return {
+        "system": code_system_url(base, system),
+        "code": code,
+        "display": displays.get(code, code),
+    }
 
 
 def _concept(coding: Mapping[str, str]) -> dict[str, Any]:
     return {"coding": [dict(coding)], "text": coding.get("display", coding["code"])}
 
 
-def _definition(base: str, name: str) -> str:
-    return f"{base}/fhir/StructureDefinition/{name}"
+def _fhir_base(base: str) -> str:
+    return f"{base}/fhir"
 
 
-def _code_system(base: str, name: str) -> str:
-    return f"{base}/fhir/CodeSystem/{name}"
+def definition_url(base: str, name: str) -> str:
+    """The canonical URL of our extension ``name`` (served there, see fhir_definitions)."""
+    return f"{_fhir_base(base)}/StructureDefinition/{name}"
+
+
+def code_system_url(base: str, name: str) -> str:
+    """The canonical URL of our code system ``name`` (served there, see fhir_definitions)."""
+    return f"{_fhir_base(base)}/CodeSystem/{name}"
 
 
 def _iso(value: str | date) -> str:

@@ -14,7 +14,8 @@ import typer
 import rules
 from surveillance.cli.context import DateOption, protocol_registry
 from surveillance.config import get_settings
-from surveillance.kit.ics import calendar_ics
+from surveillance.kit.clock import system_clock
+from surveillance.kit.ics import CalendarEvent, calendar_ics
 from surveillance.kit.text_table import render
 from surveillance.protocols.views import preview_calendar
 
@@ -190,14 +191,17 @@ def calendar_preview(
     if output is CalendarFormat.json:
         typer.echo(json.dumps([p.as_dict() for p in plan], indent=2, ensure_ascii=False))
     elif output is CalendarFormat.ics:
+        made = system_clock()  # a preview has no stored rows: made now, never revised
         entries = [
-            (
-                f"{chosen.id}-{infused}-{p.key}@preview.ltfu-surveillance",
-                f"{p.name} (#{p.occurrence})",
-                p.due,
-                p.window_start,
-                p.window_end,
-                p.reason,
+            CalendarEvent(
+                uid=f"{chosen.id}-{infused}-{p.key}@preview.ltfu-surveillance",
+                summary=f"{p.name} (#{p.occurrence})",
+                day=p.due,
+                window_start=p.window_start,
+                window_end=p.window_end,
+                description=p.reason,
+                sequence=0,
+                last_modified=made,
             )
             for p in plan
         ]

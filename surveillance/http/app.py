@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
-from surveillance.http import problems, web
+from surveillance.http import access_log, problems, web
 from surveillance.http.api import webhook_docs
 from surveillance.http.api.routes import (
     adverse_events,
@@ -16,6 +16,7 @@ from surveillance.http.api.routes import (
     assessments,
     audit,
     feeds,
+    fhir_definitions,
     patients,
     protocols,
     results_review,
@@ -35,6 +36,7 @@ def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[N
         # As many worker threads as pooled connections: a thread never waits for a
         # connection, and fewer threads contend for the GIL than anyio's default 40.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        access_log.install()  # again: a server may have configured logging after create_app
         yield
 
     return lifespan
@@ -56,6 +58,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.settings = settings  # the runtime's: for the alert policy and webhook URL checks
     problems.install(app)
+    access_log.install()  # feed tokens travel in query strings: never into the access log
     api = APIRouter(prefix=API_PREFIX)
     for router in (
         patients.router,
@@ -71,6 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         api.include_router(router)
     app.include_router(api)
+    app.include_router(fhir_definitions.router)  # canonical URLs: outside /api/v1
     webhook_docs.document(app)  # the outgoing webhooks, in the OpenAPI document
     web.install(app, settings)  # the pages and /static
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache, lru_cache
 from typing import Any, NamedTuple
@@ -92,6 +93,21 @@ class DueCursor:
             ) from exc
 
 
+# Dates in a stored reason that identify the patient when the list leaves the system (a
+# CSV mailed around, a calendar feed synced to a cloud calendar): the birth date and the
+# infusion date, and the dates of the events a rule was started by.
+_BORN = re.compile(r" \(born \d{4}-\d{2}-\d{2}\)")
+_ON_DATE = re.compile(r" (?:on|of) \d{4}-\d{2}-\d{2}\b")
+_ANY_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+def public_reason(reason: str) -> str:
+    """``reason`` with no dates: "18th birthday (born 2008-11-29)" is "18th birthday",
+    "Month 12 after infusion of 2024-01-31" is "Month 12 after infusion"."""
+    text = _ON_DATE.sub("", _BORN.sub("", reason))
+    return _ANY_DATE.sub("[date]", text)
+
+
 class DueItem(NamedTuple):
     """One row of the list (a named tuple: pages build dozens per request)."""
 
@@ -109,8 +125,15 @@ class DueItem(NamedTuple):
     assessment_id: int
     appointment_on: date | None
     version: int  # the ETag an outcome recorded from this list must carry (If-Match)
+    updated_at: datetime | None = None  # the row's last change (the calendar feed's LAST-MODIFIED)
+
+    @property
+    def public_reason(self) -> str:
+        """The reason without the dates that identify the patient (see ``public_reason``)."""
+        return public_reason(self.reason)
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as exports carry it (CSV, JSON): the reason without identifying dates."""
         return {
             "key": self.key,
             "study_id": self.study_id,
@@ -122,7 +145,7 @@ class DueItem(NamedTuple):
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "days_overdue": self.days_overdue,
-            "reason": self.reason,
+            "reason": self.public_reason,
         }
 
     def cursor(self) -> DueCursor:
@@ -170,6 +193,7 @@ class _Row(NamedTuple):
     window_end: date
     appointment_on: date | None
     version: int
+    updated_at: datetime
     reason: str
     protocol_id: str
     protocol_version: str
@@ -371,6 +395,7 @@ def _items(rows: Any, on: date, state: DueState, registry: rules.ProtocolRegistr
             r.id,
             r.appointment_on,
             r.version,
+            r.updated_at,
         )
         for r in map(_Row._make, rows)
     ]

@@ -165,7 +165,8 @@ def bundle() -> dict[str, Any]:
 
 
 def _resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    return [entry["resource"] for entry in bundle["entry"]]
+    """The resources in feed order (the bundle lists them newest first, as R4 wants)."""
+    return [entry["resource"] for entry in reversed(bundle["entry"])]
 
 
 def _extension(resource: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -210,8 +211,9 @@ def test_json_follows_fhir_json_rules(bundle: dict[str, Any]) -> None:
 
 def test_history_entries_carry_request_and_response(bundle: dict[str, Any]) -> None:
     """bdl-3 and bdl-4 (not checked by the model): history needs both; no search, no total."""
-    requests = [(e["request"]["method"], e["request"]["url"]) for e in bundle["entry"]]
-    statuses = [e["response"]["status"] for e in bundle["entry"]]
+    entries = bundle["entry"][::-1]  # feed order
+    requests = [(e["request"]["method"], e["request"]["url"]) for e in entries]
+    statuses = [e["response"]["status"] for e in entries]
 
     assert requests == [
         ("POST", "AdverseEvent"),
@@ -220,7 +222,7 @@ def test_history_entries_carry_request_and_response(bundle: dict[str, Any]) -> N
         ("PUT", "AdverseEvent/ROM-001-AE01"),
     ]
     assert statuses == ["201 Created", "201 Created", "200 OK", "200 OK"]
-    assert [e["response"]["etag"] for e in bundle["entry"]] == ['W/"1"', 'W/"1"', 'W/"2"', 'W/"2"']
+    assert [e["response"]["etag"] for e in entries] == ['W/"1"', 'W/"1"', 'W/"2"', 'W/"2"']
     assert "total" not in bundle
     assert all("search" not in entry for entry in bundle["entry"])
 
@@ -245,12 +247,14 @@ def test_empty_page_has_no_entry_array() -> None:
     assert "entry" not in bundle
 
 
-def test_entries_keep_input_order() -> None:
-    bundle = adverse_event_bundle(ENTRIES[::-1], base_url=BASE, next_url=None, self_url=SELF)
+def test_a_history_lists_the_page_newest_first_with_version_independent_full_urls() -> None:
+    """R4 http.html#history: newest first; fullUrl is [base]/AdverseEvent/[id]."""
+    bundle = adverse_event_bundle(ENTRIES, base_url=BASE, next_url=None, self_url=SELF)
 
     sequences = [e["extension"][0]["valueInteger"] for e in bundle["entry"]]
     assert sequences == [20, 19, 18, 17]
-    assert bundle["entry"][0]["fullUrl"] == f"{BASE}/api/v1/adverse-events/ROM-001-AE01/versions/2"
+    assert bundle["entry"][0]["fullUrl"] == f"{BASE}/fhir/AdverseEvent/ROM-001-AE01"
+    assert bundle["entry"][0]["response"]["location"] == "AdverseEvent/ROM-001-AE01/_history/2"
 
 
 def test_no_names_or_birth_dates_anywhere() -> None:
@@ -290,7 +294,7 @@ def test_meddra_coding_only_when_given(bundle: dict[str, Any]) -> None:
         "text": "Pneumonia",
         "coding": [
             {
-                "system": f"{HL7}/mdr",
+                "system": "https://www.meddra.org",
                 "code": "10035664",
                 "version": "27.1",
                 "display": "Pneumonia",

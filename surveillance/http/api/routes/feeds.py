@@ -101,13 +101,15 @@ def read_feed(
     if if_none_match is not None and tag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     if fhir:
-        body = _bundle(request, page, limit, cursor)
+        body = _bundle(settings.base_url, page, limit, cursor)
         return JSONResponse(body, headers=headers, media_type=FHIR_JSON)
     return JSONResponse({"entries": page.entries, "next_cursor": page.next_cursor}, headers=headers)
 
 
-def _bundle(request: Request, page: FeedPage, limit: int, cursor: str | None) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/")
+def _bundle(base_url: str, page: FeedPage, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The page as a Bundle; every URL in it from SURVEILLANCE_BASE_URL, never the request's
+    Host (behind a proxy, or with a forged Host, identifier systems would change)."""
+    base = base_url.rstrip("/")
     path = f"{base}/api/v1/feeds/adverse-events"
 
     def url(at: str | None) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-from datetime import date
+from datetime import UTC, date, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.auth import resolve_token
@@ -107,20 +109,30 @@ def _csv_response(page: DuePage, filename: str) -> Response:
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-@router.get(
-    "/{site}/calendar.ics",
-    response_class=Response,
-    responses={200: {"content": {"text/calendar": {}}, "description": "iCalendar (RFC 5545)"}},
-)
+_CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/calendar": {}}, "description": "iCalendar (RFC 5545)"},
+    304: {"description": "Not modified (If-None-Match or If-Modified-Since)."},
+}
+
+
+# Two routes, not one with two methods: each gets its own OpenAPI operation id.
+@router.head("/{site}/calendar.ics", response_class=Response, responses=_CALENDAR_RESPONSES)
+@router.get("/{site}/calendar.ics", response_class=Response, responses=_CALENDAR_RESPONSES)
 def read_site_calendar(
     site: str,
+    request: Request,
     state: State,
     token: Annotated[str | None, Query(description="A feed token for this site.")] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    if_modified_since: Annotated[str | None, Header(alias="If-Modified-Since")] = None,
 ) -> Response:
-    """Due and upcoming assessments of the next 180 days, for a calendar app to subscribe to.
+    """Overdue assessments, and due and upcoming ones of the next 180 days, for a calendar
+    app to subscribe to. Completed (or otherwise closed) assessments leave the feed.
 
     Authenticated by a read-only feed token in the URL (calendar apps cannot send
-    headers): `surveillance tokens create --email E --feed-site S`.
+    headers): `surveillance tokens create --email E --feed-site S`. The token is
+    redacted from the access log. ``ETag`` and ``Last-Modified`` let a client poll with
+    ``If-None-Match`` / ``If-Modified-Since`` and get a 304 when nothing changed.
     """
     if not token:
         raise Unauthorized(
@@ -131,16 +143,37 @@ def read_site_calendar(
         if grant.feed_site_id != site or not grant.principal.works_at(site):
             raise NotFound(f"no site {site!r}")
         site_row = get_site(session, site)
-        now = state.now()
-        ics = site_calendar(
-            session,
-            site=site_row,
-            on=site_row.today(now),
-            registry=state.registry,
-            now=now,
+        feed = site_calendar(
+            session, site=site_row, on=site_row.today(state.now()), registry=state.registry
         )
-    return Response(
-        ics,
-        media_type="text/calendar; charset=utf-8",
-        headers={"Cache-Control": "private, max-age=300"},
-    )
+    tag = f'"{hashlib.sha256(feed.body).hexdigest()[:32]}"'
+    headers = {
+        "Cache-Control": "private, max-age=300",
+        "ETag": tag,
+        "Last-Modified": format_datetime(feed.last_modified.astimezone(UTC), usegmt=True),
+    }
+    if _not_modified(tag, feed.last_modified, if_none_match, if_modified_since):
+        return Response(status_code=304, headers=headers)
+    media_type = "text/calendar; charset=utf-8"
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(feed.body))
+        return Response(media_type=media_type, headers=headers)
+    return Response(feed.body, media_type=media_type, headers=headers)
+
+
+def _not_modified(
+    tag: str, last_modified: datetime, if_none_match: str | None, if_modified_since: str | None
+) -> bool:
+    """RFC 9110 13.2.2: If-None-Match decides when present; else If-Modified-Since."""
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or tag in tags
+    if if_modified_since is None:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False  # an unparseable date is ignored (RFC 9110 13.1.3)
+    if since.tzinfo is None:
+        return False
+    return last_modified.replace(microsecond=0) <= since

@@ -139,11 +139,11 @@ def test_fhir_bundle_validates_by_accept_header_and_by_format(feed_api: Api) -> 
     assert len(bundle.entry) == 2
     links = {link.relation: link.url for link in bundle.link}
     assert "cursor=2" in links["next"]
-    first = bundle.entry[0].resource
+    first = bundle.entry[-1].resource  # the oldest of the page: R4 lists a history newest first
     assert first.__resource_type__ == "AdverseEvent"
     assert first.subject.identifier.value == "ROM-101"
     codings = {(c.system, c.code) for c in first.event.coding}
-    assert ("http://terminology.hl7.org/CodeSystem/mdr", "10040047") in codings
+    assert ("https://www.meddra.org", "10040047") in codings
     assert first.seriousness.coding[0].code == "Serious"
     by_format = api.client.get(
         FEED, params={"format": "fhir", "cursor": "2"}, headers=api.headers("pharmacovigilance")

@@ -34,17 +34,20 @@ class TestFeed:
         for event in events:
             assert str(event["UID"]).startswith("ROM-101:1:")
             assert str(event["UID"]).endswith("@ltfu-surveillance")
-            assert str(event["SUMMARY"]).startswith("ROM-101: ")
+            assert str(event["SUMMARY"]).removeprefix("Overdue: ").startswith("ROM-101: ")
             assert event.decoded("DTSTART") <= TODAY + timedelta(days=180)
         uids = [str(event["UID"]) for event in events]
         assert len(uids) == len(set(uids))
 
-    def test_the_events_are_the_due_and_upcoming_rows(self, patients: Api) -> None:
+    def test_the_events_are_the_overdue_due_and_upcoming_rows(self, patients: Api) -> None:
         calendar = _feed(patients, "Rome", patients.feed_token("nurse", "Rome"))
         uids = {str(event["UID"]) for event in calendar.walk("VEVENT")}
         horizon = (TODAY + timedelta(days=180)).isoformat()
         due = patients.get(
-            "/api/v1/sites/Rome/due", status=["due", "upcoming"], to=horizon, limit=5000
+            "/api/v1/sites/Rome/due",
+            status=["overdue", "due", "upcoming"],
+            to=horizon,
+            limit=5000,
         )
         assert uids == {f"{item['key']}@ltfu-surveillance" for item in due.json()["items"]}
 
