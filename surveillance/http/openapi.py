@@ -116,6 +116,11 @@ def _amend_operation(operation: dict[str, Any], method: str) -> None:
         statuses.add(409)
     if "if-match" in headers:
         statuses |= {412, 428}
+        for parameter in parameters:
+            if parameter["name"] == "If-Match" and parameter.get("description", "").startswith(
+                "Required"
+            ):
+                parameter["required"] = True
     responses = operation.setdefault("responses", {})
     statuses |= {int(code) for code in responses if code in {str(s) for s in ERRORS}}
     for status in sorted(statuses):
