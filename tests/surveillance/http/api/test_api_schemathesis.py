@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 import uvicorn
@@ -36,6 +37,19 @@ ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429"]
 CONFIG = schemathesis.Config.from_dict(
     {"checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}}}
 )
+SERIOUS_CASE: dict[str, Any] = {
+    "onset_date": "2026-11-20",
+    "awareness_date": "2026-11-21",
+    "term": "Pneumonia",
+    "category": "infection",
+    "grade": 3,
+    "grade_scale": "ctcae_v5",
+    "serious": True,
+    "seriousness_criteria": ["hospitalization"],
+    "relatedness": "possibly_related",
+    "expected": False,
+    "outcome": "recovering",
+}
 FIGURES: dict[str, Counter[str]] = {}
 
 
@@ -76,9 +90,17 @@ def live(
         assert time.monotonic() < deadline, "the server did not start"
         assert thread.is_alive(), "the server stopped"
         time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    # A serious case: the case lists, the feed and the alerts it raises have rows to send.
+    created = httpx.post(
+        f"{base}/api/v1/patients/{PATIENT['study_id']}/adverse-events",
+        json=SERIOUS_CASE,
+        headers={"Authorization": f"Bearer {tokens['nurse']}"},
+    )
+    assert created.status_code == 201, created.text
     figures = FIGURES.setdefault(request.param, Counter(server_errors=0, failures=0))
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "tokens": tokens, "figures": figures}
+        yield {"url": base, "tokens": tokens, "figures": figures}
     finally:
         server.should_exit = True
         thread.join(timeout=10)
