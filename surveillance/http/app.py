@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
-from surveillance.http import access_log, problems, web
+from surveillance.http import access_log, openapi, problems, web
 from surveillance.http.api import webhook_docs
 from surveillance.http.api.routes import (
     adverse_events,
@@ -82,4 +82,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    openapi.install(app)  # errors as problem details, and the security schemes
     return app

@@ -150,7 +150,13 @@ def parse_if_match(if_match: str | None) -> int:
     return int(tag)
 
 
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
+# Required in effect (428 without it): the OpenAPI document says so (see http.openapi).
+IF_MATCH_REQUIRED = "Required: the ETag you read (without it: 428)."
+IfMatch = Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_REQUIRED)]
+# Where If-Match may be left out (a preview: the version is checked only if sent).
+OptionalIfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="Optional: the ETag you read.")
+]
 
 
 def visible_patient(

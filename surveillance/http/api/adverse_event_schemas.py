@@ -5,12 +5,13 @@ The JSON names are the ones safety systems map to ICH E2B(R3); keep them stable.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.http.api.timestamps import UtcDatetime
 from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.records.adverse_event_vocabulary import (
     AckStatus,
@@ -110,7 +111,7 @@ class CaseVersionPublic(BaseModel):
     pre_existing: bool = Field(description="Onset before the first infusion.")
     reporter_qualification: ReporterQualification
     source: str | None = Field(description="What created it, e.g. a positive RCL test.")
-    recorded_at: datetime
+    recorded_at: UtcDatetime
 
 
 class DeadlinePublic(BaseModel):
@@ -151,7 +152,7 @@ class CaseSummary(BaseModel):
     onset_date: date
     awareness_date: date
     outcome: str
-    updated_at: datetime
+    updated_at: UtcDatetime
 
 
 class FeedEntry(BaseModel):
@@ -160,7 +161,7 @@ class FeedEntry(BaseModel):
     version: int
     change: Literal["created", "updated", "nullified"]
     last_info_date: date
-    recorded_at: datetime
+    recorded_at: UtcDatetime
     case: CaseVersionPublic
 
 
@@ -184,4 +185,4 @@ class AckPublic(BaseModel):
     status: AckStatus
     message: str | None
     consumer: str
-    received_at: datetime
+    received_at: UtcDatetime

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from surveillance.alerting.kinds import WEBHOOK_EVENTS
+from surveillance.http.api.timestamps import UtcDatetime
 from surveillance.records.outbox import AlertStatus
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class AcknowledgementPublic(BaseModel):
     level: int
     note: str
     by: str
-    at: datetime
+    at: UtcDatetime
 
 
 class AlertPublic(BaseModel):
@@ -47,13 +47,13 @@ class AlertPublic(BaseModel):
     attempts_recorded: int = Field(description="Every delivery attempt ever recorded.")
     last_error: str | None
     cancel_reason: str | None = Field(description="Why it was cancelled or held.")
-    next_attempt_at: datetime
-    created_at: datetime
-    sent_at: datetime | None
+    next_attempt_at: UtcDatetime
+    created_at: UtcDatetime
+    sent_at: UtcDatetime | None
 
 
 class AttemptPublic(BaseModel):
-    attempted_at: datetime
+    attempted_at: UtcDatetime
     outcome: Literal["sent", "transient", "permanent", "cancelled"]
     status_code: int | None
     detail: str | None
@@ -76,11 +76,11 @@ class WebhookPublic(BaseModel):
     site: str | None
     enabled: bool
     disabled_reason: str | None
-    failing_since: datetime | None
-    previous_secret_valid_until: datetime | None = Field(
+    failing_since: UtcDatetime | None
+    previous_secret_valid_until: UtcDatetime | None = Field(
         description="After a rotation the old secret also signs until then."
     )
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class WebhookWithSecret(WebhookPublic):
@@ -88,7 +88,7 @@ class WebhookWithSecret(WebhookPublic):
 
 
 class ReplayRequest(_Body):
-    since: datetime = Field(description="Alerts created since then (UTC if no offset).")
+    since: UtcDatetime = Field(description="Alerts created since then (UTC if no offset).")
 
 
 class ReplayResult(BaseModel):

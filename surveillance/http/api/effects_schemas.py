@@ -31,7 +31,7 @@ class MovedPublic(_FromEffects):
     to_due: date
 
 
-class DeadlinePublic(_FromEffects):
+class OpenedCaseDeadlinePublic(_FromEffects):
     key: str = Field(description="The reporting assessment (it appears on the due list).")
     name: str
     due: date
@@ -40,7 +40,7 @@ class DeadlinePublic(_FromEffects):
 class OpenedCasePublic(_FromEffects):
     term: str
     serious: bool
-    deadlines: list[DeadlinePublic] = Field(
+    deadlines: list[OpenedCaseDeadlinePublic] = Field(
         description="The case's reporting clocks, earliest first."
     )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from surveillance.http.api.effects_schemas import EffectsPublic
+from surveillance.http.api.timestamps import UtcDatetime
 
 
 class _Body(BaseModel):
@@ -299,7 +300,7 @@ class PlannedAssessmentPublic(BaseModel):
 
 
 class AuditEntryPublic(BaseModel):
-    at: datetime
+    at: UtcDatetime
     actor: str
     action: str
     entity: str
@@ -326,5 +327,5 @@ class ResultToReviewPublic(BaseModel):
         examples=["one of negative, positive, indeterminate, sample_not_evaluable"],
     )
     recorded_by: str | None = Field(description="Who entered the text (when known).")
-    recorded_at: datetime | None
+    recorded_at: UtcDatetime | None
     version: int = Field(description="The assessment's version: its ETag for a correction.")

@@ -29,6 +29,7 @@ from surveillance.http.deps import (
     AppState,
     CurrentUser,
     IfMatch,
+    OptionalIfMatch,
     State,
     etag,
     parse_if_match,
@@ -193,7 +194,11 @@ def _changed(
 
 @router.post("/{key}/outcome/preview", response_model=EffectsPublic)
 def preview_assessment_outcome(
-    key: str, body: OutcomeCreate, state: State, user: CurrentUser, if_match: IfMatch = None
+    key: str,
+    body: OutcomeCreate,
+    state: State,
+    user: CurrentUser,
+    if_match: OptionalIfMatch = None,
 ) -> Effects:
     """What POST /outcome with this body would start, stop, move and open; nothing is saved.
 
@@ -219,7 +224,11 @@ def preview_assessment_outcome(
 
 @router.post("/{key}/corrections/preview", response_model=EffectsPublic)
 def preview_assessment_correction(
-    key: str, body: CorrectionCreate, state: State, user: CurrentUser, if_match: IfMatch = None
+    key: str,
+    body: CorrectionCreate,
+    state: State,
+    user: CurrentUser,
+    if_match: OptionalIfMatch = None,
 ) -> Effects:
     """What POST /corrections with this body would cancel, start and open; nothing is
     saved. Same body, roles and refusals; If-Match optional, checked when sent."""

@@ -59,7 +59,13 @@ def _pacing(request: Request, seconds: float) -> Pacing:
     "/adverse-events",
     response_model=FeedPagePublic,
     responses={
-        200: {"content": {FHIR_JSON: {"description": "A FHIR R4 Bundle (type history)."}}},
+        200: {
+            "content": {
+                FHIR_JSON: {
+                    "schema": {"type": "object", "description": "A FHIR R4 Bundle (type history)."}
+                }
+            }
+        },
         304: {"description": "Not modified (If-None-Match matched the page's ETag)."},
         429: {"description": "Polled the caught-up end too soon; see Retry-After."},
     },
