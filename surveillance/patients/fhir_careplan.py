@@ -150,7 +150,9 @@ def _outcome(row: Mapping[str, Any], base: str) -> list[dict[str, Any]] | None:
 def _progress(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     notes: list[dict[str, Any]] = []
     if row.get("performed_on"):
-        notes.append({"time": _iso(row["performed_on"]), "text": "Performed"})
+        done = row["status"] == "completed"
+        text = "Performed" if done else f"Recorded as {row['status'].replace('_', ' ')}"
+        notes.append({"time": _iso(row["performed_on"]), "text": text})
     if row.get("note"):
         notes.append({"text": row["note"]})
     return notes

@@ -10,8 +10,10 @@ empty arrays or nulls.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +217,19 @@ class TestCarePlan:
             "/api/v1/patients/ROM-302/calendar", role="pharmacovigilance", format="fhir"
         )
         assert response.status_code == 403
+
+
+def test_the_examples_in_docs_are_what_the_script_writes(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[4]
+    path = root / "scripts" / "fhir_examples.py"
+    spec = importlib.util.spec_from_file_location("fhir_examples", path)
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.write_examples(tmp_path)
+    for name in ("plan-definition-example.json", "care-plan-example.json"):
+        written = (tmp_path / name).read_text()
+        assert written == (root / "docs/fhir" / name).read_text(), (
+            "regenerate with: .venv/bin/python scripts/fhir_examples.py"
+        )
