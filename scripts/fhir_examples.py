@@ -6,7 +6,8 @@ The demo cohort is loaded into a throw-away SQLite file with a fixed clock (so t
 output only changes when the code or the protocol does), the resources are built by the
 same functions the API serves (``?format=fhir``) and abridged (a few actions and
 activities, the rest dropped: every element kept is as served). Each file, whole and
-abridged, is validated with fhir.resources' R4B models before it is written.
+abridged, is validated with fhir.resources' R4B models and fhirclient's R4 (4.0.1) models
+before it is written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from typing import Any
 
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.plandefinition import PlanDefinition
+from fhirclient.models.careplan import CarePlan as R4CarePlan  # type: ignore[import-untyped]
+from fhirclient.models.plandefinition import (  # type: ignore[import-untyped]
+    PlanDefinition as R4PlanDefinition,
+)
 
 import rules
 from surveillance.cli.demo import COHORT, PROTOCOL, load_demo
@@ -67,15 +72,24 @@ def write_examples(output: Path) -> list[str]:
     care = care_plan(study_id, status, calendar, base_url=BASE_URL)
     output.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, model, whole, abridged in (
-        ("plan-definition-example.json", PlanDefinition, plan, _abridged_plan(plan)),
-        ("care-plan-example.json", CarePlan, care, _abridged_care_plan(care)),
-    ):
-        model.model_validate(whole)
-        model.model_validate(abridged)
+    examples: tuple[tuple[str, Any, Any, dict[str, Any], dict[str, Any]], ...] = (
+        (
+            "plan-definition-example.json",
+            PlanDefinition,
+            R4PlanDefinition,
+            plan,
+            _abridged_plan(plan),
+        ),
+        ("care-plan-example.json", CarePlan, R4CarePlan, care, _abridged_care_plan(care)),
+    )
+    for name, model, r4_model, whole, abridged in examples:
+        for resource in (whole, abridged):
+            model.model_validate(resource)
+            r4_model(resource, strict=True).as_json()  # raises FHIRValidationError
         (output / name).write_text(json.dumps(abridged, indent=2, ensure_ascii=False) + "\n")
         written.append(
-            f"{output / name}: {model.__name__} valid (fhir.resources R4B), whole and abridged"
+            f"{output / name}: {model.__name__} valid (fhir.resources R4B, fhirclient R4),"
+            " whole and abridged"
             f" ({_count(whole)} -> {_count(abridged)} actions/activities)"
         )
     return written

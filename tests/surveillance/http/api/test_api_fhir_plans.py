@@ -1,16 +1,18 @@
 """The protocol as a FHIR R4 PlanDefinition and a patient's calendar as a CarePlan.
 
-Two checks, independent of the code that builds them: fhir.resources' R4B models (8.x has
-no R4 package; R4B's PlanDefinition and CarePlan have R4's elements) validate types and
-cardinalities, and ``_r4_structure`` walks the JSON against what the R4 spec requires and
-the models do not check: required codes from their value sets, ``relatedAction.actionId``
-an R4 ``id`` naming an action of the plan, absolute extension URLs, UCUM durations, no
-empty arrays or nulls.
+Three checks, independent of the code that builds them: fhir.resources' R4B models (8.x
+has no R4 package; R4B's PlanDefinition and CarePlan have R4's elements), fhirclient's
+models (generated from FHIR 4.0.1, i.e. R4 itself; strict: unknown elements, wrong types
+and missing required elements fail), and ``_r4_structure``, which walks the JSON against
+what the R4 spec requires and neither model checks: required codes from their value sets,
+``relatedAction.actionId`` an R4 ``id`` naming an action of the plan, absolute extension
+URLs, UCUM time units, no empty arrays or nulls.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,9 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.plandefinition import PlanDefinition
+from fhirclient.models.careplan import CarePlan as R4CarePlan
+from fhirclient.models.fhirabstractbase import FHIRValidationError
+from fhirclient.models.plandefinition import PlanDefinition as R4PlanDefinition
 from support.api_support import CAR_T, Api
 
 FHIR_JSON = "application/fhir+json"
@@ -94,6 +99,7 @@ def plan(shared_api: Api) -> dict[str, Any]:
 class TestPlanDefinition:
     def test_validates_as_r4(self, plan: dict[str, Any]) -> None:
         PlanDefinition.model_validate(plan)
+        assert R4PlanDefinition(plan, strict=True).as_json()["resourceType"] == "PlanDefinition"
         _plan_definition_structure(plan)
         assert plan["url"] == f"{BASE}/fhir/PlanDefinition/{CAR_T}"
         assert plan["version"] == "1.1"
@@ -104,6 +110,7 @@ class TestPlanDefinition:
                 f"/api/v1/protocols/{protocol.id}", format="fhir", version=protocol.version
             )
             PlanDefinition.model_validate(response.json())
+            R4PlanDefinition(response.json(), strict=True).as_json()
             _plan_definition_structure(response.json())
             assert len(response.json()["action"]) == len(protocol.rules) + 1  # + the infusion
 
@@ -155,6 +162,12 @@ class TestPlanDefinition:
         assert "applicability" in kinds
         assert {"FDA-RCR"} <= {artifact["label"] for artifact in plan["relatedArtifact"]}
 
+    def test_the_r4_model_refuses_r5_spellings(self, plan: dict[str, Any]) -> None:
+        """The second validator is R4 itself: R5's ``targetId`` (R4 ``actionId``) fails."""
+        r5 = json.loads(json.dumps(plan).replace('"actionId"', '"targetId"'))
+        with pytest.raises(FHIRValidationError):
+            R4PlanDefinition(r5, strict=True)
+
     def test_json_stays_the_default(self, shared_api: Api) -> None:
         response = shared_api.get(f"/api/v1/protocols/{CAR_T}")
         assert response.headers["content-type"] == "application/json"
@@ -176,6 +189,7 @@ class TestCarePlan:
         assert response.headers["content-type"] == FHIR_JSON
         plan = response.json()
         CarePlan.model_validate(plan)
+        assert R4CarePlan(plan, strict=True).as_json()["resourceType"] == "CarePlan"
         _r4_structure(plan)
         assert plan["status"] in {"draft", "active", "on-hold", "revoked", "completed"}
         assert plan["intent"] == "plan"
