@@ -8,14 +8,15 @@ dates, as in the JSON calendar, for the same roles.
 
 Status of an activity (R4 CarePlan.activity.detail.status):
 
-* pending: ``scheduled`` when an appointment is booked ("has been scheduled but has not
-  yet been started"), else ``not-started`` ("planned but no action has yet been taken");
+* pending: ``scheduled`` when an appointment is booked (R4: "Appointment or other booking
+  has occurred but activity has not yet begun"), else ``not-started`` ("Care plan
+  activity is planned but no action has yet been taken");
   its state on the day (upcoming, due, overdue) is an extension, and overdue is also the
   ``statusReason``;
 * completed: ``completed``, the result as ``outcomeCodeableConcept`` (a coded result with
   its code, any other as text) and the date performed and the note as ``progress``;
 * missed, not done: ``cancelled`` with the status as ``statusReason``. R4's ``stopped``
-  means "ended after the activity was started"; a missed visit never started;
+  is for an activity ended after it had started; a missed visit never started;
 * cancelled, not required: ``cancelled``, the stored reason (e.g. the amendment) as
   ``statusReason``.
 """

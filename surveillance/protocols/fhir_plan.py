@@ -49,6 +49,13 @@ Starters = dict[str, list[Starter]]
 UNITS = {"D": ("d", "days"), "W": ("wk", "weeks"), "M": ("mo", "months"), "Y": ("a", "years")}
 
 
+def wants_fhir(format_: str | None, accept: str | None) -> bool:
+    """``?format=`` decides; without it, ``Accept: application/fhir+json`` asks for FHIR."""
+    if format_ is not None:
+        return format_ == "fhir"
+    return FHIR_JSON in (accept or "")
+
+
 def plan_definition_url(base_url: str, protocol_id: str) -> str:
     """The canonical URL of a protocol's PlanDefinition (add ``|version`` for one version)."""
     return f"{base_url.rstrip('/')}/fhir/PlanDefinition/{protocol_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from surveillance.http.api.schemas import (
@@ -14,7 +14,7 @@ from surveillance.http.api.schemas import (
     ProtocolSummaryPublic,
 )
 from surveillance.http.deps import CurrentUser, State
-from surveillance.protocols.fhir_plan import FHIR_JSON, plan_definition
+from surveillance.protocols.fhir_plan import FHIR_JSON, plan_definition, wants_fhir
 from surveillance.protocols.registry import get_protocol
 from surveillance.protocols.views import preview_calendar, protocol_detail, protocol_summary
 
@@ -41,15 +41,19 @@ def read_protocol(
     protocol_id: str,
     state: State,
     user: CurrentUser,
+    response: Response,
     version: Annotated[str | None, Query(description="Default: the newest.")] = None,
-    format: Literal["json", "fhir"] = "json",
+    format: Literal["json", "fhir"] | None = None,
+    accept: Annotated[str | None, Header()] = None,
 ) -> Any:
     """The protocol's assessments: schedule, windows, conditions and the evidence cited;
-    ``?format=fhir``: the same as a FHIR R4 PlanDefinition."""
+    ``?format=fhir`` (or ``Accept: application/fhir+json``): the same as a FHIR R4
+    PlanDefinition."""
     protocol = get_protocol(state.registry, protocol_id, version)
-    if format == "fhir":
+    response.headers["Vary"] = "Accept"
+    if wants_fhir(format, accept):
         body = plan_definition(protocol, base_url=state.base_url)
-        return JSONResponse(body, media_type=FHIR_JSON)
+        return JSONResponse(body, media_type=FHIR_JSON, headers={"Vary": "Accept"})
     return protocol_detail(protocol)
 
 

@@ -171,7 +171,17 @@ class TestPlanDefinition:
     def test_json_stays_the_default(self, shared_api: Api) -> None:
         response = shared_api.get(f"/api/v1/protocols/{CAR_T}")
         assert response.headers["content-type"] == "application/json"
+        assert response.headers["vary"] == "Accept"
         assert "rules" in response.json()
+
+    def test_accept_asks_for_fhir_and_format_overrides_it(self, shared_api: Api) -> None:
+        path = f"/api/v1/protocols/{CAR_T}"
+        fhir = {**shared_api.headers("nurse"), "Accept": FHIR_JSON}
+        response = shared_api.client.get(path, headers=fhir)
+        assert response.headers["content-type"] == FHIR_JSON
+        assert response.json()["resourceType"] == "PlanDefinition"
+        response = shared_api.client.get(path, headers=fhir, params={"format": "json"})
+        assert response.headers["content-type"] == "application/json"
 
 
 class TestCarePlan:
