@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.calendar.sync import CalendarChange
@@ -29,13 +31,16 @@ from surveillance.http.deps import (
 )
 from surveillance.patients.changes import add_infusion, change_status
 from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.patients.fhir_careplan import care_plan
 from surveillance.patients.views import calendar_dicts, change_dict, patient_dict, patient_dicts
+from surveillance.protocols.fhir_plan import FHIR_JSON, wants_fhir
 from surveillance.records.queries import get_patient
 from surveillance.records.sites import get_site
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 DEFAULT_PATIENTS_PAGE = 500
 MAX_PATIENTS_PAGE = 5000
+VARY = {"Vary": "Accept"}  # the calendar is JSON or FHIR by the Accept header
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PatientWithCalendar)
@@ -113,17 +118,40 @@ def read_patient(
     return result
 
 
-@router.get("/{study_id}/calendar", response_model=list[AssessmentPublic])
+@router.get(
+    "/{study_id}/calendar",
+    response_model=list[AssessmentPublic],
+    responses={
+        200: {
+            "content": {FHIR_JSON: {}},
+            "description": "The calendar, or a FHIR R4 CarePlan (?format=fhir).",
+        }
+    },
+)
 def read_calendar(
-    study_id: str, state: State, user: CurrentUser, on: Annotated[date | None, Query()] = None
-) -> list[dict[str, Any]]:
+    study_id: str,
+    state: State,
+    user: CurrentUser,
+    response: Response,
+    on: Annotated[date | None, Query()] = None,
+    format: Literal["json", "fhir"] | None = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
     """Every assessment with its stored outcome, its reason, and its state on ``on``
-    (default: today at the site)."""
+    (default: today at the site); ``?format=fhir`` (or ``Accept: application/fhir+json``):
+    the same as a FHIR R4 CarePlan that instantiates the protocol's PlanDefinition, the
+    patient known by study id only."""
     with state.read() as session:
         patient = visible_patient(session, user, study_id)
         site = get_site(session, patient.site_id)
         day = on or site.today(state.now())
-        return calendar_dicts(session, patient, on=day, registry=state.registry)
+        calendar = calendar_dicts(session, patient, on=day, registry=state.registry)
+        patient_status = str(patient.status)
+    response.headers["Vary"] = "Accept"
+    if wants_fhir(format, accept):
+        body = care_plan(study_id, patient_status, calendar, base_url=state.base_url)
+        return JSONResponse(jsonable_encoder(body), media_type=FHIR_JSON, headers=VARY)
+    return calendar
 
 
 @router.post("/{study_id}/infusions", response_model=PatientChangeResult)

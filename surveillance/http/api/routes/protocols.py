@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
 
 from surveillance.http.api.schemas import (
     PlannedAssessmentPublic,
@@ -13,6 +14,7 @@ from surveillance.http.api.schemas import (
     ProtocolSummaryPublic,
 )
 from surveillance.http.deps import CurrentUser, State
+from surveillance.protocols.fhir_plan import FHIR_JSON, plan_definition, wants_fhir
 from surveillance.protocols.registry import get_protocol
 from surveillance.protocols.views import preview_calendar, protocol_detail, protocol_summary
 
@@ -25,15 +27,34 @@ def read_protocols(state: State, user: CurrentUser) -> list[dict[str, Any]]:
     return [protocol_summary(protocol) for protocol in state.registry.all()]
 
 
-@router.get("/{protocol_id}", response_model=ProtocolPublic)
+@router.get(
+    "/{protocol_id}",
+    response_model=ProtocolPublic,
+    responses={
+        200: {
+            "content": {FHIR_JSON: {}},
+            "description": "The protocol, or a FHIR R4 PlanDefinition (?format=fhir).",
+        }
+    },
+)
 def read_protocol(
     protocol_id: str,
     state: State,
     user: CurrentUser,
+    response: Response,
     version: Annotated[str | None, Query(description="Default: the newest.")] = None,
-) -> dict[str, Any]:
-    """The protocol's assessments: schedule, windows, conditions and the evidence cited."""
-    return protocol_detail(get_protocol(state.registry, protocol_id, version))
+    format: Literal["json", "fhir"] | None = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """The protocol's assessments: schedule, windows, conditions and the evidence cited;
+    ``?format=fhir`` (or ``Accept: application/fhir+json``): the same as a FHIR R4
+    PlanDefinition."""
+    protocol = get_protocol(state.registry, protocol_id, version)
+    response.headers["Vary"] = "Accept"
+    if wants_fhir(format, accept):
+        body = plan_definition(protocol, base_url=state.base_url)
+        return JSONResponse(body, media_type=FHIR_JSON, headers={"Vary": "Accept"})
+    return protocol_detail(protocol)
 
 
 @router.get("/{protocol_id}/calendar", response_model=list[PlannedAssessmentPublic])
