@@ -110,8 +110,8 @@ def _amend_operation(operation: dict[str, Any], method: str) -> None:
         statuses.add(401)
     if bearer:
         statuses.add(403)
-    if has_input and (bearer or feed):
-        statuses.add(404)
+    if (has_input and (bearer or feed)) or any(p["in"] == "path" for p in parameters):
+        statuses.add(404)  # a path names a resource, which may not exist
     if method in _WRITES and bearer:
         statuses.add(409)
     if "if-match" in headers:

@@ -136,8 +136,8 @@ class TestPlanDefinition:
             14,
         )
         assert [a["id"] for a in rcl["action"]] == ["rcl-test-M3", "rcl-test-M6", "rcl-test-M12"]
-        assert {d["label"] for d in rcl["documentation"]} == {"FDA-RCR"}
-        assert rcl["extension"][0]["valueCode"] == "regulatory"
+        assert {d["label"] for d in rcl["documentation"]} == {"FDA-RCR", "FR-2020-RCR"}
+        assert rcl["extension"][0]["valueCode"] == "local-default"  # until RCR is quoted
 
     def test_a_recurrence_is_a_timing(self, plan: dict[str, Any]) -> None:
         yearly = next(a for a in plan["action"] if a["id"] == "rcl-yearly-test")["action"][0]
