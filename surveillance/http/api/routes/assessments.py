@@ -92,17 +92,7 @@ def record_assessment_outcome(
     with state.write() as session:
         patient, _ = _visible(session, user, key)
         recorded = record_outcome(
-            session,
-            key=key,
-            outcome=body.outcome,
-            on=body.date,
-            result=body.result,
-            reason=body.reason,
-            note=body.note,
-            actor=user.email,
-            registry=state.registry,
-            now=state.now(),
-            expected_version=parse_if_match(if_match),
+            session, **_recording(key, body, user, state, parse_if_match(if_match))
         )
         return _changed(session, state, patient, recorded, response)
 
@@ -126,17 +116,7 @@ def correct_assessment_outcome(
     with state.write() as session:
         patient, _ = _visible(session, user, key)
         corrected = correct_outcome(
-            session,
-            key=key,
-            reason=body.reason,
-            outcome=body.outcome,
-            on=body.date,
-            result=body.result,
-            note=body.note,
-            actor=user.email,
-            registry=state.registry,
-            now=state.now(),
-            expected_version=parse_if_match(if_match),
+            session, **_correcting(key, body, user, state, parse_if_match(if_match))
         )
         return _changed(session, state, patient, corrected, response, corrected=True)
 
@@ -208,17 +188,7 @@ def preview_assessment_outcome(
     with state.write() as session:  # the save runs in a SAVEPOINT, then is rolled back
         _visible(session, user, key)
         return preview_outcome(
-            session,
-            key=key,
-            outcome=body.outcome,
-            on=body.date,
-            result=body.result,
-            reason=body.reason,
-            note=body.note,
-            actor=user.email,
-            registry=state.registry,
-            now=state.now(),
-            expected_version=_version_if_sent(if_match),
+            session, **_recording(key, body, user, state, _version_if_sent(if_match))
         )
 
 
@@ -235,18 +205,45 @@ def preview_assessment_correction(
     with state.write() as session:
         _visible(session, user, key)
         return preview_correction(
-            session,
-            key=key,
-            reason=body.reason,
-            outcome=body.outcome,
-            on=body.date,
-            result=body.result,
-            note=body.note,
-            actor=user.email,
-            registry=state.registry,
-            now=state.now(),
-            expected_version=_version_if_sent(if_match),
+            session, **_correcting(key, body, user, state, _version_if_sent(if_match))
         )
+
+
+def _recording(
+    key: str, body: OutcomeCreate, user: Principal, state: AppState, version: int | None
+) -> dict[str, Any]:
+    """The arguments of ``record_outcome`` (and of its preview) from the request: one
+    place, so a save and its preview can never read the body differently."""
+    return {
+        "key": key,
+        "outcome": body.outcome,
+        "on": body.date,
+        "result": body.result,
+        "reason": body.reason,
+        "note": body.note,
+        "actor": user.email,
+        "registry": state.registry,
+        "now": state.now(),
+        "expected_version": version,
+    }
+
+
+def _correcting(
+    key: str, body: CorrectionCreate, user: Principal, state: AppState, version: int | None
+) -> dict[str, Any]:
+    """The arguments of ``correct_outcome`` (and of its preview) from the request."""
+    return {
+        "key": key,
+        "reason": body.reason,
+        "outcome": body.outcome,
+        "on": body.date,
+        "result": body.result,
+        "note": body.note,
+        "actor": user.email,
+        "registry": state.registry,
+        "now": state.now(),
+        "expected_version": version,
+    }
 
 
 def _version_if_sent(if_match: str | None) -> int | None:
