@@ -39,6 +39,13 @@ class UtcDateTime(TypeDecorator[datetime]):
             return value.astimezone(UTC)
         return value
 
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        # SQLite hands the stored UTC moment back without its zone: give it back, so every
+        # reader gets an aware time on both databases (no per-caller "assume UTC").
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 def utc_column(nullable: bool = False) -> Column[datetime]:
     """A timestamp column stored in UTC (every table's ``*_at``)."""

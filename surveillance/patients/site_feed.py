@@ -19,7 +19,7 @@ calendars.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -77,12 +77,7 @@ def site_calendar(
 def _latest_change(session: Session, site_id: str) -> datetime | None:
     query = select(func.max(col(Assessment.updated_at))).where(col(Assessment.site_id) == site_id)
     latest: datetime | None = session.scalar(query)
-    return None if latest is None else _utc(latest)
-
-
-def _utc(moment: datetime) -> datetime:
-    """Stored in UTC; SQLite gives it back without an offset."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None if latest is None else latest
 
 
 def _event(item: DueItem, fallback: datetime) -> CalendarEvent:
@@ -98,5 +93,5 @@ def _event(item: DueItem, fallback: datetime) -> CalendarEvent:
         window_end=item.window_end,
         description=f"{booked}{item.public_reason}\nAssessment {item.key}",
         sequence=max(item.version - 1, 0),
-        last_modified=_utc(item.updated_at) if item.updated_at else fallback,
+        last_modified=item.updated_at if item.updated_at else fallback,
     )

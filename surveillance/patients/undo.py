@@ -12,7 +12,7 @@ alerted and started its reporting clocks, and only a person closes it, with a re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -108,7 +108,7 @@ def _undoable_recording(
         raise Conflict(f"{key} was corrected after it was recorded: {_RULE}")
     if latest.recorded_by != actor:
         raise Conflict(f"{key} was recorded by {latest.recorded_by}: {_RULE}")
-    recorded_at = _utc(latest.recorded_at)  # SQLite keeps no offset: stored in UTC
+    recorded_at = latest.recorded_at  # aware on both databases (kit.sqltypes)
     # A small negative age (clocks of two hosts) is still "just now".
     if now - recorded_at >= timedelta(minutes=UNDO_MINUTES):
         minutes = int((now - recorded_at).total_seconds() // 60)
@@ -273,7 +273,7 @@ def undoable_by(
             _refuse_if_it_opened_a_case(session, patient, row, key, registry)
         except Conflict:
             continue
-        closes = _utc(recorded_at) + timedelta(minutes=UNDO_MINUTES)
+        closes = recorded_at + timedelta(minutes=UNDO_MINUTES)
         offered.append(
             Undoable(
                 key=key,
@@ -289,7 +289,3 @@ def undoable_by(
             )
         )
     return offered
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
