@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from surveillance.http import access_log, openapi, problems, web
 from surveillance.http.api import webhook_docs
@@ -28,6 +29,7 @@ from surveillance.http.deps import AppState
 from surveillance.main import Runtime
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/docs-assets"
 
 
 def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -45,7 +47,11 @@ def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[N
 def create_app(runtime: Runtime) -> FastAPI:
     """Build the app on ``runtime``; the schema must be migrated."""
     settings = runtime.settings
-    app = FastAPI(
+    # Swagger UI from assets shipped in the package, not a CDN: a hospital network without
+    # internet access still shows /docs. No ReDoc: its page fetches a logo from redoc.ly.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        redoc_url=None,
         title="LTFU surveillance",
         summary="Long-term follow-up after gene therapy: calendars, due lists, outcomes, audit.",
         version="0.1.0",

@@ -3,6 +3,8 @@ problem details for every error, and how each operation is authenticated."""
 
 from __future__ import annotations
 
+import re
+
 from openapi_spec_validator import validate
 from support.api_support import Api
 
@@ -37,3 +39,20 @@ def test_a_malformed_request_gets_the_problem_the_document_declares(shared_api: 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert isinstance(response.json()["detail"], str)
+
+
+def test_api_documentation_pages_load_nothing_from_another_host(shared_api: Api) -> None:
+    """Swagger UI from the package's own assets (a hospital network may have no internet):
+    every script and stylesheet the page names is a path on this server."""
+    assert shared_api.client.get("/redoc").status_code == 404  # ReDoc would call redoc.ly
+    for page in ("/docs",):
+        html = shared_api.client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+        assert assets, page
+        for asset in assets:
+            assert asset.startswith("/docs-assets/"), (page, asset)
+            served = shared_api.client.get(asset)
+            assert served.status_code == 200, asset
+            assert len(served.content) > 1000, asset
+        assert "cdn." not in html, page
+        assert "fonts.googleapis" not in html, page
