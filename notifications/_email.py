@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+import unicodedata
 from dataclasses import dataclass, field
 from email.message import EmailMessage as MimeMessage
 from email.utils import formatdate, make_msgid
@@ -53,11 +54,34 @@ def message_id_part(message_id: str) -> str:
     return re.sub(r"^\.|\.$|\.(?=\.)", "%2E", encoded)
 
 
+# Characters that would end a header line or reorder what a reader sees: every control
+# character (C0, DEL, C1), the Unicode line and paragraph separators, bidi overrides.
+_NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+# In a body, line breaks and tabs are text; the other control characters are not.
+_NOT_IN_A_BODY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def one_line(value: str) -> str:
+    """``value`` as a header can carry it: one line, whatever text an event's term or a
+    name brought in (a line break in a header would make the message unsendable)."""
+    cleaned = _NOT_IN_A_HEADER.sub(" ", value)
+    # A lone surrogate cannot be encoded at all.
+    cleaned = "".join("\ufffd" if unicodedata.category(c) == "Cs" else c for c in cleaned)
+    return re.sub(r" {2,}", " ", cleaned).strip()
+
+
+def _body(value: str) -> str:
+    cleaned = _NOT_IN_A_BODY.sub("", value)
+    return "".join("\ufffd" if unicodedata.category(c) == "Cs" else c for c in cleaned)
+
+
 def build_mime(config: SmtpConfig, message: EmailMessage) -> MimeMessage:
+    """The message as MIME; headers are made single-line here, where they are built, so no
+    content can make its own alert unsendable."""
     mime = MimeMessage()
     mime["From"] = config.from_address
     mime["To"] = ", ".join(message.to)
-    mime["Subject"] = message.subject
+    mime["Subject"] = one_line(message.subject)
     mime["Date"] = formatdate(localtime=False)
     domain = config.from_address.rpartition("@")[2] or "localhost"
     mime["Message-ID"] = (
@@ -66,10 +90,10 @@ def build_mime(config: SmtpConfig, message: EmailMessage) -> MimeMessage:
         else make_msgid(domain=domain)
     )
     for name, value in message.headers.items():
-        mime[name] = value
-    mime.set_content(message.text)
+        mime[name] = one_line(value)
+    mime.set_content(_body(message.text))
     if message.html is not None:
-        mime.add_alternative(message.html, subtype="html")
+        mime.add_alternative(_body(message.html), subtype="html")
     return mime
 
 
@@ -77,7 +101,11 @@ def send_email(config: SmtpConfig, message: EmailMessage) -> DeliveryResult:
     """Send one email; raise ``TransientDeliveryError`` or ``PermanentDeliveryError``."""
     if not message.to:
         raise PermanentDeliveryError("no recipients")
-    mime = build_mime(config, message)
+    try:
+        mime = build_mime(config, message)
+    except (ValueError, TypeError) as exc:
+        # The message itself is at fault: sending it again cannot help.
+        raise PermanentDeliveryError(f"the message cannot be built: {exc}") from exc
     try:
         with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
             if config.starttls:

@@ -1,4 +1,5 @@
 from dataclasses import replace
+from email import message_from_bytes, policy
 from urllib.parse import unquote
 
 import pytest
@@ -94,3 +95,42 @@ def test_message_ids_with_colons_stay_whole_and_distinct(smtp_server: SmtpInbox)
     received = ["".join(str(mime["Message-ID"]).split()) for _, mime in smtp_server.messages]
     assert [unquote(r.strip("<>").rsplit("@", 1)[0]) for r in received] == ids
     assert all(r.endswith("@example.org>") for r in received)
+
+
+HOSTILE = "Pneumonia\r\nBcc: everyone@example.org\x00\x07\x1b[31m\u202egnp.exe\ud800 end"
+
+
+def test_an_event_term_with_control_characters_still_reaches_the_server(
+    smtp_server: SmtpInbox,
+) -> None:
+    """A serious event's term typed with line breaks, NUL, BEL, ESC, a right-to-left override
+    and a lone surrogate must not stop its own alert: the header is one line by construction."""
+    message = replace(
+        MESSAGE,
+        subject=f"Serious adverse event: ROM-001 {HOSTILE}",
+        text=f"Term: {HOSTILE}\nSecond line\tkept",
+        html=f"<p>{HOSTILE}</p>",
+        headers={"X-Case": HOSTILE},
+    )
+    send_email(config(smtp_server), message)
+
+    [(envelope, _)] = smtp_server.messages
+    assert envelope.rcpt_tos == ["nurse.rome@example.org"]  # no Bcc smuggled in
+    # Parsed as a mail reader would (folded long headers unfolded, encoded words decoded).
+    mime = message_from_bytes(envelope.content, policy=policy.default)
+    subject = mime["Subject"]
+    assert subject.startswith("Serious adverse event: ROM-001 Pneumonia Bcc: everyone")
+    assert not any(c in subject for c in "\r\n\x00\x07\x1b\u202e\ud800")
+    assert mime["Bcc"] is None
+    assert "\n" not in mime["X-Case"]
+    text = next(p for p in mime.walk() if p.get_content_type() == "text/plain")
+    body = text.get_payload(decode=True).decode()
+    assert "Second line\tkept" in body
+    assert not any(c in body for c in "\x00\x07\x1b\u202e")
+
+
+def test_a_message_that_cannot_be_built_is_permanent(smtp_server: SmtpInbox) -> None:
+    bad = replace(MESSAGE, to=("nurse.rome@example.org\r\nBcc: x@example.org",))
+    with pytest.raises(PermanentDeliveryError, match="cannot be built"):
+        send_email(config(smtp_server), bad)
+    assert smtp_server.messages == []
