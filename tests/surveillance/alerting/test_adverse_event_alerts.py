@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import date, timedelta
 
 from sqlalchemy import Engine, select
@@ -281,3 +282,26 @@ def test_the_demo_cohort_has_mild_crs_one_icans_and_one_serious_infection(
     assert {a.kind for a in alerts(demo_engine, case_id=serious.case_id)} >= {
         "adverse_event.serious"
     }
+
+
+def test_a_term_with_a_line_break_cannot_hold_back_its_serious_event_mail(
+    engine: Engine,
+    registry: rules.ProtocolRegistry,
+    clock: Clock,
+    smtp_server: SmtpInbox,
+) -> None:
+    """The content of a safety report must never stop its own alert: the term (as stored,
+    whatever the entry point let through) goes into the subject on one line."""
+    _cohort(engine, registry, clock)
+    case_id = _record(
+        engine, registry, clock, replace(INFECTION, term="Pneumonia\r\nright lower lobe\x07")
+    )
+    report = drain(engine, clock, config(registry, smtp_config(smtp_server)))
+    assert (report.sent, report.failed, report.retrying) == (1, 0, 0)
+    [(_, mime)] = mails(smtp_server)[
+        f"adverse_event.serious:{case_id}:0:0:email:site:Rome:investigator"
+    ]
+    subject = " ".join(mime["Subject"].split())  # unfolded
+    assert (
+        subject == f"[LTFU] Serious adverse event: ROM-101 Pneumonia right lower lobe ({case_id})"
+    )
