@@ -3,10 +3,7 @@ show, amend."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import sys
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -18,6 +15,7 @@ from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
+from surveillance.patients import due_csv
 from surveillance.patients.amendments import amend, describe
 from surveillance.patients.changes import add_infusion, change_status, record_event
 from surveillance.patients.due_list import DueState, due_list
@@ -273,11 +271,8 @@ def due_command(
         typer.echo(json.dumps([item.as_dict() for item in items], indent=2, ensure_ascii=False))
         return
     if output is TableFormat.csv:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(items[0].as_dict()) if items else ["key"])
-        writer.writeheader()
-        writer.writerows(item.as_dict() for item in items)
-        sys.stdout.write(buffer.getvalue())
+        # Bytes, as the API sends them (docs/csv.md): no re-encoding by the terminal's locale.
+        typer.echo(due_csv.due_csv(items, site_id=site), nl=False)
         return
     rows = [
         (

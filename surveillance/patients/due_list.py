@@ -133,7 +133,8 @@ class DueItem(NamedTuple):
         return public_reason(self.reason)
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as exports carry it (CSV, JSON): the reason without identifying dates."""
+        """The row as the command line's JSON carries it: the reason without identifying dates
+        (the CSV of every export is ``due_csv``)."""
         return {
             "key": self.key,
             "study_id": self.study_id,

@@ -153,9 +153,9 @@ class TestCsv:
     def test_a_spreadsheet_with_a_header_and_every_row(self, cohort: Api) -> None:
         response = cohort.get(DUE, format="csv")
         assert response.status_code == 200
-        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+        assert response.headers["content-type"] == "text/csv; charset=utf-8; header=present"
         assert 'filename="due-Rome-2026-11-25.csv"' in response.headers["content-disposition"]
-        assert response.text.startswith("\ufeffstate,days_overdue,study_id,key,")
+        assert response.text.startswith("\ufeffstate,days_overdue,study_id,site,")
         rows = list(csv.DictReader(io.StringIO(response.text.removeprefix("\ufeff"))))
         everything = cohort.get(DUE, limit=5000).json()["items"]
         assert [row["key"] for row in rows] == [item["key"] for item in everything]

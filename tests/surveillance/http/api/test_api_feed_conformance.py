@@ -313,7 +313,7 @@ def test_the_cli_due_list_csv_has_no_identifying_dates(calendar_api: Api) -> Non
         env={"SURVEILLANCE_DATABASE_URL": url},
     )
     assert result.exit_code == 0, result.output
-    rows = list(DictReader(io.StringIO(result.output)))
+    rows = list(DictReader(io.StringIO(result.output.removeprefix("\ufeff"))))
     assert any("birthday" in row["reason"] for row in rows)
     for secret in (BIRTH, TEEN_BIRTH.isoformat(), "born"):
         assert secret not in result.output
