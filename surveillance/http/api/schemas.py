@@ -192,7 +192,8 @@ class DueItemPublic(BaseModel):
     window_start: date
     window_end: date
     days_overdue: int
-    reason: str
+    # As every list that leaves the page: without the birth and infusion dates.
+    reason: str = Field(validation_alias=AliasChoices("public_reason", "reason"))
     appointment: date | None = Field(validation_alias=AliasChoices("appointment_on", "appointment"))
     version: int = Field(description="Send as If-Match to record this assessment's outcome.")
 

@@ -207,3 +207,14 @@ class TestBadInput:
         response = cohort.get("/api/v1/sites/Atlantis/due", role="admin")
         assert response.status_code == 404
         assert "Atlantis" in response.json()["detail"]
+
+
+def test_the_json_due_list_carries_no_birth_or_infusion_date(cohort: Api) -> None:
+    """Like the CSV and the calendar feed: a list of many patients leaves the page without
+    the dates that identify them (the patient's own calendar keeps them)."""
+    reasons = [item["reason"] for item in cohort.get(DUE, limit=5000).json()["items"]]
+    assert reasons
+    identifying = {"2014-03-01", "1980-01-01", *(d.isoformat() for d in ROME.values())}
+    assert not [r for r in reasons if any(day in r for day in identifying)]
+    own = cohort.get("/api/v1/patients/ROM-101/calendar").json()
+    assert any("2024-01-31" in row["reason"] for row in own)  # the patient's own calendar
