@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
@@ -17,9 +15,9 @@ from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.errors import NotFound, Unauthorized
 from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
 from surveillance.http.deps import CurrentUser, State
+from surveillance.patients.due_csv import CSV_MEDIA_TYPE, csv_filename, due_csv
 from surveillance.patients.due_list import (
     DueCursor,
-    DueItem,
     DuePage,
     DueState,
     DueWindow,
@@ -31,10 +29,6 @@ from surveillance.records.sites import get_site, list_sites
 router = APIRouter(prefix="/sites", tags=["sites"])
 DEFAULT_PAGE = 50
 MAX_PAGE = 5000
-CSV_COLUMNS = (
-    "state", "days_overdue", "study_id", "key", "assessment", "name", "category",
-    "due", "window_start", "window_end", "appointment", "reason",
-)  # fmt: skip
 
 
 @router.get("", response_model=list[SitePublic])
@@ -86,27 +80,18 @@ async def read_due_list(
 
     day, page = await state.run_read(read, rows=limit)
     if query.format == "csv":
-        return _csv_response(page, f"due-{site}-{day.isoformat()}.csv")
+        return _csv_response(page, csv_filename(site, day.isoformat()))
     # Validated from the items' attributes and dumped by pydantic-core in one pass: no
     # intermediate dicts, and no second validation by FastAPI.
     body = DuePagePublic.model_validate(page, from_attributes=True).model_dump_json()
     return Response(body, media_type="application/json")
 
 
-def _row(item: DueItem) -> dict[str, Any]:
-    return {**item.as_dict(), "appointment": item.appointment_on}
-
-
 def _csv_response(page: DuePage, filename: str) -> Response:
-    buffer = io.StringIO()
-    buffer.write("\ufeff")  # a byte-order mark: spreadsheet programs then read UTF-8
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(_row(item) for item in page.items)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(due_csv(page.items), media_type=CSV_MEDIA_TYPE, headers=headers)
 
 
 _CALENDAR_RESPONSES: dict[int | str, dict[str, Any]] = {
