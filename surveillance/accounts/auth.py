@@ -189,6 +189,23 @@ def revoke_token(session: Session, *, prefix: str, actor: str, now: datetime) ->
     return rows[0]
 
 
+def feed_tokens(session: Session, *, email: str, site_id: str) -> list[ApiToken]:
+    """``email``'s calendar-feed tokens for one site that still work, oldest first."""
+    user = get_user(session, email)
+    return list(
+        session.execute(
+            select(ApiToken)
+            .where(
+                col(ApiToken.user_id) == user.id,
+                col(ApiToken.kind) == "feed",
+                col(ApiToken.feed_site_id) == site_id,
+                col(ApiToken.revoked_at).is_(None),
+            )
+            .order_by(col(ApiToken.id))
+        ).scalars()
+    )
+
+
 def list_tokens(session: Session) -> list[tuple[ApiToken, str]]:
     rows = session.execute(select(ApiToken, col(User.email)).join(User).order_by(col(ApiToken.id)))
     return [(token, email) for token, email in rows]

@@ -25,6 +25,16 @@ class NewEndpoint:
     secret: str  # shown once
 
 
+def check_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL (``InvalidInput`` saying why) before any write transaction: the host is
+    resolved here, so no lock is held during a DNS lookup. The API and the admin page both
+    call this, then ``add_endpoint`` with ``allow_private=True``."""
+    try:
+        notifications.validate_webhook_url(url, allow_private=allow_private)
+    except notifications.InvalidWebhookUrl as exc:
+        raise InvalidInput(str(exc), field="url") from None
+
+
 def add_endpoint(
     session: Session,
     *,
@@ -39,14 +49,15 @@ def add_endpoint(
     if not events or unknown:
         raise InvalidInput(
             f"unknown event types {unknown or '(none given)'}; "
-            f"use any of {', '.join(WEBHOOK_EVENTS)}"
+            f"use any of {', '.join(WEBHOOK_EVENTS)}",
+            field="events",
         )
-    try:
-        notifications.validate_webhook_url(url, allow_private=allow_private)
-    except notifications.InvalidWebhookUrl as exc:
-        raise InvalidInput(str(exc)) from exc
+    check_url(url, allow_private=allow_private)
     if site_id is not None:
-        get_site(session, site_id)
+        try:
+            get_site(session, site_id)
+        except NotFound as exc:  # a refused entry, not a missing page
+            raise InvalidInput(exc.message, field="site") from None
     secret = notifications.new_webhook_secret()
     endpoint = WebhookEndpoint(
         id=f"wh_{secrets.token_hex(8)}",

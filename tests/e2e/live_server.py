@@ -45,9 +45,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def demo_server(database: Path) -> Iterator[LiveServer]:
-    """Load the demo into a fresh SQLite file at ``database`` and serve it until the block ends."""
-    runtime = build_runtime(Settings(database_url=f"sqlite:///{database}"))
+def demo_server(database: Path, *, webhook_allow_private: bool = False) -> Iterator[LiveServer]:
+    """Load the demo into a fresh SQLite file at ``database`` and serve it until the block ends.
+
+    ``webhook_allow_private``: webhook endpoints on 127.0.0.1 may be registered (a test's
+    receiver), as with ``SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE=true``."""
+    settings = Settings(
+        database_url=f"sqlite:///{database}", webhook_allow_private=webhook_allow_private
+    )
+    runtime = build_runtime(settings)
     migrate.upgrade(runtime.engine)
     with write_session(runtime.engine) as session:
         load_demo(session, registry=runtime.registry, now=runtime.clock())

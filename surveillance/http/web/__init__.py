@@ -18,11 +18,14 @@ from surveillance.http.web.routes import (
     alerts,
     dashboard,
     due,
+    due_exports,
     escalations,
     outcomes,
     patient,
     results_review,
+    safety,
     signin,
+    webhooks,
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,6 +45,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         escalations,
         alerts,
         results_review,
+        due_exports,
+        webhooks,
+        safety,
     ):
         pages.include_router(module.router)
     app.include_router(pages)

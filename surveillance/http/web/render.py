@@ -119,7 +119,7 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
         return []
     principal = user.principal
     if principal.role is Role.pharmacovigilance:
-        return [NavLink("Your access", "/access")]
+        return [NavLink("Safety cases", "/safety"), NavLink("Your access", "/access")]
     if principal.is_admin:
         with state.read() as session:
             sites = [site.id for site in list_sites(session)]
@@ -130,7 +130,15 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
         NavLink(f"Adverse events · {site}", f"/sites/{quote(site)}/adverse-events")
         for site in sites
     ]
-    admin = [NavLink("Alerts", "/admin/alerts")] if principal.is_admin else []
+    admin = (
+        [
+            NavLink("Alerts", "/admin/alerts"),
+            NavLink("Webhooks", "/admin/webhooks"),
+            NavLink("Safety cases", "/safety"),
+        ]
+        if principal.is_admin
+        else []
+    )
     return [*links, NavLink("Dashboard", "/dashboard"), NavLink("Outgoing mail", "/mail"), *admin]
 
 

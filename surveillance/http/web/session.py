@@ -104,11 +104,12 @@ def login_url(next_url: str | None) -> str:
 
 
 def landing_url(principal: Principal) -> str:
-    """Where a user starts: a nurse at her due list, investigators and admins at the dashboard."""
+    """Where a user starts: a nurse at her due list, pharmacovigilance at the safety cases,
+    investigators and admins at the dashboard."""
     if principal.role is Role.nurse and principal.sites:
         return f"/sites/{quote(sorted(principal.sites)[0])}/due"
     if principal.role is Role.pharmacovigilance:
-        return "/access"
+        return "/safety"
     return "/dashboard"
 
 

@@ -12,11 +12,9 @@ from typing import Any
 from fastapi import APIRouter
 from starlette import status
 
-import notifications
 from surveillance.accounts.auth import Principal
 from surveillance.accounts.models import Role
 from surveillance.alerting import endpoints
-from surveillance.errors import InvalidInput, NotFound
 from surveillance.http.api.alert_schemas import (
     ReplayRequest,
     ReplayResult,
@@ -27,7 +25,6 @@ from surveillance.http.api.alert_schemas import (
 from surveillance.http.app_settings import AppSettings
 from surveillance.http.deps import CurrentUser, State
 from surveillance.records.outbox import WebhookEndpoint
-from surveillance.records.sites import get_site
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -52,16 +49,8 @@ def add_webhook(
     _admin(user)
     # Checked (and the host resolved) before the write transaction, so no lock is held
     # during a DNS lookup; add_endpoint then checks the rest without resolving again.
-    try:
-        notifications.validate_webhook_url(body.url, allow_private=settings.webhook_allow_private)
-    except notifications.InvalidWebhookUrl as exc:
-        raise InvalidInput(str(exc)) from None
+    endpoints.check_url(body.url, allow_private=settings.webhook_allow_private)
     with state.write() as session:
-        if body.site is not None:
-            try:
-                get_site(session, body.site)
-            except NotFound as exc:
-                raise InvalidInput(exc.message) from None
         created = endpoints.add_endpoint(
             session,
             url=body.url,

@@ -82,7 +82,7 @@ class TestRedirectToSignIn:
         ("nurse", "/sites/Rome/due"),
         ("investigator", "/dashboard"),
         ("admin", "/dashboard"),
-        ("pharmacovigilance", "/access"),
+        ("pharmacovigilance", "/safety"),
     ],
 )
 def test_each_role_lands_on_its_page(pages: TestClient, role: str, landing: str) -> None:
