@@ -19,6 +19,7 @@ from support.web_support import NOW, USERS, SiteDb, csrf_of, sign_in_as
 from surveillance.accounts import auth
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
+from surveillance.patients import due_csv
 
 NURSE = USERS["nurse"][0]
 
@@ -59,13 +60,13 @@ class TestCsv:
         )
         download = pages.get("/sites/Rome/due.csv?on=2026-11-25")
         assert download.status_code == 200
-        assert download.headers["content-type"] == "text/csv; charset=utf-8"
+        assert download.headers["content-type"] == due_csv.MEDIA_TYPE
         assert download.headers["content-disposition"] == (
             'attachment; filename="due-Rome-2026-11-25.csv"'
         )
         assert download.content == api.content
         lines = download.text.lstrip("\ufeff").splitlines()
-        assert lines[0].startswith("state,days_overdue,study_id,key")
+        assert lines[0] == ",".join(due_csv.COLUMNS)
         assert len(lines) > 5
         assert all(",ROM-101," in line for line in lines[1:])
 
