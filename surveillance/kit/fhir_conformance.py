@@ -8,8 +8,8 @@ resource a validator or a consumer finds when it resolves the URL:
 * a ``CodeSystem`` at ``[base]/fhir/CodeSystem/[id]`` (``url`` is that URL);
 * a ``StructureDefinition`` of an extension at ``[base]/fhir/StructureDefinition/[id]``;
 * a ``NamingSystem`` at an identifier system's URL (``[base]/study-ids``...): R4 has no
-  ``url`` on NamingSystem, so its ``uniqueId`` (type uri) is that URL. R4 Identifier.system
-  is "ideally a URL that resolves to a description of the identifier system".
+  ``url`` on NamingSystem, so its ``uniqueId`` (type uri) is that URL. An Identifier's
+  ``system`` is a URL that describes the namespace of its values; this is the description.
 """
 
 from __future__ import annotations
