@@ -1,4 +1,5 @@
-"""Write docs/fhir/: a PlanDefinition and the demo's first patient's CarePlan, abridged.
+"""Write docs/fhir/: a PlanDefinition and the demo's first patient's calendar (a
+transaction Bundle: the CarePlan and its ServiceRequests), abridged.
 
     .venv/bin/python scripts/fhir_examples.py [--output-dir docs/fhir]
 
@@ -20,18 +21,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.plandefinition import PlanDefinition
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhirclient.models.bundle import Bundle as R4Bundle  # type: ignore[import-untyped]
 from fhirclient.models.careplan import CarePlan as R4CarePlan  # type: ignore[import-untyped]
 from fhirclient.models.plandefinition import (  # type: ignore[import-untyped]
     PlanDefinition as R4PlanDefinition,
+)
+from fhirclient.models.servicerequest import (  # type: ignore[import-untyped]
+    ServiceRequest as R4ServiceRequest,
 )
 
 import rules
 from surveillance.cli.demo import COHORT, PROTOCOL, load_demo
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
-from surveillance.patients.fhir_careplan import care_plan
+from surveillance.patients.fhir_careplan import care_plan_bundle
 from surveillance.patients.views import calendar_dicts
 from surveillance.protocols.fhir_plan import plan_definition
 from surveillance.records.queries import get_patient
@@ -42,6 +49,10 @@ BASE_URL = "https://ltfu.example.org"
 # and one with an applicability condition.
 KEPT_ACTIONS = ("infusion", "rcl-test", "rcl-confirm", "rcl-yearly-test", "rcl-archive")
 KEPT_PER_STATUS = 1
+ENTRY_MODELS: dict[str, tuple[Any, Any]] = {
+    "CarePlan": (CarePlan, R4CarePlan),
+    "ServiceRequest": (ServiceRequest, R4ServiceRequest),
+}
 
 
 def main() -> None:
@@ -69,7 +80,7 @@ def write_examples(output: Path) -> list[str]:
     (protocol_version,) = version
     protocol = registry.get(PROTOCOL, protocol_version)
     plan = plan_definition(protocol, base_url=BASE_URL)
-    care = care_plan(study_id, status, calendar, base_url=BASE_URL)
+    care = care_plan_bundle(study_id, status, calendar, base_url=BASE_URL)
     output.mkdir(parents=True, exist_ok=True)
     written = []
     examples: tuple[tuple[str, Any, Any, dict[str, Any], dict[str, Any]], ...] = (
@@ -80,12 +91,16 @@ def write_examples(output: Path) -> list[str]:
             plan,
             _abridged_plan(plan),
         ),
-        ("care-plan-example.json", CarePlan, R4CarePlan, care, _abridged_care_plan(care)),
+        ("care-plan-bundle-example.json", Bundle, R4Bundle, care, _abridged_care_plan(care)),
     )
     for name, model, r4_model, whole, abridged in examples:
         for resource in (whole, abridged):
             model.model_validate(resource)
             r4_model(resource, strict=True).as_json()  # raises FHIRValidationError
+            for entry in resource.get("entry", ()):
+                model_, r4_model_ = ENTRY_MODELS[entry["resource"]["resourceType"]]
+                model_.model_validate(entry["resource"])
+                r4_model_(entry["resource"], strict=True).as_json()
         (output / name).write_text(json.dumps(abridged, indent=2, ensure_ascii=False) + "\n")
         written.append(
             f"{output / name}: {model.__name__} valid (fhir.resources R4B, fhirclient R4),"
@@ -109,25 +124,32 @@ def _abridged_plan(plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _abridged_care_plan(care: dict[str, Any]) -> dict[str, Any]:
-    """The first activity of each kind: completed without a result, with a coded one,
-    with a quantity; cancelled for each reason; not started, overdue, scheduled."""
+def _abridged_care_plan(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The first request of each kind, with its activity: completed without a result, with
+    a coded one, with a quantity; revoked for each reason; active, overdue, booked."""
+    plan_entry, *requests = bundle["entry"]
+    activities = {a["reference"]["reference"]: a for a in plan_entry["resource"]["activity"]}
     kept: list[dict[str, Any]] = []
-    seen: dict[tuple[str, str, str], int] = {}
-    for activity in care["activity"]:
-        detail = activity["detail"]
-        reason = detail.get("statusReason", {}).get("text", "")[:7]
+    seen: dict[tuple[str, str, str, bool], int] = {}
+    for entry in requests:
+        request = entry["resource"]
+        activity = activities[entry["fullUrl"]]
+        notes = [note["text"] for note in request["note"][1:]]  # the first: when it is due
         outcome = activity.get("outcomeCodeableConcept", [{}])[0]
         result = "coded" if "coding" in outcome else "text" if outcome else ""
-        kind = (detail["status"], reason, result)
+        booked = any(e["url"].endswith("/appointment-date") for e in request["extension"])
+        kind = (request["status"], notes[0][:7] if notes else "", result, booked)
         if seen.get(kind, 0) < KEPT_PER_STATUS:
             seen[kind] = seen.get(kind, 0) + 1
-            kept.append(activity)
-    return care | {"activity": kept}
+            kept.append(entry)
+    plan = plan_entry["resource"] | {"activity": [activities[e["fullUrl"]] for e in kept]}
+    return bundle | {"entry": [plan_entry | {"resource": plan}, *kept]}
 
 
 def _count(resource: dict[str, Any]) -> int:
-    return len(resource.get("action", resource.get("activity", [])))
+    if resource["resourceType"] == "Bundle":
+        return len(resource["entry"][0]["resource"]["activity"])
+    return len(resource["action"])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlmodel import Session, col
 
 import rules
@@ -54,9 +54,36 @@ def feed_page(
 ) -> FeedPage:
     """One page: an index range scan on the sequence, one statement."""
     versions = table_of(AdverseEventVersion)
-    rows = session.execute(
-        select(
-            *versions.c,
+    entries = _entries(
+        session,
+        _with_context(select(*versions.c))
+        .where(col(AdverseEventVersion.sequence) > after)
+        .order_by(col(AdverseEventVersion.sequence))
+        .limit(limit),
+        registry,
+    )
+    last = entries[-1]["sequence"] if entries else after
+    return FeedPage(entries, str(last), caught_up=len(entries) < limit)
+
+
+def case_entries(
+    session: Session, case_id: str, *, registry: rules.ProtocolRegistry
+) -> list[dict[str, Any]]:
+    """Every version of one case as a feed entry, oldest first; none if no such case."""
+    versions = table_of(AdverseEventVersion)
+    return _entries(
+        session,
+        _with_context(select(*versions.c))
+        .where(col(AdverseEventVersion.case_id) == case_id)
+        .order_by(col(AdverseEventVersion.version)),
+        registry,
+    )
+
+
+def _with_context(statement: Select[Any]) -> Select[Any]:
+    """The patient, site and protocol a version's feed entry carries."""
+    return (
+        statement.add_columns(
             col(Patient.study_id),
             col(Patient.sex),
             col(Patient.birth_date),
@@ -68,13 +95,15 @@ def feed_page(
         .join(AdverseEventCase, col(AdverseEventCase.case_id) == col(AdverseEventVersion.case_id))
         .join(Patient, col(Patient.id) == col(AdverseEventCase.patient_id))
         .join(Site, col(Site.id) == col(AdverseEventCase.site_id))
-        .where(col(AdverseEventVersion.sequence) > after)
-        .order_by(col(AdverseEventVersion.sequence))
-        .limit(limit)
-    ).all()
+    )
+
+
+def _entries(
+    session: Session, statement: Select[Any], registry: rules.ProtocolRegistry
+) -> list[dict[str, Any]]:
     products: dict[tuple[str, str], dict[str, str]] = {}  # few per page: look up once
     entries = []
-    for row in rows:
+    for row in session.execute(statement).all():
         key = (row.protocol_id, row.protocol_version)
         if key not in products:
             products[key] = product_of(registry, *key)
@@ -91,8 +120,7 @@ def feed_page(
             product=products[key],
         )
         entries.append(feed_entry(row, content))
-    last = entries[-1]["sequence"] if entries else after
-    return FeedPage(entries, str(last), caught_up=len(entries) < limit)
+    return entries
 
 
 def feed_entry(version: VersionRecord, content: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,18 @@ per case instead of counting a follow-up as a second event.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
+
+from surveillance.kit.fhir_conformance import (
+    code_system_url,
+    definition_url,
+    fhir_base,
+    fhir_id,
+)
 
 HL7 = "http://terminology.hl7.org/CodeSystem"
 # HL7 terminology gives MedDRA this system (terminology.hl7.org/CodeSystem/mdr is retired).
@@ -24,8 +30,6 @@ MEDDRA = "https://www.meddra.org"
 UCUM = "http://unitsofmeasure.org"
 XHTML = "http://www.w3.org/1999/xhtml"
 
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_NOT_ID = re.compile(r"[^A-Za-z0-9\-.]")
 # Characters XML 1.0 forbids: one of them would make the narrative's xhtml unparseable.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
@@ -106,6 +110,11 @@ def adverse_event_bundle(
     return bundle
 
 
+def adverse_event_url(base_url: str, resource_id: str) -> str:
+    """Where a consumer reads the case's latest version (``/_history/[vid]``: one version)."""
+    return f"{fhir_base(base_url)}/AdverseEvent/{resource_id}"
+
+
 def adverse_event(case: Mapping[str, Any], *, change: str, base_url: str) -> dict[str, Any]:
     """One case version as an R4 ``AdverseEvent``."""
     base = base_url.rstrip("/")
@@ -138,14 +147,6 @@ def adverse_event(case: Mapping[str, Any], *, change: str, base_url: str) -> dic
     return {key: value for key, value in resource.items() if value is not None}
 
 
-def fhir_id(value: str) -> str:
-    """``value`` if it is a valid FHIR id, else a cleaned prefix plus a hash (no collisions)."""
-    if _FHIR_ID.fullmatch(value):
-        return value
-    digest = hashlib.sha256(value.encode()).hexdigest()[:12]
-    return f"{_NOT_ID.sub('-', value)[:51]}-{digest}"
-
-
 def _bundle_entry(entry: Mapping[str, Any], base: str) -> dict[str, Any]:
     case = _checked_case(entry)
     resource = adverse_event(case, change=entry["change"], base_url=base)
@@ -158,7 +159,7 @@ def _bundle_entry(entry: Mapping[str, Any], base: str) -> dict[str, Any]:
         ],
         # R4: [base]/[type]/[id], version-independent (the version is in response.location);
         # [base] is the FHIR base {base}/fhir, where the CodeSystems and definitions live.
-        "fullUrl": f"{_fhir_base(base)}/AdverseEvent/{rid}",
+        "fullUrl": adverse_event_url(base, rid),
         "resource": resource,
         "request": {
             "method": method,
@@ -339,20 +340,6 @@ def _local(base: str, system: str, code: str, displays: Mapping[str, str]) -> di
 
 def _concept(coding: Mapping[str, str]) -> dict[str, Any]:
     return {"coding": [dict(coding)], "text": coding.get("display", coding["code"])}
-
-
-def _fhir_base(base: str) -> str:
-    return f"{base}/fhir"
-
-
-def definition_url(base: str, name: str) -> str:
-    """The canonical URL of our extension ``name`` (served there, see fhir_definitions)."""
-    return f"{_fhir_base(base)}/StructureDefinition/{name}"
-
-
-def code_system_url(base: str, name: str) -> str:
-    """The canonical URL of our code system ``name`` (served there, see fhir_definitions)."""
-    return f"{_fhir_base(base)}/CodeSystem/{name}"
 
 
 def _iso(value: str | date) -> str:

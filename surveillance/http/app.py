@@ -17,6 +17,7 @@ from surveillance.http.api.routes import (
     assessments,
     audit,
     feeds,
+    fhir_adverse_events,
     fhir_definitions,
     patients,
     protocols,
@@ -81,6 +82,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(fhir_definitions.router)  # canonical URLs: outside /api/v1
+    app.include_router(fhir_definitions.identifier_systems)
+    app.include_router(fhir_adverse_events.router)  # where the feed's fullUrls point
     webhook_docs.document(app)  # the outgoing webhooks, in the OpenAPI document
     web.install(app, settings)  # the pages and /static
 

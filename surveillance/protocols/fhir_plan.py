@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import rules
+from surveillance.kit.fhir_conformance import code_system_url, definition_url, fhir_base, fhir_id
 
 FHIR_JSON = "application/fhir+json"
 UCUM = "http://unitsofmeasure.org"
@@ -58,7 +59,22 @@ def wants_fhir(format_: str | None, accept: str | None) -> bool:
 
 def plan_definition_url(base_url: str, protocol_id: str) -> str:
     """The canonical URL of a protocol's PlanDefinition (add ``|version`` for one version)."""
-    return f"{base_url.rstrip('/')}/fhir/PlanDefinition/{protocol_id}"
+    return f"{fhir_base(base_url)}/PlanDefinition/{protocol_id}"
+
+
+def plan_definition_id(protocol: rules.Protocol) -> str:
+    """The resource id of one version's PlanDefinition (its ``url`` is the protocol's)."""
+    return _resource_id(f"{protocol.id}-{protocol.version}")
+
+
+def assessments_system_id(protocol_id: str) -> str:
+    """The id of the CodeSystem of a protocol's assessments (codes: the rule ids)."""
+    return fhir_id(f"{protocol_id}-assessments")
+
+
+def results_system_id(protocol_id: str, rule_id: str) -> str:
+    """The id of the CodeSystem of one assessment's coded results."""
+    return fhir_id(f"{protocol_id}-{action_id(rule_id)}-result")
 
 
 def action_id(rule_id: str) -> str:
@@ -75,7 +91,7 @@ def plan_definition(protocol: rules.Protocol, *, base_url: str) -> dict[str, Any
     actions += [_action(protocol, rule_id, starters, base) for rule_id in protocol.rules]
     resource: dict[str, Any] = {
         "resourceType": "PlanDefinition",
-        "id": _resource_id(f"{protocol.id}-{protocol.version}"),
+        "id": plan_definition_id(protocol),
         "url": plan_definition_url(base, protocol.id),
         "identifier": [
             {"system": f"{base}/protocol-versions", "value": f"{protocol.id}|{protocol.version}"}
@@ -122,8 +138,8 @@ def _action(
     action: dict[str, Any] = {
         "id": action_id(rule_id),
         "extension": [
-            {"url": _definition(base, "evidence-basis"), "valueCode": spec.evidence.basis.value},
-            {"url": _definition(base, "starts"), "valueCode": spec.starts},
+            {"url": definition_url(base, "evidence-basis"), "valueCode": spec.evidence.basis.value},
+            {"url": definition_url(base, "starts"), "valueCode": spec.starts},
         ],
         "title": spec.name,
         "description": spec.description,
@@ -131,7 +147,7 @@ def _action(
             {
                 "coding": [
                     {
-                        "system": _code_system(base, "assessment-category"),
+                        "system": code_system_url(base, "assessment-category"),
                         "code": spec.category,
                     }
                 ],
@@ -246,7 +262,7 @@ def _with_window(action: dict[str, Any], window: Any, base: str) -> dict[str, An
     """The window around the due date, in days (``low`` <= 0 <= ``high``)."""
     before, after = (window.before, window.after) if window is not None else (0, 0)
     extension = {
-        "url": _definition(base, "visit-window"),
+        "url": definition_url(base, "visit-window"),
         "valueRange": {"low": _days(before), "high": _days(after)},
     }
     return {"extension": [extension], **action}
@@ -386,11 +402,3 @@ def _computable_name(protocol_id: str) -> str:
     words = protocol_id.replace("-", " ").split()
     name = "".join(word[:1].upper() + word[1:] for word in words)
     return name if name[:1].isalpha() else f"P{name}"
-
-
-def _definition(base: str, name: str) -> str:
-    return f"{base}/fhir/StructureDefinition/{name}"
-
-
-def _code_system(base: str, name: str) -> str:
-    return f"{base}/fhir/CodeSystem/{name}"

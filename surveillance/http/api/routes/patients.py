@@ -31,7 +31,7 @@ from surveillance.http.deps import (
 )
 from surveillance.patients.changes import add_infusion, change_status
 from surveillance.patients.enrolment import Enrolment, enroll
-from surveillance.patients.fhir_careplan import care_plan
+from surveillance.patients.fhir_careplan import care_plan_bundle
 from surveillance.patients.views import calendar_dicts, change_dict, patient_dict, patient_dicts
 from surveillance.protocols.fhir_plan import FHIR_JSON, wants_fhir
 from surveillance.records.queries import get_patient
@@ -124,7 +124,8 @@ def read_patient(
     responses={
         200: {
             "content": {FHIR_JSON: {}},
-            "description": "The calendar, or a FHIR R4 CarePlan (?format=fhir).",
+            "description": "The calendar, or (?format=fhir) a FHIR R4 transaction Bundle: "
+            "the CarePlan and a ServiceRequest per assessment.",
         }
     },
 )
@@ -139,8 +140,11 @@ def read_calendar(
 ) -> Any:
     """Every assessment with its stored outcome, its reason, and its state on ``on``
     (default: today at the site); ``?format=fhir`` (or ``Accept: application/fhir+json``):
-    the same as a FHIR R4 CarePlan that instantiates the protocol's PlanDefinition, the
-    patient known by study id only."""
+    the same as a FHIR R4 transaction Bundle, ready to ``POST`` to a FHIR server: a
+    CarePlan that instantiates the protocol's PlanDefinition and a ServiceRequest per
+    assessment (the window, the status, the reason), each a conditional update by our
+    identifier, so importing again updates; the patient known by study id only, no birth
+    or infusion date."""
     with state.read() as session:
         patient = visible_patient(session, user, study_id)
         site = get_site(session, patient.site_id)
@@ -149,7 +153,7 @@ def read_calendar(
         patient_status = str(patient.status)
     response.headers["Vary"] = "Accept"
     if wants_fhir(format, accept):
-        body = care_plan(study_id, patient_status, calendar, base_url=state.base_url)
+        body = care_plan_bundle(study_id, patient_status, calendar, base_url=state.base_url)
         return JSONResponse(jsonable_encoder(body), media_type=FHIR_JSON, headers=VARY)
     return calendar
 

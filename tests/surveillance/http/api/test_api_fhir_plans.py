@@ -17,13 +17,18 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.plandefinition import PlanDefinition
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhirclient.models.bundle import Bundle as R4Bundle
 from fhirclient.models.careplan import CarePlan as R4CarePlan
 from fhirclient.models.fhirabstractbase import FHIRValidationError
 from fhirclient.models.plandefinition import PlanDefinition as R4PlanDefinition
+from fhirclient.models.servicerequest import ServiceRequest as R4ServiceRequest
 from support.api_support import CAR_T, Api
 
 FHIR_JSON = "application/fhir+json"
@@ -38,6 +43,19 @@ ACTIVITY_STATUSES = {
     "stopped", "unknown", "entered-in-error",
 }  # fmt: skip
 UCUM_TIME = {"s", "min", "h", "d", "wk", "mo", "a"}
+PLAN_STATUSES = {
+    "draft",
+    "active",
+    "on-hold",
+    "revoked",
+    "completed",
+    "entered-in-error",
+    "unknown",
+}
+REQUEST_INTENTS = {
+    "proposal", "plan", "directive", "order", "original-order", "reflex-order",
+    "filler-order", "instance-order", "option",
+}  # fmt: skip
 
 
 def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -57,7 +75,7 @@ def _r4_structure(resource: dict[str, Any]) -> None:
             assert all(e["url"].startswith(f"{BASE}/fhir/StructureDefinition/") for e in node)
         if isinstance(node, dict) and node.get("system") == "http://unitsofmeasure.org":
             assert node["code"] in UCUM_TIME | {"d"}, path
-    assert R4_ID.fullmatch(resource["id"])
+    assert "id" not in resource or R4_ID.fullmatch(resource["id"])
 
 
 def _actions(actions: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -184,6 +202,41 @@ class TestPlanDefinition:
         assert response.headers["content-type"] == "application/json"
 
 
+def _care_plan_bundle(bundle: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A transaction Bundle as R4 has it, each entry valid on its own: the CarePlan and
+    its ServiceRequests, every reference between them an entry's fullUrl."""
+    Bundle.model_validate(bundle)
+    assert R4Bundle(bundle, strict=True).as_json()["type"] == "transaction"
+    assert bundle["type"] == "transaction"
+    entries = bundle["entry"]
+    full_urls = [entry["fullUrl"] for entry in entries]
+    assert len(full_urls) == len(set(full_urls))  # bdl-7
+    for entry in entries:
+        assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", entry["fullUrl"])
+        assert "response" not in entry  # bdl-4
+        kind = entry["resource"]["resourceType"]
+        system, value = entry["resource"]["identifier"][0].values()
+        assert entry["request"]["method"] == "PUT"  # bdl-3: a conditional update
+        assert entry["request"]["url"] == f"{kind}?identifier={quote(system, safe='')}%7C" + (
+            quote(value, safe="")
+        )
+        _r4_structure(entry["resource"])
+    plan, *requests = (entry["resource"] for entry in entries)
+    CarePlan.model_validate(plan)
+    assert R4CarePlan(plan, strict=True).as_json()["resourceType"] == "CarePlan"
+    for request in requests:
+        ServiceRequest.model_validate(request)
+        R4ServiceRequest(request, strict=True)
+        assert request["status"] in {"active", "completed", "revoked"}
+        assert request["intent"] in REQUEST_INTENTS
+        assert request["subject"] == plan["subject"]
+    assert plan["status"] in PLAN_STATUSES
+    assert [a["reference"]["reference"] for a in plan["activity"]] == full_urls[1:]
+    for activity in plan["activity"]:
+        assert "detail" not in activity  # cpl-3: a reference or a detail
+    return plan, requests
+
+
 class TestCarePlan:
     def test_an_enrolled_patient_after_an_outcome(self, api: Api) -> None:
         study_id = api.enroll(study_id="ROM-301")
@@ -197,11 +250,7 @@ class TestCarePlan:
         response = api.get(f"/api/v1/patients/{study_id}/calendar", format="fhir")
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == FHIR_JSON
-        plan = response.json()
-        CarePlan.model_validate(plan)
-        assert R4CarePlan(plan, strict=True).as_json()["resourceType"] == "CarePlan"
-        _r4_structure(plan)
-        assert plan["status"] in {"draft", "active", "on-hold", "revoked", "completed"}
+        plan, requests = _care_plan_bundle(response.json())
         assert plan["intent"] == "plan"
         assert plan["instantiatesCanonical"] == [f"{BASE}/fhir/PlanDefinition/{CAR_T}|1.1"]
         assert plan["subject"] == {
@@ -211,23 +260,56 @@ class TestCarePlan:
         }
         text = response.text
         assert "2014-03-01" not in text  # no birth date
-        assert "birth" not in text.lower()
-        activities = plan["activity"]
+        assert "born" not in text
         calendar = api.get(f"/api/v1/patients/{study_id}/calendar").json()
-        assert len(activities) == len(calendar)
-        for activity in activities:
-            assert activity["detail"]["status"] in ACTIVITY_STATUSES
-        done = next(a for a in activities if a["detail"]["extension"][0]["valueString"] == key)
-        assert done["detail"]["status"] == "completed"
-        assert done["detail"]["scheduledPeriod"] == {"start": "2024-04-16", "end": "2024-05-14"}
-        assert done["outcomeCodeableConcept"][0]["coding"][0]["code"] == "negative"
-        assert done["progress"][0]["time"] == "2024-04-30"
-        states = {
-            a["detail"]["extension"][2]["valueCode"]: a["detail"]["status"] for a in activities
+        assert [r["identifier"][0]["value"] for r in requests] == [row["key"] for row in calendar]
+        # The reasons carry no date: the windows are the schedule itself, as in the JSON.
+        reasons = [c["text"] for r in requests for c in r.get("reasonCode", ())]
+        assert reasons
+        assert not [reason for reason in reasons if re.search(r"\d{4}-\d{2}-\d{2}", reason)]
+        by_key = {r["identifier"][0]["value"]: r for r in requests}
+        done = by_key[key]
+        assert done["identifier"][0]["system"] == f"{BASE}/assessments"
+        assert done["status"] == "completed"
+        assert done["intent"] == "plan"
+        assert done["occurrencePeriod"] == {"start": "2024-04-16", "end": "2024-05-14"}
+        assert done["code"]["coding"][0] == {
+            "system": f"{BASE}/fhir/CodeSystem/{CAR_T}-assessments",
+            "code": "rcl_test",
+            "display": done["code"]["text"],
         }
-        assert states.get("upcoming") == "not-started"
-        overdue = [a for a in activities if a["detail"]["extension"][2]["valueCode"] == "overdue"]
-        assert all(a["detail"]["statusReason"]["text"].startswith("Overdue") for a in overdue)
+        assert done["reasonCode"] == [{"text": "month 3 after infusion; window −14/+14 days"}]
+        assert done["instantiatesCanonical"] == [f"{BASE}/fhir/PlanDefinition/{CAR_T}|1.1"]
+        activity = plan["activity"][calendar.index(next(r for r in calendar if r["key"] == key))]
+        assert activity["outcomeCodeableConcept"][0]["coding"][0]["code"] == "negative"
+        assert activity["progress"][0]["time"] == "2024-04-30"
+        states = {_state(r): r["status"] for r in requests}
+        assert states.get("upcoming") == "active"
+        overdue = [r for r in requests if _state(r) == "overdue"]
+        assert all(any(n["text"].startswith("Overdue") for n in r["note"]) for r in overdue)
+
+    def test_a_reinfusion_cancels_without_naming_its_date(self, api: Api) -> None:
+        """The stored status reason is "infusion 2 on <date>": the date stays out."""
+        study_id = api.enroll(study_id="ROM-303")
+        again = api.post(
+            f"/api/v1/patients/{study_id}/infusions",
+            {"infusion_date": "2024-06-03"},
+            if_match='"1"',
+        )
+        assert again.status_code == 200, again.text
+        response = api.get(f"/api/v1/patients/{study_id}/calendar", format="fhir")
+        _, requests = _care_plan_bundle(response.json())
+        revoked = [r for r in requests if r["status"] == "revoked"]
+        assert revoked
+        texts = [n["text"] for r in revoked for n in [*r["note"], *r.get("reasonCode", ())]]
+        assert not [text for text in texts if "2024-06-03" in text]
+        assert any("infusion 2" in n["text"] for r in revoked for n in r["note"])
+
+    def test_the_same_calendar_gives_the_same_bundle(self, api: Api) -> None:
+        """A re-import must hit the same conditional updates (no duplicate requests)."""
+        study_id = api.enroll(study_id="ROM-304")
+        path = f"/api/v1/patients/{study_id}/calendar"
+        assert api.get(path, format="fhir").json() == api.get(path, format="fhir").json()
 
     def test_another_sites_patient_is_not_found(self, api: Api) -> None:
         api.enroll(study_id="ERL-301", site_id="Erlangen")
@@ -243,6 +325,11 @@ class TestCarePlan:
         assert response.status_code == 403
 
 
+def _state(request: dict[str, Any]) -> str:
+    (state,) = (e["valueCode"] for e in request["extension"] if e["url"].endswith("-state"))
+    return str(state)
+
+
 def test_the_examples_in_docs_are_what_the_script_writes(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[4]
     path = root / "scripts" / "fhir_examples.py"
@@ -252,7 +339,7 @@ def test_the_examples_in_docs_are_what_the_script_writes(tmp_path: Path) -> None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     script.write_examples(tmp_path)
-    for name in ("plan-definition-example.json", "care-plan-example.json"):
+    for name in ("plan-definition-example.json", "care-plan-bundle-example.json"):
         written = (tmp_path / name).read_text()
         assert written == (root / "docs/fhir" / name).read_text(), (
             "regenerate with: .venv/bin/python scripts/fhir_examples.py"
