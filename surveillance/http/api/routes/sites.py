@@ -15,6 +15,7 @@ from sqlmodel import Session
 from surveillance.accounts.auth import resolve_token
 from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.errors import NotFound, Unauthorized
+from surveillance.http.api.downloads import attachment
 from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
 from surveillance.http.deps import CurrentUser, State
 from surveillance.patients.due_list import (
@@ -103,7 +104,7 @@ def _csv_response(page: DuePage, filename: str) -> Response:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(_row(item) for item in page.items)
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = {"Content-Disposition": attachment(filename)}
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -14,11 +14,13 @@ from urllib.parse import quote
 
 import pytest
 from openapi_schema_validator import OAS30Validator
-from support.api_support import NOW, PATIENT, Api
+from support.api_support import NOW, PATIENT, TODAY, Api
 from support.live_api import SERIOUS_CASE
 
 from surveillance.alerting.scan import scan
+from surveillance.http.api.downloads import attachment
 from surveillance.kit.db import write_session
+from surveillance.records import sites
 
 KEY = "ROM-101:1:rcl_test:1"  # pending, positive/negative result (test_api_previews.py)
 CASE = "ROM-101-AE01"
@@ -218,3 +220,20 @@ def test_every_moment_is_an_rfc3339_date_time_with_an_offset(patient: Api) -> No
         "/api/v1/alerts[].created_at",
         "/api/v1/alerts[].next_attempt_at",
     } <= seen, sorted(seen)
+
+
+def test_a_site_id_outside_latin_1_still_downloads_its_due_list(api: Api) -> None:
+    """schemathesis found a 500 here: a header value is Latin-1, and the CSV's file name
+    carried the site id as it is. Now an ASCII name, and the real one in filename*."""
+    with write_session(api.engine) as session:
+        sites.add_site(session, site_id="Łódź", name="Łódź", timezone="Europe/Warsaw")
+    response = api.get(f"/api/v1/sites/{quote('Łódź')}/due", "admin", format="csv")
+    assert response.status_code == 200, response.text
+    disposition = response.headers["Content-Disposition"]
+    name = f"due-Łódź-{TODAY.isoformat()}.csv"
+    assert disposition == (
+        f'attachment; filename="due-__d_-{TODAY.isoformat()}.csv"; '
+        f"filename*=UTF-8''{quote(name, safe='')}"
+    )
+    assert attachment("due-Rome-2026-11-25.csv") == 'attachment; filename="due-Rome-2026-11-25.csv"'
+    assert attachment('a"b\r\n.csv').startswith('attachment; filename="a_b__.csv"; filename*=')
