@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from types import MappingProxyType
@@ -56,7 +55,6 @@ _CELLS: MappingProxyType[str, _Cell] = MappingProxyType(
 COLUMNS: tuple[str, ...] = tuple(_CELLS)
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
-_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _neutral(cell: str | int) -> str | int:
@@ -75,6 +73,6 @@ def due_csv(items: Iterable[DueItem], *, site_id: str) -> bytes:
 
 
 def filename(site_id: str, on: date) -> str:
-    """``due-Rome-2026-11-25.csv``; characters other than letters, digits, ``.``, ``_``
-    and ``-`` in the site id become ``_`` (for a download's Content-Disposition)."""
-    return f"due-{_UNSAFE_IN_FILENAME.sub('_', site_id).strip('.') or 'site'}-{on.isoformat()}.csv"
+    """``due-Rome-2026-11-25.csv``, the site id as it is (a download's header makes it safe:
+    ``http.downloads.attachment``)."""
+    return f"due-{site_id}-{on.isoformat()}.csv"

@@ -9,9 +9,11 @@ import re
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
+from surveillance.http.downloads import attachment
 from surveillance.patients import due_csv
 from surveillance.patients.due_list import DueItem, DueState
 
@@ -148,13 +150,20 @@ def test_the_reason_carries_no_identifying_date(stored: str, written: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("site", "name"),
+    ("site", "plain"),
     [
         ("Rome", "due-Rome-2026-11-25.csv"),
         ('Roma, "Gemelli"\nUniversità', "due-Roma_Gemelli_Universit_-2026-11-25.csv"),
-        ("../..", "due-_-2026-11-25.csv"),
-        ("", "due-site-2026-11-25.csv"),
+        ("../..", "due-.._..-2026-11-25.csv"),
+        ("Łódź", "due-_d_-2026-11-25.csv"),
     ],
 )
-def test_the_file_name_is_safe_in_a_header(site: str, name: str) -> None:
-    assert due_csv.filename(site, date(2026, 11, 25)) == name
+def test_the_file_name_is_safe_in_a_header(site: str, plain: str) -> None:
+    name = due_csv.filename(site, date(2026, 11, 25))
+    assert name == f"due-{site}-2026-11-25.csv"
+    header = attachment(name)
+    assert header.startswith(f'attachment; filename="{plain}"')
+    header.encode("latin-1")  # a header value must be Latin-1
+    assert "\n" not in header
+    if plain != name:
+        assert header.endswith(f"; filename*=UTF-8''{quote(name, safe='')}")

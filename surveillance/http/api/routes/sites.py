@@ -15,6 +15,7 @@ from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.errors import NotFound, Unauthorized
 from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
 from surveillance.http.deps import CurrentUser, State
+from surveillance.http.downloads import attachment
 from surveillance.patients import due_csv
 from surveillance.patients.due_list import (
     DueCursor,
@@ -93,7 +94,7 @@ async def read_due_list(
 def _csv_response(page: DuePage, site: str, day: date) -> Response:
     """The file every export writes (``due_csv``); a cut-short list says where to go on."""
     body = due_csv.due_csv(page.items, site_id=site)
-    headers = {"Content-Disposition": f'attachment; filename="{due_csv.filename(site, day)}"'}
+    headers = {"Content-Disposition": attachment(due_csv.filename(site, day))}
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
     return Response(body, media_type=due_csv.MEDIA_TYPE, headers=headers)

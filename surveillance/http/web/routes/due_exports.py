@@ -19,6 +19,7 @@ from surveillance.accounts import auth
 from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import NotFound
 from surveillance.http.deps import AppState, State, visible_site
+from surveillance.http.downloads import attachment
 from surveillance.http.web.render import PageRoute, parse_day, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
 from surveillance.patients import due_csv
@@ -56,7 +57,7 @@ def due_csv_download(
         )
     filename = due_csv.filename(site.id, day)
     headers = {
-        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Disposition": attachment(filename),
         "Cache-Control": "no-store",  # patient study ids: not for shared caches
     }
     body = due_csv.due_csv(page.items, site_id=site.id)

@@ -1,6 +1,8 @@
 """A client generated from the OpenAPI document by a tool nobody here wrote
-(openapi-python-client) calls the API and parses what comes back: a 200, and a 404, a 412
-and a 422 as ``Problem`` objects, not a crash or ``None``.
+(openapi-python-client) calls a real server (uvicorn on 127.0.0.1, on SQLite and on
+PostgreSQL: ``live_api``) and parses what comes back: a 200 on a read and on a write with
+the right If-Match, and a 404, a 412 (a stale ETag of a real patient) and a 422 as
+``Problem`` objects, not a crash or ``None``.
 
 The generator pins an older typer than the app, so it lives in its own virtualenv,
 ``.venv-codegen`` (made by ``scripts/bootstrap``); the generated code needs only httpx,
@@ -20,9 +22,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
-from support.api_support import Api
+from support.api_support import PATIENT
+from support.live_api import LiveApi
 
 REPO = Path(__file__).resolve().parents[4]
 CODEGEN = REPO / ".venv-codegen" / "bin"
@@ -30,13 +33,13 @@ PACKAGE = "ltfu_generated_client"
 
 
 @pytest.fixture(scope="module")
-def generated(shared_api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+def generated(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     generator = CODEGEN / "openapi-python-client"
     if not generator.exists():
         pytest.fail(f"{generator} is missing: run scripts/bootstrap")
     work = tmp_path_factory.mktemp("client")
     spec = work / "openapi.json"
-    spec.write_text(json.dumps(shared_api.client.get("/openapi.json").json()))
+    spec.write_text(json.dumps(httpx.get(f"{live_api.url}/openapi.json").json()))
     command = [str(generator), "generate", "--path", str(spec), "--meta", "none"]
     result = subprocess.run(
         [*command, "--output-path", str(work / PACKAGE)],
@@ -59,43 +62,50 @@ def generated(shared_api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iter
             del sys.modules[name]
 
 
-def _client(generated: ModuleType, shared_api: Api) -> Any:
-    client = generated.AuthenticatedClient(base_url="http://testserver", token="unused")
-    # The generated client accepts an httpx client: the app's TestClient, as the nurse.
-    transport = TestClient(
-        shared_api.client.app,
-        headers={"Authorization": f"Bearer {shared_api.tokens['nurse']}"},
-    )
-    return client.set_httpx_client(transport)
-
-
 def _api(name: str) -> Any:
     return importlib.import_module(f"{PACKAGE}.api.{name}")
 
 
-def test_the_generated_client_parses_a_200_and_problems(
-    generated: ModuleType, shared_api: Api
-) -> None:
-    client = _client(generated, shared_api)
+@pytest.fixture
+def client(generated: ModuleType, live_api: LiveApi) -> Iterator[Any]:
+    """The generated client, as the nurse, on its own httpx connection to the server."""
+    nurse = generated.AuthenticatedClient(base_url=live_api.url, token=live_api.tokens["nurse"])
+    with nurse:
+        yield nurse
+
+
+def test_the_generated_client_parses_a_200_and_problems(client: Any) -> None:
     models = importlib.import_module(f"{PACKAGE}.models")
+    read_patient = _api("patients.read_patient_api_v1_patients_study_id_get")
+    reinfuse = _api("patients.reinfuse_api_v1_patients_study_id_infusions_post")
+    study_id = PATIENT["study_id"]
 
     patients = _api("patients.list_patients_api_v1_patients_get").sync(client=client)
     assert isinstance(patients, list)
+    assert [patient.study_id for patient in patients] == [study_id]
 
-    missing = _api("patients.read_patient_api_v1_patients_study_id_get").sync(
-        "NOBODY-1", client=client
-    )
+    missing = read_patient.sync("NOBODY-1", client=client)
     assert isinstance(missing, models.Problem)
     assert missing.status == 404
 
-    stale = _api("patients.reinfuse_api_v1_patients_study_id_infusions_post").sync(
-        "NOBODY-1",
-        client=client,
-        body=models.InfusionCreate(infusion_date=datetime.date(2026, 1, 1)),
-        if_match="not-an-etag",
-    )
+    read = read_patient.sync_detailed(study_id, client=client)
+    assert read.status_code == 200
+    assert isinstance(read.parsed, models.PatientPublic)
+    etag = read.headers["ETag"]
+    infusion = models.InfusionCreate(infusion_date=datetime.date(2026, 1, 1))
+
+    written = reinfuse.sync_detailed(study_id, client=client, body=infusion, if_match=etag)
+    assert written.status_code == 200, written.content
+    assert isinstance(written.parsed, models.PatientChangeResult)
+    assert written.parsed.patient.study_id == study_id
+    assert written.headers["ETag"] != etag
+
+    # The ETag read before that write is now stale: someone (we) changed the patient.
+    stale = reinfuse.sync(study_id, client=client, body=infusion, if_match=etag)
     assert isinstance(stale, models.Problem)
     assert stale.status == 412
+    reread = read_patient.sync_detailed(study_id, client=client)
+    assert reread.headers["ETag"] == written.headers["ETag"]
 
     invalid = _api("patients.list_patients_api_v1_patients_get").sync(client=client, limit=0)
     assert isinstance(invalid, models.Problem)

@@ -1,0 +1,119 @@
+"""The API served for real: uvicorn on a free 127.0.0.1 port in a background thread, on
+a SQLite file and on a PostgreSQL database, with one user and bearer token per role, one
+enrolled patient (``PATIENT``, ROM-101) and a serious adverse event recorded over HTTP.
+
+``live_api`` is module-scoped: each test module that takes it gets its own server and
+database (schemathesis writes whatever it likes; other modules must not see it). Import
+it into a ``conftest.py`` to use it (tests/surveillance/http/api/conftest.py does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+from starlette.types import ASGIApp
+
+import rules
+from support.api_support import NOW, PATIENT, populate
+from support.peers import free_port
+from surveillance.config import Settings
+from surveillance.http.app import create_app
+from surveillance.kit import migrate
+from surveillance.kit.db import write_session
+from surveillance.main import build_runtime
+from surveillance.patients.enrolment import Enrolment, enroll
+
+# SURVEILLANCE_BASE_URL of the served app: never the address it is reached at, so a URL
+# built from the request (its Host, its scheme) instead of the setting shows.
+LIVE_BASE_URL = "https://ltfu.example.org"
+SERIOUS_CASE: dict[str, Any] = {
+    "onset_date": "2026-11-20",
+    "awareness_date": "2026-11-21",
+    "term": "Pneumonia",
+    "category": "infection",
+    "grade": 3,
+    "grade_scale": "ctcae_v5",
+    "serious": True,
+    "seriousness_criteria": ["hospitalization"],
+    "relatedness": "possibly_related",
+    "expected": False,
+    "outcome": "recovering",
+}
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    """Where the server listens, who may call it, and the database behind it."""
+
+    url: str  # http://127.0.0.1:PORT
+    database: str  # "sqlite" or "postgres"
+    engine: Engine
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+
+
+@contextmanager
+def serving(app: ASGIApp, name: str = "uvicorn-live") -> Iterator[str]:
+    """Serve ``app`` on a free 127.0.0.1 port until the block ends; yields its URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        assert thread.is_alive(), "the server stopped"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live_api(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    registry: rules.ProtocolRegistry,
+) -> Iterator[LiveApi]:
+    """A served app with one user and token per role, ROM-101 and a serious case."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{Path(tmp_path_factory.mktemp('live')) / 'surveillance.db'}"
+    else:
+        url = request.getfixturevalue("pg").create_database(f"live_{uuid.uuid4().hex[:16]}")
+    settings = Settings(database_url=url, base_url=LIVE_BASE_URL)
+    runtime = build_runtime(settings, clock=lambda: NOW, registry=registry)
+    try:
+        migrate.upgrade(runtime.engine)
+        tokens = populate(runtime.engine)
+        with write_session(runtime.engine) as session:
+            enroll(session, [Enrolment(**PATIENT)], registry=registry, now=NOW, actor="test")
+        with serving(create_app(runtime), name=f"uvicorn-{request.param}") as base:
+            live = LiveApi(base, request.param, runtime.engine, tokens)
+            # A serious case: the case lists, the feed and the alerts it raises have rows.
+            created = httpx.post(
+                f"{base}/api/v1/patients/{PATIENT['study_id']}/adverse-events",
+                json=SERIOUS_CASE,
+                headers=live.headers("nurse"),
+            )
+            assert created.status_code == 201, created.text
+            yield live
+    finally:
+        runtime.engine.dispose()
