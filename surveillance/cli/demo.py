@@ -9,6 +9,7 @@ due and overdue.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.adverse_events.results import record_outcome
 from surveillance.cli.context import runtime
+from surveillance.cli.demo_large import load_large_demo
 from surveillance.kit import migrate
 from surveillance.kit.clock import local_date
 from surveillance.kit.db import write_session
@@ -303,20 +305,46 @@ def create_demo_users(session: Session) -> list[tuple[str, str, str]]:
 
 
 @commands.command("demo")
-def demo_command() -> None:
+def demo_command(
+    patients_per_site: int | None = typer.Option(
+        None,
+        "--patients-per-site",
+        min=1,
+        help="a larger synthetic cohort: this many children per site, infused over the past "
+        "15 years (default: the small demo of 4 per site)",
+    ),
+    seed: int = typer.Option(2026, help="the random seed of the synthetic cohort"),
+) -> None:
     """Create (or reset) the database with the synthetic demo cohort."""
     current = runtime()
     engine = current.engine
     migrate.reset(engine)
     migrate.upgrade(engine)
+    started = time.perf_counter()
     with write_session(engine) as session:
-        summary = load_demo(session, registry=current.registry, now=current.clock())
+        if patients_per_site is None:
+            summary = load_demo(session, registry=current.registry, now=current.clock(), seed=seed)
+            extra = ""
+        else:
+            large = load_large_demo(
+                session,
+                registry=current.registry,
+                now=current.clock(),
+                patients_per_site=patients_per_site,
+                seed=seed,
+            )
+            summary = DemoSummary(
+                large.patients, large.completed, large.missed, large.overdue_left,
+                large.adverse_events,
+            )  # fmt: skip
+            extra = f", {large.withdrawn} withdrawn, {large.deceased} deceased"
         credentials = create_demo_users(session)
     typer.echo(
         f"demo cohort loaded into {engine.url.render_as_string()}: "
         f"{summary.patients} synthetic patients at Rome and Erlangen, "
         f"{summary.completed} assessments completed, {summary.missed} missed, "
-        f"{summary.overdue_left} left overdue, {summary.adverse_events} adverse events."
+        f"{summary.overdue_left} left overdue, {summary.adverse_events} adverse events"
+        f"{extra} (in {time.perf_counter() - started:.1f} s)."
     )
     lines = ["Demo users (sign in at http://127.0.0.1:8000/ after `surveillance serve`):"]
     lines += [f"  {role:<18} {email:<32} {password}" for email, role, password in credentials]

@@ -51,17 +51,34 @@ _CHAIN_LOCK_ID = 7_150_001
 
 
 def _canonical(entry: AuditEntry) -> str:
-    at = entry.at.astimezone(UTC) if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)
+    return _canonical_values(
+        entry.at, entry.actor, entry.action, entry.entity, entry.entity_key, entry.patient_id,
+        entry.reason, entry.old_values, entry.new_values,
+    )  # fmt: skip
+
+
+def _canonical_values(
+    at: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_key: str,
+    patient_id: int | None,
+    reason: str | None,
+    old_values: str | None,
+    new_values: str | None,
+) -> str:
+    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
     content = {
         "at": at.isoformat(timespec="microseconds"),
-        "actor": entry.actor,
-        "action": entry.action,
-        "entity": entry.entity,
-        "entity_key": entry.entity_key,
-        "patient_id": entry.patient_id,
-        "reason": entry.reason,
-        "old_values": entry.old_values,
-        "new_values": entry.new_values,
+        "actor": actor,
+        "action": action,
+        "entity": entity,
+        "entity_key": entity_key,
+        "patient_id": patient_id,
+        "reason": reason,
+        "old_values": old_values,
+        "new_values": new_values,
     }
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
@@ -181,21 +198,25 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
     rows = []
     at = at.astimezone(UTC)
     for fact in facts:
-        entry = AuditEntry(
-            at=at,
-            actor=fact.actor,
-            action=fact.action,
-            entity=fact.entity,
-            entity_key=fact.entity_key,
-            patient_id=fact.patient_id,
-            reason=fact.reason,
-            old_values=_json(fact.old),
-            new_values=_json(fact.new),
-            previous_hash=previous,
-            hash="",
-        )
-        entry.hash = previous = _digest(entry.previous_hash, entry)
-        rows.append(entry.model_dump(exclude={"id"}))
+        # The row as a dict (no model instance per row: ~10x faster for a cohort's rows).
+        row: dict[str, Any] = {
+            "at": at,
+            "actor": fact.actor,
+            "action": fact.action,
+            "entity": fact.entity,
+            "entity_key": fact.entity_key,
+            "patient_id": fact.patient_id,
+            "reason": fact.reason,
+            "old_values": _json(fact.old),
+            "new_values": _json(fact.new),
+            "previous_hash": previous,
+        }
+        content = _canonical_values(
+            at, fact.actor, fact.action, fact.entity, fact.entity_key, fact.patient_id,
+            fact.reason, row["old_values"], row["new_values"],
+        )  # fmt: skip
+        row["hash"] = previous = hashlib.sha256((previous + content).encode()).hexdigest()
+        rows.append(row)
     insert_rows(session, table_of(AuditEntry), rows)
 
 
