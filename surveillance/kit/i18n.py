@@ -88,6 +88,8 @@ def current_locale() -> str:
 
 
 def gettext(message: str) -> str:
+    if not message:  # "" is the catalog's header in gettext, never a message
+        return message
     return translations(_current.get()).gettext(message)
 
 

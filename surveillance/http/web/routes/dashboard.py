@@ -16,7 +16,7 @@ from sqlmodel import Session
 from surveillance.accounts.models import Role
 from surveillance.http.deps import State, visible_sites
 from surveillance.http.web.ae_views import dashboard_serious_cases
-from surveillance.http.web.render import PageRoute, parse_day, render
+from surveillance.http.web.render import N_, PageRoute, parse_day, render
 from surveillance.http.web.routes.escalations import dashboard_escalations
 from surveillance.http.web.session import CurrentWebUser
 from surveillance.patients import compliance
@@ -57,7 +57,7 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
         to_review = count_results_to_review(session, [site.id for site in sites])
     panels.sort(key=lambda p: p.site.id)
     context = {
-        "title": "Dashboard",
+        "title": N_("Dashboard"),
         "panels": panels,
         "chosen": chosen,
         "oldest_per_site": OLDEST_PER_SITE,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.http.deps import State, visible_site
-from surveillance.http.web.render import PageRoute, render
+from surveillance.http.web.render import N_, PageRoute, render
 from surveillance.http.web.session import CurrentWebUser
 from surveillance.patients.results_to_review import DEFAULT_LIMIT, results_to_review
 
@@ -23,7 +23,8 @@ def results_to_review_page(
         site = visible_site(session, user.principal, site_id)
         items = results_to_review(session, site_id=site.id, registry=state.registry)
     context = {
-        "title": f"Results to review · {site.id}",
+        "title": N_("Results to review · {site}"),
+        "title_args": {"site": site.id},
         "site": site,
         "items": items,
         "truncated": len(items) >= DEFAULT_LIMIT,
