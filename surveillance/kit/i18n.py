@@ -9,12 +9,13 @@ passing it around. English is the source language: its strings are the msgids.
 from __future__ import annotations
 
 import gettext as _gettext
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 
 from babel import negotiate_locale
 from babel.dates import format_date, format_datetime
@@ -33,6 +34,15 @@ _DATE_PATTERNS = {"en": "d MMM y", "it": "d MMM y", "de": "d. MMM y"}
 _MOMENT_PATTERNS = {"en": "d MMM y, HH:mm", "it": "d MMM y, HH:mm", "de": "d. MMM y, HH:mm"}
 
 _current: ContextVar[str] = ContextVar("surveillance_locale", default=DEFAULT_LOCALE)
+# Text that comes from data files, not templates (assessment names from the protocols):
+# English text -> {locale: text}.
+Terms = Mapping[str, Mapping[str, str]]
+_terms: ContextVar[Terms] = ContextVar("surveillance_terms", default=MappingProxyType({}))
+
+
+def N_(message: str) -> str:
+    """Marks a constant for the catalogs; it is translated where it is shown (``gettext``)."""
+    return message
 
 
 def supported(value: str | None) -> str | None:
@@ -73,13 +83,16 @@ def translations(locale: str) -> _gettext.NullTranslations:
 
 
 @contextmanager
-def use_locale(locale: str) -> Iterator[str]:
-    """Render in ``locale`` until the block ends (an unknown one is English)."""
+def use_locale(locale: str, terms: Terms | None = None) -> Iterator[str]:
+    """Render in ``locale`` until the block ends (an unknown one is English); ``terms``
+    translates text from data files (``| term``)."""
     chosen = supported(locale) or DEFAULT_LOCALE
     token = _current.set(chosen)
+    terms_token = _terms.set(terms or MappingProxyType({}))
     try:
         yield chosen
     finally:
+        _terms.reset(terms_token)
         _current.reset(token)
 
 
@@ -95,6 +108,12 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(_current.get()).ngettext(singular, plural, n)
+
+
+def term(text: str) -> str:
+    """An assessment name (or other protocol text) in the current language, if the
+    protocol gives one; else as written."""
+    return _terms.get().get(text, {}).get(_current.get(), text)
 
 
 def format_day(value: date | str | None) -> str:
@@ -133,6 +152,7 @@ def install(env: Environment) -> None:
     env.install_gettext_callables(  # type: ignore[attr-defined]  # added by the extension
         gettext=gettext, ngettext=ngettext, newstyle=True
     )
+    env.filters["term"] = term
     env.filters["date"] = format_day
     env.filters["moment"] = format_moment
     env.filters["number"] = format_number

@@ -37,16 +37,11 @@ from surveillance.http.web.session import (
     optional_web_user,
 )
 from surveillance.kit import i18n
+from surveillance.kit.i18n import N_
 from surveillance.kit.i18n import gettext as _
 from surveillance.records.sites import list_sites
 
 log = logging.getLogger("surveillance.web")
-
-
-def N_(message: str) -> str:
-    """Marks a constant for the catalogs; it is translated where it is shown."""
-    return message
-
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 FLASH_COOKIE = "ltfu_flash"
@@ -175,7 +170,8 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     flash = _read_flash(request)
-    with i18n.use_locale(request_locale(request, user)) as locale:
+    terms = app_state(request).registry.name_translations()
+    with i18n.use_locale(request_locale(request, user), terms) as locale:
         full = {
             "user": user,
             # A flash or a title that is a catalogued constant is shown translated; one
@@ -186,8 +182,9 @@ def render(
             "lang": locale,
             **context,
         }
-        if isinstance(full.get("title"), str):
-            full["title"] = _(full["title"])
+        title = full.get("title")
+        if isinstance(title, str):
+            full["title"] = _(title)
             if "title_args" in full:  # a translated title with values: "Results · {site}"
                 full["title"] = full["title"].format(**full["title_args"])
         headers = {**_HEADERS, "Content-Language": locale}

@@ -16,8 +16,9 @@ from surveillance.alerting.outgoing_mail import mail_item, mail_list
 from surveillance.errors import Conflict, NotFound
 from surveillance.http.app_settings import settings_of
 from surveillance.http.deps import State
-from surveillance.http.web.render import N_, PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)

@@ -16,9 +16,10 @@ from sqlmodel import Session
 from surveillance.accounts.models import Role
 from surveillance.http.deps import State, visible_sites
 from surveillance.http.web.ae_views import dashboard_serious_cases
-from surveillance.http.web.render import N_, PageRoute, parse_day, render
+from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.routes.escalations import dashboard_escalations
 from surveillance.http.web.session import CurrentWebUser
+from surveillance.kit.i18n import N_
 from surveillance.patients import compliance
 from surveillance.patients.results_to_review import count_results_to_review
 from surveillance.records.patients import Site

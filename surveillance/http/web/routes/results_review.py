@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request, Response
 
 from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.http.deps import State, visible_site
-from surveillance.http.web.render import N_, PageRoute, render
+from surveillance.http.web.render import PageRoute, render
 from surveillance.http.web.session import CurrentWebUser
+from surveillance.kit.i18n import N_
 from surveillance.patients.results_to_review import DEFAULT_LIMIT, results_to_review
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)

@@ -11,7 +11,6 @@ from surveillance.accounts.models import User
 from surveillance.errors import Unauthorized
 from surveillance.http.deps import State
 from surveillance.http.web.render import (
-    N_,
     PageRoute,
     redirect,
     render,
@@ -29,7 +28,7 @@ from surveillance.http.web.session import (
     new_csrf_token,
     safe_next,
 )
-from surveillance.kit.i18n import gettext, supported, use_locale
+from surveillance.kit.i18n import N_, gettext, supported, use_locale
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 WRONG_CREDENTIALS = N_("Wrong email or password. Check both and try again.")
