@@ -28,11 +28,10 @@ def resolve_by_locale(session: Session, group: str) -> dict[str, list[str]]:
     emails = resolve(session, group)
     if not emails:
         return {}
-    chosen = dict(
-        session.execute(
-            select(col(User.email), col(User.locale)).where(col(User.email).in_(emails))
-        ).tuples()
+    rows = session.execute(
+        select(col(User.email), col(User.locale)).where(col(User.email).in_(emails))
     )
+    chosen = {email: locale for email, locale in rows}
     by_locale: dict[str, list[str]] = {}
     for email in emails:
         by_locale.setdefault(supported(chosen.get(email)) or DEFAULT_LOCALE, []).append(email)
