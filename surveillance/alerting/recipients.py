@@ -28,10 +28,8 @@ def resolve_by_locale(session: Session, group: str) -> dict[str, list[str]]:
     emails = resolve(session, group)
     if not emails:
         return {}
-    rows = session.execute(
-        select(col(User.email), col(User.locale)).where(col(User.email).in_(emails))
-    )
-    chosen = {email: locale for email, locale in rows}
+    statement = select(col(User.email), col(User.locale)).where(col(User.email).in_(emails))
+    chosen: dict[str, str | None] = {row.email: row.locale for row in session.execute(statement)}
     by_locale: dict[str, list[str]] = {}
     for email in emails:
         by_locale.setdefault(supported(chosen.get(email)) or DEFAULT_LOCALE, []).append(email)

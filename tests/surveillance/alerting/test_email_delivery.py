@@ -29,10 +29,10 @@ from support.alert_support import (
 from support.peers import SmtpInbox, free_port, running_smtp_server
 
 import rules
-from surveillance.kit.i18n import format_day
 from surveillance.alerting.dispatch import dispatch
 from surveillance.alerting.models import OutgoingMail
 from surveillance.kit.db import read_session, write_session
+from surveillance.kit.i18n import format_day
 
 
 def one_overdue_email(engine: Engine, registry: rules.ProtocolRegistry, clock: Clock) -> str:
