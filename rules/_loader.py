@@ -185,6 +185,7 @@ class ProtocolRegistry:
                 )
             self._by_key[key] = protocol
         self._reporting = _reporting_categories(self._by_key.values())
+        self._names: dict[str, dict[str, str]] | None = None
 
     @classmethod
     def from_directory(cls, directory: str | Path = BUNDLED_PROTOCOLS) -> ProtocolRegistry:
@@ -206,6 +207,17 @@ class ProtocolRegistry:
         a query over many patients can test a row's category without its protocol.
         """
         return self._reporting
+
+    def name_translations(self) -> dict[str, dict[str, str]]:
+        """Each assessment name (English, as the pages and payloads carry it) -> its names
+        by locale, from ``name_it``/``name_de``; a later version's translation wins."""
+        if self._names is None:
+            names: dict[str, dict[str, str]] = {}
+            for protocol in self.all():
+                for rule in protocol.rules.values():
+                    names.setdefault(rule.spec.name, {}).update(rule.spec.names())
+            self._names = names
+        return self._names
 
     def ids(self) -> list[str]:
         return sorted({pid for pid, _ in self._by_key})

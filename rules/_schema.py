@@ -312,6 +312,10 @@ class Evidence(_Strict):
 class AssessmentRule(_Strict):
     id: Identifier
     name: str = Field(min_length=1)
+    # The name in Italian and in German, shown to users who chose those languages; without
+    # one they read ``name`` (English). Other languages need a new field here.
+    name_it: str | None = Field(default=None, min_length=1)
+    name_de: str | None = Field(default=None, min_length=1)
     category: Category
     anchor: Anchor = Anchor.infusion
     starts: Literal["with_infusion", "when_started"] = "with_infusion"
@@ -336,6 +340,11 @@ class AssessmentRule(_Strict):
     opens_safety_case: SafetyCase | None = None
     evidence: Evidence
     description: str | None = None
+
+    def names(self) -> dict[str, str]:
+        """The name in each language it has, by locale code (always ``en``)."""
+        translated = {"it": self.name_it, "de": self.name_de}
+        return {"en": self.name} | {code: text for code, text in translated.items() if text}
 
 
 class EventRule(_Strict):

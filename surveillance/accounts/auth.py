@@ -21,6 +21,7 @@ from sqlmodel import Session, col
 from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSession
 from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from surveillance.kit import audit
+from surveillance.kit.i18n import LOCALES
 from surveillance.records.sites import get_site
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -41,6 +42,7 @@ class Principal:
     email: str
     role: Role
     sites: frozenset[str]
+    locale: str | None = None  # their chosen language; None: the browser's
 
     @property
     def is_admin(self) -> bool:
@@ -131,7 +133,27 @@ def principal_for(session: Session, user: User) -> Principal:
     sites = session.execute(
         select(col(UserSite.site_id)).where(col(UserSite.user_id) == user.id)
     ).scalars()
-    return Principal(user.id, user.email, Role(user.role), frozenset(sites))
+    return Principal(user.id, user.email, Role(user.role), frozenset(sites), user.locale)
+
+
+def set_locale(session: Session, *, user_id: int, locale: str | None, actor: str) -> None:
+    """Save the language a user chose (``None``: follow the browser)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if locale is not None and locale not in LOCALES:
+        raise InvalidInput(f"unknown language {locale!r}: choose one of {', '.join(LOCALES)}")
+    old, user.locale = user.locale, locale
+    session.add(user)
+    audit.record(
+        session,
+        actor=actor,
+        action="set_locale",
+        entity="user",
+        entity_key=user.email,
+        old={"locale": old},
+        new={"locale": locale},
+    )
 
 
 # -- tokens ---------------------------------------------------------------------------------

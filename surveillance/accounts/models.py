@@ -31,6 +31,9 @@ class User(SQLModel, table=True):
     password_hash: str | None = None  # argon2id; None until a password is set from the CLI
     active: bool = True
     created_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+    # The language of their pages and emails ("en", "it", "de"); None: the browser's, else
+    # English (emails: English).
+    locale: str | None = Field(default=None, max_length=5)
 
 
 class UserSite(SQLModel, table=True):

@@ -66,7 +66,8 @@ class DispatchReport:
 class _Job:
     alert_id: str
     channel: str
-    email: notifications.EmailMessage | None = None
+    # One message per language of its recipients (each reads it in their own).
+    emails: tuple[notifications.EmailMessage, ...] = ()
     webhook: notifications.WebhookMessage | None = None
     endpoint_id: str | None = None
 
@@ -173,12 +174,7 @@ def _prepare(
             session.add(alert)
         data = json.loads(alert.payload)
         if alert.channel == Channel.email.value:
-            to = recipients.resolve(session, alert.recipient)
-            subject, text, html = messages.render_email(alert, data)
-            email = notifications.EmailMessage(
-                to=tuple(to), subject=subject, text=text, html=html, message_id=alert.id
-            )
-            return _Job(alert.id, alert.channel, email=email)
+            return _Job(alert.id, alert.channel, emails=_emails(session, alert, data, config))
         endpoint = session.get(WebhookEndpoint, alert.recipient)
         if endpoint is None or not endpoint.enabled:
             _finish(
@@ -205,6 +201,24 @@ def _prepare(
         return _Job(alert.id, alert.channel, webhook=webhook, endpoint_id=endpoint.id)
 
 
+def _emails(
+    session: Session, alert: Alert, data: dict[str, object], config: DispatchConfig
+) -> tuple[notifications.EmailMessage, ...]:
+    """The alert's email in each of its recipients' languages. Every one carries the
+    alert's id as Message-ID: each recipient gets one of them, and de-duplicates by it."""
+    by_locale = recipients.resolve_by_locale(session, alert.recipient) or {"en": []}
+    terms = config.registry.name_translations()
+    emails = []
+    for locale, to in by_locale.items():
+        subject, text, html = messages.render_email(alert, data, locale=locale, terms=terms)
+        emails.append(
+            notifications.EmailMessage(
+                to=tuple(to), subject=subject, text=text, html=html, message_id=alert.id
+            )
+        )
+    return tuple(emails)
+
+
 def cause_gone(session: Session, alert: Alert, registry: rules.ProtocolRegistry) -> str | None:
     """Why an alert should no longer be sent, or None if its cause still holds."""
     return kind_of(alert.kind).recheck(session, alert, registry)
@@ -213,8 +227,8 @@ def cause_gone(session: Session, alert: Alert, registry: rules.ProtocolRegistry)
 def _send(
     job: _Job, config: DispatchConfig, local: threading.local
 ) -> notifications.DeliveryResult:
-    if job.email is not None:
-        if not job.email.to:
+    if job.emails:
+        if not any(email.to for email in job.emails):
             raise notifications.PermanentDeliveryError(
                 "no active user to send it to (check the site's staff)"
             )
@@ -222,7 +236,9 @@ def _send(
             return notifications.DeliveryResult(
                 None, "written to the outgoing-mail page (no SMTP configured)"
             )
-        return notifications.send_email(config.smtp, job.email)
+        # A failure part-way sends the earlier languages again on retry: at least once.
+        results = [notifications.send_email(config.smtp, email) for email in job.emails]
+        return results[-1]
     assert job.webhook is not None
     client = getattr(local, "client", None)
     if client is None:  # one client per worker thread: a shared pool serialises here
@@ -256,8 +272,9 @@ def _record(
                     detail=outcome.detail[:2048],
                 )
             )
-            if job.email is not None and config.smtp is None:
-                _write_outgoing(session, alert, job.email, now)
+            if config.smtp is None:
+                for email in job.emails:
+                    _write_outgoing(session, alert, email, now)
             if endpoint is not None:
                 endpoint.failing_since = None
                 session.add(endpoint)

@@ -26,6 +26,8 @@ from surveillance.alerting.digests import digest_data
 from surveillance.alerting.payloads import AdverseEventEventData, AssessmentEventData, EventData
 from surveillance.alerting.rechecks import Recheck
 from surveillance.alerting.scan_queries import Scope
+from surveillance.kit.i18n import format_day, term
+from surveillance.kit.i18n import gettext as _
 from surveillance.records.outbox import Alert, AlertKind
 
 
@@ -82,16 +84,22 @@ class Kind:
     about_delivery: bool = False  # tells the admins about the outbox itself
 
 
+# Subjects are written when the email is rendered, in its reader's language (``_``).
 def _assessment_subject(label: str, data: dict[str, Any]) -> str:
-    return (
-        f"[LTFU] {label}: {data['study_id']} {data['name'][:60]} "
-        f"(due {data['due']}, {data['days_overdue']} days overdue)"
+    return _("[LTFU] {label}: {study_id} {name} (due {due}, {days} days overdue)").format(
+        label=label,
+        study_id=data["study_id"],
+        name=term(data["name"])[:60],
+        due=format_day(data["due"]),
+        days=data["days_overdue"],
     )
 
 
 def _case_subject(label: str, data: dict[str, Any]) -> str:
     case = data["case"]
-    return f"[LTFU] {label}: {case['study_id']} {case['term'][:60]} ({case['case_id']})"
+    return _("[LTFU] {label}: {study_id} {term} ({case_id})").format(
+        label=label, study_id=case["study_id"], term=case["term"][:60], case_id=case["case_id"]
+    )
 
 
 def _site_group(role: str) -> Callable[[str, int], str]:
@@ -130,7 +138,7 @@ ALL_KINDS: tuple[Kind, ...] = (  # in the order of AlertKind
         payloads.assessment_data,
         recheck=rechecks.overdue_gone,
         scan=ScanEach(scan_queries.overdue, _site_group("nurse")),
-        email=Email(lambda alert, data: _assessment_subject("Overdue", data), html=True),
+        email=Email(lambda alert, data: _assessment_subject(_("Overdue"), data), html=True),
         webhook=Webhook("An assessment is overdue", "AssessmentOverdueEvent", AssessmentEventData),
     ),
     Kind(
@@ -141,7 +149,10 @@ ALL_KINDS: tuple[Kind, ...] = (  # in the order of AlertKind
         recheck=rechecks.escalation_gone,
         scan=ScanEach(scan_queries.escalated, _escalation_recipient, levels=(1, 2)),
         email=Email(
-            lambda alert, data: _assessment_subject(f"Escalation {alert.level}", data), html=True
+            lambda alert, data: _assessment_subject(
+                _("Escalation {level}").format(level=alert.level), data
+            ),
+            html=True,
         ),
         webhook=Webhook(
             "An overdue assessment is escalated", "AssessmentEscalatedEvent", AssessmentEventData
@@ -153,7 +164,11 @@ ALL_KINDS: tuple[Kind, ...] = (  # in the order of AlertKind
         payloads.assessment_data,
         recheck=rechecks.at_risk_gone,
         scan=ScanEach(scan_queries.at_risk, _site_group("investigator"), per_patient=True),
-        email=Email(lambda alert, data: f"[LTFU] At risk of loss to follow-up: {data['study_id']}"),
+        email=Email(
+            lambda alert, data: _("[LTFU] At risk of loss to follow-up: {study_id}").format(
+                study_id=data["study_id"]
+            )
+        ),
         webhook=Webhook(
             "A patient is at risk of loss to follow-up",
             "FollowUpAtRiskEvent",
@@ -185,7 +200,7 @@ ALL_KINDS: tuple[Kind, ...] = (  # in the order of AlertKind
         "A case is serious (when recorded, or when a follow-up makes it so); once per case. "
         "Also sent for a positive RCL test, which the system records as a serious case.",
         payloads.case_data,
-        email=Email(lambda alert, data: _case_subject("Serious adverse event", data)),
+        email=Email(lambda alert, data: _case_subject(_("Serious adverse event"), data)),
         webhook=Webhook("A case is serious", "AdverseEventSeriousEvent", AdverseEventEventData),
     ),
     Kind(
@@ -194,16 +209,20 @@ ALL_KINDS: tuple[Kind, ...] = (  # in the order of AlertKind
         payloads.case_data,
         recheck=rechecks.unacknowledged_gone,
         scan=ScanAll(scan_queries.unacknowledged),
-        email=Email(lambda alert, data: _case_subject("Not acknowledged", data)),
+        email=Email(lambda alert, data: _case_subject(_("Not acknowledged"), data)),
     ),
     Kind(
         AlertKind.digest,
         "Each morning at the site's digest hour: what opens today, what is due this week.",
         digest_data,
         email=Email(
-            lambda alert, data: (
-                f"[LTFU] {data['site']} {data['date']}: {len(data['opening'])} opening today, "
-                f"{len(data['this_week'])} due this week"
+            lambda alert, data: _(
+                "[LTFU] {site} {date}: {opening} opening today, {week} due this week"
+            ).format(
+                site=data["site"],
+                date=format_day(data["date"]),
+                opening=len(data["opening"]),
+                week=len(data["this_week"]),
             )
         ),
     ),

@@ -1,5 +1,10 @@
 """What an alert says: its event data (frozen at the first attempt) and its email, both as
-its kind declares them (``kinds``)."""
+its kind declares them (``kinds``).
+
+The data is frozen in English with ISO dates (webhooks and the API read it); the email is
+written in its reader's language when it is rendered: labels from the catalogs, dates per
+locale, assessment names from the protocol files' translations.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from sqlmodel import Session
 
 import rules
 from surveillance.alerting.kinds import kind_of
+from surveillance.kit import i18n
 from surveillance.records.outbox import Alert
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -20,6 +26,9 @@ _templates = Environment(
     undefined=StrictUndefined,
     keep_trailing_newline=True,
 )
+i18n.install(_templates)
+# A case's change, shown in the email (``data.change``); marked here for the catalogs.
+CHANGES = (i18n.N_("created"), i18n.N_("updated"), i18n.N_("nullified"))
 
 
 def event_data(
@@ -29,15 +38,23 @@ def event_data(
     return kind_of(alert.kind).data(session, alert, registry=registry, base_url=base_url)
 
 
-def render_email(alert: Alert, data: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(subject, plain text, html or None)."""
+def render_email(
+    alert: Alert,
+    data: dict[str, Any],
+    *,
+    locale: str = i18n.DEFAULT_LOCALE,
+    terms: i18n.Terms | None = None,
+) -> tuple[str, str, str | None]:
+    """(subject, plain text, html or None) in ``locale``; ``terms`` translates assessment
+    names (``ProtocolRegistry.name_translations``)."""
     kind = kind_of(alert.kind)
     if kind.email is None:
         raise LookupError(f"alert kind {alert.kind} is not sent by email")
     context = {"kind": alert.kind, "data": data, "alert_id": alert.id}
-    text = _render(f"{kind.name.value}.txt", context)
-    html = _render(f"{kind.name.value}.html", context) if kind.email.html else None
-    return kind.email.subject(alert, data), text, html
+    with i18n.use_locale(locale, terms):
+        text = _render(f"{kind.name.value}.txt", context)
+        html = _render(f"{kind.name.value}.html", context) if kind.email.html else None
+        return kind.email.subject(alert, data), text, html
 
 
 def _render(name: str, context: dict[str, Any]) -> str:

@@ -45,6 +45,7 @@ def test_wheel_carries_the_licence_and_the_files_the_app_reads(built: Path) -> N
         "surveillance/http/web/static/style.css",
         "surveillance/alerting/templates/assessment.overdue.html",
         "surveillance/migrations/env.py",
+        "surveillance/locale/it/LC_MESSAGES/messages.mo",  # the compiled catalogs are read
     ):
         assert needed in names, needed
 

@@ -36,18 +36,22 @@ from surveillance.http.web.session import (
     login_url,
     optional_web_user,
 )
+from surveillance.kit import i18n
+from surveillance.kit.i18n import N_
+from surveillance.kit.i18n import gettext as _
 from surveillance.records.sites import list_sites
 
 log = logging.getLogger("surveillance.web")
+
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 FLASH_COOKIE = "ltfu_flash"
 FlashKind = Literal["success", "error", "info"]
-_TITLES = {
-    403: "Not allowed",
-    404: "Not found",
-    409: "Conflict",
-    412: "Changed meanwhile",
-    422: "Invalid input",
+_TITLES = {  # translated when shown (N_ only marks them for the catalogs)
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    409: N_("Conflict"),
+    412: N_("Changed meanwhile"),
+    422: N_("Invalid input"),
 }
 _HEADERS = {
     "Cache-Control": "no-store",  # clinical data stays out of shared and back-button caches
@@ -119,27 +123,50 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
         return []
     principal = user.principal
     if principal.role is Role.pharmacovigilance:
-        return [NavLink("Safety cases", "/safety"), NavLink("Your access", "/access")]
+        return [NavLink(_("Safety cases"), "/safety"), NavLink(_("Your access"), "/access")]
     if principal.is_admin:
         with state.read() as session:
             sites = [site.id for site in list_sites(session)]
     else:
         sites = sorted(principal.sites)
-    links = [NavLink(f"Due list · {site}", f"/sites/{quote(site)}/due") for site in sites]
+    due, events = _("Due list · {site}"), _("Adverse events · {site}")
+    links = [NavLink(due.format(site=site), f"/sites/{quote(site)}/due") for site in sites]
     links += [
-        NavLink(f"Adverse events · {site}", f"/sites/{quote(site)}/adverse-events")
-        for site in sites
+        NavLink(events.format(site=site), f"/sites/{quote(site)}/adverse-events") for site in sites
     ]
     admin = (
         [
-            NavLink("Alerts", "/admin/alerts"),
-            NavLink("Webhooks", "/admin/webhooks"),
-            NavLink("Safety cases", "/safety"),
+            NavLink(_("Alerts"), "/admin/alerts"),
+            NavLink(_("Webhooks"), "/admin/webhooks"),
+            NavLink(_("Safety cases"), "/safety"),
         ]
         if principal.is_admin
         else []
     )
-    return [*links, NavLink("Dashboard", "/dashboard"), NavLink("Outgoing mail", "/mail"), *admin]
+    return [
+        *links,
+        NavLink(_("Dashboard"), "/dashboard"),
+        NavLink(_("Outgoing mail"), "/mail"),
+        *admin,
+    ]
+
+
+ROLE_LABELS = {
+    Role.nurse: N_("nurse"),
+    Role.investigator: N_("investigator"),
+    Role.pharmacovigilance: N_("pharmacovigilance"),
+    Role.admin: N_("admin"),
+}
+
+
+def role_label(role: Role) -> str:
+    return _(ROLE_LABELS[role])
+
+
+def request_locale(request: Request, user: WebUser | None) -> str:
+    """The language of a page: the user's choice, else the browser's, else English."""
+    stored = user.principal.locale if user is not None else None
+    return i18n.choose_locale(stored, request.headers.get("accept-language"))
 
 
 def render(
@@ -151,16 +178,27 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     flash = _read_flash(request)
-    full = {
-        "user": user,
-        "flash": flash,
-        "nav": nav_links(app_state(request), user),
-        "current_path": request.url.path,
-        **context,
-    }
-    response = TEMPLATES.TemplateResponse(
-        request, name, full, status_code=status_code, headers=_HEADERS
-    )
+    terms = app_state(request).registry.name_translations()
+    with i18n.use_locale(request_locale(request, user), terms) as locale:
+        full = {
+            "user": user,
+            # A flash or a title that is a catalogued constant is shown translated; one
+            # with values in it stays as written until its route translates it.
+            "flash": Flash(flash.kind, _(flash.text)) if flash else None,
+            "nav": nav_links(app_state(request), user),
+            "current_path": request.url.path,
+            "lang": locale,
+            **context,
+        }
+        title = full.get("title")
+        if isinstance(title, str):
+            full["title"] = _(title)
+            if "title_args" in full:  # a translated title with values: "Results · {site}"
+                full["title"] = full["title"].format(**full["title_args"])
+        headers = {**_HEADERS, "Content-Language": locale}
+        response = TEMPLATES.TemplateResponse(
+            request, name, full, status_code=status_code, headers=headers
+        )
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response
@@ -174,7 +212,7 @@ def redirect(url: str) -> RedirectResponse:
 def error_page(
     request: Request, status_code: int, message: str, user: WebUser | None
 ) -> HTMLResponse:
-    title = _TITLES.get(status_code, "Something went wrong")
+    title = _TITLES.get(status_code, N_("Something went wrong"))
     context = {"title": title, "status_code": status_code, "message": message}
     return render(request, "error.html", context, user=user, status_code=status_code)
 
@@ -223,13 +261,11 @@ def parse_day(value: str) -> date | None:
 
 
 def fmt_date(value: date | None) -> str:
+    """ISO ``2026-12-03``, for machines (form values, links); people read ``| date``."""
     return value.isoformat() if value else "—"
 
 
-def fmt_rate(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
-
-
+i18n.install(TEMPLATES.env)  # {% trans %}, _(), | date, | moment, | number, | pct
 TEMPLATES.env.filters["d"] = fmt_date
-TEMPLATES.env.filters["pct"] = fmt_rate
 TEMPLATES.env.globals["CSRF_FIELD"] = "csrf_token"
+TEMPLATES.env.globals["role_label"] = role_label

@@ -127,8 +127,8 @@ def test_a_serious_case_mails_the_investigators_and_sends_a_signed_webhook(
     assert "hospitalization" in body
     assert "UNEXPECTED" in body
     # The reporting clocks, counted from the awareness date (2026-11-23).
-    assert "2026-11-24  Notify the sponsor of the serious adverse event" in body
-    assert "2026-12-08  IND safety report" in body
+    assert "24 Nov 2026  Notify the sponsor of the serious adverse event" in body
+    assert "8 Dec 2026  IND safety report" in body
     assert f"https://ltfu.example/adverse-events/{case_id}" in body
 
     by_type = {}

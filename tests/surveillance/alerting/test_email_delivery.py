@@ -32,6 +32,7 @@ import rules
 from surveillance.alerting.dispatch import dispatch
 from surveillance.alerting.models import OutgoingMail
 from surveillance.kit.db import read_session, write_session
+from surveillance.kit.i18n import format_day
 
 
 def one_overdue_email(engine: Engine, registry: rules.ProtocolRegistry, clock: Clock) -> str:
@@ -89,7 +90,7 @@ def test_an_overdue_mail_names_the_study_id_assessment_dates_and_link(
     text = text_part(mime)
     assert f"[{target.key}]" in text
     opened = target.window_end - timedelta(days=29)
-    assert f"Window:      {opened} to {target.window_end}" in text
+    assert f"Window: {format_day(opened)} to {format_day(target.window_end)}" in text
     assert "https://ltfu.example/patients/ROM-101" in text
     html = [p for p in mime.walk() if p.get_content_type() == "text/html"]
     assert len(html) == 1

@@ -35,6 +35,7 @@ from surveillance.alerting.scheduler import build_scheduler
 from surveillance.config import Settings
 from surveillance.kit import leases
 from surveillance.kit.db import write_session
+from surveillance.kit.i18n import format_day
 from surveillance.records import sites
 
 ROME = ZoneInfo("Europe/Rome")
@@ -92,7 +93,7 @@ def test_one_digest_per_site_per_day_from_07_00_local_time(
     assert alert(engine, digest_id).status == "sent"
     [(recipients, mime)] = mails(smtp_server)[digest_id]
     assert recipients == sorted(ROME_NURSES)
-    assert mime["Subject"] == f"[LTFU] Rome {day}: 2 opening today, 3 due this week"
+    assert mime["Subject"] == f"[LTFU] Rome {format_day(day)}: 2 opening today, 3 due this week"
     body = text_part(mime)
     assert "ROM-101: ALT/AST, GGT, bilirubin" in body
     assert "https://ltfu.example/sites/Rome/due" in body

@@ -57,7 +57,7 @@ PROBLEM = {
     "attempts": None,
     "error": None,
 }
-TAIL = " (due 2027-01-01, 15 days overdue)"
+TAIL = " (due 1 Jan 2027, 15 days overdue)"  # dates in the reader's language
 # kind, level, event data -> subject, first line of the text, opening of the html (or None).
 EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
     (
@@ -119,8 +119,8 @@ EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
         AlertKind.digest,
         0,
         DIGEST,
-        "[LTFU] Rome 2027-01-01: 0 opening today, 0 due this week",
-        "Good morning. Follow-up at Rome on 2027-01-01:",
+        "[LTFU] Rome 1 Jan 2027: 0 opening today, 0 due this week",
+        "Good morning. Follow-up at Rome on 1 Jan 2027:",
         None,
     ),
     (

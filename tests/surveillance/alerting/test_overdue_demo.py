@@ -28,6 +28,7 @@ from support.peers import Receiver, SmtpInbox
 
 import rules
 from surveillance.kit.db import read_session
+from surveillance.kit.i18n import format_day
 from surveillance.records.patients import Assessment, Patient, assessment_key
 
 ROME_NURSE = "nurse.rome@demo.invalid"  # the one Rome nurse of create_demo_users
@@ -104,7 +105,7 @@ def test_the_day_after_a_window_closes_one_email_and_one_signed_webhook(
     assert "1 days overdue" in mime["Subject"]
     body = text_part(mime)
     assert target.key in body
-    assert f"to {last_day.isoformat()}" in body  # the window
+    assert f"to {format_day(last_day)}" in body  # the window, in words
     assert f"{BASE_URL}/patients/{study_id}" in body
     # Anything else that day is another assessment's escalation reminder, never the target.
     others = {alert_id.split(":", 1)[0] for alert_id in received if alert_id != email_alert.id}

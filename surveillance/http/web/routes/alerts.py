@@ -18,6 +18,7 @@ from surveillance.http.app_settings import settings_of
 from surveillance.http.deps import State
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -42,7 +43,7 @@ def mail_page(request: Request, state: State, user: CurrentWebUser, before: int 
             session, addressed_to=_reader(user.principal), before=before, limit=MAIL_LIMIT
         )
     context = {
-        "title": "Outgoing mail",
+        "title": N_("Outgoing mail"),
         "mails": mails,
         "older": mails[-1].id if len(mails) == MAIL_LIMIT else None,
         "paged": before > 0,
@@ -68,7 +69,7 @@ def alerts_page(request: Request, state: State, user: CurrentWebUser) -> Respons
     user.principal.require_role(Role.admin)
     with state.read() as session:
         overview = _overview(session)
-    context = {"title": "Alerts", "overview": overview, "limit": ALERT_LIMIT}
+    context = {"title": N_("Alerts"), "overview": overview, "limit": ALERT_LIMIT}
     return render(request, "admin_alerts.html", context, user=user)
 
 

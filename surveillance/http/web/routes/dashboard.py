@@ -19,6 +19,7 @@ from surveillance.http.web.ae_views import dashboard_serious_cases
 from surveillance.http.web.render import PageRoute, parse_day, render
 from surveillance.http.web.routes.escalations import dashboard_escalations
 from surveillance.http.web.session import CurrentWebUser
+from surveillance.kit.i18n import N_
 from surveillance.patients import compliance
 from surveillance.patients.results_to_review import count_results_to_review
 from surveillance.records.patients import Site
@@ -57,7 +58,7 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
         to_review = count_results_to_review(session, [site.id for site in sites])
     panels.sort(key=lambda p: p.site.id)
     context = {
-        "title": "Dashboard",
+        "title": N_("Dashboard"),
         "panels": panels,
         "chosen": chosen,
         "oldest_per_site": OLDEST_PER_SITE,

@@ -9,6 +9,7 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.http.deps import State, visible_site
 from surveillance.http.web.render import PageRoute, render
 from surveillance.http.web.session import CurrentWebUser
+from surveillance.kit.i18n import N_
 from surveillance.patients.results_to_review import DEFAULT_LIMIT, results_to_review
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -23,7 +24,8 @@ def results_to_review_page(
         site = visible_site(session, user.principal, site_id)
         items = results_to_review(session, site_id=site.id, registry=state.registry)
     context = {
-        "title": f"Results to review · {site.id}",
+        "title": N_("Results to review · {site}"),
+        "title_args": {"site": site.id},
         "site": site,
         "items": items,
         "truncated": len(items) >= DEFAULT_LIMIT,

@@ -6,11 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 
-from surveillance.accounts.auth import principal_for, sign_in, sign_out
+from surveillance.accounts.auth import principal_for, set_locale, sign_in, sign_out
 from surveillance.accounts.models import User
 from surveillance.errors import Unauthorized
 from surveillance.http.deps import State
-from surveillance.http.web.render import PageRoute, redirect, render, set_flash, web_config
+from surveillance.http.web.render import (
+    PageRoute,
+    redirect,
+    render,
+    request_locale,
+    set_flash,
+    web_config,
+)
 from surveillance.http.web.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -21,9 +28,10 @@ from surveillance.http.web.session import (
     new_csrf_token,
     safe_next,
 )
+from surveillance.kit.i18n import N_, gettext, supported, use_locale
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-WRONG_CREDENTIALS = "Wrong email or password. Check both and try again."
+WRONG_CREDENTIALS = N_("Wrong email or password. Check both and try again.")
 
 
 @router.get("/")
@@ -81,22 +89,47 @@ def logout(
         sign_out(session, user.token)
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
-    set_flash(request, response, "info", "You are signed out.")
+    set_flash(request, response, "info", N_("You are signed out."))
     return response
 
 
 @router.get("/access")
 def access_page(request: Request, user: CurrentWebUser) -> Response:
     """What the signed-in role may see (the landing page of pharmacovigilance)."""
-    return render(request, "access.html", {"title": "Your access"}, user=user)
+    return render(request, "access.html", {"title": N_("Your access")}, user=user)
+
+
+@router.post("/language")
+def choose_language(
+    request: Request,
+    state: State,
+    user: CurrentWebUser,
+    locale: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """Save the language of the user's pages and emails (the header's switch)."""
+    check_csrf(user.csrf_token, csrf_token)
+    with state.write() as session:
+        # "" goes back to following the browser; an unknown code is refused (422).
+        set_locale(
+            session,
+            user_id=user.principal.user_id,
+            locale=supported(locale) or (None if locale == "" else locale),
+            actor=user.principal.email,
+        )
+    return redirect(safe_next(next) or landing_url(user.principal))
 
 
 def _login_form(
     request: Request, *, next: str | None, email: str = "", error: str | None = None
 ) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_csrf_token()
+    if error is not None:
+        with use_locale(request_locale(request, None)):
+            error = gettext(error)
     context = {
-        "title": "Sign in",
+        "title": N_("Sign in"),
         "login_csrf": token,
         "next": safe_next(next) or "",
         "email": email,

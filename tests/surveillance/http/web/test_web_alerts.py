@@ -255,7 +255,7 @@ class TestAcknowledge:
         page = pages.get("/dashboard")
         assert "Acknowledged escalation 2 of ROM-101" in page.text  # the flash
         assert (
-            f"Escalation 2 acknowledged by {USERS['investigator'][0]} on 2026-11-25: "
+            f"Escalation 2 acknowledged by {USERS['investigator'][0]} on 25 Nov 2026: "
             "Family reached; visit on Monday."
         ) in page.text
         assert "Latest acknowledged" in page.text
