@@ -21,6 +21,8 @@ from surveillance.http.web.routes import (
     escalations,
     outcomes,
     patient,
+    patient_changes,
+    patients,
     results_review,
     signin,
 )
@@ -36,7 +38,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         signin,
         due,
         outcomes,
+        patients,  # before ``patient``: /patients/new is not a study id
         patient,
+        patient_changes,
         adverse_events,
         dashboard,
         escalations,

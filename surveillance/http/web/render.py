@@ -126,6 +126,7 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
     else:
         sites = sorted(principal.sites)
     links = [NavLink(f"Due list · {site}", f"/sites/{quote(site)}/due") for site in sites]
+    links += [NavLink(f"Patients · {site}", f"/sites/{quote(site)}/patients") for site in sites]
     links += [
         NavLink(f"Adverse events · {site}", f"/sites/{quote(site)}/adverse-events")
         for site in sites
