@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, false, func, or_, select
+from sqlalchemy import Integer, and_, case, false, func, select
 from sqlmodel import Session, col
 
 from surveillance.records.patients import (
@@ -79,22 +79,12 @@ def patient_page(
 def _matching(site_id: str, on: date, reporting: frozenset[str], wanted: PatientFilter) -> Any:
     """Patients with their counts and, in every row, how many match (a window count:
     the total comes with the page instead of a second query)."""
-    pending = and_(
-        col(Assessment.patient_id) == col(Patient.id),
-        col(Assessment.site_id) == col(Patient.site_id),
-        col(Assessment.status) == AssessmentStatus.pending.value,
-        col(Assessment.window_start) <= on,  # opened: only these can be due or overdue
-    )
-    counted = or_(
-        col(Patient.status).in_(FOLLOWED_STATUSES),
-        col(Assessment.category).in_(sorted(reporting)) if reporting else false(),
-    )
+    counts = _counts(site_id, on, reporting)
+    followed = col(Patient.status).in_(FOLLOWED_STATUSES)
     overdue = func.coalesce(
-        func.sum(case((and_(counted, col(Assessment.window_end) < on), 1), else_=0)), 0
-    )
-    due = func.coalesce(
-        func.sum(case((and_(counted, col(Assessment.window_end) >= on), 1), else_=0)), 0
-    )
+        case((followed, counts.c.overdue), else_=counts.c.overdue_reporting), 0
+    ).cast(Integer)
+    due = func.coalesce(case((followed, counts.c.due), else_=counts.c.due_reporting), 0)
     statement = (
         select(
             col(Patient.study_id),
@@ -102,14 +92,13 @@ def _matching(site_id: str, on: date, reporting: frozenset[str], wanted: Patient
             col(Patient.status_on),
             col(Patient.protocol_id),
             col(Patient.protocol_version),
-            overdue.cast(Integer).label("overdue"),
+            overdue.label("overdue"),
             due.cast(Integer).label("due"),
             func.count().over().label("total"),
         )
         .select_from(Patient)
-        .outerjoin(Assessment, pending)
+        .outerjoin(counts, counts.c.patient_id == col(Patient.id))
         .where(col(Patient.site_id) == site_id)
-        .group_by(col(Patient.id))
     )
     if wanted.search.strip():
         # Study ids are upper case (see enrolment.STUDY_ID): a search in any case finds them.
@@ -121,8 +110,36 @@ def _matching(site_id: str, on: date, reporting: frozenset[str], wanted: Patient
     if wanted.protocol:
         statement = statement.where(col(Patient.protocol_id) == wanted.protocol)
     if wanted.overdue_only:
-        statement = statement.having(overdue > 0)
+        statement = statement.where(overdue > 0)
     return statement
+
+
+def _counts(site_id: str, on: date, reporting: frozenset[str]) -> Any:
+    """Per patient, the site's pending rows whose window has opened, split by state and by
+    whether they are reporting clocks: one pass over the partial index on pending rows
+    (a patient no longer followed keeps only its reporting clocks on the due list)."""
+    window_end = col(Assessment.window_end)
+    clock = col(Assessment.category).in_(sorted(reporting)) if reporting else false()
+
+    def total(*when: Any) -> Any:
+        return func.sum(case((and_(*when), 1), else_=0))
+
+    return (
+        select(
+            col(Assessment.patient_id).label("patient_id"),
+            total(window_end < on).label("overdue"),
+            total(window_end < on, clock).label("overdue_reporting"),
+            total(window_end >= on).label("due"),
+            total(window_end >= on, clock).label("due_reporting"),
+        )
+        .where(
+            col(Assessment.site_id) == site_id,
+            col(Assessment.status) == AssessmentStatus.pending.value,
+            col(Assessment.window_start) <= on,  # opened: only these can be due or overdue
+        )
+        .group_by(col(Assessment.patient_id))
+        .subquery()
+    )
 
 
 def _total(session: Session, inner: Any) -> int:
