@@ -67,7 +67,8 @@ def add_infusion(
     last_on = infusions[last_number]
     if on <= last_on:
         raise InvalidInput(
-            f"{study_id}: a re-infusion must come after the last infusion on {last_on}"
+            f"{study_id}: a re-infusion must come after the last infusion on {last_on}",
+            field="infusion_date",
         )
     patient.version += 1
     session.add(
@@ -172,7 +173,9 @@ def change_status(
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     today = today_at(session, patient.site_id, now)
     if on > today:
-        raise InvalidInput(f"{study_id}: status date {on} is in the future (today is {today})")
+        raise InvalidInput(
+            f"{study_id}: status date {on} is in the future (today is {today})", field="date"
+        )
     old = {"status": patient.status, "status_on": str(patient.status_on), "site": patient.site_id}
     if new_status is PatientStatus.transferred:
         _transfer(session, patient, to_site)
@@ -214,10 +217,11 @@ def _status(status: str, reason: str) -> PatientStatus:
         new_status = PatientStatus(status)
     except ValueError as exc:
         raise InvalidInput(
-            f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}"
+            f"unknown status {status!r}; use one of {', '.join(s.value for s in PatientStatus)}",
+            field="status",
         ) from exc
     if not reason or not reason.strip():
-        raise InvalidInput("a status change needs a reason")
+        raise InvalidInput("a status change needs a reason", field="reason")
     return new_status
 
 
@@ -247,9 +251,9 @@ def _add_event(
 
 def _transfer(session: Session, patient: Patient, to_site: str | None) -> None:
     if not to_site:
-        raise InvalidInput("a transfer needs the site the patient moves to")
+        raise InvalidInput("a transfer needs the site the patient moves to", field="to_site")
     if to_site == patient.site_id:
-        raise InvalidInput(f"{patient.study_id} is already followed at {to_site}")
+        raise InvalidInput(f"{patient.study_id} is already followed at {to_site}", field="to_site")
     get_site(session, to_site)
     patient.site_id = to_site
     # Pending work moves with the patient; history stays where it was done.

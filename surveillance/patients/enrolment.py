@@ -122,6 +122,14 @@ def _plan(
 ) -> tuple[rules.Protocol, list[rules.PlannedAssessment]]:
     check_enrolment(enrolment, site, now)
     protocol = get_protocol(registry, enrolment.protocol_id)
+    if enrolment.diagnosis not in protocol.spec.diagnoses:
+        # The engine refuses it too, but without saying which input is wrong.
+        known = ", ".join(protocol.spec.diagnoses)
+        raise InvalidInput(
+            f"{enrolment.study_id}: diagnosis {enrolment.diagnosis!r} is not covered by "
+            f"{protocol.id}; known: {known}",
+            field="diagnosis",
+        )
     facts = rules.PatientFacts(enrolment.birth_date, enrolment.diagnosis, enrolment.sex)
     return protocol, plan_calendar(enrolment.study_id, protocol, facts, [enrolment.infusion_date])
 
@@ -132,25 +140,31 @@ def check_enrolment(enrolment: Enrolment, site: Site, now: datetime) -> None:
     if not STUDY_ID.match(who):
         raise InvalidInput(
             f"study id {who!r} is not a pseudonymous id: "
-            "use 3-32 upper-case letters, digits and dashes"
+            "use 3-32 upper-case letters, digits and dashes",
+            field="study_id",
         )
     if enrolment.sex not in SEXES:
-        raise InvalidInput(f"{who}: sex must be F or M, not {enrolment.sex!r}")
+        raise InvalidInput(f"{who}: sex must be F or M, not {enrolment.sex!r}", field="sex")
     today = site.today(now)
     if enrolment.birth_date > today:
         raise InvalidInput(
             f"{who}: birth date {enrolment.birth_date} is in the future "
-            f"(today at {site.id} is {today})"
+            f"(today at {site.id} is {today})",
+            field="birth_date",
         )
     check_infusion_date(who, enrolment.birth_date, enrolment.infusion_date, today, site.id)
 
 
 def check_infusion_date(who: str, birth: date, infused: date, today: date, site_id: str) -> None:
     if infused < birth:
-        raise InvalidInput(f"{who}: infusion date {infused} is before the birth date {birth}")
+        raise InvalidInput(
+            f"{who}: infusion date {infused} is before the birth date {birth}",
+            field="infusion_date",
+        )
     if infused > today:
         raise InvalidInput(
-            f"{who}: infusion date {infused} is in the future (today at {site_id} is {today})"
+            f"{who}: infusion date {infused} is in the future (today at {site_id} is {today})",
+            field="infusion_date",
         )
 
 

@@ -22,6 +22,8 @@ from surveillance.http.web.routes import (
     escalations,
     outcomes,
     patient,
+    patient_changes,
+    patients,
     results_review,
     safety,
     signin,
@@ -39,7 +41,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         signin,
         due,
         outcomes,
+        patients,  # before ``patient``: /patients/new is not a study id
         patient,
+        patient_changes,
         adverse_events,
         dashboard,
         escalations,

@@ -129,8 +129,12 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
             sites = [site.id for site in list_sites(session)]
     else:
         sites = sorted(principal.sites)
-    due, events = _("Due list · {site}"), _("Adverse events · {site}")
+    due, patients = _("Due list · {site}"), _("Patients · {site}")
+    events = _("Adverse events · {site}")
     links = [NavLink(due.format(site=site), f"/sites/{quote(site)}/due") for site in sites]
+    links += [
+        NavLink(patients.format(site=site), f"/sites/{quote(site)}/patients") for site in sites
+    ]
     links += [
         NavLink(events.format(site=site), f"/sites/{quote(site)}/adverse-events") for site in sites
     ]
