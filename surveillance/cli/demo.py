@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import typer
 from dateutil.relativedelta import relativedelta
@@ -25,6 +24,7 @@ from surveillance.cli.context import runtime
 from surveillance.kit import migrate
 from surveillance.kit.clock import local_date
 from surveillance.kit.db import write_session
+from surveillance.kit.private_files import write_private_text
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -39,7 +39,6 @@ from surveillance.records.sites import add_site
 
 PROTOCOL = "cd19-car-t-pediatric-autoimmune"
 ACTOR = "demo"
-CREDENTIALS_FILE = Path("var") / "demo-credentials.txt"
 commands = typer.Typer()
 SITES = (
     ("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome", "IT"),
@@ -304,8 +303,12 @@ def create_demo_users(session: Session) -> list[tuple[str, str, str]]:
 
 @commands.command("demo")
 def demo_command() -> None:
-    """Create (or reset) the database with the synthetic demo cohort."""
-    current = runtime()
+    """Create (or reset) the database with the synthetic demo cohort.
+
+    On SQLite the demo users' passwords are also kept, owner-only, in
+    demo-credentials.txt in the data directory (SURVEILLANCE_DATA_DIR).
+    """
+    current = runtime(create=True)
     engine = current.engine
     migrate.reset(engine)
     migrate.upgrade(engine)
@@ -323,6 +326,6 @@ def demo_command() -> None:
     text = "\n".join(lines)
     typer.echo(text)
     if engine.dialect.name == "sqlite":
-        CREDENTIALS_FILE.parent.mkdir(exist_ok=True)
-        CREDENTIALS_FILE.write_text(text + "\n")
-        CREDENTIALS_FILE.chmod(0o600)
+        credentials_file = current.settings.demo_credentials_file
+        write_private_text(credentials_file, text + "\n")
+        typer.echo(f"(also kept in {credentials_file})")
