@@ -19,7 +19,7 @@ RUN groupadd --system --gid 999 app \
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
-    DATABASE_URL="sqlite:////data/surveillance.db"
+    SURVEILLANCE_DATA_DIR=/data
 USER app
 WORKDIR /data
 VOLUME ["/data"]

@@ -5,21 +5,33 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import rules
 
-DEFAULT_DATABASE_PATH = Path("var") / "surveillance.db"
+DATABASE_FILE = "surveillance.db"
+DEMO_CREDENTIALS_FILE = "demo-credentials.txt"
+
+
+def default_data_dir() -> Path:
+    """This user's data folder: ~/.local/share/ltfu-surveillance on Linux (or under
+    $XDG_DATA_HOME), ~/Library/Application Support/ltfu-surveillance on macOS,
+    %LOCALAPPDATA%\\ltfu-surveillance on Windows. Nothing is created here."""
+    return Path(user_data_dir("ltfu-surveillance", appauthor=False))
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SURVEILLANCE_", env_file=".env", extra="ignore")
 
-    # DATABASE_URL (or SURVEILLANCE_DATABASE_URL): a SQLite file by default, PostgreSQL
-    # in production, e.g. postgresql+psycopg://user@host/dbname.
+    # Where this installation keeps its files: the default SQLite database and the demo's
+    # passwords. Created (owner-only) by the first command that writes there.
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # DATABASE_URL (or SURVEILLANCE_DATABASE_URL): PostgreSQL in production, e.g.
+    # postgresql+psycopg://user@host/dbname. Unset: the SQLite file data_dir/surveillance.db.
     database_url: str = Field(
-        default=f"sqlite:///{DEFAULT_DATABASE_PATH}",
+        default="",
         validation_alias=AliasChoices("SURVEILLANCE_DATABASE_URL", "DATABASE_URL"),
     )
     protocols_dir: Path = rules.BUNDLED_PROTOCOLS
@@ -53,6 +65,22 @@ class Settings(BaseSettings):
     alert_policy: str | None = None
     scan_interval_minutes: int = 15
     dispatch_interval_seconds: int = 5
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Absolute once: messages name the real place, whatever the working directory.
+        return value.expanduser().absolute()
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE}"
+        return self
+
+    @property
+    def demo_credentials_file(self) -> Path:
+        return self.data_dir / DEMO_CREDENTIALS_FILE
 
 
 @lru_cache

@@ -8,6 +8,9 @@ test gets its own database, copied from a migrated template).
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,25 @@ from surveillance.kit.db import make_engine
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 _TEMPLATE = "surveillance_template"
 _counter = itertools.count()
+_DATA_HOME_ENV = ("SURVEILLANCE_DATA_DIR", "XDG_DATA_HOME")
+_data_home = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test writes into the home folder of whoever runs the suite: the data directory
+    (the default SQLite file, the demo's passwords) is a throwaway folder for this run,
+    in this process and in every command it starts. XDG_DATA_HOME too, for the children
+    whose environment keeps no SURVEILLANCE_ variable."""
+    folder = Path(tempfile.mkdtemp(prefix="surveillance-test-data-"))
+    config.stash[_data_home] = folder
+    for name in _DATA_HOME_ENV:
+        os.environ[name] = str(folder / name.lower())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_data_home, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

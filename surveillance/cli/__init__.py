@@ -13,10 +13,17 @@ import typer
 
 import rules
 from surveillance.cli import admin, alerts, demo, patients, protocols, results, serve
+from surveillance.config import default_data_dir
 from surveillance.errors import SurveillanceError
 
 app = typer.Typer(
-    help="Long-term follow-up after gene therapy: calendars, due lists, records.",
+    help=(
+        "Long-term follow-up after gene therapy: calendars, due lists, records.\n\n"
+        "Data lives in SURVEILLANCE_DATA_DIR (for this user by default: "
+        f"{default_data_dir()}): the SQLite database surveillance.db, unless DATABASE_URL "
+        "names another, and the demo's credentials. Only `db upgrade`, `demo`, `serve`, "
+        "`worker`, `sites add`, `users add` and `webhooks add` create a missing database."
+    ),
     no_args_is_help=True,
 )
 # Top-level commands: calendar; enroll ... amend; demo; serve, worker.

@@ -37,7 +37,7 @@ def users_add(
     ] = None,
 ) -> None:
     """Add a user (nurses and investigators work at one or more sites)."""
-    with write_session(migrated_runtime().engine) as session:
+    with write_session(migrated_runtime(create=True).engine) as session:
         auth.add_user(session, email=email, role=role, sites=site or [], actor=actor())
         if password:
             auth.set_password(session, email=email, password=password, actor=actor())
@@ -126,7 +126,7 @@ def sites_add(
     ] = None,
 ) -> None:
     """Add a site."""
-    with write_session(migrated_runtime().engine) as session:
+    with write_session(migrated_runtime(create=True).engine) as session:
         add_site(session, site_id=site_id, name=name, timezone=timezone, country=country)
     typer.echo(f"added site {site_id} ({timezone})")
 
@@ -141,8 +141,12 @@ def sites_list() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema of DATABASE_URL to the newest version (passing revision
-    0007 also reads results stored as free text into their declared types)."""
-    current = runtime()
+    0007 also reads results stored as free text into their declared types).
+
+    Without DATABASE_URL: the SQLite file surveillance.db in SURVEILLANCE_DATA_DIR,
+    created owner-only with its folder if missing.
+    """
+    current = runtime(create=True)
     engine = current.engine
     report = upgrade_schema(current)
     typer.echo(

@@ -130,7 +130,7 @@ def webhooks_add(
     output: Annotated[str, typer.Option("--format", help="text or json")] = "text",
 ) -> None:
     """Register an endpoint; its signing secret is printed once."""
-    current = migrated_runtime()
+    current = migrated_runtime(create=True)
     with write_session(current.engine) as session:
         created = endpoints.add_endpoint(
             session,

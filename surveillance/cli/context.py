@@ -2,6 +2,13 @@
 
 A command runs in its own process, so the runtime is built on first use and kept: one
 engine per process, however many steps the command takes.
+
+A missing SQLite database is refused here, for every command, before anything (file or
+folder) is made: "no database at ...". Only the commands that set up an installation
+and can do their work on an empty database ask for it to be created (``create=True``:
+``db upgrade``, ``demo``, ``serve``, ``worker``, ``sites add``, ``users add``, ``webhooks
+add``). A command that only reads, or that acts on records an empty database cannot hold
+yet (``enroll`` needs a site, ``record`` an assessment), never leaves an empty file behind.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from surveillance.adverse_events.legacy_results import (
     map_stored_results,
 )
 from surveillance.config import get_settings
+from surveillance.errors import NotFound
 from surveillance.kit import migrate
 from surveillance.kit.clock import fixed_clock
+from surveillance.kit.db import sqlite_file
 from surveillance.main import Runtime, build_runtime
 from surveillance.protocols.registry import registry_for
 
@@ -37,15 +46,32 @@ def actor() -> str:
     return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
 
 
+def _refuse_missing_database() -> None:
+    path = sqlite_file(get_settings().database_url)
+    if path is not None and not path.exists():
+        raise NotFound(
+            f"no database at {path}: run `surveillance demo` (synthetic demo data) or "
+            "`surveillance db upgrade` (an empty database) first, or point "
+            "SURVEILLANCE_DATA_DIR or DATABASE_URL at an existing one"
+        )
+
+
 @lru_cache(maxsize=1)
-def runtime() -> Runtime:
-    """This process's runtime, as configured by the environment; the schema untouched."""
+def _built() -> Runtime:
     return build_runtime()
+
+
+def runtime(*, create: bool = False) -> Runtime:
+    """This process's runtime, as configured by the environment; the schema untouched.
+    A missing SQLite database is refused unless ``create``."""
+    if not create:
+        _refuse_missing_database()
+    return _built()
 
 
 @lru_cache(maxsize=1)
 def _upgraded() -> Runtime:
-    built = runtime()
+    built = _built()
     report = upgrade_schema(built)
     if report is not None:  # on stderr: stdout is the command's own output (JSON, CSV)
         typer.echo(report.summary(), err=True)
@@ -73,9 +99,12 @@ def upgrade_schema(built: Runtime) -> MappingReport | None:
     return reports[0]
 
 
-def migrated_runtime(today: datetime | None = None) -> Runtime:
+def migrated_runtime(today: datetime | None = None, *, create: bool = False) -> Runtime:
     """This process's runtime on a schema brought up to date (once); ``today`` stops its
-    clock at noon UTC of that day."""
+    clock at noon UTC of that day. A missing SQLite database is refused unless
+    ``create``."""
+    if not create:
+        _refuse_missing_database()
     built = _upgraded()
     return built.with_clock(fixed_clock(today.date())) if today else built
 

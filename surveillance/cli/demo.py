@@ -12,7 +12,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import typer
 from dateutil.relativedelta import relativedelta
@@ -27,6 +26,7 @@ from surveillance.cli.demo_large import load_large_demo
 from surveillance.kit import migrate
 from surveillance.kit.clock import local_date
 from surveillance.kit.db import write_session
+from surveillance.kit.private_files import write_private_text
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -41,7 +41,6 @@ from surveillance.records.sites import add_site
 
 PROTOCOL = "cd19-car-t-pediatric-autoimmune"
 ACTOR = "demo"
-CREDENTIALS_FILE = Path("var") / "demo-credentials.txt"
 commands = typer.Typer()
 SITES = (
     ("Rome", "Rome paediatric rheumatology (synthetic)", "Europe/Rome", "IT"),
@@ -315,8 +314,12 @@ def demo_command(
     ),
     seed: int = typer.Option(2026, help="the random seed of the synthetic cohort"),
 ) -> None:
-    """Create (or reset) the database with the synthetic demo cohort."""
-    current = runtime()
+    """Create (or reset) the database with the synthetic demo cohort.
+
+    On SQLite the demo users' passwords are also kept, owner-only, in
+    demo-credentials.txt in the data directory (SURVEILLANCE_DATA_DIR).
+    """
+    current = runtime(create=True)
     engine = current.engine
     migrate.reset(engine)
     migrate.upgrade(engine)
@@ -351,6 +354,6 @@ def demo_command(
     text = "\n".join(lines)
     typer.echo(text)
     if engine.dialect.name == "sqlite":
-        CREDENTIALS_FILE.parent.mkdir(exist_ok=True)
-        CREDENTIALS_FILE.write_text(text + "\n")
-        CREDENTIALS_FILE.chmod(0o600)
+        credentials_file = current.settings.demo_credentials_file
+        write_private_text(credentials_file, text + "\n")
+        typer.echo(f"(also kept in {credentials_file})")

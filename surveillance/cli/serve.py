@@ -32,7 +32,7 @@ def serve_command(
 
     from surveillance.http.app import create_app
 
-    current = migrated_runtime()  # migrates before serving
+    current = migrated_runtime(create=True)  # migrates before serving
     background = build_scheduler(alert_jobs(current)) if scheduler else None
     if background is not None:
         background.start()
@@ -50,7 +50,7 @@ def serve_command(
 @commands.command("worker")
 def worker_command() -> None:
     """Run only the alert scheduler (scan, digests, dispatch), for multi-process deployments."""
-    scheduler = build_scheduler(alert_jobs(migrated_runtime()))
+    scheduler = build_scheduler(alert_jobs(migrated_runtime(create=True)))
     scheduler.start()
     typer.echo("alert worker running (Ctrl+C to stop)")
     stop = threading.Event()

@@ -16,16 +16,28 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from surveillance.kit.private_files import create_private_file
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; creates the folder of a SQLite file if needed."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite ``url``; None for another database or an in-memory one."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``. A missing SQLite file is created owner-only (0600, in a
+    0700 folder if the folder is new) before SQLite opens it: SQLite would create it with
+    the umask's mode, and its -wal and -shm files take the database file's mode."""
+    if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        create_private_file(path)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
     _configure_sqlite(engine)
     return engine

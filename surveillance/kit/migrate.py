@@ -12,6 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
+from surveillance.kit.private_files import create_private_file
+
 # The migration scripts sit beside the packages whose tables they build.
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
@@ -78,8 +80,10 @@ def reset(engine: Engine) -> None:
     application is)."""
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         engine.dispose()
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
+        # Made again owner-only before the engine reconnects (SQLite would use the umask).
+        create_private_file(Path(engine.url.database))
         return
     with engine.begin() as connection:
         SQLModel.metadata.drop_all(connection)

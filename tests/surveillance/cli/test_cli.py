@@ -1,7 +1,7 @@
 """The command line, run as a user runs it: the installed ``surveillance`` console script.
 
 Each command runs in a child process with ``DATABASE_URL`` pointing at a SQLite file in
-a temporary folder (also its working directory).
+a temporary folder (also its working directory, and the data directory's parent).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class Cli:
             if not key.startswith("SURVEILLANCE_") and key != "DATABASE_URL"
         }
         env["DATABASE_URL"] = f"sqlite:///{self.database}"
+        env["SURVEILLANCE_DATA_DIR"] = str(self.folder / "data")  # the demo's passwords
         env.update(dict(self.extra_env))
         return subprocess.run(
             [str(SCRIPT), *args],
