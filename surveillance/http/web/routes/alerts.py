@@ -65,7 +65,7 @@ def mail_detail_page(
 @router.get("/admin/alerts")
 def alerts_page(request: Request, state: State, user: CurrentWebUser) -> Response:
     """What could not be delivered (and why), what is held, and the webhook endpoints."""
-    user.principal.require_role(Role.admin)
+    user.principal.require_role(Role.admin, to="see and retry undelivered alerts")
     with state.read() as session:
         overview = _overview(session)
     context = {"title": "Alerts", "overview": overview, "limit": ALERT_LIMIT}
@@ -82,7 +82,7 @@ def retry_form(
 ) -> Response:
     """Queue a failed or held alert again (same id); the dispatcher sends it within seconds."""
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(Role.admin)
+    user.principal.require_role(Role.admin, to="see and retry undelivered alerts")
     response = redirect("/admin/alerts")
     try:
         with state.write() as session:
