@@ -51,17 +51,43 @@ class Principal:
     def works_at(self, site_id: str) -> bool:
         return self.is_admin or site_id in self.sites
 
-    def require_role(self, *roles: Role) -> None:
+    def require_role(self, *roles: Role, to: str = "do this") -> None:
+        """``to`` names what is refused in a nurse's words ("change a patient's status"):
+        the refusal is read on a web page as well as in an API answer."""
         if self.role not in roles:
-            allowed = " or ".join(r.value for r in roles)
-            raise Forbidden(f"only {allowed} may do this; you are signed in as {self.role.value}")
+            raise Forbidden(refusal(roles, self.role, to))
 
     def require_site(self, site_id: str, what: str = "site") -> None:
         """Another site's record is reported as missing: its existence is not leaked."""
         if self.role is Role.pharmacovigilance:
-            raise Forbidden("pharmacovigilance reads pseudonymous safety data only")
+            raise Forbidden(
+                "Pharmacovigilance reads pseudonymous safety data only: a site's patients "
+                "and due lists are for its nurses and investigators."
+            )
         if not self.works_at(site_id):
             raise NotFound(f"no {what} {site_id!r}" if what == "site" else f"no {what}")
+
+
+_PEOPLE = {
+    Role.nurse: "nurses",
+    Role.investigator: "investigators",
+    Role.pharmacovigilance: "pharmacovigilance staff",
+    Role.admin: "administrators",
+}
+_ONE = {
+    Role.nurse: "a nurse",
+    Role.investigator: "an investigator",
+    Role.pharmacovigilance: "pharmacovigilance",
+    Role.admin: "an administrator",
+}
+
+
+def refusal(allowed: Sequence[Role], role: Role, to: str) -> str:
+    """'Only investigators and administrators can change a patient's status. You are
+    signed in as a nurse.'"""
+    people = [_PEOPLE[r] for r in Role if r in allowed]  # always in the same order
+    who = people[0] if len(people) == 1 else f"{', '.join(people[:-1])} and {people[-1]}"
+    return f"Only {who} can {to}. You are signed in as {_ONE[role]}."
 
 
 def hash_token(token: str) -> str:

@@ -85,7 +85,7 @@ def acknowledge_escalation(
     Another site's assessment is the same 404 as a missing one; nurse and
     pharmacovigilance get 403; a second acknowledgement of a level is 409.
     """
-    user.require_role(Role.investigator, Role.admin)
+    user.require_role(Role.investigator, Role.admin, to="acknowledge an escalation")
     if level not in LEVELS:
         raise InvalidInput("escalation level is 1 (investigators) or 2 (sponsor contact)")
     try:

@@ -86,7 +86,7 @@ def acknowledge(
     session: Session, *, key: str, level: int, note: str, user: Principal, now: datetime
 ) -> Acknowledgement:
     """An investigator (or admin) has seen escalation ``level`` of ``key``."""
-    user.require_role(Role.investigator, Role.admin)
+    user.require_role(Role.investigator, Role.admin, to="acknowledge an escalation")
     if level not in (1, 2):
         raise InvalidInput("escalation level is 1 (investigators) or 2 (sponsor contact)")
     if not note.strip():

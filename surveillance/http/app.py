@@ -64,7 +64,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         sites=TtlCache(settings.cache_seconds),
     )
     app.state.settings = settings  # the runtime's: for the alert policy and webhook URL checks
-    problems.install(app)
+    problems.install(app, pages=web.error_page_for)  # a browser gets a page, the API JSON
     access_log.install()  # feed tokens travel in query strings: never into the access log
     api = APIRouter(prefix=API_PREFIX)
     for router in (

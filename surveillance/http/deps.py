@@ -172,7 +172,7 @@ def visible_patient(
     patient = find_patient(session, study_id)
     if patient is None:
         raise NotFound(missing.format(study_id=study_id))
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES, to="open a patient's record")
     if not user.works_at(patient.site_id):
         raise NotFound(missing.format(study_id=study_id))
     return patient

@@ -7,9 +7,10 @@ error whose status depends on the request is ``UnknownProtocol`` (see ``_status`
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -32,6 +33,9 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal error",
 }
+# The web pages' answer to an error outside them (an unknown URL, a bug) when a browser
+# asked for a page; ``None`` where problem details are the answer (the API, scripts).
+PageErrors = Callable[[Request, int], Awaitable[Response | None]]
 
 
 def problem(
@@ -69,7 +73,7 @@ def _status(request: Request, exc: SurveillanceError) -> tuple[int, str]:
     return exc.status_code, type(exc).__name__.lower()
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, pages: PageErrors | None = None) -> None:
     @app.exception_handler(SurveillanceError)
     async def _domain(request: Request, exc: SurveillanceError) -> JSONResponse:
         headers = None
@@ -98,12 +102,18 @@ def install(app: FastAPI) -> None:
         return problem(422, detail, kind="validation", errors=errors, instance=request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        page = await pages(request, exc.status_code) if pages else None
+        if page is not None:
+            return page
         return problem(exc.status_code, str(exc.detail), instance=request.url.path)
 
     @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        page = await pages(request, 500) if pages else None
+        if page is not None:
+            return page
         return problem(
             500, "internal error: the request was not applied", instance=request.url.path
         )

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from surveillance.config import Settings
-from surveillance.http.web.render import WebConfig
+from surveillance.http.web.render import WebConfig, error_page_for
 from surveillance.http.web.routes import (
     adverse_events,
     alerts,
@@ -31,6 +32,7 @@ from surveillance.http.web.routes import (
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
+__all__ = ["error_page_for", "install"]
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -56,3 +58,12 @@ def install(app: FastAPI, settings: Settings) -> None:
         pages.include_router(module.router)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it at the root whatever the page links to.
+        return FileResponse(
+            STATIC_DIR / "favicon.ico",
+            media_type="image/vnd.microsoft.icon",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )

@@ -49,10 +49,23 @@ FlashKind = Literal["success", "error", "info"]
 _TITLES = {  # translated when shown (N_ only marks them for the catalogs)
     403: N_("Not allowed"),
     404: N_("Not found"),
+    405: N_("Not possible here"),
     409: N_("Conflict"),
     412: N_("Changed meanwhile"),
     422: N_("Invalid input"),
+    500: N_("Something went wrong"),
 }
+# What a page says about an error raised outside the pages (an unknown URL, a bug).
+_OUTSIDE = {
+    404: "There is no page at this address. The link may be mistyped or out of date: "
+    "start again from your start page.",
+    405: "This address cannot be opened like this. Go back and use the page's buttons.",
+    500: "Something went wrong on our side, and what you asked for was not done. "
+    "Nothing saved before is lost. Try again in a moment; if it happens again, tell "
+    "your administrator what you were doing and when.",
+}
+# Paths whose errors stay problem details whatever the client accepts.
+_MACHINE_PATHS = ("/api/", "/fhir/", "/docs", "/redoc", "/openapi.json", "/healthz", "/static/")
 _HEADERS = {
     "Cache-Control": "no-store",  # clinical data stays out of shared and back-button caches
     "Content-Security-Policy": (
@@ -251,6 +264,33 @@ class PageRoute(APIRoute):
 async def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
     def build() -> HTMLResponse:
         user = optional_web_user(request, app_state(request))
+        return error_page(request, status_code, message, user)
+
+    return await run_in_threadpool(build)
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, not a script, not a stylesheet)."""
+    if request.url.path.startswith(_MACHINE_PATHS):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def error_page_for(request: Request, status_code: int) -> HTMLResponse | None:
+    """The page for an error outside the page routes, or ``None`` (problem details)."""
+    if not wants_page(request):
+        return None
+    message = _OUTSIDE.get(status_code, _OUTSIDE[500] if status_code >= 500 else "")
+    if not message:
+        return None  # a 4xx the pages never cause: the problem details say it best
+
+    def build() -> HTMLResponse:
+        try:
+            user = optional_web_user(request, app_state(request))
+        except Exception:  # after a bug the database may be what failed: no header then
+            if status_code < 500:
+                raise
+            user = None
         return error_page(request, status_code, message, user)
 
     return await run_in_threadpool(build)

@@ -50,7 +50,9 @@ _READERS = (*CLINICAL_ROLES, Role.pharmacovigilance)
 def _readable_case(
     session: Session, user: Principal, case_id: str, *, write: bool = False
 ) -> AdverseEventCase:
-    user.require_role(*(_WRITERS if write else _READERS))
+    if write:
+        user.require_role(*_WRITERS, to="record adverse events")
+    user.require_role(*_READERS, to="read adverse events")
     case = get_case(session, case_id)
     if user.role is not Role.pharmacovigilance and not user.works_at(case.site_id):
         raise NotFound(f"no adverse event case {case_id!r}")
@@ -120,7 +122,7 @@ def list_adverse_events(
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
 ) -> list[dict[str, Any]]:
     """Cases of your sites (or one site), newest awareness first."""
-    user.require_role(*_WRITERS)
+    user.require_role(*_WRITERS, to="list a site's adverse events")
     if site is not None:
         user.require_site(site)
     site_ids = {site} if site is not None else (None if user.is_admin else set(user.sites))

@@ -118,4 +118,4 @@ def alert_dict(alert: Alert, recorded: int) -> dict[str, Any]:
 
 
 def _admin(user: Principal) -> None:
-    user.require_role(Role.admin)
+    user.require_role(Role.admin, to="manage alerts")

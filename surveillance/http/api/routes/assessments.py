@@ -46,7 +46,7 @@ router = APIRouter(prefix="/assessments", tags=["assessments"])
 
 def _visible(session: Session, user: Principal, key: str) -> tuple[Patient, Assessment]:
     """The assessment, if the caller works at its patient's site; otherwise 404 alike."""
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES, to="read or record assessments")
     try:
         patient, row = find_assessment(session, key)
     except NotFound:

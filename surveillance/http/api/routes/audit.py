@@ -17,7 +17,9 @@ router = APIRouter(prefix="/patients", tags=["patients"])
 @router.get("/{study_id}/audit", response_model=list[AuditEntryPublic])
 def read_audit_trail(study_id: str, state: State, user: CurrentUser) -> list[dict[str, Any]]:
     """Oldest first; each row's hash chains it to the one before (tamper-evident)."""
-    user.require_role(*CLINICAL_ROLES)  # before the lookup, as this path always has
+    user.require_role(
+        *CLINICAL_ROLES, to="read a patient's audit trail"
+    )  # before the lookup, as this path always has
     with state.read() as session:
         patient = visible_patient(session, user, study_id)
         assert patient.id is not None

@@ -85,7 +85,7 @@ def read_feed(
 ) -> Response:
     """Entries after ``cursor``, oldest first; ``Accept: application/fhir+json`` (or
     ``?format=fhir``) returns a FHIR R4 Bundle of AdverseEvent resources instead."""
-    user.require_role(*_CONSUMERS)
+    user.require_role(*_CONSUMERS, to="read the safety feed")
     after = parse_cursor(cursor)
     fhir = _wants_fhir(format, accept)
     pacing = _pacing(request, settings.feed_min_poll_seconds)
@@ -136,7 +136,7 @@ def acknowledge(body: AckCreate, state: State, user: CurrentUser) -> dict[str, A
     errors, AR rejected (AE and AR need a message). Later answers are added, not replaced;
     the latest counts. A serious case's latest version not accepted by every registered
     safety system within 24 hours alerts the site's investigators."""
-    user.require_role(Role.pharmacovigilance)
+    user.require_role(Role.pharmacovigilance, to="acknowledge a safety report")
     with state.write() as session:
         ack = record_ack(
             session,

@@ -48,7 +48,7 @@ def enroll_patient(
     body: PatientCreate, state: State, user: CurrentUser, response: Response
 ) -> dict[str, Any]:
     """Enrol a patient with the first infusion; the calendar is computed and stored."""
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES, to="enrol a patient")
     user.require_site(body.site)
     enrolment = Enrolment(
         body.study_id,
@@ -85,7 +85,7 @@ def list_patients(
     limit: Annotated[int, Query(ge=1, le=MAX_PATIENTS_PAGE)] = DEFAULT_PATIENTS_PAGE,
 ) -> list[dict[str, Any]]:
     """Patients of your sites (or of one site), by study id; a full page links the next."""
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES, to="list patients")
     if site is not None:
         user.require_site(site)
     site_ids = {site} if site is not None else (None if user.is_admin else user.sites)
@@ -199,7 +199,7 @@ def set_status(
     expected = parse_if_match(if_match)
     with state.write() as session:
         visible_patient(session, user, study_id)
-        user.require_role(Role.investigator, Role.admin)
+        user.require_role(Role.investigator, Role.admin, to="change a patient's status")
         if body.to_site is not None:
             user.require_site(body.to_site)
         change = change_status(

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/sites", tags=["sites"])
 def read_results_to_review(site: str, state: State, user: CurrentUser) -> list[dict[str, Any]]:
     """Oldest performed first. Each is resolved by a correction to a typed value, with a
     reason (``POST /api/v1/assessments/{key}/corrections``)."""
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES, to="review a site's results")
     with state.read() as session:
         visible_site(session, user, site)
         items = results_to_review(session, site_id=site, registry=state.registry)

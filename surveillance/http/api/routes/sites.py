@@ -62,7 +62,7 @@ async def read_due_list(
     ``async``: the read runs where the store answers fastest (``AppState.run_read``); this
     is the page every nurse keeps open, so it is the one measured by benchmarks/api.py.
     """
-    user.require_role(*CLINICAL_ROLES)
+    user.require_role(*CLINICAL_ROLES, to="read a site's due list")
     user.require_site(site)
     after = DueCursor.decode(query.cursor) if query.cursor else None
     limit = query.limit or (MAX_PAGE if query.format == "csv" else DEFAULT_PAGE)

@@ -129,4 +129,4 @@ def _toggle(endpoint_id: str, enabled: bool, state: State, user: Principal) -> d
 
 
 def _admin(user: Principal) -> None:
-    user.require_role(Role.admin)
+    user.require_role(Role.admin, to="manage webhook endpoints")

@@ -13,7 +13,7 @@ from datetime import date
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
-from surveillance.accounts.models import Role
+from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.http.deps import State, visible_sites
 from surveillance.http.web.ae_views import dashboard_serious_cases
 from surveillance.http.web.render import PageRoute, parse_day, render
@@ -39,7 +39,7 @@ class SitePanel:
 
 @router.get("/dashboard")
 def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str = "") -> Response:
-    user.principal.require_role(Role.investigator, Role.admin, Role.nurse)
+    user.principal.require_role(*CLINICAL_ROLES, to="see the sites' dashboard")
     chosen = parse_day(on)
     with state.read() as session:
         sites = visible_sites(session, user.principal)
