@@ -1,0 +1,49 @@
+"""indexes for the dashboard's on-time rate and the results to review
+
+Revision ID: 0008
+Revises: 0007
+
+- ``ix_assessments_site_status_window``: the on-time rate counts a site's completed and
+  missed rows over the whole follow-up; the index holds every column it reads (site,
+  status, window, performed on), so the count never visits the table.
+- ``ix_assessments_to_review_site_performed``: partial on ``result_as_entered IS NOT NULL``
+  (a handful of rows): the dashboard's count and the results-to-review page, in its order.
+
+Another branch may also add a revision 0008: renumber this one on merge if so.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TO_REVIEW = {
+    "sqlite_where": sa.text("result_as_entered IS NOT NULL"),
+    "postgresql_where": sa.text("result_as_entered IS NOT NULL"),
+}
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_assessments_site_status_window",
+        "assessments",
+        ["site_id", "status", "window_end", "window_start", "performed_on"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_assessments_to_review_site_performed",
+        "assessments",
+        ["site_id", "performed_on", "id"],
+        unique=False,
+        **_TO_REVIEW,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_assessments_to_review_site_performed", table_name="assessments", **_TO_REVIEW)
+    op.drop_index("ix_assessments_site_status_window", table_name="assessments")
