@@ -105,6 +105,42 @@ class TestOnTimeRate:
                 compliance.SiteCompliance("Nowhere")
             ]
 
+    def test_the_figures_equal_a_hand_count(
+        self, engine: Engine, registry: rules.ProtocolRegistry, now: datetime, cohort: None
+    ) -> None:
+        _record(engine, registry, now, RCL_1, on=date(2024, 5, 1))  # on time
+        _record(engine, registry, now, RCL_2, on=date(2024, 9, 30))  # late
+        _record(engine, registry, now, RCL_3, outcome="missed")
+        _record(engine, registry, now, EXAM_Y1, outcome="not_done", reason="declined")
+        _record(engine, registry, now, EXAM_Y2, on=date(2026, 2, 1))  # on time
+        with read_session(engine) as session:
+            rows = [r for study in ("ROM-101", "ROM-102") for r in rows_of(session, study)]
+        closed = [r for r in rows if r.window_end < ON]
+        on_time = [
+            r
+            for r in closed
+            if r.status == "completed"
+            and r.performed_on is not None
+            and r.window_start <= r.performed_on <= r.window_end
+        ]
+        completed = [r for r in closed if r.status == "completed"]
+        missed = [r for r in closed if r.status == "missed"]
+        ages = [(ON - r.window_end).days for r in closed if r.status == "pending"]
+        assert len(on_time) == 2
+        assert len(completed) == 3
+        assert len(missed) == 1
+        assert ages
+        assert _figures(engine) == compliance.SiteCompliance(
+            "Rome",
+            completed_on_time=len(on_time),
+            completed=len(completed),
+            missed=len(missed),
+            overdue=len(ages),
+            overdue_0_14=sum(1 for d in ages if d <= 14),
+            overdue_15_60=sum(1 for d in ages if 15 <= d <= 60),
+            overdue_over_60=sum(1 for d in ages if d > 60),
+        )
+
     @pytest.mark.parametrize(
         "on", [date(2024, 5, 28), date(2024, 5, 29), date(2024, 7, 13), date(2024, 7, 14), ON]
     )
