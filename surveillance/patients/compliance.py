@@ -5,7 +5,8 @@ window function); nothing loops over patients. ``on`` is the day the figures are
 a window that ended before it is closed, a pending assessment past it is overdue.
 
 - on-time completion rate: completed inside the window / (completed + missed + overdue),
-  over assessments whose window has closed (``not_done`` and ``cancelled`` do not count);
+  over assessments whose window has closed (``not_done`` and ``cancelled`` do not count),
+  since a given day (the dashboard: the last 12 months) or over the whole follow-up;
 - overdue by age: 0-14, 15-60 and more than 60 days after the window closed;
 - at risk of loss to follow-up: an active patient whose last two yearly contacts with a
   closed window (``YEARLY_CONTACTS``, cancelled ones skipped) were both missed or are
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, select
+from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, select, true
 from sqlmodel import Session, col
 
 import rules
@@ -56,11 +57,14 @@ class SiteCompliance:
     overdue_0_14: int = 0
     overdue_15_60: int = 0
     overdue_over_60: int = 0
+    # The rate's overdue rows: those whose window closed in the period (all when no period).
+    rate_overdue: int = 0
+    since: date | None = None  # the rate counts windows that closed on or after this day
 
     @property
     def closed(self) -> int:
-        """Assessments whose window closed and that count for the rate."""
-        return self.completed + self.missed + self.overdue
+        """Assessments whose window closed (in the period) and that count for the rate."""
+        return self.completed + self.missed + self.rate_overdue
 
     @property
     def on_time_rate(self) -> float | None:
@@ -104,11 +108,15 @@ _FOLLOWED_PATIENT = col(Patient.status).in_(FOLLOWED_STATUSES)
 
 
 def site_compliance(
-    session: Session, *, site_ids: Collection[str], on: date
+    session: Session, *, site_ids: Collection[str], on: date, since: date | None = None
 ) -> list[SiteCompliance]:
     """Rate and overdue ages per site, in ``site_ids`` order (sites with nothing closed: zeros).
 
-    Two queries, each on an index: the completed and missed rows of the whole follow-up from
+    The rate counts the windows that closed before ``on`` and, given ``since``, on or after
+    it (the dashboard: the last 12 months, a count that does not grow with the years of
+    follow-up); the overdue ages always count every overdue row.
+
+    Two queries, each on an index: the completed and missed rows from
     ``ix_assessments_site_status_window`` alone (no table row, no patient read), and the
     overdue rows (pending, of a followed patient) from the pending rows' partial index.
     """
@@ -116,9 +124,10 @@ def site_compliance(
     completed = _STATUS == _COMPLETED
     performed = col(Assessment.performed_on)
     on_time = and_(completed, performed >= _WINDOW_START, performed <= _WINDOW_END)
+    in_period = _WINDOW_END >= since if since is not None else true()
     done = (
         select(_SITE, _count(on_time), _count(completed), _count(_STATUS == _MISSED))
-        .where(_SITE.in_(ids), _STATUS.in_((_COMPLETED, _MISSED)), _WINDOW_END < on)
+        .where(_SITE.in_(ids), _STATUS.in_((_COMPLETED, _MISSED)), _WINDOW_END < on, in_period)
         .group_by(_SITE)
     )
     recent = on - timedelta(days=RECENT_OVERDUE_DAYS)
@@ -130,18 +139,19 @@ def site_compliance(
             _count(_WINDOW_END >= recent),
             _count(and_(_WINDOW_END < recent, _WINDOW_END >= old)),
             _count(_WINDOW_END < old),
+            _count(in_period),
         )
         .join(Patient, _JOIN_PATIENT)
         # Written as text so that SQLite matches the partial index's ``status = 'pending'``.
         .where(_SITE.in_(ids), _STATUS == _PENDING_SQL, _WINDOW_END < on, _FOLLOWED_PATIENT)
         .group_by(_SITE)
     )
-    counts: dict[str, list[int]] = {site_id: [0] * 7 for site_id in ids}
+    counts: dict[str, list[int]] = {site_id: [0] * 8 for site_id in ids}
     for site_id, *values in session.execute(done):
         counts[site_id][0:3] = [int(v) for v in values]
     for site_id, *values in session.execute(overdue):
-        counts[site_id][3:7] = [int(v) for v in values]
-    return [SiteCompliance(site_id, *counts[site_id]) for site_id in ids]
+        counts[site_id][3:8] = [int(v) for v in values]
+    return [SiteCompliance(site_id, *counts[site_id], since=since) for site_id in ids]
 
 
 def at_risk_of_loss(

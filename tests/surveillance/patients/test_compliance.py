@@ -40,6 +40,12 @@ def _figures(engine: Engine, on: date = ON, site: str = "Rome") -> compliance.Si
     return figures
 
 
+def _figures_since(engine: Engine, since: date) -> compliance.SiteCompliance:
+    with read_session(engine) as session:
+        (figures,) = compliance.site_compliance(session, site_ids=["Rome"], on=ON, since=since)
+    return figures
+
+
 def _record(
     engine: Engine, registry: rules.ProtocolRegistry, now: datetime, key: str, **kw: object
 ) -> None:
@@ -139,7 +145,18 @@ class TestOnTimeRate:
             overdue_0_14=sum(1 for d in ages if d <= 14),
             overdue_15_60=sum(1 for d in ages if 15 <= d <= 60),
             overdue_over_60=sum(1 for d in ages if d > 60),
+            rate_overdue=len(ages),
         )
+        # The dashboard's 12 months: the rate counts the windows closed since then only.
+        since = date(2025, 11, 25)
+        period = [r for r in closed if r.window_end >= since]
+        figures = _figures_since(engine, since)
+        assert figures.since == since
+        assert figures.completed_on_time == sum(1 for r in on_time if r.window_end >= since)
+        assert figures.completed == sum(1 for r in period if r.status == "completed") == 1
+        assert figures.missed == sum(1 for r in period if r.status == "missed")
+        assert figures.rate_overdue == sum(1 for r in period if r.status == "pending") > 0
+        assert figures.overdue == len(ages)  # the ages still count every overdue row
 
     @pytest.mark.parametrize(
         "on", [date(2024, 5, 28), date(2024, 5, 29), date(2024, 7, 13), date(2024, 7, 14), ON]
