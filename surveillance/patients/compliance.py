@@ -151,7 +151,14 @@ def site_compliance(
         counts[site_id][0:3] = [int(v) for v in values]
     for site_id, *values in session.execute(overdue):
         counts[site_id][3:8] = [int(v) for v in values]
-    return [SiteCompliance(site_id, *counts[site_id], since=since) for site_id in ids]
+    return [_figures(site_id, counts[site_id], since) for site_id in ids]
+
+
+def _figures(site_id: str, counts: list[int], since: date | None) -> SiteCompliance:
+    on_time, completed, missed, overdue, recent, middle, long, rate_overdue = counts
+    return SiteCompliance(
+        site_id, on_time, completed, missed, overdue, recent, middle, long, rate_overdue, since
+    )
 
 
 def at_risk_of_loss(
