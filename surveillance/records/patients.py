@@ -193,6 +193,8 @@ class OutcomeRecord(SQLModel, table=True):
     assessment is pending again; ``performed_on`` repeats the undone recording's date)."""
 
     __tablename__ = "outcomes"
+    # The due list's "undo" offers: one user's recordings of the last minutes (migration 0008).
+    __table_args__ = (Index("ix_outcomes_recorded_by_at", "recorded_by", "recorded_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     assessment_id: int = Field(foreign_key="assessments.id", index=True)

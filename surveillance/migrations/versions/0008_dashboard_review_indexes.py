@@ -1,4 +1,4 @@
-"""indexes for the dashboard's on-time rate and the results to review
+"""indexes for the dashboard's on-time rate, the results to review and the undo offers
 
 Revision ID: 0008
 Revises: 0007
@@ -8,6 +8,8 @@ Revises: 0007
   status, window, performed on), so the count never visits the table.
 - ``ix_assessments_to_review_site_performed``: partial on ``result_as_entered IS NOT NULL``
   (a handful of rows): the dashboard's count and the results-to-review page, in its order.
+- ``ix_outcomes_recorded_by_at``: the due list offers to undo what the user recorded in the
+  last minutes; without it every page view scanned all outcomes.
 
 Another branch may also add a revision 0008: renumber this one on merge if so.
 """
@@ -42,8 +44,12 @@ def upgrade() -> None:
         unique=False,
         **_TO_REVIEW,
     )
+    op.create_index(
+        "ix_outcomes_recorded_by_at", "outcomes", ["recorded_by", "recorded_at"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outcomes_recorded_by_at", table_name="outcomes")
     op.drop_index("ix_assessments_to_review_site_performed", table_name="assessments", **_TO_REVIEW)
     op.drop_index("ix_assessments_site_status_window", table_name="assessments")
