@@ -142,6 +142,16 @@ class Assessment(SQLModel, table=True):
             "window_start",
             "performed_on",
         ),
+        # The dashboard's risk of loss: the yearly contacts of a site, ranked per patient,
+        # read from the index alone (migration 0008).
+        Index(
+            "ix_assessments_site_rule_status_window",
+            "site_id",
+            "assessment",
+            "status",
+            "window_end",
+            "patient_id",
+        ),
         # Results to review: the few rows whose free text awaits a typed value.
         Index(
             "ix_assessments_to_review_site_performed",

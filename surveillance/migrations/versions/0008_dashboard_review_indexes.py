@@ -6,6 +6,8 @@ Revises: 0007
 - ``ix_assessments_site_status_window``: the on-time rate counts a site's completed and
   missed rows over the whole follow-up; the index holds every column it reads (site,
   status, window, performed on), so the count never visits the table.
+- ``ix_assessments_site_rule_status_window``: the risk of loss ranks each patient's yearly
+  contacts (site, rule, status, window end, patient): from the index alone.
 - ``ix_assessments_to_review_site_performed``: partial on ``result_as_entered IS NOT NULL``
   (a handful of rows): the dashboard's count and the results-to-review page, in its order.
 - ``ix_outcomes_recorded_by_at``: the due list offers to undo what the user recorded in the
@@ -38,6 +40,12 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_assessments_site_rule_status_window",
+        "assessments",
+        ["site_id", "assessment", "status", "window_end", "patient_id"],
+        unique=False,
+    )
+    op.create_index(
         "ix_assessments_to_review_site_performed",
         "assessments",
         ["site_id", "performed_on", "id"],
@@ -52,4 +60,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outcomes_recorded_by_at", table_name="outcomes")
     op.drop_index("ix_assessments_to_review_site_performed", table_name="assessments", **_TO_REVIEW)
+    op.drop_index("ix_assessments_site_rule_status_window", table_name="assessments")
     op.drop_index("ix_assessments_site_status_window", table_name="assessments")
