@@ -9,7 +9,9 @@ The database
     the services, with the bulk of the history written in batches), loaded at the fixed
     benchmark date, plus one signed-in user per role (Rome nurse and investigator,
     pharmacovigilance, admin). The load time is printed. ``--sqlite-file`` reuses (or
-    keeps) a loaded SQLite file between runs.
+    keeps) a loaded SQLite file between runs: a reused file is migrated to head first.
+    Then one alert scan, digests and dispatch at the benchmark date (mail goes to the
+    outgoing-mail table), so the mail pages have content.
 
 What is timed
     Each page in ``PAGES`` (a name, a role and a path whose ``{site}``, ``{patient}``,
@@ -65,7 +67,7 @@ from surveillance.config import Settings, get_settings
 from surveillance.http.app import create_app
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, write_session
-from surveillance.main import build_runtime
+from surveillance.main import alert_jobs, build_runtime
 
 PASSWORD = "benchmark password 2026"
 USERS = {
@@ -128,7 +130,53 @@ def load(url: str, patients_per_site: int, seed: int) -> dict[str, Any]:
     finally:
         engine.dispose()
     print(f"  loaded in {load_s:.1f} s: {summary}", flush=True)
-    return {"load_s": round(load_s, 1), "summary": summary.__dict__}
+    return {"load_s": round(load_s, 1), "summary": summary.__dict__, "alerts": alert_round(url)}
+
+
+def alert_round(url: str) -> dict[str, Any]:
+    """The alert scan, digests and dispatch at the benchmark date, so the mail pages have
+    content (no SMTP host: mail goes to the outgoing-mail table)."""
+    jobs = alert_jobs(build_runtime(Settings(database_url=url), clock=lambda: NOW))
+    started = time.perf_counter()
+    report = jobs.scan_once()
+    digests = jobs.run_digests()
+    sent = 0
+    for _ in range(100):  # dispatch works in batches
+        batch = jobs.run_dispatch()
+        sent += batch.sent
+        if not batch.claimed:
+            break
+    jobs.engine.dispose()
+    figures = {
+        "created": dict(report.created),
+        "digests": digests,
+        "sent": sent,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(f"  alert scan and dispatch: {figures}", flush=True)
+    return figures
+
+
+def prepare_reused(url: str) -> dict[str, Any]:
+    """A kept file: migrate it to head (new indexes) and run the alerts if it has no mail."""
+    engine = make_engine(url)
+    figures: dict[str, Any] = {}
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine)
+        if (after := migrate.current_revision(engine)) != before:
+            with engine.connect() as connection:
+                connection.execute(text("ANALYZE"))
+                connection.commit()
+            print(f"  migrated {before} -> {after}", flush=True)
+            figures["migrated"] = [before, after]
+        with engine.connect() as connection:
+            mail = connection.exec_driver_sql("SELECT count(*) FROM outgoing_mail").scalar()
+    finally:
+        engine.dispose()
+    if not mail:
+        figures["alerts"] = alert_round(url)
+    return figures
 
 
 def placeholders(engine: Engine, site: str) -> dict[str, str]:
@@ -137,9 +185,10 @@ def placeholders(engine: Engine, site: str) -> dict[str, str]:
             "SELECT p.study_id FROM patients p JOIN assessments a ON a.patient_id = p.id "
             f"WHERE p.site_id = '{site}' GROUP BY p.study_id ORDER BY count(*) DESC LIMIT 1"
         ),
-        "case": (
-            "SELECT c.case_id FROM adverse_event_cases c JOIN patients p ON p.id = c.patient_id "
-            f"WHERE p.site_id = '{site}' ORDER BY c.id DESC LIMIT 1"
+        "case": (  # the newest serious case (the newest of any if none is serious)
+            "SELECT case_id FROM adverse_event_cases "
+            f"WHERE site_id = '{site}' ORDER BY serious DESC, awareness_date DESC, case_id DESC "
+            "LIMIT 1"
         ),
         "mail": "SELECT max(id) FROM outgoing_mail",
     }
@@ -296,6 +345,7 @@ def run_sqlite(args: argparse.Namespace) -> dict[str, Any]:
         print(f"[sqlite] reusing {args.sqlite_file} (no load)")
         path = args.sqlite_file
         figures["reused"] = str(path)
+        figures.update(prepare_reused(f"sqlite:///{path}"))
     else:
         path = args.sqlite_file or Path(tempfile.mkdtemp(prefix="bench-pages-")) / "pages.db"
         print(f"[sqlite] loading {args.patients_per_site} patients per site into {path}")
@@ -341,7 +391,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--only", nargs="*", default=[], help="pages whose name contains one")
+    parser.add_argument(
+        "--only", "--pages", nargs="*", default=[], help="pages whose name contains one"
+    )
     parser.add_argument(
         "--database-url",
         default=get_settings().database_url,

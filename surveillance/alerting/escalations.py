@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, join, select
+from sqlalchemy import ColumnElement, String, and_, case, func, join, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -133,7 +133,10 @@ def site_escalations(
     )
     where = (
         col(Assessment.site_id) == site_id,
-        col(Assessment.status) == AssessmentStatus.pending.value,
+        # As SQL text, so that SQLite matches the pending rows' partial index ...
+        col(Assessment.status) == literal_column(f"'{AssessmentStatus.pending.value}'", String),
+        # ... and a bound on the window implied by ``level >= 1``, so that it ranges on it.
+        col(Assessment.window_end) <= _latest_escalated_window_end(site_id, on, overrides),
         col(Patient.status).in_(FOLLOWED_STATUSES),
         level >= 1,
     )
@@ -185,6 +188,20 @@ def _level(site_id: str, on: date, overrides: dict[str, dict[str, Any]]) -> Colu
     policy = policy_for(overrides, site=site_id, protocol="")
     branches += [(closed(policy.sponsor_after_days), 2), (closed(policy.escalate_after_days), 1)]
     return case(*branches, else_=0)
+
+
+def _latest_escalated_window_end(
+    site_id: str, on: date, overrides: dict[str, dict[str, Any]]
+) -> date:
+    """No row whose window ended after this day has reached level 1 under any policy
+    ``_level`` applies (the shortest delay of them all)."""
+    policies = [policy_for(overrides, site=site_id, protocol="")] + [
+        policy_for(overrides, site=site_id, protocol=scope.removeprefix("protocol:"))
+        for scope in overrides
+        if scope.startswith("protocol:")
+    ]
+    days = min(min(p.escalate_after_days, p.sponsor_after_days) for p in policies)
+    return on - timedelta(days=days)
 
 
 def _acks_of(session: Session, ids: Sequence[int | None]) -> dict[int, list[Acknowledgement]]:

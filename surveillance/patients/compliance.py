@@ -5,7 +5,8 @@ window function); nothing loops over patients. ``on`` is the day the figures are
 a window that ended before it is closed, a pending assessment past it is overdue.
 
 - on-time completion rate: completed inside the window / (completed + missed + overdue),
-  over assessments whose window has closed (``not_done`` and ``cancelled`` do not count);
+  over assessments whose window has closed (``not_done`` and ``cancelled`` do not count),
+  since a given day (the dashboard: the last 12 months) or over the whole follow-up;
 - overdue by age: 0-14, 15-60 and more than 60 days after the window closed;
 - at risk of loss to follow-up: an active patient whose last two yearly contacts with a
   closed window (``YEARLY_CONTACTS``, cancelled ones skipped) were both missed or are
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, select, true
 from sqlmodel import Session, col
 
 import rules
@@ -43,6 +44,7 @@ LONG_OVERDUE_DAYS = 60
 _PENDING = AssessmentStatus.pending.value
 _COMPLETED = AssessmentStatus.completed.value
 _MISSED = AssessmentStatus.missed.value
+_PENDING_SQL = literal_column(f"'{_PENDING}'", String)
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,14 @@ class SiteCompliance:
     overdue_0_14: int = 0
     overdue_15_60: int = 0
     overdue_over_60: int = 0
+    # The rate's overdue rows: those whose window closed in the period (all when no period).
+    rate_overdue: int = 0
+    since: date | None = None  # the rate counts windows that closed on or after this day
 
     @property
     def closed(self) -> int:
-        """Assessments whose window closed and that count for the rate."""
-        return self.completed + self.missed + self.overdue
+        """Assessments whose window closed (in the period) and that count for the rate."""
+        return self.completed + self.missed + self.rate_overdue
 
     @property
     def on_time_rate(self) -> float | None:
@@ -103,35 +108,57 @@ _FOLLOWED_PATIENT = col(Patient.status).in_(FOLLOWED_STATUSES)
 
 
 def site_compliance(
-    session: Session, *, site_ids: Collection[str], on: date
+    session: Session, *, site_ids: Collection[str], on: date, since: date | None = None
 ) -> list[SiteCompliance]:
-    """Rate and overdue ages per site, in ``site_ids`` order (sites with nothing closed: zeros)."""
-    recent = on - timedelta(days=RECENT_OVERDUE_DAYS)
-    old = on - timedelta(days=LONG_OVERDUE_DAYS)
-    overdue = and_(_STATUS == _PENDING, _FOLLOWED_PATIENT)
+    """Rate and overdue ages per site, in ``site_ids`` order (sites with nothing closed: zeros).
+
+    The rate counts the windows that closed before ``on`` and, given ``since``, on or after
+    it (the dashboard: the last 12 months, a count that does not grow with the years of
+    follow-up); the overdue ages always count every overdue row.
+
+    Two queries, each on an index: the completed and missed rows from
+    ``ix_assessments_site_status_window`` alone (no table row, no patient read), and the
+    overdue rows (pending, of a followed patient) from the pending rows' partial index.
+    """
+    ids = list(site_ids)
     completed = _STATUS == _COMPLETED
     performed = col(Assessment.performed_on)
     on_time = and_(completed, performed >= _WINDOW_START, performed <= _WINDOW_END)
-    statement = (
-        select(
-            _SITE,
-            _count(on_time),
-            _count(completed),
-            _count(_STATUS == _MISSED),
-            _count(overdue),
-            _count(and_(overdue, _WINDOW_END >= recent)),
-            _count(and_(overdue, _WINDOW_END < recent, _WINDOW_END >= old)),
-            _count(and_(overdue, _WINDOW_END < old)),
-        )
-        .join(Patient, _JOIN_PATIENT)
-        .where(_SITE.in_(site_ids), _WINDOW_END < on)
+    in_period = _WINDOW_END >= since if since is not None else true()
+    done = (
+        select(_SITE, _count(on_time), _count(completed), _count(_STATUS == _MISSED))
+        .where(_SITE.in_(ids), _STATUS.in_((_COMPLETED, _MISSED)), _WINDOW_END < on, in_period)
         .group_by(_SITE)
     )
-    found = {
-        row[0]: SiteCompliance(row[0], *(int(v) for v in row[1:]))
-        for row in session.execute(statement)
-    }
-    return [found.get(site_id, SiteCompliance(site_id)) for site_id in site_ids]
+    recent = on - timedelta(days=RECENT_OVERDUE_DAYS)
+    old = on - timedelta(days=LONG_OVERDUE_DAYS)
+    overdue = (
+        select(
+            _SITE,
+            func.count(),
+            _count(_WINDOW_END >= recent),
+            _count(and_(_WINDOW_END < recent, _WINDOW_END >= old)),
+            _count(_WINDOW_END < old),
+            _count(in_period),
+        )
+        .join(Patient, _JOIN_PATIENT)
+        # Written as text so that SQLite matches the partial index's ``status = 'pending'``.
+        .where(_SITE.in_(ids), _STATUS == _PENDING_SQL, _WINDOW_END < on, _FOLLOWED_PATIENT)
+        .group_by(_SITE)
+    )
+    counts: dict[str, list[int]] = {site_id: [0] * 8 for site_id in ids}
+    for site_id, *values in session.execute(done):
+        counts[site_id][0:3] = [int(v) for v in values]
+    for site_id, *values in session.execute(overdue):
+        counts[site_id][3:8] = [int(v) for v in values]
+    return [_figures(site_id, counts[site_id], since) for site_id in ids]
+
+
+def _figures(site_id: str, counts: list[int], since: date | None) -> SiteCompliance:
+    on_time, completed, missed, overdue, recent, middle, long, rate_overdue = counts
+    return SiteCompliance(
+        site_id, on_time, completed, missed, overdue, recent, middle, long, rate_overdue, since
+    )
 
 
 def at_risk_of_loss(
@@ -190,7 +217,7 @@ def oldest_overdue(
             rank.label("rank"),
         )
         .join(Patient, _JOIN_PATIENT)
-        .where(_SITE.in_(site_ids), _STATUS == _PENDING, _WINDOW_END < on, _FOLLOWED_PATIENT)
+        .where(_SITE.in_(site_ids), _STATUS == _PENDING_SQL, _WINDOW_END < on, _FOLLOWED_PATIENT)
         .subquery()
     )
     statement = (

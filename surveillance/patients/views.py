@@ -71,18 +71,38 @@ def calendar_dicts(
         .where(col(Assessment.patient_id) == patient.id)
         .order_by(col(Assessment.due_on), col(Assessment.assessment), col(Assessment.occurrence))
     ).scalars()
-    return [assessment_dict(patient.study_id, row, on=on, registry=registry) for row in rows]
+    # A rule's name and result type are looked up once per rule, not once per row.
+    rules_seen: dict[tuple[str, str, str], tuple[str, dict[str, Any] | None]] = {}
+    dicts = []
+    for row in rows:
+        rule = (row.protocol_id, row.protocol_version, row.assessment)
+        if rule not in rules_seen:
+            rules_seen[rule] = (assessment_name(registry, *rule), result_type_of(registry, *rule))
+        dicts.append(
+            assessment_dict(patient.study_id, row, on=on, registry=registry, rule=rules_seen[rule])
+        )
+    return dicts
 
 
 def assessment_dict(
-    study_id: str, row: Assessment, *, on: date, registry: rules.ProtocolRegistry
+    study_id: str,
+    row: Assessment,
+    *,
+    on: date,
+    registry: rules.ProtocolRegistry,
+    rule: tuple[str, dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
+    """``rule``: the rule's name and result type, when the caller already looked them up."""
     pending = row.status == AssessmentStatus.pending.value
+    name, result_type = rule or (
+        assessment_name(registry, row.protocol_id, row.protocol_version, row.assessment),
+        result_type_of(registry, row.protocol_id, row.protocol_version, row.assessment),
+    )
     return {
         "key": assessment_key(study_id, row.infusion_number, row.assessment, row.occurrence),
         "infusion": row.infusion_number,
         "assessment": row.assessment,
-        "name": assessment_name(registry, row.protocol_id, row.protocol_version, row.assessment),
+        "name": name,
         "category": row.category,
         "occurrence": row.occurrence,
         "due": row.due_on,
@@ -104,9 +124,7 @@ def assessment_dict(
         "reason": row.reason,
         "status_reason": row.status_reason,
         "version": row.version,
-        "result_type": result_type_of(
-            registry, row.protocol_id, row.protocol_version, row.assessment
-        ),
+        "result_type": result_type,
     }
 
 

@@ -132,6 +132,35 @@ class Assessment(SQLModel, table=True):
         ),
         # The alert scan's loss-to-follow-up check reads one rule's recent rows per site.
         Index("ix_assessments_site_rule_due", "site_id", "assessment", "due_on"),
+        # The dashboard's on-time rate: completed and missed rows per site, read from the
+        # index alone (it holds every column the rate needs; migration 0008).
+        Index(
+            "ix_assessments_site_status_window",
+            "site_id",
+            "status",
+            "window_end",
+            "window_start",
+            "performed_on",
+        ),
+        # The dashboard's risk of loss: the yearly contacts of a site, ranked per patient,
+        # read from the index alone (migration 0008).
+        Index(
+            "ix_assessments_site_rule_status_window",
+            "site_id",
+            "assessment",
+            "status",
+            "window_end",
+            "patient_id",
+        ),
+        # Results to review: the few rows whose free text awaits a typed value.
+        Index(
+            "ix_assessments_to_review_site_performed",
+            "site_id",
+            "performed_on",
+            "id",
+            sqlite_where=text("result_as_entered IS NOT NULL"),
+            postgresql_where=text("result_as_entered IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -174,6 +203,8 @@ class OutcomeRecord(SQLModel, table=True):
     assessment is pending again; ``performed_on`` repeats the undone recording's date)."""
 
     __tablename__ = "outcomes"
+    # The due list's "undo" offers: one user's recordings of the last minutes (migration 0008).
+    __table_args__ = (Index("ix_outcomes_recorded_by_at", "recorded_by", "recorded_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     assessment_id: int = Field(foreign_key="assessments.id", index=True)

@@ -122,3 +122,17 @@ def test_work_run_with_the_upgrade_is_rolled_back_with_it(fresh_engine: Engine) 
     migrate.upgrade(fresh_engine, then=lambda c: ran.append(migrate.head_revision()))
     assert migrate.current_revision(fresh_engine) == migrate.head_revision()
     assert ran == [migrate.head_revision()]
+
+
+def test_the_results_to_review_index_is_partial(fresh_engine: Engine) -> None:
+    """Its predicate (not compared by compare_metadata) is on the free text awaiting review."""
+    migrate.upgrade(fresh_engine)
+    name = "ix_assessments_to_review_site_performed"
+    with fresh_engine.connect() as connection:
+        if fresh_engine.dialect.name == "sqlite":
+            query = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :n"
+        else:
+            query = "SELECT indexdef FROM pg_indexes WHERE indexname = :n"
+        definition = connection.execute(text(query), {"n": name}).scalar_one()
+    assert "WHERE" in definition.upper()
+    assert "result_as_entered IS NOT NULL" in definition

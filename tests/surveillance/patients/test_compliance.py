@@ -40,6 +40,12 @@ def _figures(engine: Engine, on: date = ON, site: str = "Rome") -> compliance.Si
     return figures
 
 
+def _figures_since(engine: Engine, since: date) -> compliance.SiteCompliance:
+    with read_session(engine) as session:
+        (figures,) = compliance.site_compliance(session, site_ids=["Rome"], on=ON, since=since)
+    return figures
+
+
 def _record(
     engine: Engine, registry: rules.ProtocolRegistry, now: datetime, key: str, **kw: object
 ) -> None:
@@ -104,6 +110,53 @@ class TestOnTimeRate:
             assert compliance.site_compliance(session, site_ids=["Nowhere"], on=ON) == [
                 compliance.SiteCompliance("Nowhere")
             ]
+
+    def test_the_figures_equal_a_hand_count(
+        self, engine: Engine, registry: rules.ProtocolRegistry, now: datetime, cohort: None
+    ) -> None:
+        _record(engine, registry, now, RCL_1, on=date(2024, 5, 1))  # on time
+        _record(engine, registry, now, RCL_2, on=date(2024, 9, 30))  # late
+        _record(engine, registry, now, RCL_3, outcome="missed")
+        _record(engine, registry, now, EXAM_Y1, outcome="not_done", reason="declined")
+        _record(engine, registry, now, EXAM_Y2, on=date(2026, 2, 1))  # on time
+        with read_session(engine) as session:
+            rows = [r for study in ("ROM-101", "ROM-102") for r in rows_of(session, study)]
+        closed = [r for r in rows if r.window_end < ON]
+        on_time = [
+            r
+            for r in closed
+            if r.status == "completed"
+            and r.performed_on is not None
+            and r.window_start <= r.performed_on <= r.window_end
+        ]
+        completed = [r for r in closed if r.status == "completed"]
+        missed = [r for r in closed if r.status == "missed"]
+        ages = [(ON - r.window_end).days for r in closed if r.status == "pending"]
+        assert len(on_time) == 2
+        assert len(completed) == 3
+        assert len(missed) == 1
+        assert ages
+        assert _figures(engine) == compliance.SiteCompliance(
+            "Rome",
+            completed_on_time=len(on_time),
+            completed=len(completed),
+            missed=len(missed),
+            overdue=len(ages),
+            overdue_0_14=sum(1 for d in ages if d <= 14),
+            overdue_15_60=sum(1 for d in ages if 15 <= d <= 60),
+            overdue_over_60=sum(1 for d in ages if d > 60),
+            rate_overdue=len(ages),
+        )
+        # The dashboard's 12 months: the rate counts the windows closed since then only.
+        since = date(2025, 11, 25)
+        period = [r for r in closed if r.window_end >= since]
+        figures = _figures_since(engine, since)
+        assert figures.since == since
+        assert figures.completed_on_time == sum(1 for r in on_time if r.window_end >= since)
+        assert figures.completed == sum(1 for r in period if r.status == "completed") == 1
+        assert figures.missed == sum(1 for r in period if r.status == "missed")
+        assert figures.rate_overdue == sum(1 for r in period if r.status == "pending") > 0
+        assert figures.overdue == len(ages)  # the ages still count every overdue row
 
     @pytest.mark.parametrize(
         "on", [date(2024, 5, 28), date(2024, 5, 29), date(2024, 7, 13), date(2024, 7, 14), ON]

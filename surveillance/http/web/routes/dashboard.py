@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
+from dateutil.relativedelta import relativedelta
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
@@ -26,6 +27,8 @@ from surveillance.records.patients import Site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 OLDEST_PER_SITE = 5
+# The on-time rate counts the windows that closed in this many months before the day shown.
+RATE_MONTHS = 12
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str
 
 def _panels(session: Session, state: State, sites: list[Site], day: date) -> list[SitePanel]:
     ids = [site.id for site in sites]
-    figures = compliance.site_compliance(session, site_ids=ids, on=day)
+    since = day - relativedelta(months=RATE_MONTHS)
+    figures = compliance.site_compliance(session, site_ids=ids, on=day, since=since)
     at_risk = compliance.at_risk_of_loss(session, site_ids=ids, on=day)
     oldest = compliance.oldest_overdue(
         session, site_ids=ids, on=day, registry=state.registry, per_site=OLDEST_PER_SITE

@@ -17,7 +17,6 @@ from surveillance.http.web.session import CurrentWebUser, WebUser
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.undo import UNDO_MINUTES, undoable_by
 from surveillance.protocols.views import categories, result_types
-from surveillance.records.queries import assessment_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 LIMIT = 500
@@ -85,7 +84,6 @@ def due_context(
         truncated = len(items) >= LIMIT
         if filters.category:  # narrowed after the limit: see "truncated" on the page
             items = [item for item in items if item.category == filters.category]
-        versions = assessment_versions(session, [item.key for item in items])
         undoable = undoable_by(
             session,
             site_id=site.id,
@@ -94,7 +92,8 @@ def due_context(
             now=state.now(),
         )
     sections = {
-        s: [_row(item, versions.get(item.key, 0), filters.on) for item in items if item.state is s]
+        # The list's own query read each row's version (the ETag a form sends back).
+        s: [_row(item, item.version, filters.on) for item in items if item.state is s]
         for s in DueState
     }
     context = {
