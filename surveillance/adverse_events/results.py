@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 import rules
 from surveillance.adverse_events.cases import CaseChange, create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.errors import Conflict, InvalidInput, PreconditionFailed, SurveillanceError
 from surveillance.patients.outcomes import (
     RecordedOutcome,
     correct_outcome_without_safety_case,
@@ -76,6 +77,72 @@ def record_outcome(
     )
     case = _open_declared_case(session, recorded.assessment, key, registry, actor=actor, now=now)
     return RecordedResult(recorded.assessment, recorded.change, case)
+
+
+@dataclass(frozen=True)
+class OutcomeToRecord:
+    """One assessment of a visit (or of a bulk "missed") as the nurse gave it."""
+
+    key: str
+    outcome: str
+    on: date
+    result: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    expected_version: int | None = None
+
+
+class OutcomesRefused(InvalidInput):
+    """Some of a visit's outcomes were refused, so none was recorded: ``errors`` says why,
+    per assessment key (a 412 among them means someone changed a row meanwhile)."""
+
+    def __init__(self, errors: dict[str, SurveillanceError]) -> None:
+        super().__init__(f"{len(errors)} of the outcomes were refused; nothing was recorded")
+        self.errors = errors
+
+    @property
+    def stale(self) -> bool:
+        return any(isinstance(e, PreconditionFailed) for e in self.errors.values())
+
+
+def record_outcomes(
+    session: Session,
+    entries: list[OutcomeToRecord],
+    *,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+) -> list[RecordedResult]:
+    """Record several outcomes (a visit; a bulk "missed") through ``record_outcome``, one
+    by one in the caller's transaction: all or nothing. Every entry is tried, so that one
+    refusal per row can be shown; if any was refused, ``OutcomesRefused`` is raised and
+    the caller's transaction rolls back what the others wrote."""
+    if not entries:
+        raise InvalidInput("choose at least one assessment")
+    done: list[RecordedResult] = []
+    errors: dict[str, SurveillanceError] = {}
+    for entry in entries:
+        try:
+            done.append(
+                record_outcome(
+                    session,
+                    key=entry.key,
+                    outcome=entry.outcome,
+                    on=entry.on,
+                    result=entry.result,
+                    reason=entry.reason,
+                    note=entry.note,
+                    actor=actor,
+                    registry=registry,
+                    now=now,
+                    expected_version=entry.expected_version,
+                )
+            )
+        except (InvalidInput, Conflict, PreconditionFailed) as exc:
+            errors[entry.key] = exc
+    if errors:
+        raise OutcomesRefused(errors)
+    return done
 
 
 def correct_outcome(

@@ -28,6 +28,7 @@ from surveillance.http.web.routes import (
     results_review,
     safety,
     signin,
+    visits,
     webhooks,
 )
 
@@ -43,6 +44,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         signin,
         due,
         outcomes,
+        visits,
         patients,  # before ``patient``: /patients/new is not a study id
         patient,
         patient_changes,

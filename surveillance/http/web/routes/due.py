@@ -16,6 +16,7 @@ from surveillance.http.web.render import PageRoute, render
 from surveillance.http.web.session import CurrentWebUser, WebUser
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.undo import UNDO_MINUTES, undoable_by
+from surveillance.patients.visits import Visit, group_visits
 from surveillance.protocols.views import categories, result_types
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -30,6 +31,14 @@ class DueRow:
     days: (
         int  # overdue: days since the window closed; due: days left; upcoming: days until it opens
     )
+
+
+@dataclass(frozen=True)
+class VisitRows:
+    """One visit of a section: its header (patient, time point, window) and its rows."""
+
+    visit: Visit
+    rows: list[DueRow]
 
 
 @dataclass(frozen=True)
@@ -96,12 +105,20 @@ def due_context(
         s: [_row(item, item.version, filters.on) for item in items if item.state is s]
         for s in DueState
     }
+    visits = {
+        s: [
+            VisitRows(visit, [_row(item, item.version, filters.on) for item in visit.items])
+            for visit in group_visits(item for item in items if item.state is s)
+        ]
+        for s in DueState
+    }
     context = {
         "title": f"Due list · {site.id}",
         "site": site,
         "today": today,
         "filters": filters,
         "sections": sections,
+        "visits": visits,
         "shown": wanted,
         "categories": categories(state.registry),
         "truncated": truncated,
@@ -114,6 +131,8 @@ def due_context(
         "entry": entry,
         "undoable": undoable,
         "undo_minutes": UNDO_MINUTES,
+        "bulk_error": None,
+        "bulk_reason": "",
     }
     return context
 
