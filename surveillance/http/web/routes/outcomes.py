@@ -31,6 +31,7 @@ from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, r
 from surveillance.http.web.routes.due import due_context
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
+from surveillance.kit.i18n import N_, gettext
 from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.patients.undo import undo_outcome
 from surveillance.protocols.registry import assessment_name
@@ -40,6 +41,7 @@ from surveillance.records.sites import get_site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Form()]
+NOT_DONE_REASON = N_("Say why it was not done, for example “patient declined” or “sample lost”.")
 
 
 @router.post("/assessments/{key}/outcome")
@@ -95,7 +97,10 @@ def record_outcome_form(
         if shown is not None:  # shown after the write transaction, which wrote nothing
             return _due_again(request, state, user, patient, back, shown, 200)
     except InvalidInput as exc:
-        entry = OutcomeEntry(key, values, error=exc.message, field=exc.field)
+        message = exc.message
+        if exc.field == "reason" and outcome == Outcome.not_done.value:
+            message = gettext(NOT_DONE_REASON)  # words, beside the field: no internal key
+        entry = OutcomeEntry(key, values, error=message, field=exc.field)
         return _refused_again(request, state, user, key, back, entry, _due_again)
     except (PreconditionFailed, Conflict) as exc:
         return _gone_back(request, key, back, "recorded", exc)

@@ -34,6 +34,7 @@ from surveillance.http.web.outcome_entry import (
 )
 from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
 from surveillance.http.web.routes.due import due_context
+from surveillance.http.web.routes.outcomes import NOT_DONE_REASON
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
 from surveillance.kit.i18n import N_, gettext, ngettext
 from surveillance.patients.visits import Visit, visit_of
@@ -140,7 +141,7 @@ async def mark_missed(
                         today,
                         reason=reason,
                         expected_version=form_version(str(form.get(f"version:{key}", ""))),
-                    )  # fmt: skip
+                    )
                     for key in keys
                 ]
                 done = record_outcomes(
@@ -208,7 +209,7 @@ def _words(error: Exception) -> str:
     if isinstance(error, PreconditionFailed):
         return gettext("Changed by someone else after this form was loaded.")
     if isinstance(error, InvalidInput) and error.field == "reason":
-        return gettext("Say why it was not done, for example “patient declined” or “sample lost”.")
+        return gettext(NOT_DONE_REASON)
     return getattr(error, "message", str(error))
 
 

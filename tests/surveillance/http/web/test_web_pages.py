@@ -254,7 +254,8 @@ class TestRecordOutcome:
         assert response.status_code == 422
         assert _row(site_db, RCL_1).status == "pending"
         form = _open_form(response.text, RCL_1)
-        assert "not done needs a reason" in form
+        assert "Say why it was not done" in form
+        assert f"{RCL_1}:" not in response.text  # no internal key as the message
         assert 'name="reason" type="text" maxlength="500" value="" aria-invalid="true"' in form
         _record(pages, nurse, outcome="not_done", on="2024-05-01", reason="sample lost")
         row = _row(site_db, RCL_1)

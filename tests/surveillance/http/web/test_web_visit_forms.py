@@ -61,7 +61,7 @@ class _Page:
 
 
 def _post_visit(pages: TestClient, fields: dict[str, str], keys: list[str]) -> httpx.Response:
-    body = [(name, value) for name, value in fields.items()] + [("key", k) for k in keys]
+    body = list(fields.items()) + [("key", k) for k in keys]
     response: httpx.Response = pages.post(
         VISIT,
         content=httpx.QueryParams(body).__str__().encode(),
