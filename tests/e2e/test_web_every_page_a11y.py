@@ -59,8 +59,13 @@ def _first_link(listing: str, selector: str) -> Finder:
 _PATIENT = _first_link("/sites/{site}/due", "#table-overdue tbody a[href^='/patients/']")
 _CASE = _first_link("/sites/{site}/adverse-events", ".ae-table a[href^='/adverse-events/']")
 _MAIL = _first_link("/mail", ".mail-table a[href^='/mail/']")
+_VISIT = _first_link("/sites/{site}/due", "a[href*='/visits/']")
+_REINFUSION = _first_link("/patients/ROM-004", "a[href$='/infusions/new']")
+_STATUS = _first_link("/patients/ERL-001", "a[href$='/status']")
+_SAFETY_CASE = _first_link("/safety", "a[href^='/safety/cases/']")
 # Each page once per width, as the role that works with it most (the patient page, the
-# slowest to check, once); the refusals as the roles that meet them.
+# slowest to check, once); the refusals as the roles that meet them. Two roles read the
+# pages in Italian and German (their browser asks for it): the layout must hold there too.
 ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
     # role: (email, site, pages)
     "nurse": (
@@ -68,6 +73,11 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
         "Rome",
         [
             ("due-list", "/sites/{site}/due", 200),
+            ("visit", _VISIT, 200),
+            ("patients", "/sites/{site}/patients", 200),
+            ("enrol", "/patients/new?site={site}", 200),
+            ("reinfusion", _REINFUSION, 200),
+            ("calendar", "/sites/{site}/calendar", 200),
             ("patient", _PATIENT, 200),
             ("adverse-events", "/sites/{site}/adverse-events", 200),
             ("case", _CASE, 200),
@@ -86,6 +96,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("dashboard", "/dashboard", 200),
             ("due-list", "/sites/{site}/due", 200),
             ("case", _CASE, 200),
+            ("status", _STATUS, 200),
         ],
     ),
     "admin": (
@@ -94,6 +105,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
         [
             ("dashboard", "/dashboard", 200),
             ("alerts", "/admin/alerts", 200),
+            ("webhooks", "/admin/webhooks", 200),
             ("mail", "/mail", 200),
             ("mail-detail", _MAIL, 200),
         ],
@@ -103,11 +115,34 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
         "",
         [
             ("access", "/access", 200),
+            ("safety", "/safety", 200),
+            ("safety-case", _SAFETY_CASE, 200),
             ("forbidden", "/dashboard", 403),
             ("not-found", "/no-such-page", 404),
         ],
     ),
+    "nurse-it": (
+        NURSE,
+        "Rome",
+        [
+            ("due-list", "/sites/{site}/due", 200),
+            ("visit", _VISIT, 200),
+            ("patients", "/sites/{site}/patients", 200),
+            ("forbidden", "/admin/alerts", 403),
+        ],
+    ),
+    "investigator-de": (
+        INVESTIGATOR,
+        "Erlangen",
+        [
+            ("dashboard", "/dashboard", 200),
+            ("due-list", "/sites/{site}/due", 200),
+            ("status", _STATUS, 200),
+        ],
+    ),
 }
+# The language each role's browser asks for (Accept-Language).
+LOCALES = {"nurse-it": "it-IT", "investigator-de": "de-DE"}
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +164,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[int], Page]]:
+def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     contexts = []
 
-    def make(width: int) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": 844}, locale="en-GB")
+    def make(width: int, locale: str = "en-GB") -> Page:
+        context = browser.new_context(viewport={"width": width, "height": 844}, locale=locale)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)
@@ -146,9 +181,10 @@ def new_page(browser: Browser) -> Iterator[Callable[[int], Page]]:
 
 def sign_in(page: Page, server: LiveServer, email: str) -> None:
     page.goto(server.base_url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(server.passwords[email])
-    page.get_by_role("button", name="Sign in").click()
+    # By the fields' names, not their labels: the page may be in Italian or German.
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill(server.passwords[email])
+    page.locator("main form button[type=submit]").click()
     expect(page).not_to_have_url(re.compile(r"/login"))
 
 
@@ -182,14 +218,14 @@ def check_page(page: Page, width: int) -> list[str]:
 @pytest.mark.parametrize("width", [PHONE, LAPTOP])
 @pytest.mark.parametrize("role", list(ROLES))
 def test_every_page_is_accessible_and_fits(
-    new_page: Callable[[int], Page],
+    new_page: Callable[..., Page],
     server: LiveServer,
     artifacts: Path,
     role: str,
     width: int,
 ) -> None:
     email, site, specs = ROLES[role]
-    page = new_page(width)
+    page = new_page(width, LOCALES.get(role, "en-GB"))
     base = server.base_url
     failures: dict[str, list[str]] = {}
     if role == "nurse":  # signed out: the sign-in page, and an unknown address
@@ -207,6 +243,10 @@ def test_every_page_is_accessible_and_fits(
         assert response is not None
         page.screenshot(path=artifacts / f"a11y-{role}-{name}-{width}.png", full_page=True)
         failures[f"{name} {path}"] = check_page(page, width)
+        if role in LOCALES:
+            lang = page.evaluate("document.documentElement.lang")
+            if lang != LOCALES[role][:2]:
+                failures[f"{name} {path}"].append(f"<html lang={lang!r}>, not {LOCALES[role]}")
         kind = response.headers.get("content-type", "")
         if response.status != status or "text/html" not in kind:
             failures[f"{name} {path}"].append(f"answered {response.status} {kind}")
@@ -219,7 +259,7 @@ def test_every_page_is_accessible_and_fits(
 
 
 def test_due_cards_show_their_actions_on_a_phone(
-    new_page: Callable[[int], Page], server: LiveServer
+    new_page: Callable[..., Page], server: LiveServer
 ) -> None:
     page = new_page(PHONE)
     sign_in(page, server, NURSE)
@@ -244,7 +284,7 @@ def test_due_cards_show_their_actions_on_a_phone(
     ("name", "path"), [("due-list", "/sites/Rome/due"), ("patient", "/patients/ROM-004")]
 )
 def test_pages_print_on_a4(
-    new_page: Callable[[int], Page],
+    new_page: Callable[..., Page],
     server: LiveServer,
     artifacts: Path,
     name: str,
