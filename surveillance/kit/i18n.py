@@ -121,7 +121,12 @@ def format_day(value: date | str | None) -> str:
     if value is None or value == "":
         return "—"
     day = date.fromisoformat(value) if isinstance(value, str) else value
-    locale = _current.get()
+    return _formatted_day(day, _current.get())
+
+
+@lru_cache(maxsize=8192)
+def _formatted_day(day: date, locale: str) -> str:
+    """Babel's formatting, once per day and language: a patient page writes thousands."""
     return format_date(day, _DATE_PATTERNS[locale], locale=locale)
 
 

@@ -78,16 +78,16 @@ def test_a_positive_rcl_is_previewed_recorded_and_corrected(
     expect(recorded).to_contain_text("positive")
     started = page.locator('tr[data-key*=":rcl_confirm:"]')
     expect(started.first).to_contain_text("Due now")
-    recorded.locator("summary", has_text="Correct").click()
-    correction = recorded.locator("form.outcome-form")
+    recorded.get_by_role("link", name="Correct").click()  # the form is on the item's page
+    correction = page.locator("form#correct")
     correction.get_by_label("Result").select_option("negative")
     correction.get_by_label("Reason for the correction").fill("lab report misread")
     correction.get_by_role("button", name="Check what it changes").click()
 
-    recorded = page.locator(f'tr[data-key="{key}"]')
-    expect(page.locator("tr.effects-row .effects")).to_contain_text("corrected to negative: stops")
-    expect(recorded.get_by_label("Reason for the correction")).to_have_value("lab report misread")
-    recorded.get_by_role("button", name="Correct", exact=True).click()
+    correction = page.locator("form#correct")
+    expect(page.locator(".effects")).to_contain_text("corrected to negative: stops")
+    expect(correction.get_by_label("Reason for the correction")).to_have_value("lab report misread")
+    correction.get_by_role("button", name="Correct", exact=True).click()
     expect(page.locator(".flash-success")).to_contain_text(f"Corrected: {key}")
 
     # What the positive started and was still pending is cancelled, with the reason.

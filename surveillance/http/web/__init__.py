@@ -17,6 +17,7 @@ from surveillance.http.web.render import WebConfig, error_page_for
 from surveillance.http.web.routes import (
     adverse_events,
     alerts,
+    assessment_page,
     dashboard,
     due,
     due_exports,
@@ -47,6 +48,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         visits,
         patients,  # before ``patient``: /patients/new is not a study id
         patient,
+        assessment_page,
         patient_changes,
         adverse_events,
         dashboard,

@@ -2,7 +2,9 @@
 
 Pure: assessments in, lanes, markers and axis ticks out, in the SVG's own units. One
 lane per category; x is time. The state decides the marker's colour and shape (see
-``static/style.css`` and ``templates/_timeline.html``), never its position.
+``static/style.css`` and ``templates/_timeline.html``), never its position. Assessments of
+one lane due on the same day are one marker with their count, so none hides another; each
+marker is focusable and shows its details in the strip above the lanes (``TIP``).
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from dateutil.relativedelta import relativedelta
 
 WIDTH = 1000.0
 LEFT = 170.0  # lane labels
 RIGHT = 16.0
-TOP = 30.0  # the "today" label
+TIP = 36.0  # the strip where a focused or hovered marker's details show
+TOP = TIP + 30.0  # the "today" label
 LANE = 22.0
 AXIS = 38.0
 # Drawn last = on top: what needs attention must not hide under what is done.
@@ -59,6 +62,7 @@ class TimelineItem:
     state: str
     due: date
     title: str
+    data: Any = None  # what the template writes the details from (the calendar row)
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,18 @@ class Lane:
 
 @dataclass(frozen=True)
 class Marker:
+    """One marker: the assessments of one lane due on one day (usually one). ``state`` is
+    the one that most needs attention; ``tip_x`` centres the details strip on it."""
+
     x: float
     y: float
     state: str
     title: str
+    items: tuple[TimelineItem, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,14 @@ def build_timeline(
     lane_y = {name: TOP + LANE * i + LANE / 2 for i, name in enumerate(lanes)}
     plot_bottom = TOP + LANE * len(lanes)
     visible = [i for i in items if start <= i.due <= end and i.category in lane_y]
-    visible.sort(key=lambda i: _PAINT_ORDER.index(i.state) if i.state in _PAINT_ORDER else 0)
+    same_day: dict[tuple[str, date], list[TimelineItem]] = {}
+    for item in visible:
+        same_day.setdefault((item.category, item.due), []).append(item)
+    groups = [
+        (max(group, key=lambda i: _paint_rank(i.state)), tuple(group))
+        for group in same_day.values()
+    ]
+    groups.sort(key=lambda g: (_paint_rank(g[0].state), g[0].due))
     ticks = _year_ticks(start, end, anchor) if scale == "years" else _month_ticks(start, end)
     return Timeline(
         start=start,
@@ -143,11 +162,24 @@ def build_timeline(
         plot_bottom=plot_bottom,
         lane_height=LANE,
         lanes=tuple(Lane(name, y, y - LANE / 2) for name, y in lane_y.items()),
-        markers=tuple(Marker(x_of(i.due), lane_y[i.category], i.state, i.title) for i in visible),
+        markers=tuple(
+            Marker(
+                x_of(top.due),
+                lane_y[top.category],
+                top.state,
+                "; ".join(i.title for i in group),
+                group,
+            )
+            for top, group in groups
+        ),
         ticks=tuple(Tick(x_of(day), label, sub) for day, label, sub in ticks),
         today_x=x_of(today) if start <= today <= end else None,
         today=today,
     )
+
+
+def _paint_rank(state: str) -> int:
+    return _PAINT_ORDER.index(state) if state in _PAINT_ORDER else 0
 
 
 def _year_ticks(start: date, end: date, anchor: date) -> list[tuple[date, str, str]]:

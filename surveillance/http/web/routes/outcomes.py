@@ -28,8 +28,8 @@ from surveillance.http.web.outcome_entry import (
     typed_result,
 )
 from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
+from surveillance.http.web.routes.assessment_page import render_item
 from surveillance.http.web.routes.due import due_context
-from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
 from surveillance.kit.i18n import N_, gettext
 from surveillance.patients.outcomes import RecordedOutcome
@@ -95,13 +95,13 @@ def record_outcome_form(
                 said = effects_of(session, done, registry=state.registry, now=state.now())
                 shown = None
         if shown is not None:  # shown after the write transaction, which wrote nothing
-            return _due_again(request, state, user, patient, back, shown, 200)
+            return _again_for(back)(request, state, user, patient, back, shown, 200)
     except InvalidInput as exc:
         message = exc.message
         if exc.field == "reason" and outcome == Outcome.not_done.value:
             message = gettext(NOT_DONE_REASON)  # words, beside the field: no internal key
         entry = OutcomeEntry(key, values, error=message, field=exc.field)
-        return _refused_again(request, state, user, key, back, entry, _due_again)
+        return _refused_again(request, state, user, key, back, entry, _again_for(back))
     except (PreconditionFailed, Conflict) as exc:
         return _gone_back(request, key, back, "recorded", exc)
     return _saved(request, back, _recorded_message(key, done, said, state))
@@ -263,8 +263,14 @@ def _patient_again(
     entry: OutcomeEntry,
     status_code: int,
 ) -> Response:
-    context = patient_context(state, user, patient.study_id) | {"correction": entry}
-    return render(request, "patient.html", context, user=user, status_code=status_code)
+    """The assessment's own page (linked from the patient page), with ``entry`` in its
+    form: the patient page itself carries no forms but "Completed today"."""
+    return render_item(request, state, user, entry.key, entry=entry, status_code=status_code)
+
+
+def _again_for(back: str | None) -> Again:
+    """A form posted from a patient's page is shown again on the assessment's own page."""
+    return _patient_again if back and back.startswith("/patients/") else _due_again
 
 
 def _gone_back(request: Request, key: str, back: str | None, verb: str, exc: Exception) -> Response:

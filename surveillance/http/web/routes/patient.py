@@ -18,6 +18,7 @@ from surveillance.adverse_events.queries import case_summaries
 from surveillance.http.deps import AppState, State, visible_patient
 from surveillance.http.web.ae_form import blank_form
 from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, parse_day, render
+from surveillance.http.web.routes.assessment_page import with_reason
 from surveillance.http.web.session import CurrentWebUser, WebUser
 from surveillance.http.web.timeline import (
     STATE_LABELS,
@@ -27,6 +28,7 @@ from surveillance.http.web.timeline import (
     lane_order,
 )
 from surveillance.kit.audit import AuditEntry, patient_trail
+from surveillance.kit.i18n import N_
 from surveillance.patients.views import calendar_dicts, patient_dict
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.sites import get_site
@@ -58,7 +60,10 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
         today = site.today(state.now())
         day = parse_day(on) or today
         facts = patient_dict(session, patient)
-        calendar = calendar_dicts(session, patient, on=day, registry=state.registry)
+        calendar = [
+            with_reason(row)
+            for row in calendar_dicts(session, patient, on=day, registry=state.registry)
+        ]
         audit = patient_trail(session, patient_id=patient.id, newest_first=True, limit=AUDIT_LIMIT)
         ae_cases = case_summaries(session, patient_id=patient.id)
     protocol = get_protocol(state.registry, patient.protocol_id, patient.protocol_version)
@@ -92,8 +97,7 @@ def _timelines(
     calendar: list[dict[str, Any]], infusions: list[date], ends: date, day: date
 ) -> list[tuple[str, Any]]:
     items = [
-        TimelineItem(row["category"], row["state"], row["due"], _marker_title(row))
-        for row in calendar
+        TimelineItem(row["category"], row["state"], row["due"], row["key"], row) for row in calendar
     ]
     lanes = lane_order(items)
     first = min(infusions)
@@ -115,15 +119,10 @@ def _timelines(
         scale="months",
         anchor=first,
     )
-    return [("The whole follow-up", whole), ("Six months either side of the day shown", near)]
-
-
-def _marker_title(row: dict[str, Any]) -> str:
-    done = f", done {row['performed_on']}" if row["performed_on"] else ""
-    return (
-        f"{row['name']} (#{row['occurrence']}): {STATE_LABELS.get(row['state'], row['state'])}. "
-        f"Due {row['due']}, window {row['window_start']} to {row['window_end']}{done}"
-    )
+    return [
+        (N_("The whole follow-up"), whole),
+        (N_("Six months either side of the day shown"), near),
+    ]
 
 
 def audit_changes(entry: AuditEntry) -> list[str]:

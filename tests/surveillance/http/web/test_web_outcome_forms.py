@@ -186,4 +186,4 @@ class TestCorrectionPreview:
         assert _written(site_db) == before
         assert "Correcting this will:" in response.text
         assert "corrected to negative: stops" in response.text
-        assert '<details class="more" id="correct-' in response.text
+        assert '<form method="post" action="/assessments/' in response.text  # its own page

@@ -28,6 +28,8 @@ TRANSLATED = [
     PAGES / "mail_detail.html",
     PAGES / "results_to_review.html",
     PAGES / "dashboard.html",
+    PAGES / "_timeline.html",
+    PAGES / "assessment.html",
     *sorted(EMAILS.iterdir()),
 ]
 # Words that are the same in every language: abbreviations and product names.
