@@ -12,6 +12,7 @@ this one, queues some kinds in the same transaction as the case.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,11 +86,19 @@ class Kind:
 
 
 # Subjects are written when the email is rendered, in its reader's language (``_``).
+SUBJECT_TERM = 70  # characters of a name or term in a subject; the body has it whole
+
+
+def _short(text: str) -> str:
+    """``text`` cut at a word, with an ellipsis, never mid-word or mid-phrase unmarked."""
+    return textwrap.shorten(" ".join(text.split()), SUBJECT_TERM, placeholder=" …")
+
+
 def _assessment_subject(label: str, data: dict[str, Any]) -> str:
     return _("[LTFU] {label}: {study_id} {name} (due {due}, {days} days overdue)").format(
         label=label,
         study_id=data["study_id"],
-        name=term(data["name"])[:60],
+        name=_short(term(data["name"])),
         due=format_day(data["due"]),
         days=data["days_overdue"],
     )
@@ -98,7 +107,7 @@ def _assessment_subject(label: str, data: dict[str, Any]) -> str:
 def _case_subject(label: str, data: dict[str, Any]) -> str:
     case = data["case"]
     return _("[LTFU] {label}: {study_id} {term} ({case_id})").format(
-        label=label, study_id=case["study_id"], term=case["term"][:60], case_id=case["case_id"]
+        label=label, study_id=case["study_id"], term=_short(case["term"]), case_id=case["case_id"]
     )
 
 

@@ -64,7 +64,7 @@ EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
         AlertKind.assessment_overdue,
         0,
         ASSESSMENT,
-        "[LTFU] Overdue: ROM-101 RCL test <b>" + "x" * 48 + TAIL,
+        "[LTFU] Overdue: ROM-101 RCL test …" + TAIL,  # cut at a word, marked
         "An assessment is overdue at Rome.",
         "<p>An assessment is <strong>overdue</strong> at Rome.</p>",
     ),
@@ -72,7 +72,7 @@ EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
         AlertKind.assessment_escalated,
         1,
         {**ASSESSMENT, "level": 1},
-        "[LTFU] Escalation 1: ROM-101 RCL test <b>" + "x" * 48 + TAIL,
+        "[LTFU] Escalation 1: ROM-101 RCL test …" + TAIL,  # cut at a word, marked
         "An assessment is still not done 15 days after its window closed "
         "(escalation to the site's investigators).",
         "<p>An assessment is <strong>still not done 15 days</strong> after its window closed "
@@ -82,7 +82,7 @@ EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
         AlertKind.assessment_escalated,
         2,
         {**ASSESSMENT, "level": 2},
-        "[LTFU] Escalation 2: ROM-101 RCL test <b>" + "x" * 48 + TAIL,
+        "[LTFU] Escalation 2: ROM-101 RCL test …" + TAIL,  # cut at a word, marked
         "An assessment is still not done 15 days after its window closed "
         "(escalation to the sponsor contact).",
         "<p>An assessment is <strong>still not done 15 days</strong> after its window closed "
@@ -217,3 +217,15 @@ def test_a_kind_without_an_email_cannot_be_rendered_as_one() -> None:
 def test_a_name_never_declared_is_refused() -> None:
     with pytest.raises(ValueError, match=r"assessment\.done"):
         kind_of("assessment.done")
+
+
+def test_a_long_name_is_cut_at_a_word_in_the_subject_and_whole_in_the_body() -> None:
+    name = "Baseline: disease activity, complete blood count with differential, lymphocyte subsets"
+    subject, text, _ = render_email(
+        _alert(AlertKind.assessment_overdue), {**ASSESSMENT, "name": name}
+    )
+    shown = subject.split("ROM-101 ", 1)[1].split(" (due", 1)[0]
+    assert shown.endswith(" …")
+    assert name.startswith(shown.removesuffix(" …"))  # a prefix of whole words
+    assert name[len(shown.removesuffix(" …"))] in " ,"
+    assert name in text
