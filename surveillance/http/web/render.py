@@ -180,6 +180,33 @@ def role_label(role: Role) -> str:
     return _(ROLE_LABELS[role])
 
 
+# A patient's status as a page shows it (stored values stay English: the API, the exports).
+PATIENT_STATUS_LABELS = {
+    "active": N_("active"),
+    "deceased": N_("deceased"),
+    "withdrawn": N_("withdrawn"),
+    "lost_to_follow_up": N_("lost to follow-up"),
+    "transferred": N_("transferred"),
+    "completed": N_("completed"),
+}
+SEX_LABELS = {"F": N_("female"), "M": N_("male")}
+# What a re-infusion does to an assessment of the calendar (the preview's "Change" column).
+CHANGE_KIND_LABELS = {
+    "added": N_("added"),
+    "moved": N_("moved"),
+    "cancelled": N_("cancelled"),
+    "reinstated": N_("reinstated"),
+}
+
+
+def _labelled(labels: dict[str, str]) -> Callable[[object], str]:
+    def label(value: object) -> str:
+        text = labels.get(str(value))
+        return _(text) if text is not None else str(value).replace("_", " ")
+
+    return label
+
+
 def request_locale(request: Request, user: WebUser | None) -> str:
     """The language of a page: the user's choice, else the browser's, else English."""
     stored = user.principal.locale if user is not None else None
@@ -313,3 +340,6 @@ i18n.install(TEMPLATES.env)  # {% trans %}, _(), | date, | moment, | number, | p
 TEMPLATES.env.filters["d"] = fmt_date
 TEMPLATES.env.globals["CSRF_FIELD"] = "csrf_token"
 TEMPLATES.env.globals["role_label"] = role_label
+TEMPLATES.env.globals["patient_status_label"] = _labelled(PATIENT_STATUS_LABELS)
+TEMPLATES.env.globals["sex_label"] = _labelled(SEX_LABELS)
+TEMPLATES.env.globals["change_kind_label"] = _labelled(CHANGE_KIND_LABELS)
