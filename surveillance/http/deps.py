@@ -170,11 +170,13 @@ def visible_patient(
     missing exactly like an unknown one, so the answer leaks nothing; ``missing`` is how
     the edge words that (the API's detail, or the page's sentence)."""
     patient = find_patient(session, study_id)
+    said = missing.format(study_id=study_id)
+    values = {"study_id": study_id}
     if patient is None:
-        raise NotFound(missing.format(study_id=study_id))
+        raise NotFound(said, template=missing, values=values)
     user.require_role(*CLINICAL_ROLES, to="open a patient's record")
     if not user.works_at(patient.site_id):
-        raise NotFound(missing.format(study_id=study_id))
+        raise NotFound(said, template=missing, values=values)
     return patient
 
 

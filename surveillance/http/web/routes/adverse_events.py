@@ -31,12 +31,14 @@ from surveillance.http.web.render import (
     NO_SUCH_PATIENT,
     TEMPLATES,
     PageRoute,
+    Sentence,
     redirect,
     render,
     set_flash,
 )
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.records.adverse_event_vocabulary import CaseStatus
 from surveillance.records.patients import Patient
 from surveillance.records.sites import get_site
@@ -81,7 +83,8 @@ def record_adverse_event_form(
         context = patient_context(state, user, study_id)
         context |= {"ae_values": data, "ae_errors": form_errors(exc.message)}
         return render(request, "patient.html", context, user=user, status_code=422)
-    return _saved(request, change, f"Recorded {change.case.case_id}: {change.case.term}.")
+    said = {"case_id": change.case.case_id, "term": change.case.term}
+    return _saved(request, change, (N_("Recorded {case_id}: {term}."), said))
 
 
 @router.get("/adverse-events/{case_id}")
@@ -124,7 +127,8 @@ def follow_up_form(
         context["follow_up_errors"] = form_errors(exc.message)
         return _refused(request, user, context, "Nothing was saved: see the form below.")
     version = change.version.version
-    return _saved(request, change, f"Saved version {version} of {case_id}.")
+    said = {"version": version, "case_id": case_id}
+    return _saved(request, change, (N_("Saved version {version} of {case_id}."), said))
 
 
 @router.post("/adverse-events/{case_id}/nullify")
@@ -160,7 +164,8 @@ def nullify_form(
         context = _case_context(state, user, case_id, reason=reason)
         context["nullify_error"] = exc.message.removeprefix("reason: ")
         return _refused(request, user, context, f"The case was not nullified: {exc.message}.")
-    return _saved(request, change, f"Nullified {case_id}. Its versions stay readable below.")
+    said = (N_("Nullified {case_id}. Its versions stay readable below."), {"case_id": case_id})
+    return _saved(request, change, said)
 
 
 @router.get("/sites/{site_id}/adverse-events")
@@ -177,7 +182,8 @@ def site_cases_page(
         )
     truncated = len(cases) >= SITE_LIMIT
     context = {
-        "title": f"Adverse events · {site.id}",
+        "title": N_("Adverse events · {site}"),
+        "title_args": {"site": site.id},
         "site": site,
         "cases": cases,
         "serious_only": serious_only,
@@ -216,7 +222,8 @@ def _case_context(
     if stale:  # saving again is a decision taken after seeing the newer version
         form = form.model_copy(update={"version": str(case.version)})
     return {
-        "title": f"Adverse event {case.case_id}",
+        "title": N_("Adverse event {case_id}"),
+        "title_args": {"case_id": case.case_id},
         "case": case,
         "patient": patient,
         "site": site,
@@ -251,17 +258,19 @@ def _clash(exc: PreconditionFailed | Conflict, context: dict[str, Any]) -> str:
     return STALE if isinstance(exc, PreconditionFailed) else f"Nothing was saved: {exc}."
 
 
-def _saved(request: Request, change: CaseChange, message: str) -> Response:
+def _saved(request: Request, change: CaseChange, message: Sentence) -> Response:
     case = change.case
+    said = [message]
     if change.version.version == 1 and case.serious:  # a new serious case alerts at once
-        message += (
-            " It is serious: the site's investigators and the safety systems are alerted, and "
+        serious = N_(
+            "It is serious: the site's investigators and the safety systems are alerted, and "
             "its reporting deadlines are listed below."
         )
+        said.append((serious, {}))
     if change.deceased:
-        message += " The patient is now recorded as deceased."
+        said.append((N_("The patient is now recorded as deceased."), {}))
     response = redirect(f"/adverse-events/{quote(case.case_id)}")
-    set_flash(request, response, "success", message)
+    set_flash(request, response, "success", said)
     return response
 
 
