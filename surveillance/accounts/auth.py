@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSession
 from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from surveillance.kit import audit
-from surveillance.kit.i18n import LOCALES
+from surveillance.kit.i18n import LOCALES, N_
 from surveillance.records.sites import get_site
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -51,7 +51,7 @@ class Principal:
     def works_at(self, site_id: str) -> bool:
         return self.is_admin or site_id in self.sites
 
-    def require_role(self, *roles: Role, to: str = "do this") -> None:
+    def require_role(self, *roles: Role, to: str = N_("do this")) -> None:
         """``to`` names what is refused in a nurse's words ("change a patient's status"):
         the refusal is read on a web page as well as in an API answer."""
         if self.role not in roles:

@@ -20,6 +20,7 @@ from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequir
 from surveillance.http.cache import TtlCache
 from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
+from surveillance.kit.i18n import N_
 from surveillance.main import Runtime
 from surveillance.records.patients import Patient, Site
 from surveillance.records.queries import find_patient
@@ -174,7 +175,7 @@ def visible_patient(
     values = {"study_id": study_id}
     if patient is None:
         raise NotFound(said, template=missing, values=values)
-    user.require_role(*CLINICAL_ROLES, to="open a patient's record")
+    user.require_role(*CLINICAL_ROLES, to=N_("open a patient's record"))
     if not user.works_at(patient.site_id):
         raise NotFound(said, template=missing, values=values)
     return patient

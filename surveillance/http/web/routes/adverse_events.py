@@ -66,7 +66,7 @@ def record_adverse_event_form(
 ) -> Response:
     """Version 1 of a new case; refused entries come back on the patient page (422)."""
     check_csrf(user.csrf_token, data.csrf_token)
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     try:
         facts = to_facts(data, reporter_of(user.principal))
         with state.write() as session:
@@ -104,7 +104,7 @@ def follow_up_form(
 ) -> Response:
     """The whole case as now known becomes the next version, if nobody changed it first."""
     check_csrf(user.csrf_token, data.csrf_token)
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     try:
         facts = to_facts(data, reporter_of(user.principal))
         expected = _version(data.version)
@@ -143,7 +143,7 @@ def nullify_form(
 ) -> Response:
     """A case entered in error: a last version says so, with the reason; nothing is deleted."""
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     try:
         expected = _version(version)
         with state.write() as session:
@@ -173,7 +173,7 @@ def site_cases_page(
     request: Request, site_id: str, state: State, user: CurrentWebUser, serious: str = ""
 ) -> Response:
     """Every case at the site, newest awareness first; ``?serious=1``: serious ones only."""
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     with state.read() as session:
         site = visible_site(session, user.principal, site_id)
         serious_only = serious not in ("", "0")
@@ -206,7 +206,7 @@ def _case_context(
     reason: str = "",
 ) -> dict[str, Any]:
     """The case page; ``follow_up`` keeps refused entries (``stale``: against the latest)."""
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     with state.read() as session:
         case = visible_case(session, user.principal, case_id)
         patient = session.get(Patient, case.patient_id)

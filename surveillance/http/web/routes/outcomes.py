@@ -31,6 +31,7 @@ from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, r
 from surveillance.http.web.routes.due import due_context
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
+from surveillance.kit.i18n import N_
 from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.patients.undo import undo_outcome
 from surveillance.protocols.registry import assessment_name
@@ -198,7 +199,7 @@ def _result_if_completed(outcome: str, result: str, unit: str) -> str | None:
 
 def _check(user: WebUser, csrf_token: str) -> None:
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(*CLINICAL_ROLES, to="record assessments")
+    user.principal.require_role(*CLINICAL_ROLES, to=N_("record assessments"))
 
 
 def _visible(session: Session, user: WebUser, key: str) -> tuple[Patient, Assessment]:
