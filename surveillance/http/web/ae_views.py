@@ -32,7 +32,7 @@ from surveillance.http.web.ae_labels import (
     label,
 )
 from surveillance.http.web.render import app_state
-from surveillance.kit.i18n import N_, gettext
+from surveillance.kit.i18n import N_, format_day, gettext
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import Site
 from surveillance.records.queries import study_ids_of
@@ -100,6 +100,11 @@ def _text(value: Any) -> str:
     return "—" if value is None or value == "" else str(value)
 
 
+def _day(value: Any) -> str:
+    """A date of the case in words (``20 nov 2026``); the feed's values are ISO text."""
+    return format_day(value)
+
+
 # The rows, in the order a reader checks a case; each with how its value reads.
 _FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("term", N_("What happened"), _text),
@@ -111,10 +116,10 @@ _FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("relatedness", N_("Related to the therapy?"), lambda v: label(RELATEDNESS, v)),
     ("expected", N_("Expected"), lambda v: gettext("Expected") if v else gettext("Unexpected")),
     ("outcome", N_("Outcome"), lambda v: label(OUTCOMES, v)),
-    ("onset_date", N_("Onset"), _text),
-    ("end_date", N_("End"), _text),
-    ("awareness_date", N_("Site learned of it"), _text),
-    ("last_info_date", N_("Date of the information"), _text),
+    ("onset_date", N_("Onset"), _day),
+    ("end_date", N_("End"), _day),
+    ("awareness_date", N_("Site learned of it"), _day),
+    ("last_info_date", N_("Date of the information"), _day),
     ("meddra_code", N_("MedDRA code"), _text),
     ("meddra_version", N_("MedDRA version"), _text),
     ("narrative", N_("Narrative"), _text),
