@@ -32,7 +32,7 @@ from surveillance.http.web.ae_labels import (
     label,
 )
 from surveillance.http.web.render import app_state
-from surveillance.kit.i18n import N_, format_day, gettext
+from surveillance.kit.i18n import N_, Later, format_day, gettext
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import Site
 from surveillance.records.queries import study_ids_of
@@ -62,17 +62,6 @@ class VersionColumn:
     recorded_at: str
     recorded_by: str
     nullify_reason: str | None
-
-
-class Later:
-    """Text written when the page is rendered, so in its reader's language (the route
-    builds the rows before the page's language is in force)."""
-
-    def __init__(self, write: Callable[[], str]) -> None:
-        self._write = write
-
-    def __str__(self) -> str:
-        return self._write()
 
 
 @dataclass(frozen=True)

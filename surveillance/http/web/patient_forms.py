@@ -11,7 +11,7 @@ from typing import Any
 import rules
 from surveillance.calendar.sync import CalendarChange
 from surveillance.errors import InvalidInput
-from surveillance.kit.i18n import N_
+from surveillance.kit.i18n import N_, Later
 from surveillance.protocols.registry import assessment_name
 
 # What a status change means, in the words on the form (the API's values as keys).
@@ -31,7 +31,7 @@ class FormEntry:
     """One form as posted; ``error`` and ``field`` as the ``_macros.html`` helpers read them."""
 
     values: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+    error: str | Later | None = None
     field: str | None = None  # the input the error is about; None: the whole form
 
 

@@ -268,6 +268,15 @@ PATIENT_STATUS_LABELS = {
     "completed": N_("completed"),
 }
 SEX_LABELS = {"F": N_("female"), "M": N_("male")}
+# An alert's delivery status (the admins' alerts page).
+ALERT_STATUS_LABELS = {
+    "pending": N_("pending"),
+    "sending": N_("sending"),
+    "sent": N_("sent"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled before sending"),
+    "held": N_("held"),
+}
 # What a re-infusion does to an assessment of the calendar (the preview's "Change" column).
 CHANGE_KIND_LABELS = {
     "added": N_("added"),
@@ -324,6 +333,8 @@ def render(
             full["message"] = translate(message, full.get("message_args"))
         elif callable(message):  # a message put together in the page's language
             full["message"] = message()
+        if isinstance(full.get("page_error"), str):  # a form's refusal above the page
+            full["page_error"] = translate(full["page_error"], full.get("page_error_args"))
         headers = {**_HEADERS, "Content-Language": locale}
         response = TEMPLATES.TemplateResponse(
             request, name, full, status_code=status_code, headers=headers
@@ -448,4 +459,5 @@ TEMPLATES.env.globals["CSRF_FIELD"] = "csrf_token"
 TEMPLATES.env.globals["role_label"] = role_label
 TEMPLATES.env.globals["patient_status_label"] = _labelled(PATIENT_STATUS_LABELS)
 TEMPLATES.env.globals["sex_label"] = _labelled(SEX_LABELS)
+TEMPLATES.env.globals["alert_status_label"] = _labelled(ALERT_STATUS_LABELS)
 TEMPLATES.env.globals["change_kind_label"] = _labelled(CHANGE_KIND_LABELS)

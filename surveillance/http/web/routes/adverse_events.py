@@ -47,7 +47,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _WRITERS = CLINICAL_ROLES
 SITE_LIMIT = 500
 # A stale form: the page shows the newer version; the entries stay, re-based on it.
-STALE = (
+STALE = N_(
     "Nothing was saved: someone changed this case first. Reload the page to see the latest "
     "version; your entries are kept below, to check against the table and save again."
 )
@@ -125,7 +125,7 @@ def follow_up_form(
     except InvalidInput as exc:
         context = _case_context(state, user, case_id, follow_up=data)
         context["follow_up_errors"] = form_errors(exc.message)
-        return _refused(request, user, context, "Nothing was saved: see the form below.")
+        return _refused(request, user, context, N_("Nothing was saved: see the form below."))
     version = change.version.version
     said = {"version": version, "case_id": case_id}
     return _saved(request, change, (N_("Saved version {version} of {case_id}."), said))
@@ -163,7 +163,8 @@ def nullify_form(
     except InvalidInput as exc:
         context = _case_context(state, user, case_id, reason=reason)
         context["nullify_error"] = exc.message.removeprefix("reason: ")
-        return _refused(request, user, context, f"The case was not nullified: {exc.message}.")
+        not_nullified = N_("The case was not nullified: {problem}.")
+        return _refused(request, user, context, (not_nullified, {"problem": exc.message}))
     said = (N_("Nullified {case_id}. Its versions stay readable below."), {"case_id": case_id})
     return _saved(request, change, said)
 
@@ -244,18 +245,23 @@ def _refused(
     request: Request,
     user: WebUser,
     context: dict[str, Any],
-    message: str,
+    message: str | Sentence,
     status_code: int = 422,
 ) -> Response:
-    context["page_error"] = message
+    """The case page again, ``message`` above it (English, translated when shown)."""
+    text, values = (message, {}) if isinstance(message, str) else message
+    context["page_error"], context["page_error_args"] = text, values
     return render(request, "adverse_event_case.html", context, user=user, status_code=status_code)
 
 
-def _clash(exc: PreconditionFailed | Conflict, context: dict[str, Any]) -> str:
+def _clash(exc: PreconditionFailed | Conflict, context: dict[str, Any]) -> Sentence:
     """Why a change to a case that moved on was refused, as the page now shows it."""
     if context["case"].status == CaseStatus.nullified.value:
-        return f"Nothing was saved: {context['case'].case_id} was nullified meanwhile."
-    return STALE if isinstance(exc, PreconditionFailed) else f"Nothing was saved: {exc}."
+        meanwhile = N_("Nothing was saved: {case_id} was nullified meanwhile.")
+        return meanwhile, {"case_id": context["case"].case_id}
+    if isinstance(exc, PreconditionFailed):
+        return STALE, {}
+    return N_("Nothing was saved: {problem}."), {"problem": exc}
 
 
 def _saved(request: Request, change: CaseChange, message: Sentence) -> Response:

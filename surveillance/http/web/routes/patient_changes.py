@@ -31,9 +31,10 @@ from surveillance.http.web.render import (
     redirect,
     render,
     set_flash,
+    translate,
 )
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
-from surveillance.kit.i18n import N_
+from surveillance.kit.i18n import N_, Later
 from surveillance.patients.changes import add_infusion, change_status
 from surveillance.patients.previews import preview_infusion
 from surveillance.patients.views import patient_dict
@@ -47,7 +48,7 @@ _TITLES = {
     STATUS: N_("Change the patient's status · {study_id}"),
 }
 _CALENDAR = N_("The calendar: {summary}.")
-CHANGED_MEANWHILE = (
+CHANGED_MEANWHILE = N_(
     "Nothing was saved: someone changed {study_id} after you opened this form. "
     "The form now shows the patient as it is; check it, then submit again."
 )
@@ -205,7 +206,8 @@ def _again(
 ) -> Response:
     """The form again, as typed, with the error beside its field (or above the form)."""
     if isinstance(exc, PreconditionFailed):
-        entry = FormEntry(values, CHANGED_MEANWHILE.format(study_id=study_id))
+        meanwhile = Later(lambda: translate(CHANGED_MEANWHILE, {"study_id": study_id}))
+        entry = FormEntry(values, meanwhile)
     else:
         field = exc.field if isinstance(exc, InvalidInput) else None
         entry = FormEntry(values, sentence(exc.message), field)
