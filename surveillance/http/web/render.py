@@ -268,6 +268,15 @@ PATIENT_STATUS_LABELS = {
     "completed": N_("completed"),
 }
 SEX_LABELS = {"F": N_("female"), "M": N_("male")}
+# An assessment's status (an adverse event's reporting deadlines).
+ASSESSMENT_STATUS_LABELS = {
+    "pending": N_("pending"),
+    "completed": N_("done"),
+    "missed": N_("missed"),
+    "not_done": N_("not done"),
+    "cancelled": N_("cancelled"),
+    "not_required": N_("not required"),
+}
 # An alert's delivery status (the admins' alerts page).
 ALERT_STATUS_LABELS = {
     "pending": N_("pending"),
@@ -460,4 +469,5 @@ TEMPLATES.env.globals["role_label"] = role_label
 TEMPLATES.env.globals["patient_status_label"] = _labelled(PATIENT_STATUS_LABELS)
 TEMPLATES.env.globals["sex_label"] = _labelled(SEX_LABELS)
 TEMPLATES.env.globals["alert_status_label"] = _labelled(ALERT_STATUS_LABELS)
+TEMPLATES.env.globals["assessment_status_label"] = _labelled(ASSESSMENT_STATUS_LABELS)
 TEMPLATES.env.globals["change_kind_label"] = _labelled(CHANGE_KIND_LABELS)

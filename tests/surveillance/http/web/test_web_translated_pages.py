@@ -90,7 +90,10 @@ CASE_ENGLISH = (
     "Add a follow-up",
     "Nullify this case",
     "Possibly related",
+    "Pending",
+    "Open",
     "2026-11-20",
+    "2026-11-22",
 )
 
 
