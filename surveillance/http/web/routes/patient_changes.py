@@ -26,6 +26,7 @@ from surveillance.http.web.patient_forms import (
 )
 from surveillance.http.web.render import (
     NO_SUCH_PATIENT,
+    PATIENT_STATUS_LABELS,
     PageRoute,
     Sentence,
     redirect,
@@ -150,7 +151,11 @@ def status_form(
             )
     except (InvalidInput, Conflict, PreconditionFailed) as exc:
         return _again(request, state, user, study_id, STATUS, values, exc)
-    values = {"study_id": study_id, "status_label": STATUS_CHOICES[status], "since_day": date}
+    values = {
+        "study_id": study_id,
+        "status_label": PATIENT_STATUS_LABELS[status],
+        "since_day": date,
+    }
     said: list[Sentence] = [(N_("{study_id}: {status_label} since {since_day}."), values)]
     if not change.is_empty():
         said.append((_CALENDAR, {"summary": change.summary()}))

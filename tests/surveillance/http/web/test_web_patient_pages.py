@@ -283,9 +283,7 @@ class TestStatus:
             USERS["investigator"][0],
             "moved abroad, consent withdrawn",
         )
-        assert (
-            "Withdrawn (consent withdrawn) since 20 Nov 2026" in pages.get("/patients/ROM-101").text
-        )
+        assert "ROM-101: withdrawn since 20 Nov 2026" in pages.get("/patients/ROM-101").text
 
     @pytest.mark.parametrize(
         ("change", "field", "message"),
