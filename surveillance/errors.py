@@ -23,9 +23,15 @@ from __future__ import annotations
 class SurveillanceError(Exception):
     status_code = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, template: str | None = None, values: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # The message before its values were put in ("no patient {study_id!r}"), when a page
+        # may show it in its reader's language (a catalog msgid).
+        self.template = template
+        self.values = values or {}
 
 
 class NotFound(SurveillanceError):

@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSession
 from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from surveillance.kit import audit
-from surveillance.kit.i18n import LOCALES
+from surveillance.kit.i18n import LOCALES, N_
 from surveillance.records.sites import get_site
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -51,11 +51,11 @@ class Principal:
     def works_at(self, site_id: str) -> bool:
         return self.is_admin or site_id in self.sites
 
-    def require_role(self, *roles: Role, to: str = "do this") -> None:
+    def require_role(self, *roles: Role, to: str = N_("do this")) -> None:
         """``to`` names what is refused in a nurse's words ("change a patient's status"):
         the refusal is read on a web page as well as in an API answer."""
         if self.role not in roles:
-            raise Forbidden(refusal(roles, self.role, to))
+            raise Refused(roles, self.role, to)
 
     def require_site(self, site_id: str, what: str = "site") -> None:
         """Another site's record is reported as missing: its existence is not leaked."""
@@ -80,6 +80,17 @@ _ONE = {
     Role.pharmacovigilance: "pharmacovigilance",
     Role.admin: "an administrator",
 }
+
+
+class Refused(Forbidden):
+    """A role refused: the message in English (the API's), and its parts, so that a page
+    can say it in its reader's language."""
+
+    def __init__(self, allowed: Sequence[Role], role: Role, to: str) -> None:
+        super().__init__(refusal(allowed, role, to))
+        self.allowed = tuple(r for r in Role if r in allowed)
+        self.role = role
+        self.to = to
 
 
 def refusal(allowed: Sequence[Role], role: Role, to: str) -> str:

@@ -12,6 +12,7 @@ from surveillance.accounts.models import Role
 from surveillance.alerting.models import Acknowledgement
 from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.kit import audit
+from surveillance.kit.i18n import N_
 from surveillance.records.outbox import Alert, AlertStatus, DeliveryAttempt
 from surveillance.records.queries import find_assessment
 
@@ -86,7 +87,7 @@ def acknowledge(
     session: Session, *, key: str, level: int, note: str, user: Principal, now: datetime
 ) -> Acknowledgement:
     """An investigator (or admin) has seen escalation ``level`` of ``key``."""
-    user.require_role(Role.investigator, Role.admin, to="acknowledge an escalation")
+    user.require_role(Role.investigator, Role.admin, to=N_("acknowledge an escalation"))
     if level not in (1, 2):
         raise InvalidInput("escalation level is 1 (investigators) or 2 (sponsor contact)")
     if not note.strip():

@@ -20,6 +20,7 @@ from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequir
 from surveillance.http.cache import TtlCache
 from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
+from surveillance.kit.i18n import N_
 from surveillance.main import Runtime
 from surveillance.records.patients import Patient, Site
 from surveillance.records.queries import find_patient
@@ -170,11 +171,13 @@ def visible_patient(
     missing exactly like an unknown one, so the answer leaks nothing; ``missing`` is how
     the edge words that (the API's detail, or the page's sentence)."""
     patient = find_patient(session, study_id)
+    said = missing.format(study_id=study_id)
+    values = {"study_id": study_id}
     if patient is None:
-        raise NotFound(missing.format(study_id=study_id))
-    user.require_role(*CLINICAL_ROLES, to="open a patient's record")
+        raise NotFound(said, template=missing, values=values)
+    user.require_role(*CLINICAL_ROLES, to=N_("open a patient's record"))
     if not user.works_at(patient.site_id):
-        raise NotFound(missing.format(study_id=study_id))
+        raise NotFound(said, template=missing, values=values)
     return patient
 
 

@@ -9,7 +9,7 @@ passing it around. English is the source language: its strings are the msgids.
 from __future__ import annotations
 
 import gettext as _gettext
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -38,6 +38,17 @@ _current: ContextVar[str] = ContextVar("surveillance_locale", default=DEFAULT_LO
 # English text -> {locale: text}.
 Terms = Mapping[str, Mapping[str, str]]
 _terms: ContextVar[Terms] = ContextVar("surveillance_terms", default=MappingProxyType({}))
+
+
+class Later:
+    """Text written when it is shown, so in the language of the rendering (a route may
+    build it before the page's language is in force). Jinja shows it through ``str``."""
+
+    def __init__(self, write: Callable[[], str]) -> None:
+        self._write = write
+
+    def __str__(self) -> str:
+        return self._write()
 
 
 def N_(message: str) -> str:

@@ -18,6 +18,7 @@ from surveillance.accounts.auth import Principal
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.errors import InvalidInput
 from surveillance.http.web.ae_labels import FIELD_LABELS
+from surveillance.kit.i18n import gettext
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,
@@ -70,7 +71,7 @@ class FormErrors:
     def summary(self) -> list[tuple[str, str]]:
         """(field name or "", "Label: problem") in the form's order, for the summary box."""
         named = [
-            (name, f"{FIELD_LABELS[name]}: {text}")
+            (name, f"{gettext(FIELD_LABELS[name])}: {text}")
             for name in FIELD_LABELS
             for text in self.by_field.get(name, [])
         ]

@@ -7,7 +7,7 @@ deadlines are still open).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from surveillance.http.web.ae_labels import (
     label,
 )
 from surveillance.http.web.render import app_state
+from surveillance.kit.i18n import N_, Later, format_day, gettext
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import Site
 from surveillance.records.queries import study_ids_of
@@ -65,7 +66,7 @@ class VersionColumn:
 
 @dataclass(frozen=True)
 class Cell:
-    text: str
+    text: str | Later
     changed: bool  # differs from the version before
 
 
@@ -77,7 +78,7 @@ class FieldRow:
 
 
 def _yes_no(value: Any) -> str:
-    return "Yes" if value else "No"
+    return gettext("Yes") if value else gettext("No")
 
 
 def _criteria(value: Any) -> str:
@@ -88,27 +89,32 @@ def _text(value: Any) -> str:
     return "—" if value is None or value == "" else str(value)
 
 
+def _day(value: Any) -> str:
+    """A date of the case in words (``20 nov 2026``); the feed's values are ISO text."""
+    return format_day(value)
+
+
 # The rows, in the order a reader checks a case; each with how its value reads.
 _FIELDS: tuple[tuple[str, str, Any], ...] = (
-    ("term", "What happened", _text),
-    ("category", "Category", lambda v: label(CATEGORIES, v)),
-    ("grade", "Grade", _text),
-    ("grade_scale", "Grading scale", lambda v: label(GRADE_SCALES, v)),
-    ("serious", "Serious", _yes_no),
-    ("seriousness_criteria", "Why it is serious", _criteria),
-    ("relatedness", "Related to the therapy?", lambda v: label(RELATEDNESS, v)),
-    ("expected", "Expected", lambda v: "Expected" if v else "Unexpected"),
-    ("outcome", "Outcome", lambda v: label(OUTCOMES, v)),
-    ("onset_date", "Onset", _text),
-    ("end_date", "End", _text),
-    ("awareness_date", "Site learned of it", _text),
-    ("last_info_date", "Date of the information", _text),
-    ("meddra_code", "MedDRA code", _text),
-    ("meddra_version", "MedDRA version", _text),
-    ("narrative", "Narrative", _text),
-    ("pre_existing", "Began before the infusion", _yes_no),
-    ("reporter_qualification", "Reported by", lambda v: label(REPORTERS, v)),
-    ("source", "Started by", _text),
+    ("term", N_("What happened"), _text),
+    ("category", N_("Category"), lambda v: label(CATEGORIES, v)),
+    ("grade", N_("Grade"), _text),
+    ("grade_scale", N_("Grading scale"), lambda v: label(GRADE_SCALES, v)),
+    ("serious", N_("Serious"), _yes_no),
+    ("seriousness_criteria", N_("Why it is serious"), _criteria),
+    ("relatedness", N_("Related to the therapy?"), lambda v: label(RELATEDNESS, v)),
+    ("expected", N_("Expected"), lambda v: gettext("Expected") if v else gettext("Unexpected")),
+    ("outcome", N_("Outcome"), lambda v: label(OUTCOMES, v)),
+    ("onset_date", N_("Onset"), _day),
+    ("end_date", N_("End"), _day),
+    ("awareness_date", N_("Site learned of it"), _day),
+    ("last_info_date", N_("Date of the information"), _day),
+    ("meddra_code", N_("MedDRA code"), _text),
+    ("meddra_version", N_("MedDRA version"), _text),
+    ("narrative", N_("Narrative"), _text),
+    ("pre_existing", N_("Began before the infusion"), _yes_no),
+    ("reporter_qualification", N_("Reported by"), lambda v: label(REPORTERS, v)),
+    ("source", N_("Started by"), _text),
 )
 
 
@@ -131,11 +137,15 @@ def side_by_side(
         if name == "source" and not any(v.get(name) for v in versions):
             continue  # only cases started by a result have one
         cells = [
-            Cell(show(v[name]), i > 0 and v[name] != versions[i - 1][name])
+            Cell(_later(show, v[name]), i > 0 and v[name] != versions[i - 1][name])
             for i, v in enumerate(versions)
         ]
         rows.append(FieldRow(name, title, cells))
     return columns, rows
+
+
+def _later(show: Callable[[Any], str], value: Any) -> Later:
+    return Later(lambda: show(value))
 
 
 def _change(version: dict[str, Any], index: int) -> str:

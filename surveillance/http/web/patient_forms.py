@@ -11,17 +11,18 @@ from typing import Any
 import rules
 from surveillance.calendar.sync import CalendarChange
 from surveillance.errors import InvalidInput
+from surveillance.kit.i18n import N_, Later
 from surveillance.protocols.registry import assessment_name
 
 # What a status change means, in the words on the form (the API's values as keys).
 STATUS_CHOICES = {
-    "deceased": "Deceased",
-    "withdrawn": "Withdrawn (consent withdrawn)",
-    "lost_to_follow_up": "Lost to follow-up",
-    "transferred": "Transferred to another site",
-    "active": "Active again",
+    "deceased": N_("Deceased"),
+    "withdrawn": N_("Withdrawn (consent withdrawn)"),
+    "lost_to_follow_up": N_("Lost to follow-up"),
+    "transferred": N_("Transferred to another site"),
+    "active": N_("Active again"),
 }
-ONLY_INVESTIGATORS = "Only investigators can change a patient's status."
+ONLY_INVESTIGATORS = N_("Only investigators can change a patient's status.")
 PREVIEW_ROWS = 12  # the first assessments an enrolment preview lists
 
 
@@ -30,7 +31,7 @@ class FormEntry:
     """One form as posted; ``error`` and ``field`` as the ``_macros.html`` helpers read them."""
 
     values: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
+    error: str | Later | None = None
     field: str | None = None  # the input the error is about; None: the whole form
 
 

@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 import rules
+from surveillance.accounts.auth import Refused
 from surveillance.accounts.models import Role
 from surveillance.errors import SurveillanceError
 from surveillance.http.deps import AppState
@@ -56,13 +57,17 @@ _TITLES = {  # translated when shown (N_ only marks them for the catalogs)
     500: N_("Something went wrong"),
 }
 # What a page says about an error raised outside the pages (an unknown URL, a bug).
-_OUTSIDE = {
-    404: "There is no page at this address. The link may be mistyped or out of date: "
-    "start again from your start page.",
-    405: "This address cannot be opened like this. Go back and use the page's buttons.",
-    500: "Something went wrong on our side, and what you asked for was not done. "
-    "Nothing saved before is lost. Try again in a moment; if it happens again, tell "
-    "your administrator what you were doing and when.",
+_OUTSIDE = {  # translated when shown
+    404: N_(
+        "There is no page at this address. The link may be mistyped or out of date: "
+        "start again from your start page."
+    ),
+    405: N_("This address cannot be opened like this. Go back and use the page's buttons."),
+    500: N_(
+        "Something went wrong on our side, and what you asked for was not done. "
+        "Nothing saved before is lost. Try again in a moment; if it happens again, tell "
+        "your administrator what you were doing and when."
+    ),
 }
 # Paths whose errors stay problem details whatever the client accepts.
 _MACHINE_PATHS = ("/api/", "/fhir/", "/docs", "/redoc", "/openapi.json", "/healthz", "/static/")
@@ -76,7 +81,7 @@ _HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 # How a page says that a patient is unknown or at another site (the same answer for both).
-NO_SUCH_PATIENT = "There is no patient {study_id!r} at your sites."
+NO_SUCH_PATIENT = N_("There is no patient {study_id!r} at your sites.")
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,11 @@ class WebConfig:
 class Flash:
     kind: FlashKind
     text: str
+
+
+# A message in English with its values ("Enrolled {study_id} at {site}."), translated in
+# the language of the page that shows it.
+Sentence = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -106,9 +116,21 @@ def app_state(request: Request) -> AppState:
     return state
 
 
-def set_flash(request: Request, response: Response, kind: FlashKind, text: str) -> None:
-    """A message for the next page shown (after a redirect), in a short-lived cookie."""
-    value = base64.urlsafe_b64encode(json.dumps([kind, text]).encode()).decode()
+def set_flash(
+    request: Request,
+    response: Response,
+    kind: FlashKind,
+    text: str | list[Sentence],
+    **values: Any,
+) -> None:
+    """A message for the next page shown (after a redirect), in a short-lived cookie.
+
+    ``text`` is the English message (a catalog msgid) with ``{name}`` placeholders for
+    ``values``, or several such sentences; the next page translates it into its language.
+    """
+    sentences = [(text, values)] if isinstance(text, str) else text
+    payload = [[msgid, {k: str(v) for k, v in args.items()}] for msgid, args in sentences]
+    value = base64.urlsafe_b64encode(json.dumps([kind, payload]).encode()).decode()
     response.set_cookie(
         FLASH_COOKIE,
         value,
@@ -120,15 +142,43 @@ def set_flash(request: Request, response: Response, kind: FlashKind, text: str) 
     )
 
 
+def translate(text: str, values: dict[str, Any] | None = None) -> str:
+    """An English message in the language of the rendering, its ``{name}``s filled in.
+
+    A value whose name ends in ``_day`` is an ISO date, written in words (``3 dic 2026``);
+    one ending in ``_label`` is a catalogued word, translated too.
+    """
+    translated = _(text)
+    if not values:
+        return translated
+    values = {
+        name: i18n.format_day(value)
+        if name.endswith("_day")
+        else _(value)
+        if name.endswith("_label")
+        else value
+        for name, value in values.items()
+    }
+    try:
+        return translated.format(**values)
+    except (KeyError, IndexError, ValueError):  # a broken translation: the English is right
+        return text.format(**values)
+
+
 def _read_flash(request: Request) -> Flash | None:
+    """The flash of the cookie, translated (call while rendering: ``use_locale``)."""
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return None
     try:
-        kind, text = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        kind, payload = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        if isinstance(payload, str):
+            text = translate(payload)
+        else:
+            text = " ".join(translate(str(msgid), dict(args)) for msgid, args in payload)
     except (ValueError, binascii.Error, TypeError):
         return None
-    return Flash(kind, str(text)) if kind in ("success", "error", "info") else None
+    return Flash(kind, text) if kind in ("success", "error", "info") else None
 
 
 def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
@@ -180,6 +230,83 @@ def role_label(role: Role) -> str:
     return _(ROLE_LABELS[role])
 
 
+# A refused role, in the page's words (the API keeps the English of ``auth.refusal``).
+_PEOPLE = {
+    Role.nurse: N_("nurses"),
+    Role.investigator: N_("investigators"),
+    Role.pharmacovigilance: N_("pharmacovigilance staff"),
+    Role.admin: N_("administrators"),
+}
+_SIGNED_IN_AS = {
+    Role.nurse: N_("You are signed in as a nurse."),
+    Role.investigator: N_("You are signed in as an investigator."),
+    Role.pharmacovigilance: N_("You are signed in as pharmacovigilance."),
+    Role.admin: N_("You are signed in as an administrator."),
+}
+
+
+def refusal_text(refused: Refused) -> str:
+    """ "Only investigators and administrators can change a patient's status. You are
+    signed in as a nurse.", in the language of the rendering."""
+    people = [_(_PEOPLE[r]) for r in refused.allowed]
+    who = (
+        people[0]
+        if len(people) == 1
+        else _("{some} and {last}").format(some=", ".join(people[:-1]), last=people[-1])
+    )
+    only = _("Only {who} can {action}.").format(who=who, action=_(refused.to))
+    return f"{only} {_(_SIGNED_IN_AS[refused.role])}"
+
+
+# A patient's status as a page shows it (stored values stay English: the API, the exports).
+PATIENT_STATUS_LABELS = {
+    "active": N_("active"),
+    "deceased": N_("deceased"),
+    "withdrawn": N_("withdrawn"),
+    "lost_to_follow_up": N_("lost to follow-up"),
+    "transferred": N_("transferred"),
+    "completed": N_("completed"),
+}
+SEX_LABELS = {"F": N_("female"), "M": N_("male")}
+# An assessment's status (an adverse event's reporting deadlines).
+ASSESSMENT_STATUS_LABELS = {
+    "pending": N_("pending"),
+    "completed": N_("done"),
+    "missed": N_("missed"),
+    "not_done": N_("not done"),
+    "cancelled": N_("cancelled"),
+    "not_required": N_("not required"),
+}
+# An alert's delivery status (the admins' alerts page).
+ALERT_STATUS_LABELS = {
+    "pending": N_("pending"),
+    "sending": N_("sending"),
+    "sent": N_("sent"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled before sending"),
+    "held": N_("held"),
+}
+# What a re-infusion does to an assessment of the calendar (the preview's "Change" column).
+CHANGE_KIND_LABELS = {
+    "added": N_("added"),
+    "moved": N_("moved"),
+    "cancelled": N_("cancelled"),
+    "reinstated": N_("reinstated"),
+    # and what a version of an adverse-event case did
+    "created": N_("created"),
+    "updated": N_("updated"),
+    "nullified": N_("nullified"),
+}
+
+
+def _labelled(labels: dict[str, str]) -> Callable[[object], str]:
+    def label(value: object) -> str:
+        text = labels.get(str(value))
+        return _(text) if text is not None else str(value).replace("_", " ")
+
+    return label
+
+
 def request_locale(request: Request, user: WebUser | None) -> str:
     """The language of a page: the user's choice, else the browser's, else English."""
     stored = user.principal.locale if user is not None else None
@@ -194,14 +321,12 @@ def render(
     user: WebUser | None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    flash = _read_flash(request)
     terms = app_state(request).registry.name_translations()
     with i18n.use_locale(request_locale(request, user), terms) as locale:
+        flash = _read_flash(request)
         full = {
             "user": user,
-            # A flash or a title that is a catalogued constant is shown translated; one
-            # with values in it stays as written until its route translates it.
-            "flash": Flash(flash.kind, _(flash.text)) if flash else None,
+            "flash": flash,
             "nav": nav_links(app_state(request), user),
             "current_path": request.url.path,
             "lang": locale,
@@ -212,6 +337,13 @@ def render(
             full["title"] = _(title)
             if "title_args" in full:  # a translated title with values: "Results · {site}"
                 full["title"] = full["title"].format(**full["title_args"])
+        message = full.get("message")
+        if isinstance(message, str):  # an error page's message, if the catalog has it
+            full["message"] = translate(message, full.get("message_args"))
+        elif callable(message):  # a message put together in the page's language
+            full["message"] = message()
+        if isinstance(full.get("page_error"), str):  # a form's refusal above the page
+            full["page_error"] = translate(full["page_error"], full.get("page_error_args"))
         headers = {**_HEADERS, "Content-Language": locale}
         response = TEMPLATES.TemplateResponse(
             request, name, full, status_code=status_code, headers=headers
@@ -227,10 +359,18 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def error_page(
-    request: Request, status_code: int, message: str, user: WebUser | None
+    request: Request,
+    status_code: int,
+    message: str | Callable[[], str],
+    user: WebUser | None,
+    message_args: dict[str, Any] | None = None,
 ) -> HTMLResponse:
+    """``message``: English, translated if the catalog has it (its ``{name}``s filled from
+    ``message_args``), or a function that writes it in the page's language."""
     title = _TITLES.get(status_code, N_("Something went wrong"))
-    context = {"title": title, "status_code": status_code, "message": message}
+    context: dict[str, Any] = {"title": title, "status_code": status_code, "message": message}
+    if message_args:
+        context["message_args"] = message_args
     return render(request, "error.html", context, user=user, status_code=status_code)
 
 
@@ -248,23 +388,36 @@ class PageRoute(APIRoute):
                 if SESSION_COOKIE in request.cookies:
                     response.delete_cookie(SESSION_COOKIE, path="/")
                 return response
+            except Refused as exc:
+                refused = exc
+                return await _error(request, exc.status_code, lambda: refusal_text(refused))
             except SurveillanceError as exc:
+                if exc.template is not None:
+                    return await _error(request, exc.status_code, exc.template, exc.values)
                 return await _error(request, exc.status_code, exc.message)
             except rules.RulesError as exc:
                 return await _error(request, 422, str(exc))
             except RequestValidationError as exc:
                 fields = ", ".join(str(e["loc"][-1]) for e in exc.errors())
                 return await _error(
-                    request, 422, f"Some of the values sent are not valid: {fields}."
+                    request,
+                    422,
+                    N_("Some of the values sent are not valid: {fields}."),
+                    {"fields": fields},
                 )
 
         return page
 
 
-async def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
+async def _error(
+    request: Request,
+    status_code: int,
+    message: str | Callable[[], str],
+    message_args: dict[str, Any] | None = None,
+) -> HTMLResponse:
     def build() -> HTMLResponse:
         user = optional_web_user(request, app_state(request))
-        return error_page(request, status_code, message, user)
+        return error_page(request, status_code, message, user, message_args)
 
     return await run_in_threadpool(build)
 
@@ -313,3 +466,8 @@ i18n.install(TEMPLATES.env)  # {% trans %}, _(), | date, | moment, | number, | p
 TEMPLATES.env.filters["d"] = fmt_date
 TEMPLATES.env.globals["CSRF_FIELD"] = "csrf_token"
 TEMPLATES.env.globals["role_label"] = role_label
+TEMPLATES.env.globals["patient_status_label"] = _labelled(PATIENT_STATUS_LABELS)
+TEMPLATES.env.globals["sex_label"] = _labelled(SEX_LABELS)
+TEMPLATES.env.globals["alert_status_label"] = _labelled(ALERT_STATUS_LABELS)
+TEMPLATES.env.globals["assessment_status_label"] = _labelled(ASSESSMENT_STATUS_LABELS)
+TEMPLATES.env.globals["change_kind_label"] = _labelled(CHANGE_KIND_LABELS)

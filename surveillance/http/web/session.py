@@ -18,6 +18,7 @@ from surveillance.accounts.auth import Principal, session_principal
 from surveillance.accounts.models import Role
 from surveillance.errors import Forbidden, Unauthorized
 from surveillance.http.deps import State
+from surveillance.kit.i18n import N_
 
 SESSION_COOKIE = "ltfu_session"
 LOGIN_CSRF_COOKIE = "ltfu_login_csrf"
@@ -35,8 +36,10 @@ class SignInRequired(Exception):
 class CsrfRejected(Forbidden):
     def __init__(self) -> None:
         super().__init__(
-            "This form has expired or did not come from this site, so nothing was changed. "
-            "Go back, reload the page and try again."
+            N_(
+                "This form has expired or did not come from this site, so nothing was "
+                "changed. Go back, reload the page and try again."
+            )
         )
 
 

@@ -31,12 +31,14 @@ from surveillance.http.web.render import (
     NO_SUCH_PATIENT,
     TEMPLATES,
     PageRoute,
+    Sentence,
     redirect,
     render,
     set_flash,
 )
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.records.adverse_event_vocabulary import CaseStatus
 from surveillance.records.patients import Patient
 from surveillance.records.sites import get_site
@@ -45,7 +47,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _WRITERS = CLINICAL_ROLES
 SITE_LIMIT = 500
 # A stale form: the page shows the newer version; the entries stay, re-based on it.
-STALE = (
+STALE = N_(
     "Nothing was saved: someone changed this case first. Reload the page to see the latest "
     "version; your entries are kept below, to check against the table and save again."
 )
@@ -64,7 +66,7 @@ def record_adverse_event_form(
 ) -> Response:
     """Version 1 of a new case; refused entries come back on the patient page (422)."""
     check_csrf(user.csrf_token, data.csrf_token)
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     try:
         facts = to_facts(data, reporter_of(user.principal))
         with state.write() as session:
@@ -81,7 +83,8 @@ def record_adverse_event_form(
         context = patient_context(state, user, study_id)
         context |= {"ae_values": data, "ae_errors": form_errors(exc.message)}
         return render(request, "patient.html", context, user=user, status_code=422)
-    return _saved(request, change, f"Recorded {change.case.case_id}: {change.case.term}.")
+    said = {"case_id": change.case.case_id, "term": change.case.term}
+    return _saved(request, change, (N_("Recorded {case_id}: {term}."), said))
 
 
 @router.get("/adverse-events/{case_id}")
@@ -101,7 +104,7 @@ def follow_up_form(
 ) -> Response:
     """The whole case as now known becomes the next version, if nobody changed it first."""
     check_csrf(user.csrf_token, data.csrf_token)
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     try:
         facts = to_facts(data, reporter_of(user.principal))
         expected = _version(data.version)
@@ -122,9 +125,10 @@ def follow_up_form(
     except InvalidInput as exc:
         context = _case_context(state, user, case_id, follow_up=data)
         context["follow_up_errors"] = form_errors(exc.message)
-        return _refused(request, user, context, "Nothing was saved: see the form below.")
+        return _refused(request, user, context, N_("Nothing was saved: see the form below."))
     version = change.version.version
-    return _saved(request, change, f"Saved version {version} of {case_id}.")
+    said = {"version": version, "case_id": case_id}
+    return _saved(request, change, (N_("Saved version {version} of {case_id}."), said))
 
 
 @router.post("/adverse-events/{case_id}/nullify")
@@ -139,7 +143,7 @@ def nullify_form(
 ) -> Response:
     """A case entered in error: a last version says so, with the reason; nothing is deleted."""
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     try:
         expected = _version(version)
         with state.write() as session:
@@ -159,8 +163,10 @@ def nullify_form(
     except InvalidInput as exc:
         context = _case_context(state, user, case_id, reason=reason)
         context["nullify_error"] = exc.message.removeprefix("reason: ")
-        return _refused(request, user, context, f"The case was not nullified: {exc.message}.")
-    return _saved(request, change, f"Nullified {case_id}. Its versions stay readable below.")
+        not_nullified = N_("The case was not nullified: {problem}.")
+        return _refused(request, user, context, (not_nullified, {"problem": exc.message}))
+    said = (N_("Nullified {case_id}. Its versions stay readable below."), {"case_id": case_id})
+    return _saved(request, change, said)
 
 
 @router.get("/sites/{site_id}/adverse-events")
@@ -168,7 +174,7 @@ def site_cases_page(
     request: Request, site_id: str, state: State, user: CurrentWebUser, serious: str = ""
 ) -> Response:
     """Every case at the site, newest awareness first; ``?serious=1``: serious ones only."""
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     with state.read() as session:
         site = visible_site(session, user.principal, site_id)
         serious_only = serious not in ("", "0")
@@ -177,7 +183,8 @@ def site_cases_page(
         )
     truncated = len(cases) >= SITE_LIMIT
     context = {
-        "title": f"Adverse events · {site.id}",
+        "title": N_("Adverse events · {site}"),
+        "title_args": {"site": site.id},
         "site": site,
         "cases": cases,
         "serious_only": serious_only,
@@ -200,7 +207,7 @@ def _case_context(
     reason: str = "",
 ) -> dict[str, Any]:
     """The case page; ``follow_up`` keeps refused entries (``stale``: against the latest)."""
-    user.principal.require_role(*_WRITERS, to="work with a site's adverse events")
+    user.principal.require_role(*_WRITERS, to=N_("work with a site's adverse events"))
     with state.read() as session:
         case = visible_case(session, user.principal, case_id)
         patient = session.get(Patient, case.patient_id)
@@ -216,7 +223,8 @@ def _case_context(
     if stale:  # saving again is a decision taken after seeing the newer version
         form = form.model_copy(update={"version": str(case.version)})
     return {
-        "title": f"Adverse event {case.case_id}",
+        "title": N_("Adverse event {case_id}"),
+        "title_args": {"case_id": case.case_id},
         "case": case,
         "patient": patient,
         "site": site,
@@ -237,31 +245,38 @@ def _refused(
     request: Request,
     user: WebUser,
     context: dict[str, Any],
-    message: str,
+    message: str | Sentence,
     status_code: int = 422,
 ) -> Response:
-    context["page_error"] = message
+    """The case page again, ``message`` above it (English, translated when shown)."""
+    text, values = (message, {}) if isinstance(message, str) else message
+    context["page_error"], context["page_error_args"] = text, values
     return render(request, "adverse_event_case.html", context, user=user, status_code=status_code)
 
 
-def _clash(exc: PreconditionFailed | Conflict, context: dict[str, Any]) -> str:
+def _clash(exc: PreconditionFailed | Conflict, context: dict[str, Any]) -> Sentence:
     """Why a change to a case that moved on was refused, as the page now shows it."""
     if context["case"].status == CaseStatus.nullified.value:
-        return f"Nothing was saved: {context['case'].case_id} was nullified meanwhile."
-    return STALE if isinstance(exc, PreconditionFailed) else f"Nothing was saved: {exc}."
+        meanwhile = N_("Nothing was saved: {case_id} was nullified meanwhile.")
+        return meanwhile, {"case_id": context["case"].case_id}
+    if isinstance(exc, PreconditionFailed):
+        return STALE, {}
+    return N_("Nothing was saved: {problem}."), {"problem": exc}
 
 
-def _saved(request: Request, change: CaseChange, message: str) -> Response:
+def _saved(request: Request, change: CaseChange, message: Sentence) -> Response:
     case = change.case
+    said = [message]
     if change.version.version == 1 and case.serious:  # a new serious case alerts at once
-        message += (
-            " It is serious: the site's investigators and the safety systems are alerted, and "
+        serious = N_(
+            "It is serious: the site's investigators and the safety systems are alerted, and "
             "its reporting deadlines are listed below."
         )
+        said.append((serious, {}))
     if change.deceased:
-        message += " The patient is now recorded as deceased."
+        said.append((N_("The patient is now recorded as deceased."), {}))
     response = redirect(f"/adverse-events/{quote(case.case_id)}")
-    set_flash(request, response, "success", message)
+    set_flash(request, response, "success", said)
     return response
 
 

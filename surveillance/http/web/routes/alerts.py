@@ -66,7 +66,7 @@ def mail_detail_page(
 @router.get("/admin/alerts")
 def alerts_page(request: Request, state: State, user: CurrentWebUser) -> Response:
     """What could not be delivered (and why), what is held, and the webhook endpoints."""
-    user.principal.require_role(Role.admin, to="see and retry undelivered alerts")
+    user.principal.require_role(Role.admin, to=N_("see and retry undelivered alerts"))
     with state.read() as session:
         overview = _overview(session)
     context = {"title": N_("Alerts"), "overview": overview, "limit": ALERT_LIMIT}
@@ -83,7 +83,7 @@ def retry_form(
 ) -> Response:
     """Queue a failed or held alert again (same id); the dispatcher sends it within seconds."""
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(Role.admin, to="see and retry undelivered alerts")
+    user.principal.require_role(Role.admin, to=N_("see and retry undelivered alerts"))
     response = redirect("/admin/alerts")
     try:
         with state.write() as session:

@@ -42,7 +42,7 @@ class SitePanel:
 
 @router.get("/dashboard")
 def dashboard_page(request: Request, state: State, user: CurrentWebUser, on: str = "") -> Response:
-    user.principal.require_role(*CLINICAL_ROLES, to="see the sites' dashboard")
+    user.principal.require_role(*CLINICAL_ROLES, to=N_("see the sites' dashboard"))
     chosen = parse_day(on)
     with state.read() as session:
         sites = visible_sites(session, user.principal)

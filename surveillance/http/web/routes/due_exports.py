@@ -22,6 +22,7 @@ from surveillance.http.deps import AppState, State, visible_site
 from surveillance.http.downloads import attachment
 from surveillance.http.web.render import PageRoute, parse_day, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.patients import due_csv
 from surveillance.patients.due_list import DueState, DueWindow, due_page
 
@@ -110,10 +111,11 @@ def revoke_subscription_form(
         site = visible_site(session, user.principal, site_id)
         mine = auth.feed_tokens(session, email=user.principal.email, site_id=site.id)
         if prefix not in {t.prefix for t in mine}:  # only your own links, and only these
-            raise NotFound("You have no such calendar link for this site.")
+            raise NotFound(N_("You have no such calendar link for this site."))
         auth.revoke_token(session, prefix=prefix, actor=user.principal.email, now=state.now())
     response = redirect(f"/sites/{quote(site.id)}/calendar")
-    set_flash(request, response, "success", f"The link starting {prefix}… no longer works.")
+    said = N_("The link starting {prefix}… no longer works.")
+    set_flash(request, response, "success", said, prefix=prefix)
     return response
 
 
@@ -138,7 +140,8 @@ def _page(
         site = visible_site(session, user.principal, site_id)
         tokens = auth.feed_tokens(session, email=user.principal.email, site_id=site.id)
     context: dict[str, Any] = {
-        "title": f"Calendar subscription · {site.id}",
+        "title": N_("Calendar subscription · {site}"),
+        "title_args": {"site": site.id},
         "site": site,
         "tokens": tokens,
         "subscription": subscription,

@@ -203,7 +203,7 @@ def _result_if_completed(outcome: str, result: str, unit: str) -> str | None:
 
 def _check(user: WebUser, csrf_token: str) -> None:
     check_csrf(user.csrf_token, csrf_token)
-    user.principal.require_role(*CLINICAL_ROLES, to="record assessments")
+    user.principal.require_role(*CLINICAL_ROLES, to=N_("record assessments"))
 
 
 def _visible(session: Session, user: WebUser, key: str) -> tuple[Patient, Assessment]:

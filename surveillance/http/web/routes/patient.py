@@ -52,7 +52,7 @@ def patient_page(
 
 def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "") -> dict[str, Any]:
     """The page's content (also re-shown, with the entries kept, when the AE form is refused)."""
-    user.principal.require_role(*CLINICAL_ROLES, to="open a patient's page")
+    user.principal.require_role(*CLINICAL_ROLES, to=N_("open a patient's page"))
     with state.read() as session:
         patient = visible_patient(session, user.principal, study_id, missing=NO_SUCH_PATIENT)
         site = get_site(session, patient.site_id)

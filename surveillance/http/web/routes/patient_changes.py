@@ -24,8 +24,18 @@ from surveillance.http.web.patient_forms import (
     form_version,
     sentence,
 )
-from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import (
+    NO_SUCH_PATIENT,
+    PATIENT_STATUS_LABELS,
+    PageRoute,
+    Sentence,
+    redirect,
+    render,
+    set_flash,
+    translate,
+)
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
+from surveillance.kit.i18n import N_, Later
 from surveillance.patients.changes import add_infusion, change_status
 from surveillance.patients.previews import preview_infusion
 from surveillance.patients.views import patient_dict
@@ -33,8 +43,13 @@ from surveillance.records.sites import get_site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Form()]
-REINFUSION, STATUS = "Record a re-infusion", "Change the patient's status"
-CHANGED_MEANWHILE = (
+REINFUSION, STATUS = N_("Record a re-infusion"), N_("Change the patient's status")
+_TITLES = {
+    REINFUSION: N_("Record a re-infusion · {study_id}"),
+    STATUS: N_("Change the patient's status · {study_id}"),
+}
+_CALENDAR = N_("The calendar: {summary}.")
+CHANGED_MEANWHILE = N_(
     "Nothing was saved: someone changed {study_id} after you opened this form. "
     "The form now shows the patient as it is; check it, then submit again."
 )
@@ -86,8 +101,9 @@ def reinfusion_form(
         context = _context(state, user, study_id, entry, REINFUSION)
         context |= {"change": change, "lines": lines, "version": version}
         return render(request, "reinfusion.html", context, user=user)
-    message = f"Re-infusion on {args['on']} saved for {study_id}. The calendar: {change.summary()}."
-    return _saved(request, study_id, message)
+    message = N_("Re-infusion on {on_day} saved for {study_id}.")
+    said = [(message, {"on_day": args["on"].isoformat(), "study_id": study_id})]
+    return _saved(request, study_id, [*said, (_CALENDAR, {"summary": change.summary()})])
 
 
 @router.get("/patients/{study_id}/status")
@@ -135,9 +151,15 @@ def status_form(
             )
     except (InvalidInput, Conflict, PreconditionFailed) as exc:
         return _again(request, state, user, study_id, STATUS, values, exc)
-    said = STATUS_CHOICES[status].lower()
-    calendar = "" if change.is_empty() else f" The calendar: {change.summary()}."
-    return _saved(request, study_id, f"{study_id}: {said} since {date}.{calendar}")
+    values = {
+        "study_id": study_id,
+        "status_label": PATIENT_STATUS_LABELS[status],
+        "since_day": date,
+    }
+    said: list[Sentence] = [(N_("{study_id}: {status_label} since {since_day}."), values)]
+    if not change.is_empty():
+        said.append((_CALENDAR, {"summary": change.summary()}))
+    return _saved(request, study_id, said)
 
 
 def _require_investigator(user: WebUser) -> None:
@@ -162,7 +184,8 @@ def _context(
         facts = patient_dict(session, patient)
         others = [s for s in visible_sites(session, user.principal) if s.id != patient.site_id]
     return {
-        "title": f"{title} · {patient.study_id}",
+        "title": _TITLES[title],
+        "title_args": {"study_id": patient.study_id},
         "heading": title,
         "patient": facts,
         "site": site,
@@ -188,7 +211,8 @@ def _again(
 ) -> Response:
     """The form again, as typed, with the error beside its field (or above the form)."""
     if isinstance(exc, PreconditionFailed):
-        entry = FormEntry(values, CHANGED_MEANWHILE.format(study_id=study_id))
+        meanwhile = Later(lambda: translate(CHANGED_MEANWHILE, {"study_id": study_id}))
+        entry = FormEntry(values, meanwhile)
     else:
         field = exc.field if isinstance(exc, InvalidInput) else None
         entry = FormEntry(values, sentence(exc.message), field)
@@ -197,7 +221,7 @@ def _again(
     return render(request, template, context, user=user, status_code=exc.status_code)
 
 
-def _saved(request: Request, study_id: str, message: str) -> Response:
+def _saved(request: Request, study_id: str, message: list[Sentence]) -> Response:
     response = redirect(f"/patients/{quote(study_id)}")
     set_flash(request, response, "success", message)
     return response

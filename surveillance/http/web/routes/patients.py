@@ -22,6 +22,7 @@ from surveillance.http.web.patient_forms import (
 )
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.patients.enrolment import SEXES, Enrolment, enroll
 from surveillance.patients.patient_list import PatientFilter, patient_page
 from surveillance.patients.previews import preview_enrolment
@@ -69,7 +70,8 @@ def patients_page(
     filters |= {"overdue": "1"} if wanted.overdue_only else {}
     query = urlencode({k: v for k, v in filters.items() if v})
     context = {
-        "title": f"Patients · {site.id}",
+        "title": N_("Patients · {site}"),
+        "title_args": {"site": site.id},
         "site": site,
         "today": today,
         "page": page,
@@ -138,7 +140,8 @@ def enrol_form(
         }
         return render(request, "enrol.html", context, user=user)
     response = redirect(f"/patients/{quote(enrolment.study_id)}")
-    set_flash(request, response, "success", f"Enrolled {enrolment.study_id} at {site}.")
+    said = N_("Enrolled {study_id} at {site}.")
+    set_flash(request, response, "success", said, study_id=enrolment.study_id, site=site)
     return response
 
 
@@ -183,7 +186,7 @@ def _enrol_context(state: AppState, user: WebUser, entry: FormEntry) -> dict[str
         today = {site.id: site.today(state.now()) for site in sites}
     protocols = [state.registry.get(pid) for pid in state.registry.ids()]
     return {
-        "title": "Enrol a patient",
+        "title": N_("Enrol a patient"),
         "entry": entry,
         "v": entry.values,
         "sites": sites,

@@ -19,7 +19,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 def results_to_review_page(
     request: Request, site_id: str, state: State, user: CurrentWebUser
 ) -> Response:
-    user.principal.require_role(*CLINICAL_ROLES, to="review a site's results")
+    user.principal.require_role(*CLINICAL_ROLES, to=N_("review a site's results"))
     with state.read() as session:
         site = visible_site(session, user.principal, site_id)
         items = results_to_review(session, site_id=site.id, registry=state.registry)

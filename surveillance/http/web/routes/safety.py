@@ -21,6 +21,7 @@ from surveillance.http.deps import State
 from surveillance.http.web.ae_views import side_by_side
 from surveillance.http.web.render import PageRoute, render
 from surveillance.http.web.session import CurrentWebUser
+from surveillance.kit.i18n import N_
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 READERS = (Role.pharmacovigilance, Role.admin)  # who reads the feed
@@ -43,7 +44,7 @@ def safety_page(
             session, serious_only=serious_only, unacknowledged_only=open_only, limit=LIMIT
         )
     context = {
-        "title": "Safety cases",
+        "title": N_("Safety cases"),
         "cases": found.cases,
         "more": found.more,
         "limit": LIMIT,
@@ -63,14 +64,18 @@ def safety_case_page(
         try:
             case = get_case(session, case_id)
         except NotFound:
-            raise NotFound(f"There is no adverse event {case_id!r}.") from None
+            missing = N_("There is no adverse event {case_id!r}.")
+            raise NotFound(
+                missing.format(case_id=case_id), template=missing, values={"case_id": case_id}
+            ) from None
         today = state.today_at(state.site(session, case.site_id))
         detail = case_detail(session, case, state.registry, on=today)
         acks = acknowledgements_of(session, case_id)
     # Who recorded each version stays at the site (the feed does not carry it): no names.
     columns, rows = side_by_side(detail["versions"], {})
     context: dict[str, Any] = {
-        "title": f"Safety case {case_id}",
+        "title": N_("Safety case {case_id}"),
+        "title_args": {"case_id": case_id},
         "case": detail,  # case_id, version, status: not the stored row
         "current": detail["current"],
         "columns": columns,

@@ -20,6 +20,7 @@ from surveillance.http.app_settings import settings_of
 from surveillance.http.deps import AppState, State
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
+from surveillance.kit.i18n import N_
 from surveillance.records.sites import list_sites
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -150,7 +151,7 @@ def replay_form(
     try:
         day = date.fromisoformat(since)
     except ValueError:
-        set_flash(request, response, "error", "Replay: choose the day to replay from.")
+        set_flash(request, response, "error", N_("Replay: choose the day to replay from."))
         return response
     with state.write() as session:
         count = endpoints.replay(
@@ -160,13 +161,19 @@ def replay_form(
             actor=user.principal.email,
             now=state.now(),
         )
-    set_flash(
-        request,
-        response,
-        "success",
-        f"Queued again for {endpoint_id}: {count} alert{'' if count == 1 else 's'} "
-        f"created since {day.isoformat()} (UTC). The dispatcher sends them within seconds.",
+    queued = (
+        N_(
+            "Queued again for {endpoint}: {count} alert created since {since_day} (UTC). "
+            "The dispatcher sends it within seconds."
+        )
+        if count == 1
+        else N_(
+            "Queued again for {endpoint}: {count} alerts created since {since_day} (UTC). "
+            "The dispatcher sends them within seconds."
+        )
     )
+    values = {"endpoint": endpoint_id, "count": count, "since_day": day.isoformat()}
+    set_flash(request, response, "success", queued, **values)
     return response
 
 
@@ -187,11 +194,11 @@ def _toggle(
         )
     response = redirect(f"{PAGE}#{quote(endpoint_id)}")
     text = (
-        f"Enabled {endpoint_id}. Alerts held while it was disabled are sent after a replay."
+        N_("Enabled {endpoint}. Alerts held while it was disabled are sent after a replay.")
         if enabled
-        else f"Disabled {endpoint_id}. Its alerts are held (kept) until it is enabled and replayed."
+        else N_("Disabled {endpoint}. Its alerts are held (kept) until it is enabled and replayed.")
     )
-    set_flash(request, response, "success", text)
+    set_flash(request, response, "success", text, endpoint=endpoint_id)
     return response
 
 
@@ -208,7 +215,7 @@ def _page(
         listed = endpoints.list_endpoints(session)
         sites = list_sites(session)
     context: dict[str, Any] = {
-        "title": "Webhook endpoints",
+        "title": N_("Webhook endpoints"),
         "endpoints": listed,
         "sites": sites,
         "event_types": WEBHOOK_EVENTS,

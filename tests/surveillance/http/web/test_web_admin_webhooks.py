@@ -171,7 +171,7 @@ class TestChanges:
         [stored] = _endpoints(site_db)
         assert _secret_on(page) == stored.secret != first
         assert stored.previous_secret == first
-        until = (NOW + timedelta(hours=24)).strftime("%Y-%m-%d %H:%M")
+        until = (NOW + timedelta(hours=24)).strftime("%-d %b %Y, %H:%M")  # 26 Nov 2026, 12:00
         assert f"The old secret also signs until {until} UTC" in page.text
         assert len(_audit(site_db, "rotate_webhook_secret")) == 1
 
@@ -201,7 +201,7 @@ class TestChanges:
         )
         assert response.status_code == 303
         assert (
-            f"Queued again for {endpoint.id}: 1 alert created since {since}"
+            f"Queued again for {endpoint.id}: 1 alert created since 23 Nov 2026"
             in pages.get("/admin/webhooks").text
         )
         with read_session(site_db.engine) as session:

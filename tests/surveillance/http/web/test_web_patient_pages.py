@@ -222,7 +222,7 @@ class TestReinfusion:
         (entry,) = _audit(site_db, "add_infusion")
         assert entry.actor == USERS["nurse"][0]
         page = pages.get("/patients/ROM-101")
-        assert "Re-infusion on 2026-06-01 saved for ROM-101" in page.text
+        assert "Re-infusion on 1 Jun 2026 saved for ROM-101" in page.text
 
     def test_a_stale_version_saves_nothing_and_says_why(
         self, pages: TestClient, site_db: SiteDb, nurse: str
@@ -283,9 +283,7 @@ class TestStatus:
             USERS["investigator"][0],
             "moved abroad, consent withdrawn",
         )
-        assert (
-            "withdrawn (consent withdrawn) since 2026-11-20" in pages.get("/patients/ROM-101").text
-        )
+        assert "ROM-101: withdrawn since 20 Nov 2026" in pages.get("/patients/ROM-101").text
 
     @pytest.mark.parametrize(
         ("change", "field", "message"),

@@ -122,7 +122,7 @@ class TestList:
         assert _rows(page) == [sepsis, rash]
         assert f'href="/safety/cases/{sepsis}"' in page.text
         assert "ERL-101" in page.text
-        assert "M, 13 y at onset · Erlangen" in page.text
+        assert "male, 13 y at onset · Erlangen" in page.text
         _never_identifying(page)
 
     def test_filters_serious_and_not_acknowledged(
