@@ -32,11 +32,18 @@ from surveillance.http.web.outcome_entry import (
     form_version,
     typed_result,
 )
-from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import (
+    NO_SUCH_PATIENT,
+    PageRoute,
+    redirect,
+    render,
+    request_locale,
+    set_flash,
+)
 from surveillance.http.web.routes.due import due_context
 from surveillance.http.web.routes.outcomes import NOT_DONE_REASON
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
-from surveillance.kit.i18n import N_, gettext, ngettext
+from surveillance.kit.i18n import N_, gettext, ngettext, use_locale
 from surveillance.patients.visits import Visit, visit_of
 from surveillance.protocols.views import result_types
 from surveillance.records.patients import AssessmentRef, Outcome, Patient
@@ -72,6 +79,14 @@ async def record_visit(
     request: Request, study_id: str, due_on: str, state: State, user: CurrentWebUser
 ) -> Response:
     """Record the visit in one transaction, then back to the due list with what it started."""
+    # The messages made here (errors, the summary) are in the reader's language.
+    with use_locale(request_locale(request, user)):
+        return await _record_visit(request, study_id, due_on, state, user)
+
+
+async def _record_visit(
+    request: Request, study_id: str, due_on: str, state: State, user: WebUser
+) -> Response:
     form = await request.form()
     _check(user, str(form.get("csrf_token", "")))
     back = safe_next(str(form.get("next", "")))
@@ -116,6 +131,11 @@ async def mark_missed(
     request: Request, site_id: str, state: State, user: CurrentWebUser
 ) -> Response:
     """The ticked overdue rows recorded missed, with one reason, in one transaction."""
+    with use_locale(request_locale(request, user)):
+        return await _mark_missed(request, site_id, state, user)
+
+
+async def _mark_missed(request: Request, site_id: str, state: State, user: WebUser) -> Response:
     form = await request.form()
     _check(user, str(form.get("csrf_token", "")))
     back = safe_next(str(form.get("next", ""))) or f"/sites/{quote(site_id)}/due"
