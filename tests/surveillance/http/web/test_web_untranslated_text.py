@@ -47,6 +47,8 @@ TRANSLATED = [
     PAGES / "_ae_form.html",
     PAGES / "_ae_macros.html",
     PAGES / "due_list.html",
+    PAGES / "patient.html",
+    PAGES / "_macros.html",
     PAGES / "visit_form.html",
     PAGES / "_visit.html",
     *sorted(EMAILS.iterdir()),
