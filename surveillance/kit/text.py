@@ -36,3 +36,12 @@ def optional_single_line(value: str | None, field: str) -> str | None:
 
 def optional_multi_line(value: str | None, field: str) -> str | None:
     return None if value is None else multi_line(value, field)
+
+
+__all__ = [
+    "multi_line",
+    "optional_multi_line",
+    "optional_single_line",
+    "single_line",
+    "text_problem",
+]
