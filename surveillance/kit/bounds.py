@@ -66,8 +66,21 @@ def check_id(value: int, field: str) -> int:
     return value
 
 
+def is_id(text: str) -> bool:
+    """ASCII digits whose value fits the column ("²" is a digit to ``str.isdigit`` but not
+    to ``int``; 5 000 digits are more than ``int`` converts)."""
+    return (
+        text.isascii()
+        and text.isdigit()
+        and len(text) <= len(str(MAX_INTEGER))
+        and int(text) <= MAX_INTEGER
+    )
+
+
 def parse_id(text: str, field: str) -> int:
     """A decimal id typed or posted as text; InvalidInput for anything else."""
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_INTEGER)):
-        raise InvalidInput(f"{field}: {text[:40]!r} is not a number", field=field)
-    return check_id(int(text), field)
+    if not is_id(text):
+        raise InvalidInput(
+            f"{field}: {text[:40]!r} is not a number from 0 to {MAX_INTEGER}", field=field
+        )
+    return int(text)

@@ -174,3 +174,31 @@ def test_an_acknowledgement_version_beyond_the_column_is_a_422(enrolled: Api) ->
     body = {"case_id": "ROM-101-AE01", "version": 2**63, "status": "AA"}
     response = _post(enrolled, "/api/v1/feeds/adverse-events/acks", body, "pharmacovigilance")
     assert response.status_code in (404, 422), response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/feeds/adverse-events", {"cursor": "9" * 5000}),  # more digits than int() reads
+        ("/api/v1/feeds/adverse-events", {"cursor": "²"}),  # a digit to isdigit, not to int
+        ("/api/v1/assessments/ROM-101:1:rcl_test:" + "1" * 5000, {}),
+    ],
+)
+def test_a_number_no_column_can_hold_is_refused(
+    enrolled: Api, path: str, params: dict[str, str]
+) -> None:
+    response = enrolled.get(
+        path, role="pharmacovigilance" if "feeds" in path else "nurse", **params
+    )
+    assert response.status_code in (404, 422), response.text
+
+
+@pytest.mark.parametrize("tag", ['"²"', '"' + "9" * 5000 + '"', '"99999999999999999999"'])
+def test_an_if_match_that_is_no_version_is_a_412(enrolled: Api, tag: str) -> None:
+    response = enrolled.client.post(
+        f"/api/v1/patients/{STUDY}/status",
+        json={"status": "withdrawn", "date": "2026-11-20", "reason": "moved"},
+        # Latin-1 on the wire, as HTTP headers are: b"\xb2" is read as "²".
+        headers={**enrolled.headers("investigator"), "If-Match": tag.encode("latin-1")},
+    )
+    assert response.status_code == 412, response.text
