@@ -49,6 +49,7 @@ from ._schema import (
     ResultType,
     SafetyCase,
 )
+from ._text import text_problem
 
 __all__ = [
     "BUNDLED_PROTOCOLS",
@@ -91,4 +92,5 @@ __all__ = [
     "parse_protocol",
     "protocol_markdown",
     "summarize",
+    "text_problem",
 ]

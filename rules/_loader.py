@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ._errors import ProtocolError, UnknownProtocol
 from ._protocol import Protocol
 from ._schema import ProtocolFile
+from ._text import text_problem
 from ._validate import compile_protocol
 
 BUNDLED_PROTOCOLS = Path(__file__).parent / "protocols"
@@ -69,11 +70,37 @@ def parse_protocol(text: str, source: str = "<text>") -> Protocol:
         raise ProtocolError(source, f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ProtocolError(source, "a protocol file must be a mapping with 'id', 'version', ...")
+    _check_text(data, source)
     try:
         spec = ProtocolFile.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, data, source) from exc
     return compile_protocol(spec, source)
+
+
+# Free text that may run over several lines; every other text (ids, names, titles, terms,
+# units) is one line: it becomes a label on a page, a subject line, a CSV cell.
+_MULTI_LINE_KEYS = frozenset({"description", "note", "narrative"})
+
+
+def _check_text(data: Any, source: str, path: tuple[str | int, ...] = ()) -> None:
+    """Refuse control characters (and lone surrogates) in every key and text of the file."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(key, str):
+                _refuse(text_problem(key), source, (*path, key))
+            _check_text(value, source, (*path, str(key)))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            _check_text(item, source, (*path, index))
+    elif isinstance(data, str):
+        multi = bool(path) and path[-1] in _MULTI_LINE_KEYS
+        _refuse(text_problem(data, multi_line=multi), source, path)
+
+
+def _refuse(problem: str | None, source: str, path: tuple[str | int, ...]) -> None:
+    if problem is not None:
+        raise ProtocolError(source, problem, field=_field_path(list(path)) or None)
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:

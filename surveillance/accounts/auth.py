@@ -22,6 +22,7 @@ from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSess
 from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from surveillance.kit import audit
 from surveillance.kit.i18n import LOCALES, N_
+from surveillance.kit.text import single_line
 from surveillance.records.sites import get_site
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -113,7 +114,7 @@ def new_token(prefix: str = "ltfu") -> str:
 
 
 def add_user(session: Session, *, email: str, role: str, sites: list[str], actor: str) -> User:
-    email = email.strip().lower()
+    email = single_line(email, "email").strip().lower()
     if not _EMAIL.match(email):
         raise InvalidInput(f"{email!r} is not an email address")
     try:

@@ -18,6 +18,8 @@ from surveillance.accounts.models import Role, User
 from surveillance.adverse_events import outbox
 from surveillance.adverse_events.cases import version_of
 from surveillance.errors import InvalidInput
+from surveillance.kit.bounds import check_id
+from surveillance.kit.text import optional_multi_line, single_line
 from surveillance.records.adverse_event_vocabulary import ACCEPTED, AckStatus, CaseStatus
 from surveillance.records.adverse_events import (
     AdverseEventCase,
@@ -42,6 +44,9 @@ def record_ack(
         raise InvalidInput(
             f"status {status!r}: use AA (accepted), AE (accepted with errors) or AR (rejected)"
         ) from exc
+    single_line(case_id, "case_id")
+    optional_multi_line(message, "message")
+    check_id(version, "version")
     if code is not AckStatus.AA and not (message and message.strip()):
         raise InvalidInput(f"status {code.value} needs a message saying what was wrong")
     version_of(session, case_id, version)  # NotFound if there is no such version

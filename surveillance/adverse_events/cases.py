@@ -24,6 +24,7 @@ from surveillance.calendar.sync import CalendarChange, rematerialize
 from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
+from surveillance.kit.text import single_line
 from surveillance.patients.changes import change_status
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
@@ -147,6 +148,7 @@ def nullify_case(
     expected_version: int | None = None,
 ) -> CaseChange:
     """A case entered in error: a last version says so; nothing is deleted."""
+    single_line(reason, "reason")
     if not reason or not reason.strip():
         raise InvalidInput(
             "reason: say why the case is nullified (e.g. 'entered for the wrong patient')"

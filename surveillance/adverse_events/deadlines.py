@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session, col
 
 import rules
+from surveillance.kit.bounds import is_id
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import Assessment, Patient, assessment_key
@@ -25,7 +26,7 @@ def _source_result(source: str | None) -> tuple[str, int] | None:
     if not source or not source.startswith("assessment "):
         return None
     parts = source.removeprefix("assessment ").rsplit(":", 2)
-    if len(parts) != 3 or not parts[2].isdigit():
+    if len(parts) != 3 or not is_id(parts[2]):
         return None
     return parts[1], int(parts[2])
 

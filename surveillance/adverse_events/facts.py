@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 
 from surveillance.errors import InvalidInput
+from surveillance.kit.bounds import EARLIEST_DAY
+from surveillance.kit.text import optional_multi_line, optional_single_line, single_line
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
     Category,
@@ -56,6 +58,7 @@ class CaseFacts:
 
 def check(facts: CaseFacts, *, birth_date: date, today: date) -> CaseFacts:
     """Refuse what cannot be true; return the facts with defaults filled in."""
+    check_text(facts)
     problems: list[str] = []
     term = facts.term.strip()
     if not term:
@@ -78,6 +81,15 @@ def check(facts: CaseFacts, *, birth_date: date, today: date) -> CaseFacts:
     )
 
 
+def check_text(facts: CaseFacts) -> None:
+    """The term and codes are one line (they go into alert subjects and safety systems'
+    fields), the narrative may hold line breaks and tabs; no other control character."""
+    single_line(facts.term, "term")
+    optional_single_line(facts.meddra_code, "meddra_code")
+    optional_single_line(facts.meddra_version, "meddra_version")
+    optional_multi_line(facts.narrative, "narrative")
+
+
 def is_pre_existing(facts: CaseFacts, first_infusion: date) -> bool:
     """Onset before the first infusion: recorded, but flagged as pre-existing."""
     return facts.onset_date < first_infusion
@@ -92,6 +104,8 @@ def _dates(facts: CaseFacts, *, birth_date: date, today: date) -> list[str]:
         "last_info_date": facts.last_info_date,
     }
     for name, day in named.items():
+        if day is not None and day < EARLIEST_DAY:
+            problems.append(f"{name}: {day} is before {EARLIEST_DAY}")
         if day is not None and day > today:
             problems.append(f"{name}: {day} is in the future (today at the site is {today})")
     if facts.onset_date < birth_date:

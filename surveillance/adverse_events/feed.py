@@ -18,7 +18,8 @@ import rules
 from surveillance.adverse_events.views import VersionRecord, case_content, product_of
 from surveillance.errors import InvalidInput
 from surveillance.kit import audit
-from surveillance.kit.sqltypes import MAX_INTEGER, table_of
+from surveillance.kit.bounds import is_id
+from surveillance.kit.sqltypes import table_of
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
 from surveillance.records.patients import Patient, Site
 
@@ -37,8 +38,8 @@ def parse_cursor(cursor: str | None) -> int:
     """The sequence after which a page starts: "" or None is the beginning."""
     if not cursor:
         return 0
-    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_INTEGER:
-        raise InvalidInput(f"cursor {cursor!r} is not a cursor from this feed")
+    if not is_id(cursor):
+        raise InvalidInput(f"cursor {cursor[:40]!r} is not a cursor from this feed", field="cursor")
     return int(cursor)
 
 

@@ -13,6 +13,7 @@ import notifications
 from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.errors import InvalidInput, NotFound
 from surveillance.kit import audit
+from surveillance.kit.text import single_line
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 from surveillance.records.sites import get_site
 
@@ -52,6 +53,7 @@ def add_endpoint(
             f"use any of {', '.join(WEBHOOK_EVENTS)}",
             field="events",
         )
+    single_line(url, "url")
     check_url(url, allow_private=allow_private)
     if site_id is not None:
         try:

@@ -26,6 +26,7 @@ from surveillance.alerting.operations import acknowledge
 from surveillance.alerting.policy import AlertPolicy, policy_for
 from surveillance.errors import Conflict, InvalidInput, NotFound
 from surveillance.kit.i18n import N_
+from surveillance.kit.text import multi_line
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
     FOLLOWED_STATUSES,
@@ -87,6 +88,7 @@ def acknowledge_escalation(
     pharmacovigilance get 403; a second acknowledgement of a level is 409.
     """
     user.require_role(Role.investigator, Role.admin, to=N_("acknowledge an escalation"))
+    multi_line(note, "note")
     if level not in LEVELS:
         raise InvalidInput("escalation level is 1 (investigators) or 2 (sponsor contact)")
     try:

@@ -13,6 +13,7 @@ import typer
 from surveillance.adverse_events.previews import effects_of
 from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
+from surveillance.kit.bounds import check_as_of
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
 from surveillance.patients import due_csv
@@ -256,7 +257,8 @@ def due_command(
     current = migrated_runtime()
     with read_session(current.engine) as session:
         site_row = get_site(session, site)
-        day = on.date() if on else site_row.today(current.clock())
+        today = site_row.today(current.clock())
+        day = check_as_of(on.date(), today) if on else today
         states = (status,) if status else tuple(DueState)
         items = due_list(
             session,
@@ -329,7 +331,8 @@ def show_command(
     with read_session(current.engine) as session:
         patient = get_patient(session, study_id)
         site = get_site(session, patient.site_id)
-        day = on.date() if on else site.today(current.clock())
+        today = site.today(current.clock())
+        day = check_as_of(on.date(), today) if on else today
         rows = calendar_dicts(session, patient, on=day, registry=current.registry)
     if output is TableFormat.json:
         shown = [{name: _json_value(row[name]) for name in SHOW_FIELDS} for row in rows]

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from surveillance.http import access_log, openapi, problems, web
@@ -27,6 +27,7 @@ from surveillance.http.api.routes import (
 )
 from surveillance.http.cache import TtlCache
 from surveillance.http.deps import AppState
+from surveillance.http.inputs import plain_parameters
 from surveillance.main import Runtime
 
 API_PREFIX = "/api/v1"
@@ -57,6 +58,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         summary="Long-term follow-up after gene therapy: calendars, due lists, outcomes, audit.",
         version="0.1.0",
         lifespan=_lifespan(settings.db_threads),
+        # Control characters in a URL are refused before any route reads them.
+        dependencies=[Depends(plain_parameters)],
     )
     app.state.surveillance = AppState(
         runtime=runtime,

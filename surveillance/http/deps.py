@@ -21,6 +21,7 @@ from surveillance.http.cache import TtlCache
 from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
 from surveillance.kit.i18n import N_
+from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.main import Runtime
 from surveillance.records.patients import Patient, Site
 from surveillance.records.queries import find_patient
@@ -146,8 +147,9 @@ def parse_if_match(if_match: str | None) -> int:
     if if_match is None:
         raise PreconditionRequired('send If-Match with the ETag you read (e.g. If-Match: "3")')
     tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise PreconditionFailed(f"If-Match {if_match!r} is not an ETag of this record")
+    # ASCII digits within an Integer column: "²" is a digit to str.isdigit, not to int().
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 10 or int(tag) > MAX_INTEGER:
+        raise PreconditionFailed(f"If-Match {if_match[:40]!r} is not an ETag of this record")
     return int(tag)
 
 

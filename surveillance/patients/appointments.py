@@ -9,6 +9,7 @@ from sqlmodel import Session
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
+from surveillance.kit.text import optional_single_line
 from surveillance.records.patients import Assessment, AssessmentStatus
 from surveillance.records.queries import find_assessment
 from surveillance.records.sites import get_site
@@ -25,6 +26,7 @@ def reschedule(
     expected_version: int | None = None,
 ) -> Assessment:
     """Book ``key`` on ``on``; the window (what counts as on time) does not move."""
+    optional_single_line(reason, "reason")
     patient, row = find_assessment(session, key, for_update=True)
     check_version(expected_version, row.version, key)
     if row.status != AssessmentStatus.pending.value:

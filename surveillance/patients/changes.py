@@ -12,7 +12,9 @@ from surveillance.calendar.case_events import CASE_EVENTS
 from surveillance.calendar.sync import CalendarChange, rematerialize
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
+from surveillance.kit.bounds import check_day
 from surveillance.kit.concurrency import check_version
+from surveillance.kit.text import optional_multi_line, optional_single_line, single_line
 from surveillance.patients.enrolment import check_infusion_date
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_events import AdverseEventCase
@@ -113,6 +115,8 @@ def record_event(
     now: datetime,
 ) -> CalendarChange:
     """An event the protocol reacts to (new malignancy, ...)."""
+    single_line(kind, "event")
+    optional_multi_line(note, "note")
     patient = get_patient(session, study_id, for_update=True)
     if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
@@ -166,6 +170,9 @@ def change_status(
     expected_version: int | None = None,
 ) -> CalendarChange:
     """Deceased, withdrawn, lost to follow-up, transferred (to another site) or active again."""
+    single_line(reason, "reason")
+    optional_single_line(to_site, "to_site")
+    check_day(on, "date")
     new_status = _status(status, reason)
     patient = get_patient(session, study_id, for_update=True)
     check_version(expected_version, patient.version, study_id)

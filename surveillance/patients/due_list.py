@@ -36,6 +36,7 @@ from sqlmodel import Session, col
 
 import rules
 from surveillance.errors import InvalidInput
+from surveillance.kit.bounds import parse_id
 from surveillance.protocols.registry import assessment_name
 from surveillance.records.patients import (
     FOLLOWED_STATUSES,
@@ -86,7 +87,9 @@ class DueCursor:
         try:
             padded = cursor + "=" * (-len(cursor) % 4)
             state, sort_on, assessment_id = base64.urlsafe_b64decode(padded).decode().split("|")
-            return cls(DueState(state), date.fromisoformat(sort_on), int(assessment_id))
+            return cls(
+                DueState(state), date.fromisoformat(sort_on), parse_id(assessment_id, "cursor")
+            )
         except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
             raise InvalidInput(
                 f"cursor {cursor[:40]!r} is not one this list gave out: use next_cursor as returned"

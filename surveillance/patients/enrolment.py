@@ -13,8 +13,10 @@ import rules
 from surveillance.calendar.sync import assessment_rows, plan_calendar
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
+from surveillance.kit.bounds import check_birth, check_infusion
 from surveillance.kit.bulk import insert_rows
 from surveillance.kit.sqltypes import table_of
+from surveillance.kit.text import single_line
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.patients import Assessment, Infusion, Patient, PatientStatus, Site
 from surveillance.records.sites import get_site
@@ -47,6 +49,8 @@ def enroll(
 
     All or nothing: any impossible fact refuses the whole batch, and nothing is written.
     """
+    for enrolment in enrolments:
+        check_text(enrolment)
     sites = {site_id: get_site(session, site_id) for site_id in {e.site_id for e in enrolments}}
     _refuse_duplicates(session, enrolments)
     plans = {e.study_id: _plan(e, sites[e.site_id], registry, now) for e in enrolments}
@@ -134,10 +138,20 @@ def _plan(
     return protocol, plan_calendar(enrolment.study_id, protocol, facts, [enrolment.infusion_date])
 
 
+def check_text(enrolment: Enrolment) -> None:
+    """Every text is one line of plain text, before it is looked up or stored."""
+    single_line(enrolment.study_id, "study_id")
+    single_line(enrolment.site_id, "site")
+    single_line(enrolment.sex, "sex")
+    single_line(enrolment.diagnosis, "diagnosis")
+    single_line(enrolment.protocol_id, "protocol")
+
+
 def check_enrolment(enrolment: Enrolment, site: Site, now: datetime) -> None:
     """Refuse impossible facts before anything is computed or written."""
+    check_text(enrolment)
     who = enrolment.study_id
-    if not STUDY_ID.match(who):
+    if not STUDY_ID.fullmatch(who):
         raise InvalidInput(
             f"study id {who!r} is not a pseudonymous id: "
             "use 3-32 upper-case letters, digits and dashes",
@@ -152,6 +166,7 @@ def check_enrolment(enrolment: Enrolment, site: Site, now: datetime) -> None:
             f"(today at {site.id} is {today})",
             field="birth_date",
         )
+    check_birth(enrolment.birth_date, today)
     check_infusion_date(who, enrolment.birth_date, enrolment.infusion_date, today, site.id)
 
 
@@ -166,6 +181,7 @@ def check_infusion_date(who: str, birth: date, infused: date, today: date, site_
             f"{who}: infusion date {infused} is in the future (today at {site_id} is {today})",
             field="infusion_date",
         )
+    check_infusion(infused, today)
 
 
 def _insert_patients(

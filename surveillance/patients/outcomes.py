@@ -16,6 +16,7 @@ from surveillance.calendar.sync import CalendarChange, patient_plan, remateriali
 from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.concurrency import check_version
+from surveillance.kit.text import optional_multi_line, optional_single_line
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.patients import (
     Assessment,
@@ -104,6 +105,7 @@ def correct_outcome_without_safety_case(
     entry point: ``surveillance.adverse_events.results.correct_outcome`` also opens the
     safety case a corrected result may now declare.
     """
+    optional_single_line(reason, "reason")
     if not reason or not reason.strip():
         raise InvalidInput(
             "a correction needs a reason (e.g. 'transcription error')", field="reason"
@@ -312,6 +314,7 @@ def _write(
 
 def _note(text: str | None) -> str | None:
     """A free-text note beside the result: kept as written, never branched on."""
+    optional_multi_line(text, "note")
     return (text.strip() or None) if text is not None else None
 
 
@@ -328,6 +331,8 @@ def _check(
     now: datetime,
     correcting: bool = False,
 ) -> Outcome:
+    optional_single_line(result, "result")
+    optional_single_line(reason, "reason")
     try:
         kind = Outcome(outcome)
     except ValueError as exc:

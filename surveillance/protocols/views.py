@@ -15,6 +15,7 @@ from dateutil.relativedelta import relativedelta
 
 import rules
 from surveillance.errors import UnknownProtocol
+from surveillance.kit.bounds import FIRST_BIRTH, FIRST_INFUSION, check_day
 from surveillance.protocols.registry import get_protocol
 
 PREVIEW_AGE_YEARS = 10
@@ -139,6 +140,9 @@ def preview_calendar(
     Defaults: born ``PREVIEW_AGE_YEARS`` before the infusion, the protocol's first diagnosis.
     Impossible facts raise ``rules.InvalidFacts``.
     """
+    check_day(infusion, "infusion", earliest=FIRST_INFUSION)
+    if birth is not None:
+        check_day(birth, "birth", earliest=FIRST_BIRTH)
     protocol = get_protocol(registry, protocol_id, version)
     born = birth or infusion - relativedelta(years=PREVIEW_AGE_YEARS)
     dx = diagnosis or next(iter(protocol.spec.diagnoses))

@@ -14,8 +14,9 @@ from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from surveillance.errors import InvalidInput
+from surveillance.kit.bounds import is_id
 from surveillance.kit.clock import local_date, utc_now
-from surveillance.kit.sqltypes import MAX_INTEGER, utc_column
+from surveillance.kit.sqltypes import utc_column
 
 
 class PatientStatus(StrEnum):
@@ -259,4 +260,4 @@ class AssessmentRef:
 
 
 def _small_number(text: str) -> bool:
-    return text.isascii() and text.isdigit() and int(text) <= MAX_INTEGER
+    return is_id(text)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, tuple_
 from sqlmodel import Session, col
 
 from surveillance.errors import NotFound
+from surveillance.kit.text import text_problem
 from surveillance.records.patients import (
     Assessment,
     AssessmentRef,
@@ -25,6 +26,8 @@ from surveillance.records.patients import (
 
 
 def find_patient(session: Session, study_id: str, *, for_update: bool = False) -> Patient | None:
+    if text_problem(study_id) is not None:
+        return None  # never enrolled (see enrolment.check_text): not worth asking the database
     statement = select(Patient).where(col(Patient.study_id) == study_id)
     if for_update:
         # populate_existing: a row this session read before the lock must show what

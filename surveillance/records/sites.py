@@ -10,12 +10,15 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from surveillance.errors import Conflict, InvalidInput, NotFound
+from surveillance.kit.text import single_line, text_problem
 from surveillance.records.patients import Site
 
 
 def add_site(
     session: Session, *, site_id: str, name: str, timezone: str, country: str | None = None
 ) -> Site:
+    single_line(site_id, "site_id")
+    single_line(name, "name")
     if country is not None and not (len(country) == 2 and country.isascii() and country.isupper()):
         raise InvalidInput(f"country {country!r}: use an ISO 3166 two-letter code, e.g. IT")
     try:
@@ -33,7 +36,8 @@ def add_site(
 
 
 def get_site(session: Session, site_id: str) -> Site:
-    site = session.get(Site, site_id)
+    # A site id that is not one line of text was never added (see add_site).
+    site = session.get(Site, site_id) if text_problem(site_id) is None else None
     if site is None:
         known = ", ".join(session.execute(select(col(Site.id)).order_by(col(Site.id))).scalars())
         raise NotFound(

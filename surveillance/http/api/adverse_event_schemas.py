@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from surveillance.adverse_events.facts import CaseFacts
 from surveillance.http.api.timestamps import UtcDatetime
-from surveillance.kit.sqltypes import MAX_INTEGER
+from surveillance.http.inputs import ColumnInt, Day, MultiLine, SingleLine
 from surveillance.records.adverse_event_vocabulary import (
     AckStatus,
     CaseOutcome,
@@ -29,14 +29,14 @@ class AdverseEventCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    onset_date: date
-    end_date: date | None = None
-    awareness_date: date = Field(
+    onset_date: Day
+    end_date: Day | None = None
+    awareness_date: Day = Field(
         description="The day the site first learned of it: day 0 of the reporting clocks."
     )
-    term: str = Field(max_length=250, examples=["Cytokine release syndrome"])
-    meddra_code: str | None = Field(default=None, examples=["10052015"])
-    meddra_version: str | None = Field(default=None, examples=["27.1"])
+    term: SingleLine = Field(max_length=250, examples=["Cytokine release syndrome"])
+    meddra_code: SingleLine | None = Field(default=None, examples=["10052015"])
+    meddra_version: SingleLine | None = Field(default=None, examples=["27.1"])
     category: Category
     grade: int | None = Field(default=None, ge=1, le=5)
     grade_scale: GradeScale | None = None
@@ -45,11 +45,11 @@ class AdverseEventCreate(BaseModel):
     relatedness: Relatedness
     expected: bool
     outcome: CaseOutcome
-    narrative: str | None = None
+    narrative: MultiLine | None = None
     reporter_qualification: ReporterQualification | None = Field(
         default=None, description="Default: physician for investigators, else other HCP."
     )
-    last_info_date: date | None = Field(
+    last_info_date: Day | None = Field(
         default=None, description="Date of the most recent information (default: today)."
     )
 
@@ -78,7 +78,7 @@ class AdverseEventCreate(BaseModel):
 class NullifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, examples=["entered for the wrong patient"])
+    reason: SingleLine = Field(min_length=1, examples=["entered for the wrong patient"])
 
 
 class CaseVersionPublic(BaseModel):
@@ -173,10 +173,10 @@ class FeedPagePublic(BaseModel):
 class AckCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    case_id: str = Field(max_length=48)
-    version: int = Field(ge=1, le=MAX_INTEGER)
+    case_id: SingleLine = Field(max_length=48)
+    version: ColumnInt = Field(ge=1)
     status: AckStatus = Field(description="AA accepted, AE accepted with errors, AR rejected.")
-    message: str | None = None
+    message: MultiLine | None = None
 
 
 class AckPublic(BaseModel):

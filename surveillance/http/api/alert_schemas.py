@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.http.api.timestamps import UtcDatetime
+from surveillance.http.inputs import MultiLine, SingleLine
 from surveillance.records.outbox import AlertStatus
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ class _Body(BaseModel):
 
 class AcknowledgementCreate(_Body):
     level: Literal[1, 2] = Field(description="1: the investigators' escalation; 2: the sponsor's.")
-    note: str = Field(min_length=1, max_length=2000, examples=["Patient called, visit booked."])
+    note: MultiLine = Field(
+        min_length=1, max_length=2000, examples=["Patient called, visit booked."]
+    )
 
 
 class AcknowledgementPublic(BaseModel):
@@ -64,9 +67,11 @@ class AlertDetail(AlertPublic):
 
 
 class WebhookCreate(_Body):
-    url: str = Field(max_length=2000, examples=["https://receiver.example.org/ltfu"])
+    url: SingleLine = Field(max_length=2000, examples=["https://receiver.example.org/ltfu"])
     events: list[EventType] = Field(min_length=1)
-    site: str | None = Field(default=None, description="Only this site's alerts (default: all).")
+    site: SingleLine | None = Field(
+        default=None, description="Only this site's alerts (default: all)."
+    )
 
 
 class WebhookPublic(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from surveillance.http.api.effects_schemas import EffectsPublic
 from surveillance.http.api.timestamps import UtcDatetime
+from surveillance.http.inputs import Day, MultiLine, SingleLine
 
 
 class _Body(BaseModel):
@@ -16,57 +17,55 @@ class _Body(BaseModel):
 
 
 class PatientCreate(_Body):
-    study_id: str = Field(examples=["ROM-009"], description="Pseudonymous study id, never a name.")
-    site: str = Field(examples=["Rome"])
-    birth_date: date
+    study_id: SingleLine = Field(
+        examples=["ROM-009"], description="Pseudonymous study id, never a name."
+    )
+    site: SingleLine = Field(examples=["Rome"])
+    birth_date: Day = Field(description="On or after 1900-01-01, not in the future.")
     sex: Literal["F", "M"]
-    diagnosis: str = Field(examples=["sle"])
-    protocol: str = Field(examples=["cd19-car-t-pediatric-autoimmune"])
-    infusion_date: date
+    diagnosis: SingleLine = Field(examples=["sle"])
+    protocol: SingleLine = Field(examples=["cd19-car-t-pediatric-autoimmune"])
+    infusion_date: Day = Field(description="On or after 1990-01-01, not in the future.")
 
 
 class InfusionCreate(_Body):
-    infusion_date: date
+    infusion_date: Day = Field(description="On or after 1990-01-01, not in the future.")
 
 
 class StatusChange(_Body):
     status: Literal["deceased", "withdrawn", "lost_to_follow_up", "transferred", "active"]
-    date: date
-    reason: str = Field(min_length=1)
-    to_site: str | None = Field(default=None, description="For transferred: the new site.")
+    date: Day
+    reason: SingleLine = Field(min_length=1)
+    to_site: SingleLine | None = Field(default=None, description="For transferred: the new site.")
 
 
 class OutcomeCreate(_Body):
     outcome: Literal["completed", "missed", "not_done"]
-    date: date
-    result: str | None = Field(
+    date: Day
+    result: SingleLine | None = Field(
         default=None, description="Typed by the assessment's result type (see result_type)."
     )
-    reason: str | None = None
-    note: str | None = Field(
+    reason: SingleLine | None = None
+    note: MultiLine | None = Field(
         default=None, max_length=2000, description="Free text beside the result; never branched on."
     )
-
-
-# The field "date" would shadow the type inside the class body.
-_Date = date
 
 
 class CorrectionCreate(_Body):
     """What was recorded, corrected: give what changes; the rest stays as recorded."""
 
-    reason: str = Field(min_length=1, description="Why (kept in the audit trail).")
+    reason: SingleLine = Field(min_length=1, description="Why (kept in the audit trail).")
     outcome: Literal["completed", "missed", "not_done"] | None = None
-    date: _Date | None = None
-    result: str | None = None
-    note: str | None = Field(
+    date: Day | None = None
+    result: SingleLine | None = None
+    note: MultiLine | None = Field(
         default=None, max_length=2000, description="Replaces the note; an empty string clears it."
     )
 
 
 class RescheduleRequest(_Body):
-    date: date
-    reason: str | None = None
+    date: Day
+    reason: SingleLine | None = None
 
 
 class ResultValuePublic(BaseModel):
@@ -204,19 +203,21 @@ class DueListQuery(_Body):
     status: list[Literal["overdue", "due", "upcoming"]] = Field(
         default=[], description="Only these states (repeat the parameter for several)."
     )
-    on: date | None = Field(
-        default=None, description="The day states are judged on; default today there."
+    on: Day | None = Field(
+        default=None,
+        description="The day states are judged on; default today there. From 1990-01-01 "
+        "to 20 years after today.",
     )
-    from_: date | None = Field(
+    from_: Day | None = Field(
         default=None, alias="from", description="Due/upcoming windows ending on or after."
     )
-    to: date | None = Field(
+    to: Day | None = Field(
         default=None, description="Due/upcoming windows opening by; default 30 days on."
     )
     limit: int | None = Field(
         default=None, ge=1, le=5000, description="Rows; default 50 (CSV: 5000)."
     )
-    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+    cursor: SingleLine | None = Field(default=None, description="next_cursor of the previous page.")
     format: Literal["json", "csv"] = "json"
 
 

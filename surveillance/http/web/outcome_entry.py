@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from surveillance.errors import InvalidInput
+from surveillance.kit.sqltypes import MAX_INTEGER
 
 OUTCOMES = {"completed": "Completed", "missed": "Missed", "not_done": "Not done"}
 
@@ -31,7 +32,7 @@ def typed_result(value: str, unit: str) -> str | None:
 
 
 def form_version(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_INTEGER)):
         raise InvalidInput("the form lost the record's version; reload the page and try again")
     return int(value)
 

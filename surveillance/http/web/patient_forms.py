@@ -12,6 +12,7 @@ import rules
 from surveillance.calendar.sync import CalendarChange
 from surveillance.errors import InvalidInput
 from surveillance.kit.i18n import N_, Later
+from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.protocols.registry import assessment_name
 
 # What a status change means, in the words on the form (the API's values as keys).
@@ -64,7 +65,7 @@ def form_day(value: str, name: str, label: str) -> date:
 
 
 def form_version(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_INTEGER)):
         raise InvalidInput("the form lost the patient's version; reload the page and try again")
     return int(value)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -29,6 +28,8 @@ from surveillance.http.deps import (
     parse_if_match,
     visible_patient,
 )
+from surveillance.http.inputs import Day
+from surveillance.kit.bounds import check_as_of
 from surveillance.patients.changes import add_infusion, change_status
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.patients.fhir_careplan import care_plan_bundle
@@ -134,7 +135,9 @@ def read_calendar(
     state: State,
     user: CurrentUser,
     response: Response,
-    on: Annotated[date | None, Query()] = None,
+    on: Annotated[
+        Day | None, Query(description="Default: today. From 1990-01-01 to 20 years on.")
+    ] = None,
     format: Literal["json", "fhir"] | None = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Any:
@@ -148,7 +151,7 @@ def read_calendar(
     with state.read() as session:
         patient = visible_patient(session, user, study_id)
         site = get_site(session, patient.site_id)
-        day = on or site.today(state.now())
+        day = check_as_of(on, site.today(state.now())) if on else site.today(state.now())
         calendar = calendar_dicts(session, patient, on=day, registry=state.registry)
         patient_status = str(patient.status)
     response.headers["Vary"] = "Accept"

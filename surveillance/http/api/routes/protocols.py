@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -14,6 +13,7 @@ from surveillance.http.api.schemas import (
     ProtocolSummaryPublic,
 )
 from surveillance.http.deps import CurrentUser, State
+from surveillance.http.inputs import Day
 from surveillance.protocols.fhir_plan import FHIR_JSON, plan_definition, wants_fhir
 from surveillance.protocols.registry import get_protocol
 from surveillance.protocols.views import preview_calendar, protocol_detail, protocol_summary
@@ -62,9 +62,9 @@ def preview_protocol_calendar(
     protocol_id: str,
     state: State,
     user: CurrentUser,
-    infusion: date,
+    infusion: Annotated[Day, Query(description="From 1990-01-01.")],
     birth: Annotated[
-        date | None, Query(description="Default: 10 years before the infusion.")
+        Day | None, Query(description="Default: 10 years before the infusion.")
     ] = None,
     diagnosis: Annotated[str | None, Query(description="Default: the protocol's first.")] = None,
     sex: Literal["F", "M"] = "F",

@@ -16,6 +16,7 @@ from surveillance.errors import NotFound, Unauthorized
 from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
 from surveillance.http.deps import CurrentUser, State
 from surveillance.http.downloads import attachment
+from surveillance.kit.bounds import check_as_of
 from surveillance.patients import due_csv
 from surveillance.patients.due_list import (
     DueCursor,
@@ -69,7 +70,8 @@ async def read_due_list(
     states = tuple(DueState(s) for s in query.status) or tuple(DueState)
 
     def read(session: Session) -> tuple[date, DuePage]:
-        day = query.on or state.today_at(state.site(session, site))
+        today = state.today_at(state.site(session, site))
+        day = check_as_of(query.on, today) if query.on else today
         window = DueWindow.around(day, query.from_, query.to)
         page = due_page(
             session,

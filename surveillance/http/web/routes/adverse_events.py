@@ -39,6 +39,7 @@ from surveillance.http.web.render import (
 from surveillance.http.web.routes.patient import patient_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
 from surveillance.kit.i18n import N_
+from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.records.adverse_event_vocabulary import CaseStatus
 from surveillance.records.patients import Patient
 from surveillance.records.sites import get_site
@@ -281,6 +282,6 @@ def _saved(request: Request, change: CaseChange, message: Sentence) -> Response:
 
 
 def _version(value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_INTEGER)):
         raise InvalidInput("the form lost the case's version; reload the page and try again")
     return int(value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.auth import Principal
@@ -19,6 +19,7 @@ from surveillance.http.deps import State
 from surveillance.http.web.render import PageRoute, redirect, render, set_flash
 from surveillance.http.web.session import CurrentWebUser, check_csrf
 from surveillance.kit.i18n import N_
+from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.records.outbox import Alert, AlertStatus, WebhookEndpoint
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -35,7 +36,12 @@ class AlertsOverview:
 
 
 @router.get("/mail")
-def mail_page(request: Request, state: State, user: CurrentWebUser, before: int = 0) -> Response:
+def mail_page(
+    request: Request,
+    state: State,
+    user: CurrentWebUser,
+    before: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
+) -> Response:
     """Newest first (ids grow as mail is written): every mail for admins, the mail
     addressed to you for everyone else; ``before`` pages to older mail."""
     with state.read() as session:
@@ -56,6 +62,8 @@ def mail_page(request: Request, state: State, user: CurrentWebUser, before: int 
 def mail_detail_page(
     request: Request, mail_id: int, state: State, user: CurrentWebUser
 ) -> Response:
+    if not 0 < mail_id <= MAX_INTEGER:
+        raise NotFound("There is no such mail addressed to you.")  # no id is that large
     with state.read() as session:
         mail = mail_item(session, mail_id, addressed_to=_reader(user.principal))
     if mail is None:

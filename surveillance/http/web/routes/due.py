@@ -10,10 +10,12 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
 
+from surveillance.errors import InvalidInput
 from surveillance.http.deps import AppState, State, visible_site
 from surveillance.http.web.outcome_entry import OUTCOMES, OutcomeEntry
 from surveillance.http.web.render import PageRoute, render
 from surveillance.http.web.session import CurrentWebUser, WebUser
+from surveillance.kit.bounds import check_as_of
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.patients.undo import UNDO_MINUTES, undoable_by
 from surveillance.patients.visits import Visit, group_visits
@@ -146,9 +148,12 @@ def _filters(status: str, on: str, category: str, today: date, known: list[str])
     day = today
     if on:
         try:
-            day = date.fromisoformat(on)
+            day = check_as_of(date.fromisoformat(on), today)
         except ValueError:
             error = f"{on!r} is not a date (use YYYY-MM-DD); showing today, {today.isoformat()}."
+        except InvalidInput as exc:
+            day = today
+            error = f"{exc.message}; showing today, {today.isoformat()}."
     state = status if status in {s.value for s in DueState} else ""
     return Filters(state, day, category if category in known else "", error)
 

@@ -28,6 +28,7 @@ from surveillance.http.web.timeline import (
     lane_order,
 )
 from surveillance.kit.audit import AuditEntry, patient_trail
+from surveillance.kit.bounds import check_as_of
 from surveillance.kit.i18n import N_
 from surveillance.patients.views import calendar_dicts, patient_dict
 from surveillance.protocols.registry import get_protocol
@@ -58,7 +59,8 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
         site = get_site(session, patient.site_id)
         assert patient.id is not None
         today = site.today(state.now())
-        day = parse_day(on) or today
+        asked = parse_day(on)
+        day = check_as_of(asked, today) if asked else today
         facts = patient_dict(session, patient)
         calendar = [
             with_reason(row)
