@@ -29,6 +29,7 @@ import rules
 from surveillance.accounts.models import Role
 from surveillance.errors import SurveillanceError
 from surveillance.http.deps import AppState
+from surveillance.http.security_headers import SECURITY_HEADERS
 from surveillance.http.web.session import (
     SESSION_COOKIE,
     SignInRequired,
@@ -68,12 +69,7 @@ _OUTSIDE = {
 _MACHINE_PATHS = ("/api/", "/fhir/", "/docs", "/redoc", "/openapi.json", "/healthz", "/static/")
 _HEADERS = {
     "Cache-Control": "no-store",  # clinical data stays out of shared and back-button caches
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-        "form-action 'self'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
+    **SECURITY_HEADERS,
 }
 # How a page says that a patient is unknown or at another site (the same answer for both).
 NO_SUCH_PATIENT = "There is no patient {study_id!r} at your sites."
