@@ -114,6 +114,9 @@ def _pinned(target: WebhookTarget) -> tuple[httpx.URL, dict[str, str], dict[str,
     extensions: dict[str, Any] = {}
     if original.scheme == "https":
         extensions["sni_hostname"] = original.host
+        # The pool knows connections by address: one made (and its certificate checked)
+        # for another name on the same address must not carry this request. Not kept.
+        headers["connection"] = "close"
     return url, headers, extensions
 
 

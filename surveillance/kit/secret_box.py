@@ -92,7 +92,7 @@ def keys_from(configured: str | None, data_dir: Path) -> list[str]:
         else:
             with os.fdopen(descriptor, "w", encoding="ascii") as handle:
                 handle.write(new_key() + "\n")
-    lines = path.read_text(encoding="ascii").split()
+    lines = (line.strip() for line in path.read_text(encoding="ascii").splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -133,3 +133,22 @@ def test_delivery_to_a_private_address_is_refused_without_connecting(
     with httpx.Client() as client, pytest.raises(PermanentDeliveryError, match="address refused"):
         send_webhook(client, _message(receiver.url))
     assert receiver.requests == []
+
+
+def test_https_goes_to_the_checked_address_with_the_name_for_tls(resolver: Resolver) -> None:
+    """The request is built for the address, the name kept for Host, SNI and the
+    certificate check, and the connection is not pooled for another name."""
+    resolver.answers["hooks.tls.test"] = ["93.184.216.34"]
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="ok")
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        send_webhook(client, _message("https://hooks.tls.test:8443/in?x=1"))
+    [request] = seen
+    assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
+    assert request.headers["host"] == "hooks.tls.test:8443"
+    assert request.extensions["sni_hostname"] == "hooks.tls.test"
+    assert request.headers["connection"] == "close"
