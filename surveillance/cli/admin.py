@@ -172,6 +172,18 @@ def db_reencrypt_secrets() -> None:
     typer.echo(f"re-encrypted the secrets of {count} webhook endpoint(s) with the first key")
 
 
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the audit chain's last checkpoint (row count, head row, hash): keep a copy
+    outside the database, so even a rewrite of the whole chain can be noticed."""
+    with read_session(migrated_runtime().engine) as session:
+        head = audit.last_checkpoint(session)
+    if head is None:
+        typer.echo("no audit rows yet")
+        return
+    typer.echo(f"rows {head.row_count}  head {head.head_id}  hash {head.head_hash}")
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit trail's hash chain; exit 1 if a row was edited or deleted."""

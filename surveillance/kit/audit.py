@@ -204,9 +204,7 @@ def verify_chain(session: Session) -> list[ChainBreak]:
     rows deleted from its end (the chain shorter than its latest checkpoint)."""
     breaks: list[ChainBreak] = []
     expected_previous = GENESIS_HASH
-    anchor = session.execute(
-        select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc()).limit(1)
-    ).scalar()
+    anchor = last_checkpoint(session)
     count = count_at_anchor = 0
     anchor_seen = False
     for entry in _entries(session):
@@ -245,6 +243,13 @@ def verify_chain(session: Session) -> list[ChainBreak]:
             )
         )
     return breaks
+
+
+def last_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The chain's head as last recorded (to keep a copy of outside the database)."""
+    return session.execute(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc()).limit(1)
+    ).scalar()
 
 
 def _entries(session: Session) -> Iterator[AuditEntry]:

@@ -360,6 +360,10 @@ def test_audit_verify_reports_an_edited_row(demo: Cli, cli: Cli) -> None:
 
 
 def test_audit_verify_reports_the_newest_rows_deleted(demo: Cli, cli: Cli) -> None:
+    head = demo.ok("audit", "head").split()
+    assert head[0] == "rows"
+    assert head[4] == "hash"
+    assert len(head[5]) == 64
     with sqlite3.connect(demo.database) as source, sqlite3.connect(cli.database) as copy:
         source.backup(copy)
     with sqlite3.connect(cli.database) as connection:
