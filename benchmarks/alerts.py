@@ -130,6 +130,7 @@ def bench_dispatch(deliveries: int, workers: int, workdir: Path) -> dict[str, An
         base_url="http://127.0.0.1",
         smtp=None,
         workers=workers,
+        webhook_allow_private=True,
     )
     started = time.perf_counter()
     sent = 0

@@ -15,7 +15,7 @@ from ._errors import (
 )
 from ._result import DeliveryResult
 from ._retry import RETRY_SCHEDULE, next_retry_delay
-from ._urls import validate_webhook_url
+from ._urls import WebhookTarget, is_forbidden, resolve_webhook_target, validate_webhook_url
 from ._webhook import (
     WebhookMessage,
     new_webhook_secret,
@@ -34,8 +34,11 @@ __all__ = [
     "SmtpConfig",
     "TransientDeliveryError",
     "WebhookMessage",
+    "WebhookTarget",
+    "is_forbidden",
     "new_webhook_secret",
     "next_retry_delay",
+    "resolve_webhook_target",
     "send_email",
     "send_webhook",
     "sign_webhook",

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from ._errors import PermanentDeliveryError, TransientDeliveryError
+from ._errors import InvalidWebhookUrl, PermanentDeliveryError, TransientDeliveryError
 from ._result import DeliveryResult
+from ._urls import UnresolvableHost, WebhookTarget, resolve_webhook_target
 
 TIMEOUT = httpx.Timeout(15.0)
 USER_AGENT = "ltfu-surveillance-webhooks/1"
@@ -68,25 +69,55 @@ def send_webhook(
     client: httpx.Client,
     message: WebhookMessage,
     *,
+    allow_private: bool = False,
     now: datetime | None = None,
     timeout: httpx.Timeout = TIMEOUT,
 ) -> DeliveryResult:
-    """POST one signed webhook; no redirects followed; errors typed for the outbox."""
+    """POST one signed webhook; no redirects followed; errors typed for the outbox.
+
+    The host is resolved once, here; the address is checked (as when the endpoint was
+    registered) and the connection goes to that address, with the original name in the
+    ``Host`` header and in TLS (SNI and certificate check): a name re-pointed at an
+    internal address after it was checked (DNS rebinding) is not followed there.
+    """
+    try:
+        target = resolve_webhook_target(message.url, allow_private=allow_private)
+    except UnresolvableHost as exc:
+        raise TransientDeliveryError(str(exc)) from exc
+    except InvalidWebhookUrl as exc:
+        raise PermanentDeliveryError(f"address refused: {exc}") from exc
     body = message.body()
     sent_at = now or datetime.now(UTC)
+    url, headers, extensions = _pinned(target)
     try:
         response = client.post(
-            message.url,
+            url,
             content=body.encode(),
-            headers=webhook_headers(message, body, sent_at),
+            headers={**webhook_headers(message, body, sent_at), **headers},
             timeout=timeout,
             follow_redirects=False,
+            extensions=extensions,
         )
     except httpx.TimeoutException as exc:
         raise TransientDeliveryError(f"timed out after {timeout.read}s: {exc!r}") from exc
     except httpx.TransportError as exc:
         raise TransientDeliveryError(f"could not connect: {exc!r}") from exc
     return _judge(response)
+
+
+def _pinned(target: WebhookTarget) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The URL with the checked address for host, the ``Host`` header naming the original
+    host, and (https) the name to send in SNI and to check the certificate against."""
+    original = httpx.URL(target.url)
+    url = original.copy_with(host=str(target.address))
+    headers = {"host": original.netloc.decode("ascii")}
+    extensions: dict[str, Any] = {}
+    if original.scheme == "https":
+        extensions["sni_hostname"] = original.host
+        # The pool knows connections by address: one made (and its certificate checked)
+        # for another name on the same address must not carry this request. Not kept.
+        headers["connection"] = "close"
+    return url, headers, extensions
 
 
 def _judge(response: httpx.Response) -> DeliveryResult:

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # How long an API process remembers who a bearer token belongs to (and a site's time
     # zone): a revoked token stops working within this time. 0: look up on every request.
     cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The largest request body accepted (bytes); a larger one is answered 413 unread.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     # The adverse-event feed: how often a caught-up consumer is asked to poll (Retry-After),
     # and how soon it may ask the same caught-up cursor again before getting a 429.
     feed_poll_seconds: int = Field(default=30, ge=1, le=3600)
@@ -59,6 +61,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     smtp_from: str = "ltfu-surveillance@localhost"
+    # Keys that encrypt the webhook signing secrets at rest (Fernet keys, comma-separated:
+    # the first encrypts, every one decrypts, so a new key goes first during a rotation).
+    # Unset: the key file encryption.key in data_dir, created owner-only when first needed.
+    encryption_keys: SecretStr | None = None
     # Webhooks to private/loopback/link-local addresses are refused unless allowed.
     webhook_allow_private: bool = False
     # Alert policy overrides (JSON), e.g. {"site:Rome": {"escalate_after_days": 10}}.
@@ -77,6 +83,10 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE}"
         return self
+
+    @property
+    def encryption_keys_value(self) -> str | None:
+        return self.encryption_keys.get_secret_value() if self.encryption_keys else None
 
     @property
     def demo_credentials_file(self) -> Path:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 import rules
 from surveillance.alerting.jobs import AlertJobs
 from surveillance.config import Settings, get_settings
+from surveillance.kit import secret_box
 from surveillance.kit.clock import Clock, system_clock
 from surveillance.kit.db import make_engine
 from surveillance.protocols.registry import registry_for
@@ -40,6 +41,10 @@ def build_runtime(
     """The runtime on ``settings`` (default: the environment). The schema is not touched:
     migrating is the caller's decision (``kit.migrate.upgrade``)."""
     settings = settings or get_settings()
+    # The keys of the secrets stored encrypted (webhook signing secrets): this process's.
+    secret_box.install(
+        secret_box.KeyRing(secret_box.keys_from(settings.encryption_keys_value, settings.data_dir))
+    )
     return Runtime(
         # As many pooled connections as request threads (see Settings.db_threads); the
         # scheduler's few jobs borrow from the same pool's overflow.

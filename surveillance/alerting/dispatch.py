@@ -49,6 +49,8 @@ class DispatchConfig:
     smtp: notifications.SmtpConfig | None  # None: write to the log and the outgoing-mail page
     workers: int = 8
     webhook_timeout: float = 15.0  # seconds; no redirects are followed
+    # Checked again at every delivery, against the address the connection then uses.
+    webhook_allow_private: bool = False
 
 
 @dataclass
@@ -245,7 +247,10 @@ def _send(
         client = local.client = httpx.Client()
         local.__dict__.setdefault("all_clients", []).append(client)
     return notifications.send_webhook(
-        client, job.webhook, timeout=httpx.Timeout(config.webhook_timeout)
+        client,
+        job.webhook,
+        allow_private=config.webhook_allow_private,
+        timeout=httpx.Timeout(config.webhook_timeout),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col
 
 import notifications
@@ -168,3 +169,17 @@ def replay(
         at=now,
     )
     return int(count)
+
+
+def reencrypt_secrets(session: Session) -> int:
+    """Encrypt every stored signing secret again with the first key (after a new key was
+    put first in SURVEILLANCE_ENCRYPTION_KEYS or encryption.key); the count of endpoints.
+    Afterwards the old key can be removed."""
+    endpoints = list_endpoints(session)
+    for endpoint in endpoints:
+        flag_modified(endpoint, "secret")  # the same plain value, written with the new key
+        if endpoint.previous_secret is not None:
+            flag_modified(endpoint, "previous_secret")
+        session.add(endpoint)
+    session.flush()
+    return len(endpoints)

@@ -42,7 +42,12 @@ class AlertJobs:
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
                 starttls=s.smtp_starttls,
             )
-        return DispatchConfig(registry=self.registry, base_url=s.base_url, smtp=smtp)
+        return DispatchConfig(
+            registry=self.registry,
+            base_url=s.base_url,
+            smtp=smtp,
+            webhook_allow_private=s.webhook_allow_private,
+        )
 
     def scan_once(self, on: date | None = None) -> ScanReport:
         with write_session(self.engine) as session:

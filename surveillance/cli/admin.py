@@ -8,8 +8,9 @@ import typer
 
 from surveillance.accounts import auth
 from surveillance.accounts.auth import list_users
+from surveillance.alerting import endpoints
 from surveillance.cli.context import actor, migrated_runtime, runtime, upgrade_schema
-from surveillance.kit import audit, migrate
+from surveillance.kit import audit, migrate, secret_box
 from surveillance.kit.db import read_session, write_session
 from surveillance.kit.text_table import render
 from surveillance.records.sites import add_site, list_sites
@@ -154,6 +155,33 @@ def db_upgrade() -> None:
     )
     if report is not None:
         typer.echo(report.summary())
+
+
+@db_app.command("new-key")
+def db_new_key() -> None:
+    """Print a new encryption key (for SURVEILLANCE_ENCRYPTION_KEYS or encryption.key)."""
+    typer.echo(secret_box.new_key())
+
+
+@db_app.command("reencrypt-secrets")
+def db_reencrypt_secrets() -> None:
+    """Encrypt the stored webhook secrets again with the first configured key (the last
+    step of a key rotation; afterwards the old key can be removed)."""
+    with write_session(migrated_runtime().engine) as session:
+        count = endpoints.reencrypt_secrets(session)
+    typer.echo(f"re-encrypted the secrets of {count} webhook endpoint(s) with the first key")
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the audit chain's last checkpoint (row count, head row, hash): keep a copy
+    outside the database, so even a rewrite of the whole chain can be noticed."""
+    with read_session(migrated_runtime().engine) as session:
+        head = audit.last_checkpoint(session)
+    if head is None:
+        typer.echo("no audit rows yet")
+        return
+    typer.echo(f"rows {head.row_count}  head {head.head_id}  hash {head.head_hash}")
 
 
 @audit_app.command("verify")

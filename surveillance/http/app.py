@@ -25,9 +25,11 @@ from surveillance.http.api.routes import (
     sites,
     webhooks,
 )
+from surveillance.http.body_limit import BodyLimit
 from surveillance.http.cache import TtlCache
 from surveillance.http.deps import AppState
 from surveillance.http.inputs import plain_parameters
+from surveillance.http.security_headers import SecurityHeaders
 from surveillance.main import Runtime
 
 API_PREFIX = "/api/v1"
@@ -95,4 +97,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         return {"status": "ok"}
 
     openapi.install(app)  # errors as problem details, and the security schemes
+    # Refuse an oversized body before anything reads it (a 413, not a buffered 150 MB).
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    # Outermost: the pages' security headers on every answer (a 413 too), no-store on the API.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
 BEARER = "bearerAuth"
-FEED_TOKEN = "feedToken"
-FEED_TOKEN_PARAMETER = "token"
+FEED_TOKEN = "feedToken"  # noqa: S105 — the name of a security scheme, not a token
+FEED_TOKEN_PARAMETER = "token"  # noqa: S105 — the name of a query parameter
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",

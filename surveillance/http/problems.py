@@ -28,6 +28,7 @@ _TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     412: "Precondition failed",
+    413: "Request too large",
     422: "Invalid input",
     428: "Precondition required",
     429: "Too many requests",

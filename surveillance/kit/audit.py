@@ -2,6 +2,12 @@
 
 Rows are chained: ``hash = sha256(previous_hash + canonical content)``. Editing or
 deleting any row changes every later hash, which ``verify_chain`` detects.
+
+Deleting the newest rows leaves a shorter chain that is still whole, so the chain alone
+cannot tell. Every change therefore also appends a checkpoint (the row count and the
+head's id and hash) to ``audit_checkpoints``, a separate append-only table: a trail
+shorter than its latest checkpoint, or whose row at the checkpoint's head has another
+hash, is reported like any other break.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlmodel import Field, Session, SQLModel, col
 
 from surveillance.kit.bulk import insert_rows
@@ -42,6 +48,19 @@ class AuditEntry(SQLModel, table=True):
     new_values: str | None = None  # JSON
     previous_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """The head of the audit chain after each change (append-only): the anchor that
+    makes deleting the newest audit rows visible."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
+    row_count: int
+    head_id: int
+    head_hash: str = Field(max_length=64)
 
 
 GENESIS_HASH = "0" * 64
@@ -135,7 +154,43 @@ def record(
     entry.hash = _digest(entry.previous_hash, entry)
     session.add(entry)
     session.flush()
+    assert entry.id is not None
+    _checkpoint(session, added=1, head_id=entry.id, head_hash=entry.hash, at=entry.at)
     return entry
+
+
+def _checkpoint(
+    session: Session, *, added: int, head_id: int, head_hash: str, at: datetime
+) -> None:
+    """Append the chain's new head (under the chain's lock, in the change's transaction)."""
+    last = session.execute(
+        select(col(AuditCheckpoint.row_count)).order_by(col(AuditCheckpoint.id).desc()).limit(1)
+    ).scalar()
+    if last is None:  # the first checkpoint: count what is there (once)
+        count = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    else:
+        count = last + added
+    insert_rows(
+        session,
+        table_of(AuditCheckpoint),
+        [{"at": at, "row_count": count, "head_id": head_id, "head_hash": head_hash}],
+    )
+
+
+def checkpoint_now(session: Session, at: datetime) -> None:
+    """A checkpoint of the chain as it is (the migration that adds checkpoints does it)."""
+    head = session.execute(
+        select(col(AuditEntry.id), col(AuditEntry.hash))
+        .order_by(col(AuditEntry.id).desc())
+        .limit(1)
+    ).first()
+    if head is not None:
+        count = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+        insert_rows(
+            session,
+            table_of(AuditCheckpoint),
+            [{"at": at, "row_count": count, "head_id": head[0], "head_hash": head[1]}],
+        )
 
 
 @dataclass(frozen=True)
@@ -145,11 +200,20 @@ class ChainBreak:
 
 
 def verify_chain(session: Session) -> list[ChainBreak]:
-    """Every place where the chain does not hold: edited, deleted or reordered rows."""
+    """Every place where the chain does not hold: edited, deleted or reordered rows, and
+    rows deleted from its end (the chain shorter than its latest checkpoint)."""
     breaks: list[ChainBreak] = []
     expected_previous = GENESIS_HASH
+    anchor = last_checkpoint(session)
+    count = count_at_anchor = 0
+    anchor_seen = False
     for entry in _entries(session):
         assert entry.id is not None
+        count += 1
+        if anchor is not None and entry.id == anchor.head_id:
+            anchor_seen, count_at_anchor = True, count
+            if entry.hash != anchor.head_hash:
+                breaks.append(ChainBreak(entry.id, "the row at the last checkpoint was replaced"))
         if entry.previous_hash != expected_previous:
             breaks.append(
                 ChainBreak(
@@ -161,7 +225,31 @@ def verify_chain(session: Session) -> list[ChainBreak]:
                 ChainBreak(entry.id, "content does not match its hash: the row was edited")
             )
         expected_previous = entry.hash
+    if anchor is not None and not anchor_seen:
+        breaks.append(
+            ChainBreak(
+                anchor.head_id,
+                f"the trail ends before its last checkpoint ({count} rows, "
+                f"{anchor.row_count} checkpointed up to row {anchor.head_id}): "
+                "the newest rows were deleted",
+            )
+        )
+    elif anchor is not None and count_at_anchor != anchor.row_count and not breaks:
+        breaks.append(
+            ChainBreak(
+                anchor.head_id,
+                f"{count_at_anchor} rows up to row {anchor.head_id} where the last checkpoint "
+                f"counted {anchor.row_count}: rows were deleted or added",
+            )
+        )
     return breaks
+
+
+def last_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The chain's head as last recorded (to keep a copy of outside the database)."""
+    return session.execute(
+        select(AuditCheckpoint).order_by(col(AuditCheckpoint.id).desc()).limit(1)
+    ).scalar()
 
 
 def _entries(session: Session) -> Iterator[AuditEntry]:
@@ -218,6 +306,8 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
         row["hash"] = previous = hashlib.sha256((previous + content).encode()).hexdigest()
         rows.append(row)
     insert_rows(session, table_of(AuditEntry), rows)
+    head_id = session.execute(select(func.max(col(AuditEntry.id)))).scalar_one()
+    _checkpoint(session, added=len(rows), head_id=head_id, head_hash=previous, at=at)
 
 
 def patient_trail(

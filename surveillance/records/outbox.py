@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, text
+from sqlalchemy import Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from surveillance.kit.clock import utc_now
+from surveillance.kit.secret_box import SECRET_COLUMN_LENGTH, EncryptedString
 from surveillance.kit.sqltypes import utc_column
 
 
@@ -113,8 +114,11 @@ class WebhookEndpoint(SQLModel, table=True):
     event_types: str = Field(max_length=500)  # comma-separated
     site_id: str | None = Field(default=None, foreign_key="sites.id", max_length=40)
     enabled: bool = True
-    secret: str = Field(max_length=100)
-    previous_secret: str | None = Field(default=None, max_length=100)
+    # Encrypted at rest (kit.secret_box): a copy of the database reveals no secret.
+    secret: str = Field(sa_column=Column(EncryptedString(SECRET_COLUMN_LENGTH), nullable=False))
+    previous_secret: str | None = Field(
+        default=None, sa_column=Column(EncryptedString(SECRET_COLUMN_LENGTH), nullable=True)
+    )
     previous_secret_expires_at: datetime | None = Field(default=None, sa_column=utc_column(True))
     failing_since: datetime | None = Field(default=None, sa_column=utc_column(True))
     disabled_reason: str | None = None

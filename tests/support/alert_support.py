@@ -199,6 +199,7 @@ def config(
         smtp=smtp,
         workers=workers,
         webhook_timeout=webhook_timeout,
+        webhook_allow_private=True,  # the receivers listen on 127.0.0.1
     )
 
 

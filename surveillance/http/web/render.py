@@ -30,6 +30,7 @@ from surveillance.accounts.auth import Refused
 from surveillance.accounts.models import Role
 from surveillance.errors import SurveillanceError
 from surveillance.http.deps import AppState
+from surveillance.http.security_headers import SECURITY_HEADERS
 from surveillance.http.web.session import (
     SESSION_COOKIE,
     SignInRequired,
@@ -73,12 +74,7 @@ _OUTSIDE = {  # translated when shown
 _MACHINE_PATHS = ("/api/", "/fhir/", "/docs", "/redoc", "/openapi.json", "/healthz", "/static/")
 _HEADERS = {
     "Cache-Control": "no-store",  # clinical data stays out of shared and back-button caches
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-        "form-action 'self'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "same-origin",
-    "X-Content-Type-Options": "nosniff",
+    **SECURITY_HEADERS,
 }
 # How a page says that a patient is unknown or at another site (the same answer for both).
 NO_SUCH_PATIENT = N_("There is no patient {study_id!r} at your sites.")

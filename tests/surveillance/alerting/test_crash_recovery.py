@@ -48,7 +48,8 @@ DISPATCHER = textwrap.dedent(
     engine = make_engine(sys.argv[1])
     now = datetime.fromisoformat(sys.argv[2])
     config = DispatchConfig(registry=rules.ProtocolRegistry.from_directory(), base_url="https://ltfu.example",
-                            smtp=None, workers=4, webhook_timeout=10)
+                            smtp=None, workers=4, webhook_timeout=10,
+                            webhook_allow_private=True)
     while dispatch(engine, now=lambda: now, config=config, limit=10).claimed:
         pass
     print("finished", flush=True)

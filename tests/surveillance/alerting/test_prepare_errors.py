@@ -38,7 +38,9 @@ def test_a_broken_alert_is_recorded_and_retried_while_the_others_are_sent(
         session.add(_admin_alert("alert.failed:good", json.dumps(GOOD_PAYLOAD)))
         session.add(_admin_alert("alert.failed:broken", "{not json"))
 
-    config = DispatchConfig(registry=registry, base_url="http://127.0.0.1", smtp=None)
+    config = DispatchConfig(
+        registry=registry, base_url="http://127.0.0.1", smtp=None, webhook_allow_private=True
+    )
     report = dispatch(engine, now=lambda: NOW, config=config)
 
     assert (report.claimed, report.sent, report.retrying) == (2, 1, 1)

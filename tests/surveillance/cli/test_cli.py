@@ -359,6 +359,23 @@ def test_audit_verify_reports_an_edited_row(demo: Cli, cli: Cli) -> None:
     ]
 
 
+def test_audit_verify_reports_the_newest_rows_deleted(demo: Cli, cli: Cli) -> None:
+    head = demo.ok("audit", "head").split()
+    assert head[0] == "rows"
+    assert head[4] == "hash"
+    assert len(head[5]) == 64
+    with sqlite3.connect(demo.database) as source, sqlite3.connect(cli.database) as copy:
+        source.backup(copy)
+    with sqlite3.connect(cli.database) as connection:
+        connection.execute(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id DESC LIMIT 2)"
+        )
+    done = cli.run("audit", "verify")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "the newest rows were deleted" in done.stderr
+
+
 # -- enrol and record -------------------------------------------------------------------------
 
 

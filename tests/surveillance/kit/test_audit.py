@@ -189,22 +189,55 @@ def test_a_forged_row_with_a_recomputed_hash_breaks_the_next_link(
     assert [b.entry_id for b in _breaks(engine)] == [following]
 
 
-def test_deleting_the_last_row_is_not_a_break_but_changes_the_head(
-    engine: Engine, trail: list[int]
+@pytest.mark.parametrize("deleted", [1, 2])
+def test_deleting_the_newest_rows_is_detected(
+    engine: Engine, trail: list[int], deleted: int
 ) -> None:
-    """A chain can only prove what it links: the head hash must be kept elsewhere."""
-    with read_session(engine) as session:
-        head = session.execute(
-            select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)  # type: ignore[union-attr]
-        ).scalar_one()
+    """The chain alone cannot tell a shorter trail: the checkpoint kept beside it can."""
     with engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": trail[-1]})
-    assert _breaks(engine) == []
+        connection.execute(text("DELETE FROM audit_log WHERE id >= :id"), {"id": trail[-deleted]})
+    breaks = _breaks(engine)
+    assert [b.entry_id for b in breaks] == [trail[-1]]
+    assert "the newest rows were deleted" in breaks[0].problem
+    assert f"{len(trail) - deleted} rows, {len(trail)} checkpointed" in breaks[0].problem
+
+
+def test_a_replaced_newest_row_is_detected(engine: Engine, trail: list[int]) -> None:
+    """The newest row swapped for a forged one, correctly chained, under the same id."""
+    with write_session(engine) as session:
+        head = session.get(AuditEntry, trail[-1])
+        assert head is not None
+        forged = AuditEntry(
+            id=head.id, at=head.at, actor="forger", action=head.action, entity=head.entity,
+            entity_key=head.entity_key, patient_id=head.patient_id, reason=None,
+            old_values=head.old_values, new_values='{"forged": true}',
+            previous_hash=head.previous_hash, hash="",
+        )  # fmt: skip
+        forged.hash = audit._digest(forged.previous_hash, forged)
+        session.delete(head)
+        session.flush()
+        session.add(forged)
+    breaks = _breaks(engine)
+    assert [(b.entry_id, b.problem) for b in breaks] == [
+        (trail[-1], "the row at the last checkpoint was replaced")
+    ]
+
+
+def test_every_write_appends_a_checkpoint_of_the_head(engine: Engine, trail: list[int]) -> None:
     with read_session(engine) as session:
-        new_head = session.execute(
-            select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)  # type: ignore[union-attr]
-        ).scalar_one()
-    assert new_head != head
+        checkpoints = (
+            session.execute(
+                select(audit.AuditCheckpoint).order_by(audit.AuditCheckpoint.id)  # type: ignore[arg-type]
+            )
+            .scalars()
+            .all()
+        )
+        head = session.get(AuditEntry, trail[-1])
+    assert head is not None
+    last = checkpoints[-1]
+    assert (last.row_count, last.head_id, last.head_hash) == (len(trail), head.id, head.hash)
+    counts = [c.row_count for c in checkpoints]
+    assert counts == sorted(counts)
 
 
 def test_rows_appended_after_a_bulk_insert_continue_the_chain(
@@ -231,3 +264,5 @@ def test_rows_appended_after_a_bulk_insert_continue_the_chain(
         "end",
     ]
     assert _breaks(engine) == []
+    [last] = table_snapshot(engine, audit.AuditCheckpoint)[-1:]
+    assert (last["row_count"], last["head_hash"]) == (7, rows[-1]["hash"])

@@ -37,7 +37,9 @@ def dispatched(site_db: SiteDb) -> SiteDb:
     registry = rules.ProtocolRegistry.from_directory()
     with write_session(site_db.engine) as session:
         scan(session, now=NOW, overrides={}, registry=registry)
-    config = DispatchConfig(registry=registry, base_url="http://testserver", smtp=None)
+    config = DispatchConfig(
+        registry=registry, base_url="http://testserver", smtp=None, webhook_allow_private=True
+    )
     for _ in range(20):
         if dispatch(site_db.engine, now=lambda: NOW, config=config).claimed == 0:
             return site_db
