@@ -18,8 +18,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
+from surveillance.accounts import throttle
 from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSession
-from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from surveillance.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from surveillance.kit import audit
 from surveillance.kit.i18n import LOCALES
 from surveillance.records.sites import get_site
@@ -275,6 +283,32 @@ def authenticate_token(
     return principal_for(session, user), row
 
 
+def record_token_failure(session: Session, *, token: str, client: str, now: datetime) -> None:
+    """Count and audit a refused bearer or feed token (only its first 12 characters, the
+    part shown in lists, are kept)."""
+    prefix = token[:12]
+    audit.record(
+        session,
+        actor="(unknown token)",
+        action="token_refused",
+        entity="token",
+        entity_key=prefix,
+        new={"client": client},
+        at=now,
+    )
+    lockout = throttle.record_failure(session, kind="token", account=None, client=client, now=now)
+    if lockout is not None:
+        audit.record(
+            session,
+            actor="(unknown token)",
+            action="token_lockout",
+            entity="client",
+            entity_key=client,
+            new={"client": client, "until": lockout.until.isoformat()},
+            at=now,
+        )
+
+
 @dataclass(frozen=True)
 class TokenGrant:
     """What a valid token grants: who is asking and, for a feed token, the one site."""
@@ -312,13 +346,30 @@ def resolve_token(session: Session, token: str, *, kind: str = "api") -> TokenGr
 # -- browser sessions ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    token: str  # the cookie value, returned once
+    web_session: WebSession
+    principal: Principal
+
+
 def sign_in(
-    session: Session, *, email: str, password: str, now: datetime
-) -> tuple[str, WebSession]:
-    """Check the password and open a session; the cookie value is returned once."""
-    user = session.execute(
-        select(User).where(col(User.email) == email.strip().lower())
-    ).scalar_one_or_none()
+    session: Session, *, email: str, password: str, client: str, now: datetime
+) -> SignedIn | Unauthorized | TooManyRequests:
+    """Check the password and open a session, or say why not.
+
+    A refusal is returned, not raised, so the failure and its audit row are committed
+    with the caller's transaction. The throttle is asked first (``accounts.throttle``):
+    a locked account is refused even with the right password, and an unknown email is
+    counted and locked exactly like a known one.
+    """
+    account = email.strip().lower()[:254]
+    actor = account[:200] or "(no email)"
+    try:
+        throttle.check(session, account=account, client=client, now=now)
+    except TooManyRequests as exc:
+        return exc
+    user = session.execute(select(User).where(col(User.email) == account)).scalar_one_or_none()
     stored = (
         user.password_hash
         if user is not None and user.active and user.password_hash
@@ -326,11 +377,35 @@ def sign_in(
     )
     try:
         _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError) as exc:
-        raise Unauthorized("wrong email or password") from exc
-    if user is None or stored is _DUMMY_HASH:
-        raise Unauthorized("wrong email or password")
+        verified = user is not None and stored is not _DUMMY_HASH
+    except (VerificationError, InvalidHashError):
+        verified = False
+    if not verified or user is None:
+        audit.record(
+            session,
+            actor=actor,
+            action="sign_in_failed",
+            entity="user",
+            entity_key=actor,
+            new={"client": client},
+            at=now,
+        )
+        lockout = throttle.record_failure(
+            session, kind="password", account=account, client=client, now=now
+        )
+        if lockout is not None:
+            audit.record(
+                session,
+                actor=actor,
+                action="sign_in_lockout",
+                entity="user" if lockout.scope == "account" else "client",
+                entity_key=actor if lockout.scope == "account" else client,
+                new={"client": client, "until": lockout.until.isoformat()},
+                at=now,
+            )
+        return Unauthorized("wrong email or password")
     assert user.id is not None
+    throttle.clear_account(session, account)
     token = secrets.token_urlsafe(32)
     web_session = WebSession(
         token_hash=hash_token(token),
@@ -341,7 +416,16 @@ def sign_in(
     )
     session.add(web_session)
     session.flush()
-    return token, web_session
+    audit.record(
+        session,
+        actor=user.email,
+        action="sign_in",
+        entity="user",
+        entity_key=user.email,
+        new={"client": client},
+        at=now,
+    )
+    return SignedIn(token, web_session, principal_for(session, user))
 
 
 def session_principal(
