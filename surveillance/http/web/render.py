@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 import rules
 from surveillance.accounts.models import Role
 from surveillance.errors import SurveillanceError
+from surveillance.http.denials import record_denial
 from surveillance.http.deps import AppState
 from surveillance.http.web.session import (
     SESSION_COOKIE,
@@ -249,6 +250,8 @@ class PageRoute(APIRoute):
                     response.delete_cookie(SESSION_COOKIE, path="/")
                 return response
             except SurveillanceError as exc:
+                if exc.status_code == 403:
+                    await record_denial(request, exc.message)
                 return await _error(request, exc.status_code, exc.message)
             except rules.RulesError as exc:
                 return await _error(request, 422, str(exc))
