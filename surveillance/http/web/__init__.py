@@ -28,6 +28,7 @@ from surveillance.http.web.routes import (
     results_review,
     safety,
     signin,
+    users,
     webhooks,
 )
 
@@ -53,6 +54,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         results_review,
         due_exports,
         webhooks,
+        users,
         safety,
     ):
         pages.include_router(module.router)
