@@ -198,14 +198,14 @@ def visible_patient(
     *,
     missing: str = "no patient with study id {study_id!r}",
 ) -> Patient:
-    """The patient, for clinical staff of its site. Another site's patient is reported
-    missing exactly like an unknown one, so the answer leaks nothing; ``missing`` is how
-    the edge words that (the API's detail, or the page's sentence)."""
-    patient = find_patient(session, study_id)
-    if patient is None:
+    """The patient, for clinical staff of its site. To anyone else (another site's staff,
+    pharmacovigilance) it is missing exactly like an unknown one, so the answer tells
+    nothing about which study ids exist; ``missing`` is how the edge words that (the
+    API's detail, or the page's sentence)."""
+    if user.role not in CLINICAL_ROLES:
         raise NotFound(missing.format(study_id=study_id))
-    user.require_role(*CLINICAL_ROLES, to="open a patient's record")
-    if not user.works_at(patient.site_id):
+    patient = find_patient(session, study_id)
+    if patient is None or not user.works_at(patient.site_id):
         raise NotFound(missing.format(study_id=study_id))
     return patient
 
