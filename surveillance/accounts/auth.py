@@ -17,9 +17,18 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlmodel import Session, col
+from zxcvbn import zxcvbn
 
+from surveillance.accounts import throttle
 from surveillance.accounts.models import ApiToken, Role, User, UserSite, WebSession
-from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from surveillance.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from surveillance.kit import audit
 from surveillance.kit.i18n import LOCALES, N_
 from surveillance.kit.text import single_line
@@ -27,6 +36,7 @@ from surveillance.records.sites import get_site
 
 SESSION_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_SCORE = 3  # zxcvbn: 0 (guessed at once) to 4; 3 is about 10^8 guesses
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SITE_ROLES = (Role.nurse, Role.investigator)
 _hasher = PasswordHasher()
@@ -157,13 +167,114 @@ def get_user(session: Session, email: str) -> User:
     return user
 
 
-def set_password(session: Session, *, email: str, password: str, actor: str) -> None:
+def check_password(password: str, *, email: str) -> None:
+    """Refuse a password that is short, common or guessable (``InvalidInput``, field
+    ``password``), offline.
+
+    Beyond ``MIN_PASSWORD_LENGTH``: zxcvbn's estimate, which knows the passwords most
+    often found in breaches, common words and names, keyboard runs, repeats and dates,
+    must reach ``MIN_PASSWORD_SCORE`` (about 10^8 guesses); and the password may not
+    contain the local part of the user's email.
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    local = email.strip().lower().partition("@")[0]
+    if len(local) >= 3 and local in password.lower():
+        raise InvalidInput("a password may not contain the name of its email", field="password")
+    estimate = zxcvbn(password[:100], user_inputs=[local, email.strip().lower()])
+    if estimate["score"] < MIN_PASSWORD_SCORE:
+        warning = estimate["feedback"].get("warning") or "it is too easy to guess"
+        raise InvalidInput(
+            f"this password is common or easy to guess ({warning.rstrip('.').lower()}): "
+            "choose a longer one, e.g. four or five unrelated words",
+            field="password",
+        )
+
+
+def set_password(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    actor: str,
+    keep_session_id: int | None = None,
+) -> None:
+    """Set the password and end the user's sessions, but the one it was changed from
+    (``keep_session_id``), if any: a stolen session does not outlive a password change."""
     user = get_user(session, email)
+    check_password(password, email=user.email)
     user.password_hash = _hasher.hash(password)
     session.add(user)
-    audit.record(session, actor=actor, action="set_password", entity="user", entity_key=user.email)
+    ended = _end_sessions(session, user, keep_session_id=keep_session_id)
+    audit.record(
+        session,
+        actor=actor,
+        action="set_password",
+        entity="user",
+        entity_key=user.email,
+        new={"sessions_ended": ended},
+    )
+
+
+def deactivate_user(session: Session, *, email: str, actor: str, now: datetime) -> User:
+    """The user can no longer sign in: their sessions end and their tokens are revoked."""
+    user = get_user(session, email)
+    if not user.active:
+        raise Conflict(f"user {user.email} is already deactivated")
+    user.active = False
+    session.add(user)
+    ended = _end_sessions(session, user)
+    tokens = session.execute(
+        select(ApiToken).where(col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None))
+    ).scalars()
+    revoked = []
+    for token in tokens:
+        token.revoked_at = now
+        session.add(token)
+        revoked.append(token.prefix)
+    audit.record(
+        session,
+        actor=actor,
+        action="deactivate_user",
+        entity="user",
+        entity_key=user.email,
+        old={"active": True},
+        new={"active": False, "sessions_ended": ended, "tokens_revoked": revoked},
+        at=now,
+    )
+    return user
+
+
+def reactivate_user(session: Session, *, email: str, actor: str, now: datetime) -> User:
+    """The user may sign in again (with a new password or token: the old tokens stay
+    revoked)."""
+    user = get_user(session, email)
+    if user.active:
+        raise Conflict(f"user {user.email} is active")
+    user.active = True
+    session.add(user)
+    audit.record(
+        session,
+        actor=actor,
+        action="reactivate_user",
+        entity="user",
+        entity_key=user.email,
+        old={"active": False},
+        new={"active": True},
+        at=now,
+    )
+    return user
+
+
+def _end_sessions(session: Session, user: User, *, keep_session_id: int | None = None) -> int:
+    """Delete the user's browser sessions (but one); how many were ended."""
+    statement = delete(WebSession).where(col(WebSession.user_id) == user.id)
+    if keep_session_id is not None:
+        statement = statement.where(col(WebSession.id) != keep_session_id)
+    result = session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def principal_for(session: Session, user: User) -> Principal:
@@ -287,6 +398,32 @@ def authenticate_token(
     return principal_for(session, user), row
 
 
+def record_token_failure(session: Session, *, token: str, client: str, now: datetime) -> None:
+    """Count and audit a refused bearer or feed token (only its first 12 characters, the
+    part shown in lists, are kept)."""
+    prefix = token[:12]
+    audit.record(
+        session,
+        actor="(unknown token)",
+        action="token_refused",
+        entity="token",
+        entity_key=prefix,
+        new={"client": client},
+        at=now,
+    )
+    lockout = throttle.record_failure(session, kind="token", account=None, client=client, now=now)
+    if lockout is not None:
+        audit.record(
+            session,
+            actor="(unknown token)",
+            action="token_lockout",
+            entity="client",
+            entity_key=client,
+            new={"client": client, "until": lockout.until.isoformat()},
+            at=now,
+        )
+
+
 @dataclass(frozen=True)
 class TokenGrant:
     """What a valid token grants: who is asking and, for a feed token, the one site."""
@@ -324,13 +461,30 @@ def resolve_token(session: Session, token: str, *, kind: str = "api") -> TokenGr
 # -- browser sessions ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    token: str  # the cookie value, returned once
+    web_session: WebSession
+    principal: Principal
+
+
 def sign_in(
-    session: Session, *, email: str, password: str, now: datetime
-) -> tuple[str, WebSession]:
-    """Check the password and open a session; the cookie value is returned once."""
-    user = session.execute(
-        select(User).where(col(User.email) == email.strip().lower())
-    ).scalar_one_or_none()
+    session: Session, *, email: str, password: str, client: str, now: datetime
+) -> SignedIn | Unauthorized | TooManyRequests:
+    """Check the password and open a session, or say why not.
+
+    A refusal is returned, not raised, so the failure and its audit row are committed
+    with the caller's transaction. The throttle is asked first (``accounts.throttle``):
+    a locked account is refused even with the right password, and an unknown email is
+    counted and locked exactly like a known one.
+    """
+    account = email.strip().lower()[:254]
+    actor = account[:200] or "(no email)"
+    try:
+        throttle.check(session, account=account, client=client, now=now)
+    except TooManyRequests as exc:
+        return exc
+    user = session.execute(select(User).where(col(User.email) == account)).scalar_one_or_none()
     stored = (
         user.password_hash
         if user is not None and user.active and user.password_hash
@@ -338,11 +492,35 @@ def sign_in(
     )
     try:
         _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError) as exc:
-        raise Unauthorized("wrong email or password") from exc
-    if user is None or stored is _DUMMY_HASH:
-        raise Unauthorized("wrong email or password")
+        verified = user is not None and stored is not _DUMMY_HASH
+    except (VerificationError, InvalidHashError):
+        verified = False
+    if not verified or user is None:
+        audit.record(
+            session,
+            actor=actor,
+            action="sign_in_failed",
+            entity="user",
+            entity_key=actor,
+            new={"client": client},
+            at=now,
+        )
+        lockout = throttle.record_failure(
+            session, kind="password", account=account, client=client, now=now
+        )
+        if lockout is not None:
+            audit.record(
+                session,
+                actor=actor,
+                action="sign_in_lockout",
+                entity="user" if lockout.scope == "account" else "client",
+                entity_key=actor if lockout.scope == "account" else client,
+                new={"client": client, "until": lockout.until.isoformat()},
+                at=now,
+            )
+        return Unauthorized("wrong email or password")
     assert user.id is not None
+    throttle.clear_account(session, account)
     token = secrets.token_urlsafe(32)
     web_session = WebSession(
         token_hash=hash_token(token),
@@ -353,7 +531,16 @@ def sign_in(
     )
     session.add(web_session)
     session.flush()
-    return token, web_session
+    audit.record(
+        session,
+        actor=user.email,
+        action="sign_in",
+        entity="user",
+        entity_key=user.email,
+        new={"client": client},
+        at=now,
+    )
+    return SignedIn(token, web_session, principal_for(session, user))
 
 
 def session_principal(

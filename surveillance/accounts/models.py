@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from surveillance.kit.clock import utc_now
@@ -75,3 +76,23 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_column=utc_column())
     expires_at: datetime = Field(sa_column=utc_column())
+
+
+class SignInFailure(SQLModel, table=True):
+    """One refused password or bearer token: the throttle counts them per account and per
+    client address over a window (see ``accounts.throttle``). Kept in the database so every
+    process of an installation sees the same count."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        Index(None, "account", "at"),
+        Index(None, "client", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=utc_column())
+    kind: str = Field(max_length=10)  # "password" or "token"
+    # The email as typed, lower-cased (also for unknown emails: a lockout must not tell
+    # which accounts exist); None for a bearer token.
+    account: str | None = Field(default=None, max_length=254)
+    client: str = Field(max_length=64)  # the client's IP address

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -25,6 +26,24 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 # -- users and tokens ------------------------------------------------------------------------
 
 
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from the first line of standard input (for scripts).",
+    ),
+]
+
+
+def read_password(*, from_stdin: bool) -> str:
+    """The new password, from a hidden prompt asked twice or from stdin: never from the
+    command line, where the process list and the shell's history would show it."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
 @users_app.command("add")
 def users_add(
     email: Annotated[str, typer.Option()],
@@ -33,27 +52,52 @@ def users_add(
         list[str] | None,
         typer.Option(help="A site of a nurse or investigator; repeat for several."),
     ] = None,
-    password: Annotated[
-        str | None, typer.Option(help="Set a password for the web pages too.")
-    ] = None,
+    with_password: Annotated[
+        bool,
+        typer.Option(
+            "--with-password", help="Also set a password for the web pages (asked, hidden)."
+        ),
+    ] = False,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Add a user (nurses and investigators work at one or more sites)."""
+    password = read_password(from_stdin=password_stdin) if with_password or password_stdin else None
     with write_session(migrated_runtime(create=True).engine) as session:
         auth.add_user(session, email=email, role=role, sites=site or [], actor=actor())
-        if password:
+        if password is not None:
             auth.set_password(session, email=email, password=password, actor=actor())
     typer.echo(f"added {email} ({role}{': ' + ', '.join(site) if site else ''})")
 
 
 @users_app.command("set-password")
 def users_set_password(
-    email: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(prompt=True, confirmation_prompt=True, hide_input=True)],
+    email: Annotated[str, typer.Option()], password_stdin: PasswordStdin = False
 ) -> None:
-    """Set the password a user signs in to the web pages with."""
+    """Set the password a user signs in to the web pages with (asked twice, hidden; or
+    --password-stdin). Ends the user's browser sessions."""
+    password = read_password(from_stdin=password_stdin)
     with write_session(migrated_runtime().engine) as session:
         auth.set_password(session, email=email, password=password, actor=actor())
     typer.echo(f"password set for {email}")
+
+
+@users_app.command("deactivate")
+def users_deactivate(email: Annotated[str, typer.Argument()]) -> None:
+    """Stop a user signing in: their browser sessions end and their tokens are revoked
+    (API clients holding a token see it refused within SURVEILLANCE_CACHE_SECONDS)."""
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
+        auth.deactivate_user(session, email=email, actor=actor(), now=current.clock())
+    typer.echo(f"deactivated {email}: sessions ended, tokens revoked")
+
+
+@users_app.command("reactivate")
+def users_reactivate(email: Annotated[str, typer.Argument()]) -> None:
+    """Let a deactivated user sign in again (their old tokens stay revoked)."""
+    current = migrated_runtime()
+    with write_session(current.engine) as session:
+        auth.reactivate_user(session, email=email, actor=actor(), now=current.clock())
+    typer.echo(f"reactivated {email}")
 
 
 @users_app.command("list")
@@ -61,10 +105,16 @@ def users_list() -> None:
     with read_session(migrated_runtime().engine) as session:
         users = list_users(session)
     rows = [
-        (u.email, u.role, ", ".join(sites), "yes" if u.password_hash else "no")
+        (
+            u.email,
+            u.role,
+            ", ".join(sites),
+            "yes" if u.password_hash else "no",
+            "yes" if u.active else "no",
+        )
         for u, sites in users
     ]
-    typer.echo(render(("email", "role", "sites", "password"), rows))
+    typer.echo(render(("email", "role", "sites", "password", "active"), rows))
 
 
 @tokens_app.command("create")

@@ -23,6 +23,7 @@ from surveillance.http.api.routes import (
     protocols,
     results_review,
     sites,
+    users,
     webhooks,
 )
 from surveillance.http.body_limit import BodyLimit
@@ -83,6 +84,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         webhooks.router,
         adverse_events.router,
         feeds.router,
+        users.router,
     ):
         api.include_router(router)
     app.include_router(api)

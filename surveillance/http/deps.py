@@ -14,13 +14,19 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 import rules
-from surveillance.accounts.auth import Principal, hash_token, resolve_token
+from surveillance.accounts import throttle
+from surveillance.accounts.auth import (
+    Principal,
+    TokenGrant,
+    hash_token,
+    record_token_failure,
+    resolve_token,
+)
 from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequired, Unauthorized
 from surveillance.http.cache import TtlCache
 from surveillance.kit.clock import Clock
 from surveillance.kit.db import is_sqlite, read_session, write_session
-from surveillance.kit.i18n import N_
 from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.main import Runtime
 from surveillance.records.patients import Patient, Site
@@ -113,10 +119,21 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
+def client_address(request: Request) -> str:
+    """The address the request came from (the proxy's ``X-Forwarded-For`` is honoured only
+    when the server is started to trust it: uvicorn's ``--proxy-headers``)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def get_principal(
-    state: State, authorization: Annotated[str | None, Header()] = None
+    request: Request, state: State, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The caller of a bearer token; a recently seen token needs no database or thread."""
+    """The caller of a bearer token; a recently seen token needs no database or thread.
+
+    A token not seen recently is checked against the throttle first: an address that sent
+    too many invalid tokens gets 429 (``accounts.throttle``), and each invalid token is
+    counted and audited.
+    """
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
@@ -125,14 +142,28 @@ async def get_principal(
     key = hash_token(token.strip())
     principal = state.principals.get(key)
     if principal is None:
-        principal = await run_in_threadpool(_resolve, state, token.strip())
+        principal = await run_in_threadpool(_resolve, state, token.strip(), client_address(request))
         state.principals.put(key, principal)
+    request.state.principal = principal
     return principal
 
 
-def _resolve(state: AppState, token: str) -> Principal:
+def _resolve(state: AppState, token: str, client: str) -> Principal:
+    return checked_token(state, token, client).principal
+
+
+def checked_token(state: AppState, token: str, client: str, *, kind: str = "api") -> TokenGrant:
+    """What ``token`` grants, after the throttle let ``client`` try; an invalid token is
+    counted and audited, then refused (401)."""
     with state.read() as session:
-        return resolve_token(session, token).principal
+        throttle.check(session, account=None, client=client, now=state.now())
+        try:
+            return resolve_token(session, token, kind=kind)
+        except Unauthorized as refused:
+            error = refused
+    with state.write() as session:
+        record_token_failure(session, token=token, client=client, now=state.now())
+    raise error
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
@@ -169,16 +200,16 @@ def visible_patient(
     *,
     missing: str = "no patient with study id {study_id!r}",
 ) -> Patient:
-    """The patient, for clinical staff of its site. Another site's patient is reported
-    missing exactly like an unknown one, so the answer leaks nothing; ``missing`` is how
-    the edge words that (the API's detail, or the page's sentence)."""
-    patient = find_patient(session, study_id)
+    """The patient, for clinical staff of its site. To anyone else (another site's staff,
+    pharmacovigilance) it is missing exactly like an unknown one, so the answer tells
+    nothing about which study ids exist; ``missing`` is how the edge words that (the
+    API's detail, or the page's sentence)."""
     said = missing.format(study_id=study_id)
     values = {"study_id": study_id}
-    if patient is None:
+    if user.role not in CLINICAL_ROLES:
         raise NotFound(said, template=missing, values=values)
-    user.require_role(*CLINICAL_ROLES, to=N_("open a patient's record"))
-    if not user.works_at(patient.site_id):
+    patient = find_patient(session, study_id)
+    if patient is None or not user.works_at(patient.site_id):
         raise NotFound(said, template=missing, values=values)
     return patient
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rules
 from surveillance.errors import InvalidInput, SurveillanceError, TooManyRequests, UnknownProtocol
+from surveillance.http.denials import record_denial
 
 log = logging.getLogger("surveillance.api")
 PROBLEM_TYPE_BASE = "https://ltfu-surveillance.example/problems/"
@@ -81,6 +82,8 @@ def install(app: FastAPI, pages: PageErrors | None = None) -> None:
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
         status, kind = _status(request, exc)
+        if status == 403:
+            await record_denial(request, exc.message)
         extra = {"field": exc.field} if isinstance(exc, InvalidInput) and exc.field else {}
         return problem(
             status, exc.message, kind=kind, headers=headers, instance=request.url.path, **extra

@@ -29,6 +29,7 @@ from surveillance.http.web.routes import (
     results_review,
     safety,
     signin,
+    users,
     visits,
     webhooks,
 )
@@ -57,6 +58,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         results_review,
         due_exports,
         webhooks,
+        users,
         safety,
     ):
         pages.include_router(module.router)

@@ -29,6 +29,7 @@ import rules
 from surveillance.accounts.auth import Refused
 from surveillance.accounts.models import Role
 from surveillance.errors import SurveillanceError
+from surveillance.http.denials import record_denial
 from surveillance.http.deps import AppState
 from surveillance.http.security_headers import SECURITY_HEADERS
 from surveillance.http.web.session import (
@@ -386,8 +387,11 @@ class PageRoute(APIRoute):
                 return response
             except Refused as exc:
                 refused = exc
+                await record_denial(request, exc.message)
                 return await _error(request, exc.status_code, lambda: refusal_text(refused))
             except SurveillanceError as exc:
+                if exc.status_code == 403:
+                    await record_denial(request, exc.message)
                 if exc.template is not None:
                     return await _error(request, exc.status_code, exc.template, exc.values)
                 return await _error(request, exc.status_code, exc.message)

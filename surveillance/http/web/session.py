@@ -63,6 +63,7 @@ def get_web_user(request: Request, state: State) -> WebUser:
             principal, web_session = session_principal(session, token, now=state.now())
     except Unauthorized as exc:
         raise SignInRequired(_here(request)) from exc
+    request.state.principal = principal
     return WebUser(principal, web_session.csrf_token, token)
 
 

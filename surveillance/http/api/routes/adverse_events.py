@@ -155,9 +155,9 @@ def add_adverse_event_version(
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """A follow-up: the whole case as now known becomes the next version."""
-    expected = parse_if_match(if_match)
     with state.write() as session:
-        _readable_case(session, user, case_id, write=True)
+        _readable_case(session, user, case_id, write=True)  # who may, before what they sent
+        expected = parse_if_match(if_match)
         change = add_follow_up(
             session,
             case_id=case_id,
@@ -181,9 +181,9 @@ def nullify_adverse_event(
 ) -> dict[str, Any]:
     """A case entered in error: nullified with a reason, never deleted; its reporting
     clocks and the testing it started are cancelled (work already done stays)."""
-    expected = parse_if_match(if_match)
     with state.write() as session:
-        _readable_case(session, user, case_id, write=True)
+        _readable_case(session, user, case_id, write=True)  # who may, before what they sent
+        expected = parse_if_match(if_match)
         change = nullify_case(
             session,
             case_id=case_id,

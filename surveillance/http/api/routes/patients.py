@@ -171,9 +171,9 @@ def reinfuse(
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """A re-infusion: the engine re-runs and the calendar difference is applied and returned."""
-    expected = parse_if_match(if_match)
     with state.write() as session:
-        visible_patient(session, user, study_id)
+        visible_patient(session, user, study_id)  # who may, before what they sent
+        expected = parse_if_match(if_match)
         change = add_infusion(
             session,
             study_id=study_id,
@@ -199,12 +199,14 @@ def set_status(
 
     Investigator or admin only.
     """
-    expected = parse_if_match(if_match)
+    # Authorisation first (role, then the patient's site), preconditions after: a nurse
+    # gets 403 with or without If-Match, another site's patient 404.
+    user.require_role(Role.investigator, Role.admin, to="change a patient's status")
     with state.write() as session:
         visible_patient(session, user, study_id)
-        user.require_role(Role.investigator, Role.admin, to="change a patient's status")
         if body.to_site is not None:
             user.require_site(body.to_site)
+        expected = parse_if_match(if_match)
         change = change_status(
             session,
             study_id=study_id,

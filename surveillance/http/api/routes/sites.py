@@ -10,11 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlmodel import Session
 
-from surveillance.accounts.auth import resolve_token
 from surveillance.accounts.models import CLINICAL_ROLES, Role
 from surveillance.errors import NotFound, Unauthorized
 from surveillance.http.api.schemas import DueListQuery, DuePagePublic, SitePublic
-from surveillance.http.deps import CurrentUser, State
+from surveillance.http.deps import CurrentUser, State, checked_token, client_address
 from surveillance.http.downloads import attachment
 from surveillance.kit.bounds import check_as_of
 from surveillance.patients import due_csv
@@ -131,8 +130,8 @@ def read_site_calendar(
         raise Unauthorized(
             "add ?token=<feed token> (create one with `surveillance tokens create --feed-site`)"
         )
+    grant = checked_token(state, token, client_address(request), kind="feed")
     with state.read() as session:
-        grant = resolve_token(session, token, kind="feed")
         if grant.feed_site_id != site or not grant.principal.works_at(site):
             raise NotFound(f"no site {site!r}")
         site_row = get_site(session, site)

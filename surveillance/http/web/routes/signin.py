@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 
-from surveillance.accounts.auth import principal_for, set_locale, sign_in, sign_out
-from surveillance.accounts.models import User
-from surveillance.errors import Unauthorized
-from surveillance.http.deps import State
+from surveillance.accounts.auth import SignedIn, set_locale, sign_in, sign_out
+from surveillance.errors import TooManyRequests
+from surveillance.http.deps import State, client_address
 from surveillance.http.web.render import (
     PageRoute,
     redirect,
@@ -32,6 +31,8 @@ from surveillance.kit.i18n import N_, gettext, supported, use_locale
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 WRONG_CREDENTIALS = N_("Wrong email or password. Check both and try again.")
+# The same words whether the account exists or not (the throttle counts unknown emails too).
+TOO_MANY = "Too many failed attempts to sign in. Wait {minutes} min and try again."
 
 
 @router.get("/")
@@ -56,17 +57,20 @@ def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token)
-    try:
-        with state.write() as session:
-            old = request.cookies.get(SESSION_COOKIE)
-            if old:
-                sign_out(session, old)  # a new sign-in never reuses a session token
-            token, web_session = sign_in(session, email=email, password=password, now=state.now())
-            user = session.get(User, web_session.user_id)
-            assert user is not None
-            principal = principal_for(session, user)
-    except Unauthorized:
+    with state.write() as session:
+        old = request.cookies.get(SESSION_COOKIE)
+        if old:
+            sign_out(session, old)  # a new sign-in never reuses a session token
+        outcome = sign_in(
+            session, email=email, password=password, client=client_address(request), now=state.now()
+        )
+    if isinstance(outcome, TooManyRequests):
+        return _login_form(
+            request, next=next, email=email, error=TOO_MANY, wait=outcome.retry_after
+        )
+    if not isinstance(outcome, SignedIn):
         return _login_form(request, next=next, email=email, error=WRONG_CREDENTIALS)
+    token, principal = outcome.token, outcome.principal
     response = redirect(safe_next(next) or landing_url(principal))
     response.set_cookie(
         SESSION_COOKIE,
@@ -122,12 +126,19 @@ def choose_language(
 
 
 def _login_form(
-    request: Request, *, next: str | None, email: str = "", error: str | None = None
+    request: Request,
+    *,
+    next: str | None,
+    email: str = "",
+    error: str | None = None,
+    wait: int | None = None,
 ) -> Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_csrf_token()
     if error is not None:
         with use_locale(request_locale(request, None)):
             error = gettext(error)
+            if wait is not None:
+                error = error.format(minutes=max(1, -(-wait // 60)))
     context = {
         "title": N_("Sign in"),
         "login_csrf": token,

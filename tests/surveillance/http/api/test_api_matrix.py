@@ -3,9 +3,12 @@
 The policy, as a table a reader can check:
 * nurse and investigator work at Rome ("own"); Erlangen is "other". Another site's
   patient, assessment, list or feed is 404, as if it did not exist (no leak).
-* only investigator and admin change a patient's status (a nurse gets 403 at her site).
+* only investigator and admin change a patient's status (a nurse gets 403 at any site:
+  the role is checked before the patient is looked up).
 * pharmacovigilance reads pseudonymous safety data only: 403 on clinical endpoints; it
-  may read protocols and the list of sites.
+  may read protocols and the list of sites. A patient's URLs are 404 to it, exactly as
+  for a study id that does not exist (no oracle for which study ids exist).
+* only admins manage users (here an unknown one: 404).
 * admin may do everything everywhere; without a token everything but /healthz is 401.
 * the calendar feed is authenticated by a feed token in the URL, scoped to the one site
   it was made for (even an admin's); pharmacovigilance cannot have one, so it tries its
@@ -59,14 +62,14 @@ EXPECTED: dict[str, tuple[str, str, str, str, str]] = {
                                         ("200/404", "200/404", "403/403", "200/200", "401/401"),
     "POST /patients":                   ("201/404", "201/404", "403/403", "201/201", "401/401"),
     "GET /patients?site={site}":        ("200/404", "200/404", "403/403", "200/200", "401/401"),
-    "GET /patients/{patient}":          ("200/404", "200/404", "403/403", "200/200", "401/401"),
-    "GET /patients/{patient}/calendar": ("200/404", "200/404", "403/403", "200/200", "401/401"),
+    "GET /patients/{patient}":          ("200/404", "200/404", "404/404", "200/200", "401/401"),
+    "GET /patients/{patient}/calendar": ("200/404", "200/404", "404/404", "200/200", "401/401"),
     "GET /patients/{patient}/calendar?format=fhir":
-                                        ("200/404", "200/404", "403/403", "200/200", "401/401"),
+                                        ("200/404", "200/404", "404/404", "200/200", "401/401"),
     "GET /patients/{patient}/audit":    ("200/404", "200/404", "403/403", "200/200", "401/401"),
     "POST /patients/{patient}/infusions":
-                                        ("200/404", "200/404", "403/403", "200/200", "401/401"),
-    "POST /patients/{patient}/status":  ("403/404", "200/404", "403/403", "200/200", "401/401"),
+                                        ("200/404", "200/404", "404/404", "200/200", "401/401"),
+    "POST /patients/{patient}/status":  ("403/403", "200/404", "403/403", "200/200", "401/401"),
     "GET /assessments/{patient}:1:rcl_test:1":
                                         ("200/404", "200/404", "403/403", "200/200", "401/401"),
     "POST /assessments/{patient}:1:rcl_test:1/outcome":
@@ -99,12 +102,15 @@ EXPECTED: dict[str, tuple[str, str, str, str, str]] = {
     "POST /webhooks/{webhook}/rotate-secret":
                                         ("403/403", "403/403", "403/403", "404/404", "401/401"),
     "POST /webhooks/{webhook}/replay":  ("403/403", "403/403", "403/403", "404/404", "401/401"),
+    "GET /users":                       ("403/403", "403/403", "403/403", "200/200", "401/401"),
+    "POST /users/{user}/deactivate":    ("403/403", "403/403", "403/403", "404/404", "401/401"),
+    "POST /users/{user}/reactivate":    ("403/403", "403/403", "403/403", "404/404", "401/401"),
     # Adverse events: the patient's site writes; pharmacovigilance reads a case (it is
     # pseudonymous) and pulls the feed, but records nothing clinical.
     "POST /patients/{patient}/adverse-events":
-                                        ("201/404", "201/404", "403/403", "201/201", "401/401"),
+                                        ("201/404", "201/404", "404/404", "201/201", "401/401"),
     "GET /patients/{patient}/adverse-events":
-                                        ("200/404", "200/404", "403/403", "200/200", "401/401"),
+                                        ("200/404", "200/404", "404/404", "200/200", "401/401"),
     "GET /adverse-events?site={site}":  ("200/404", "200/404", "403/403", "200/200", "401/401"),
     "GET /adverse-events/{case}":       ("200/404", "200/404", "200/200", "200/200", "401/401"),
     "POST /adverse-events/{case}/versions":
@@ -214,6 +220,7 @@ def _request(
         "protocol": CAR_T,
         "alert": "no:such:alert",
         "webhook": "wh_none",
+        "user": "nobody@example.org",
         "n": str(number),
         "case": _case_of(api, patient) if "{case}" in endpoint or "acks" in endpoint else "",
     }
@@ -283,6 +290,7 @@ def test_the_table_lists_every_api_endpoint(shared_api: Api) -> None:
         "{alert}": "{alert_id}",
         "{webhook}": "{endpoint_id}",
         "{case}": "{case_id}",
+        "{user}": "{email}",
     }
     listed = set()
     for endpoint in EXPECTED:

@@ -77,12 +77,17 @@ def _record(
 
 
 def _counts(db: SiteDb) -> tuple[int, int, int]:
-    """Cases, versions and audit rows: what a refused form must leave as it was."""
+    """Cases, versions and audit rows of changes: what a refused form must leave as it was
+    (its refusal is audited as a permission denial, which is not counted here)."""
     with read_session(db.engine) as session:
         return (
             session.execute(select(func.count()).select_from(AdverseEventCase)).scalar_one(),
             session.execute(select(func.count()).select_from(AdverseEventVersion)).scalar_one(),
-            session.execute(select(func.count()).select_from(AuditEntry)).scalar_one(),
+            session.execute(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action != "permission_denied")  # type: ignore[arg-type]
+            ).scalar_one(),
         )
 
 

@@ -38,7 +38,12 @@ def _history(db: SiteDb) -> tuple[int, int]:
     with read_session(db.engine) as session:
         return (
             len(session.execute(select(col(OutcomeRecord.id))).all()),
-            len(session.execute(select(col(AuditEntry.id))).all()),
+            # a refused form is audited as a permission denial, and changes nothing else
+            len(
+                session.execute(
+                    select(col(AuditEntry.id)).where(col(AuditEntry.action) != "permission_denied")
+                ).all()
+            ),
         )
 
 

@@ -179,3 +179,40 @@ def test_sign_out_ends_the_session(pages: TestClient) -> None:
 )
 def test_only_paths_on_this_site_are_followed(value: str | None, expected: str | None) -> None:
     assert safe_next(value) == expected
+
+
+def test_a_page_refused_to_a_role_is_audited(pages: TestClient, site_db: SiteDb) -> None:
+    from sqlalchemy import select
+
+    from surveillance.kit.audit import AuditEntry
+    from surveillance.kit.db import read_session
+
+    sign_in_as(pages, "nurse")
+    assert pages.get("/admin/alerts").status_code == 403
+    with read_session(site_db.engine) as session:
+        rows = session.execute(
+            select(AuditEntry.actor, AuditEntry.entity_key).where(
+                AuditEntry.action == "permission_denied"  # type: ignore[arg-type]
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(USERS["nurse"][0], "GET /admin/alerts")]
+
+
+def test_sign_ins_are_audited(pages: TestClient, site_db: SiteDb) -> None:
+    from sqlalchemy import select
+
+    from surveillance.kit.audit import AuditEntry
+    from surveillance.kit.db import read_session
+
+    sign_in_as(pages, "nurse", password="not the password at all")
+    sign_in_as(pages, "nurse")
+    with read_session(site_db.engine) as session:
+        rows = session.execute(
+            select(AuditEntry.action, AuditEntry.actor).where(
+                AuditEntry.action.in_(["sign_in", "sign_in_failed"])  # type: ignore[attr-defined]
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("sign_in_failed", USERS["nurse"][0]),
+        ("sign_in", USERS["nurse"][0]),
+    ]
