@@ -160,15 +160,20 @@ def test_surveillance_data_dir_is_honoured(place: Place, tmp_path: Path) -> None
     assert refused.stderr.startswith(f"error: no database at {chosen / 'surveillance.db'}:")
     assert not (tmp_path / "chosen").exists()
     place.ok("demo", SURVEILLANCE_DATA_DIR=str(chosen))
-    assert sorted(p.name for p in chosen.iterdir()) == ["demo-credentials.txt", "surveillance.db"]
+    assert sorted(p.name for p in chosen.iterdir()) == [
+        "demo-credentials.txt",
+        "encryption.key",  # the webhook secrets' key when none is configured
+        "surveillance.db",
+    ]
     assert _mode(chosen) == 0o700
+    assert _mode(chosen / "encryption.key") == 0o600
     assert place.ok("audit", "verify", SURVEILLANCE_DATA_DIR=str(chosen)) == "audit trail intact\n"
     assert _contents(place.home) == []
 
 
 def test_a_relative_data_dir_is_taken_from_the_working_directory(place: Place) -> None:
     place.ok("db", "upgrade", SURVEILLANCE_DATA_DIR="data")
-    assert _contents(place.cwd) == ["data", "data/surveillance.db"]
+    assert _contents(place.cwd) == ["data", "data/encryption.key", "data/surveillance.db"]
 
 
 def test_the_database_url_wins_over_the_data_dir(place: Place, tmp_path: Path) -> None:
@@ -181,9 +186,10 @@ def test_the_database_url_wins_over_the_data_dir(place: Place, tmp_path: Path) -
     assert not elsewhere.parent.exists()
     place.ok("db", "upgrade", **env)
     assert _mode(elsewhere) == 0o600
-    assert not data_dir.exists()  # nothing to keep there until the demo writes its passwords
+    # Only the key of the webhook secrets (none is configured): the database is elsewhere.
+    assert [p.name for p in data_dir.iterdir()] == ["encryption.key"]
     place.ok("demo", **env)
-    assert [p.name for p in data_dir.iterdir()] == ["demo-credentials.txt"]
+    assert sorted(p.name for p in data_dir.iterdir()) == ["demo-credentials.txt", "encryption.key"]
     assert _contents(place.cwd) == []
     assert _contents(place.home) == []
 
