@@ -138,11 +138,35 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("dashboard", "/dashboard", 200),
             ("due-list", "/sites/{site}/due", 200),
             ("status", _STATUS, 200),
+            ("enrol", "/patients/new?site={site}", 200),
+            ("patients", "/sites/{site}/patients", 200),
+        ],
+    ),
+    "admin-it": (
+        ADMIN,
+        "Rome",
+        [
+            ("webhooks", "/admin/webhooks", 200),
+            ("alerts", "/admin/alerts", 200),
+            ("safety", "/safety", 200),
+        ],
+    ),
+    "pharmacovigilance-de": (
+        SAFETY,
+        "",
+        [
+            ("safety", "/safety", 200),
+            ("safety-case", _SAFETY_CASE, 200),
         ],
     ),
 }
 # The language each role's browser asks for (Accept-Language).
-LOCALES = {"nurse-it": "it-IT", "investigator-de": "de-DE"}
+LOCALES = {
+    "nurse-it": "it-IT",
+    "investigator-de": "de-DE",
+    "admin-it": "it-IT",
+    "pharmacovigilance-de": "de-DE",
+}
 
 
 @pytest.fixture(scope="module")
