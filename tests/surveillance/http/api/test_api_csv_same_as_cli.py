@@ -28,7 +28,9 @@ BIRTH, INFUSION = date(2014, 3, 1), date(2024, 1, 31)  # ROM-101 (support.api_su
 TEEN_BIRTH = date(TODAY.year - 18, TODAY.month, TODAY.day) + timedelta(days=10)
 TEEN_INFUSION = date(2025, 6, 17)
 # A site id a spreadsheet must not split or misread: a comma, quotes, an accent, a newline.
-ODD_SITE = 'Roma, "Gemelli"\nUniversità'
+# A site id is one line (issue 16 refuses control characters); a newline inside a cell is
+# covered by tests/surveillance/patients/test_due_csv.py.
+ODD_SITE = 'Roma, "Gemelli" Università'
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +131,9 @@ def test_one_bom_crlf_line_ends_and_every_column_filled_as_documented(listed: Ap
     assert [r["appointment"] for r in records if r["appointment"]]  # the booked one
 
 
-def test_a_comma_a_quote_a_newline_and_an_accent_survive_the_trip(
-    listed: Api, tmp_path: Path
-) -> None:
+def test_a_comma_a_quote_and_an_accent_survive_the_trip(listed: Api, tmp_path: Path) -> None:
     body = _cli_csv(listed, ODD_SITE, tmp_path)
-    assert '"Roma, ""Gemelli""\nUniversità"'.encode() in body
+    assert '"Roma, ""Gemelli"" Università"'.encode() in body
     header, *rows = _rows(body)
     assert rows
     assert {row[header.index("site")] for row in rows} == {ODD_SITE}
