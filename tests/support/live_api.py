@@ -85,6 +85,19 @@ def serving(app: ASGIApp, name: str = "uvicorn-live") -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def _activity(engine: Engine) -> list[dict[str, Any]]:
+    """PostgreSQL's sessions on this database: state, wait and query (nothing on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT pid, state, wait_event_type, wait_event, xact_start, left(query, 200) AS query"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -108,11 +121,19 @@ def live_api(
         with serving(create_app(runtime), name=f"uvicorn-{request.param}") as base:
             live = LiveApi(base, request.param, runtime.engine, tokens)
             # A serious case: the case lists, the feed and the alerts it raises have rows.
-            created = httpx.post(
-                f"{base}/api/v1/patients/{PATIENT['study_id']}/adverse-events",
-                json=SERIOUS_CASE,
-                headers=live.headers("nurse"),
-            )
+            # A generous timeout: the first request on a loaded CI machine may be slow; if
+            # it still times out, say what the database was doing (a lock wait shows).
+            try:
+                created = httpx.post(
+                    f"{base}/api/v1/patients/{PATIENT['study_id']}/adverse-events",
+                    json=SERIOUS_CASE,
+                    headers=live.headers("nurse"),
+                    timeout=60,
+                )
+            except httpx.TimeoutException as timed_out:
+                raise AssertionError(
+                    f"the first write timed out; database activity: {_activity(runtime.engine)}"
+                ) from timed_out
             assert created.status_code == 201, created.text
             yield live
     finally:
