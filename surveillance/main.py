@@ -42,9 +42,7 @@ def build_runtime(
     migrating is the caller's decision (``kit.migrate.upgrade``)."""
     settings = settings or get_settings()
     # The keys of the secrets stored encrypted (webhook signing secrets): this process's.
-    secret_box.install(
-        secret_box.KeyRing(secret_box.keys_from(settings.encryption_keys_value, settings.data_dir))
-    )
+    secret_box.configure(settings.encryption_keys_value, settings.data_dir)
     return Runtime(
         # As many pooled connections as request threads (see Settings.db_threads); the
         # scheduler's few jobs borrow from the same pool's overflow.

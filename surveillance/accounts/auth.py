@@ -285,7 +285,9 @@ def principal_for(session: Session, user: User) -> Principal:
     return Principal(user.id, user.email, Role(user.role), frozenset(sites), user.locale)
 
 
-def set_locale(session: Session, *, user_id: int, locale: str | None, actor: str) -> None:
+def set_locale(
+    session: Session, *, user_id: int, locale: str | None, actor: str, now: datetime
+) -> None:
     """Save the language a user chose (``None``: follow the browser)."""
     user = session.get(User, user_id)
     if user is None:
@@ -302,6 +304,7 @@ def set_locale(session: Session, *, user_id: int, locale: str | None, actor: str
         entity_key=user.email,
         old={"locale": old},
         new={"locale": locale},
+        at=now,
     )
 
 

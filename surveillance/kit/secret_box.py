@@ -8,7 +8,7 @@ stolen database copy then reveals no signing secret without the key, which lives
 elsewhere (the environment, or a file outside the database).
 
 A column typed ``EncryptedString`` is encrypted when written and decrypted when read; the
-stored value is ``fernet:<token>``. ``install`` sets the keys of this process (the
+stored value is ``fernet:<token>``. ``configure`` sets the keys of this process (the
 composition root does, from its settings); until then they are read from the environment's
 settings on first use.
 """
@@ -98,6 +98,9 @@ def keys_from(configured: str | None, data_dir: Path) -> list[str]:
 
 _lock = threading.Lock()
 _ring: KeyRing | None = None
+# Where the key file is, when the keys come from one: read (or made) on first use only, so
+# a command that never touches a secret creates no key file.
+_key_dir: Path | None = None
 
 
 def install(ring: KeyRing) -> None:
@@ -106,14 +109,28 @@ def install(ring: KeyRing) -> None:
         _ring = ring
 
 
+def configure(configured: str | None, data_dir: Path) -> None:
+    """This process's keys: configured ones are checked now (a bad key stops the start);
+    the data directory's key file is read, or created, when a secret is first used."""
+    global _ring, _key_dir
+    if configured and configured.strip():
+        install(KeyRing(keys_from(configured, data_dir)))
+        return
+    with _lock:
+        _ring, _key_dir = None, data_dir
+
+
 def current() -> KeyRing:
     global _ring
     with _lock:
         if _ring is None:
-            from surveillance.config import get_settings  # first use only
+            if _key_dir is not None:
+                _ring = KeyRing(keys_from(None, _key_dir))
+            else:
+                from surveillance.config import get_settings  # first use only
 
-            settings = get_settings()
-            _ring = KeyRing(keys_from(settings.encryption_keys_value, settings.data_dir))
+                settings = get_settings()
+                _ring = KeyRing(keys_from(settings.encryption_keys_value, settings.data_dir))
         return _ring
 
 

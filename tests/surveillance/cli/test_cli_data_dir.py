@@ -160,12 +160,19 @@ def test_surveillance_data_dir_is_honoured(place: Place, tmp_path: Path) -> None
     assert refused.stderr.startswith(f"error: no database at {chosen / 'surveillance.db'}:")
     assert not (tmp_path / "chosen").exists()
     place.ok("demo", SURVEILLANCE_DATA_DIR=str(chosen))
-    assert sorted(p.name for p in chosen.iterdir()) == [
-        "demo-credentials.txt",
-        "encryption.key",  # the webhook secrets' key when none is configured
-        "surveillance.db",
-    ]
+    assert sorted(p.name for p in chosen.iterdir()) == ["demo-credentials.txt", "surveillance.db"]
     assert _mode(chosen) == 0o700
+    # The webhook secrets' key (none is configured) is made when a first secret is stored.
+    added = place.ok(
+        "webhooks",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "assessment.overdue",
+        SURVEILLANCE_DATA_DIR=str(chosen),
+        SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE="true",
+    )
+    assert "secret" in added
     assert _mode(chosen / "encryption.key") == 0o600
     assert place.ok("audit", "verify", SURVEILLANCE_DATA_DIR=str(chosen)) == "audit trail intact\n"
     assert _contents(place.home) == []
@@ -173,7 +180,7 @@ def test_surveillance_data_dir_is_honoured(place: Place, tmp_path: Path) -> None
 
 def test_a_relative_data_dir_is_taken_from_the_working_directory(place: Place) -> None:
     place.ok("db", "upgrade", SURVEILLANCE_DATA_DIR="data")
-    assert _contents(place.cwd) == ["data", "data/encryption.key", "data/surveillance.db"]
+    assert _contents(place.cwd) == ["data", "data/surveillance.db"]
 
 
 def test_the_database_url_wins_over_the_data_dir(place: Place, tmp_path: Path) -> None:
@@ -186,10 +193,10 @@ def test_the_database_url_wins_over_the_data_dir(place: Place, tmp_path: Path) -
     assert not elsewhere.parent.exists()
     place.ok("db", "upgrade", **env)
     assert _mode(elsewhere) == 0o600
-    # Only the key of the webhook secrets (none is configured): the database is elsewhere.
-    assert [p.name for p in data_dir.iterdir()] == ["encryption.key"]
+    # The database is elsewhere; no secret stored yet, so no key file either.
+    assert not data_dir.exists()
     place.ok("demo", **env)
-    assert sorted(p.name for p in data_dir.iterdir()) == ["demo-credentials.txt", "encryption.key"]
+    assert [p.name for p in data_dir.iterdir()] == ["demo-credentials.txt"]
     assert _contents(place.cwd) == []
     assert _contents(place.home) == []
 

@@ -121,6 +121,7 @@ def choose_language(
             user_id=user.principal.user_id,
             locale=supported(locale) or (None if locale == "" else locale),
             actor=user.principal.email,
+            now=state.now(),
         )
     return redirect(safe_next(next) or landing_url(user.principal))
 
