@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/api.py [--patients 100000] [--connections 50] [--duration 10]
         [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]
-        [--sqlite-file PATH] [--keep] [--postgres-loaded URL]
+        [--sqlite-file PATH] [--keep] [--postgres-loaded URL] [--workers 1,2,4]
 
 The database
     Built with the bulk loader of ``benchmarks/due_list.py`` (real calendars from the
@@ -11,8 +11,10 @@ The database
     (or keeps, if it does not exist yet) a loaded SQLite file between runs.
 
 The server
-    The real application, ``surveillance.http.app.create_app``, under uvicorn: one process,
-    127.0.0.1, a free port, started as a subprocess of this script (``--serve``). Its
+    The real application, ``surveillance.http.app.create_app``, under uvicorn: one process
+    (or ``--workers 1,2,4``: one server per count, that many worker processes under
+    uvicorn's supervisor, as ``surveillance serve --workers N`` runs it), 127.0.0.1, a free
+    port, started as a subprocess of this script (``--serve``). Its
     clock is stopped at the benchmark's date (``--on``), so "today" matches the data.
     The access log is off (it is the same cost for both endpoints, and not what is
     measured); everything else is as ``surveillance serve`` runs it.
@@ -125,17 +127,35 @@ def add_nurse(url: str, site: str) -> str:
 # -- the server ----------------------------------------------------------------------------
 
 
-def serve(url: str, port: int, on: date) -> None:
-    """Run the app in this process (the ``--serve`` mode of this script)."""
-    import uvicorn
-
+def bench_app() -> Any:
+    """The app on ``BENCH_API_URL`` with its clock stopped at ``BENCH_API_ON``: the factory
+    each uvicorn worker process calls (``surveillance serve --workers N`` does the same with
+    ``surveillance.http.app:app_from_environment`` and the real clock)."""
     from surveillance.config import Settings
     from surveillance.http.app import create_app
     from surveillance.kit.clock import fixed_clock
     from surveillance.main import build_runtime
 
-    app = create_app(build_runtime(Settings(database_url=url), clock=fixed_clock(on)))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    on = date.fromisoformat(os.environ["BENCH_API_ON"])
+    settings = Settings(database_url=os.environ["BENCH_API_URL"])
+    return create_app(build_runtime(settings, clock=fixed_clock(on)))
+
+
+def serve(url: str, port: int, on: date, workers: int) -> None:
+    """Run the app from this process (the ``--serve`` mode of this script): in it, or in
+    ``workers`` processes under uvicorn's supervisor."""
+    import uvicorn
+
+    os.environ["BENCH_API_URL"], os.environ["BENCH_API_ON"] = url, on.isoformat()
+    uvicorn.run(
+        "api:bench_app",
+        factory=True,
+        workers=workers,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def free_port() -> int:
@@ -148,7 +168,7 @@ def free_port() -> int:
 class Server:
     """The app under uvicorn in a subprocess, stopped (by its pid) on exit."""
 
-    def __init__(self, url: str, on: date) -> None:
+    def __init__(self, url: str, on: date, workers: int = 1) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         command = [
@@ -160,6 +180,8 @@ class Server:
             str(self.port),
             "--on",
             on.isoformat(),
+            "--serve-workers",
+            str(workers),
         ]
         self.process = subprocess.Popen(command, cwd=Path(__file__).parent)
 
@@ -285,8 +307,20 @@ def measure(url: str, headers: dict[str, str], args: argparse.Namespace) -> dict
 
 
 def bench(label: str, url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Both endpoints on one server per worker count of ``--workers`` (the first count's
+    figures at the top level, every count's under ``by_workers``)."""
+    runs = {n: bench_workers(f"{label}, {n} worker(s)", url, token, args, n) for n in args.workers}
+    figures = dict(runs[args.workers[0]])
+    if len(runs) > 1:
+        figures["by_workers"] = {str(n): run for n, run in runs.items()}
+    return figures
+
+
+def bench_workers(
+    label: str, url: str, token: str, args: argparse.Namespace, workers: int
+) -> dict[str, Any]:
     site = SITES[0][0]
-    with Server(url, args.on) as server:
+    with Server(url, args.on, workers) as server:
         due_url = f"{server.base}/api/v1/sites/{site}/due"
         auth_header = {"Authorization": f"Bearer {token}"}
         page = httpx.get(due_url, headers=auth_header, timeout=30)
@@ -374,11 +408,18 @@ def main() -> None:
     parser.add_argument(
         "--postgres-loaded", metavar="URL", help="a database this benchmark loaded before (--keep)"
     )
+    parser.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1],
+        help="server processes, e.g. 1,2,4: one measurement each (PostgreSQL)",
+    )
     parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.on)
+        serve(args.serve, args.port, args.on, args.serve_workers)
         return
     figures: dict[str, Any] = {
         "benchmark": "api",

@@ -1,6 +1,9 @@
 """Long-running processes: ``surveillance serve`` (pages, API, scheduler) and ``worker``.
 
 Both run on the process's one runtime: ``serve``'s app and scheduler share its engine.
+With ``--workers N`` the app runs in N processes (uvicorn's supervisor), each with its own
+runtime and connection pool (``SURVEILLANCE_DB_THREADS`` connections each); the scheduler
+stays one, in the supervising process, so the scan and the dispatch run once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import typer
 
 from surveillance.alerting.scheduler import build_scheduler
 from surveillance.cli.context import migrated_runtime
+from surveillance.kit.db import is_sqlite
 from surveillance.main import alert_jobs
 
 commands = typer.Typer()
@@ -25,6 +29,14 @@ def serve_command(
     scheduler: Annotated[
         bool, typer.Option(help="Also run the alert scheduler (--no-scheduler: API only).")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes serving requests (PostgreSQL; each has its own connection pool).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the web pages and the HTTP API (OpenAPI at /docs), with the alert scheduler."""
     # Imported here: the web stack is slow to import and only this command needs it.
@@ -33,15 +45,34 @@ def serve_command(
     from surveillance.http.app import create_app
 
     current = migrated_runtime(create=True)  # migrates before serving
+    if workers > 1 and is_sqlite(current.engine):
+        # One SQLite file takes one writer at a time: more processes only queue on its lock.
+        raise typer.BadParameter(
+            "several worker processes need PostgreSQL (SURVEILLANCE_DATABASE_URL); "
+            "SQLite serves from one process",
+            param_hint="--workers",
+        )
     background = build_scheduler(alert_jobs(current)) if scheduler else None
     if background is not None:
         background.start()
     typer.echo(
         f"serving on http://{host}:{port}/ (API docs at /docs)"
         f"{'' if scheduler else ', no scheduler'}"
+        f"{f', {workers} worker processes' if workers > 1 else ''}"
     )
     try:
-        uvicorn.run(create_app(current), host=host, port=port, log_level="info")
+        if workers > 1:
+            # Each worker builds its app from the environment (the same settings as here).
+            uvicorn.run(
+                "surveillance.http.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+            )
+        else:
+            uvicorn.run(create_app(current), host=host, port=port, log_level="info")
     finally:
         if background is not None:
             background.shutdown(wait=False)

@@ -31,7 +31,7 @@ from surveillance.http.cache import TtlCache
 from surveillance.http.deps import AppState
 from surveillance.http.inputs import plain_parameters
 from surveillance.http.security_headers import SecurityHeaders
-from surveillance.main import Runtime
+from surveillance.main import Runtime, build_runtime
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = "/docs-assets"
@@ -104,3 +104,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Outermost: the pages' security headers on every answer (a 413 too), no-store on the API.
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app on the environment's settings: what each process of ``serve --workers N``
+    builds for itself (uvicorn imports this factory in every worker it starts)."""
+    return create_app(build_runtime())
