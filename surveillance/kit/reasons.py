@@ -250,11 +250,7 @@ class _Writer:
                 date=self.day(anchor.on),
             )
         if anchor.kind == "infusion" and anchor.on is not None and amount < 0:
-            return self._(
-                "%(duration)s before infusion of %(date)s",
-                duration=self.duration(unit, -amount),
-                date=self.day(anchor.on),
-            )
+            return self.before_infusion(unit, -amount, anchor.on)
         point = self._(_POINTS[unit], n=amount)
         if anchor.kind == "infusion" and anchor.on is not None:
             return self._(
@@ -355,15 +351,33 @@ class _Writer:
             return self._("window 0/+%(after)s days", after=after)
         return self._("window −%(before)s/+%(after)s days", before=-before, after=after)
 
-    def duration(self, unit: Unit, count: int) -> str:
+    def before_infusion(self, unit: Unit, count: int, on: date) -> str:
         ngettext = self.catalog.ngettext  # called with literal forms: Babel extracts them
-        forms = {
-            "day": ngettext("%(count)s day", "%(count)s days", count),
-            "week": ngettext("%(count)s week", "%(count)s weeks", count),
-            "month": ngettext("%(count)s month", "%(count)s months", count),
-            "year": ngettext("%(count)s year", "%(count)s years", count),
-        }
-        return forms[unit] % {"count": count}
+        if unit == "day":
+            text = ngettext(
+                "%(count)s day before infusion of %(date)s",
+                "%(count)s days before infusion of %(date)s",
+                count,
+            )
+        elif unit == "week":
+            text = ngettext(
+                "%(count)s week before infusion of %(date)s",
+                "%(count)s weeks before infusion of %(date)s",
+                count,
+            )
+        elif unit == "month":
+            text = ngettext(
+                "%(count)s month before infusion of %(date)s",
+                "%(count)s months before infusion of %(date)s",
+                count,
+            )
+        else:
+            text = ngettext(
+                "%(count)s year before infusion of %(date)s",
+                "%(count)s years before infusion of %(date)s",
+                count,
+            )
+        return text % {"count": count, "date": self.day(on)}
 
     def ordinal(self, n: int) -> str:
         suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
