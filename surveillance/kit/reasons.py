@@ -137,7 +137,7 @@ class Reason:
     started_by: Cause | None = None
 
 
-@lru_cache(maxsize=8192)  # a patient page asks for hundreds, many alike
+@lru_cache(maxsize=8192)
 def parse(text: str) -> Reason | None:
     """The parts of a stored reason, or ``None`` if it is not a form the engine writes."""
     whole = _WHOLE.match(text)
@@ -168,10 +168,13 @@ def parse(text: str) -> Reason | None:
 def localized(text: str, locale: str | None = None) -> str:
     """``text`` (a stored reason, or its first part) in ``locale`` (default: the current
     rendering's); as stored if it is not a form the engine writes."""
+    return _localized(text, locale or i18n.current_locale())
+
+
+@lru_cache(maxsize=8192)  # the same page asked for again writes nothing again
+def _localized(text: str, locale: str) -> str:
     reason = parse(text)
-    if reason is None:
-        return text
-    return _Writer(locale or i18n.current_locale()).reason(reason)
+    return text if reason is None else _Writer(locale).reason(reason)
 
 
 def _parse_head(head: str) -> tuple[Unit, int, Anchor] | None:
@@ -220,6 +223,8 @@ class _Writer:
         """ISO in English, as stored; the page's spelled-out dates in the other languages."""
         if self.locale == i18n.DEFAULT_LOCALE:
             return on.isoformat()
+        if i18n.current_locale() == self.locale:  # a page's rendering: already in force
+            return i18n.format_day(on)
         with i18n.use_locale(self.locale):
             return i18n.format_day(on)
 
