@@ -140,6 +140,13 @@ class Reason:
 @lru_cache(maxsize=8192)
 def parse(text: str) -> Reason | None:
     """The parts of a stored reason, or ``None`` if it is not a form the engine writes."""
+    try:
+        return _parse(text)
+    except ValueError:  # a date that is not one: "2024-02-30"
+        return None
+
+
+def _parse(text: str) -> Reason | None:
     whole = _WHOLE.match(text)
     if whole is None:
         return None

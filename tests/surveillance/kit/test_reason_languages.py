@@ -286,6 +286,9 @@ def test_what_a_reader_reads(stored: str, italian: str, german: str) -> None:
         "month 6 after infusion of 31 Jan 2024",
         "month 6 after infusion of 2024-01-31; window about a month",
         "month six after infusion of 2024-01-31",
+        "month 6 after infusion of 2024-02-30",  # no such day
+        "day 7 after flare on 2025-03-02; started by flare on 2025-13-01",
+        "month 6 after infusion of 2024-01-31; window −0/+30 days",
         "1 days before infusion of 2024-01-31",  # the engine writes "1 day"
         "2 day before infusion of 2024-01-31",
         "1th birthday (born 2023-01-01)",
