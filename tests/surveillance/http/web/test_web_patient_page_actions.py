@@ -82,6 +82,30 @@ class TestReasons:
             in pages.get(_item(_bookable_key(pages)), headers={"accept-language": "de"}).text
         )
 
+    def test_the_engines_reason_reads_in_italian_and_german(
+        self, pages: TestClient, site_db: SiteDb, nurse: str
+    ) -> None:
+        """The stored reason is English ("month 3 after infusion of 2024-01-31"); an
+        Italian or German reader reads it in their language, the date as the page writes
+        dates; English stays as stored."""
+        row = _row(site_db, RCL_1)
+        assert row.reason.startswith("month 3 after infusion of 2024-01-31; ")
+        window = f"−{(row.due_on - row.window_start).days}/+{(row.window_end - row.due_on).days}"
+        page = pages.get(PAGE, headers={"accept-language": "it"}).text
+        cell = page[page.index(f'id="a-{RCL_1}"') :]
+        cell = cell[: cell.index("</tr>")]
+        assert (
+            f'<span class="why">mese 3 dopo l&#39;infusione del 31 gen 2024; '
+            f"finestra {window} giorni</span>" in cell
+        )
+        assert "after infusion" not in page
+        assert "before infusion" not in page
+        assert "giorni prima dell&#39;infusione del 31 gen 2024" in page  # the baseline rows
+        item = pages.get(_item(RCL_1), headers={"accept-language": "de"}).text
+        assert "Monat 3 nach der Infusion vom 31. Jan. 2024; Zeitfenster " in item
+        english = pages.get(_item(RCL_1), headers={"accept-language": "en"}).text
+        assert "month 3 after infusion of 2024-01-31; window " in english
+
 
 def _bookable_key(pages: TestClient) -> str:
     page = pages.get(PAGE).text
