@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import httpx
 from sqlalchemy import Engine, and_, or_, select, update
@@ -25,7 +26,9 @@ import rules
 from surveillance.alerting import messages, recipients
 from surveillance.alerting.kinds import KINDS, kind_of
 from surveillance.alerting.models import OutgoingMail
+from surveillance.kit.bulk import insert_rows
 from surveillance.kit.db import write_session
+from surveillance.kit.sqltypes import table_of
 from surveillance.records.outbox import (
     Alert,
     AlertKind,
@@ -83,9 +86,7 @@ def dispatch(
         ids = claim(session, now=now(), limit=limit)
     report.claimed = len(ids)
     jobs = [
-        job
-        for alert_id in ids
-        if (job := _prepare_safely(engine, alert_id, now, config, report)) is not None
+        job for chunk in _chunks(ids) for job in _prepare_chunk(engine, chunk, now, config, report)
     ]
     if not jobs:
         return report
@@ -104,9 +105,148 @@ def dispatch(
         outcomes = list(pool.map(send, jobs))
     for client in getattr(local, "all_clients", []):
         client.close()
-    for job, outcome in outcomes:
-        _record(engine, job, outcome, now(), config, report)
+    for chunk in _chunks(outcomes):
+        _record_chunk(engine, chunk, now(), config, report)
     return report
+
+
+# Alerts prepared, or recorded, per transaction: one commit for many (a commit per alert
+# was most of the dispatcher's time), yet short enough that a SQLite writer (a nurse
+# recording a visit) never waits long behind the dispatcher.
+CHUNK = 50
+_T = TypeVar("_T")
+
+
+def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _prepare_chunk(
+    engine: Engine,
+    alert_ids: Sequence[str],
+    now: Callable[[], datetime],
+    config: DispatchConfig,
+    report: DispatchReport,
+) -> list[_Job]:
+    """``_prepare`` each alert in one transaction, each in its own savepoint: one alert's
+    unexpected error (a bad payload, a template bug) is recorded as an attempt and retried
+    on schedule instead of stopping the batch."""
+    jobs: list[_Job] = []
+    with write_session(engine) as session:
+        # The chunk's alerts and their endpoints in two statements, not two per alert:
+        # ``session.get`` then finds them in the session (which holds them only weakly,
+        # hence the list kept until the chunk is done).
+        loaded: list[object] = list(
+            session.execute(select(Alert).where(col(Alert.id).in_(alert_ids))).scalars()
+        )
+        endpoint_ids = {
+            a.recipient
+            for a in loaded
+            if isinstance(a, Alert) and a.channel == Channel.webhook.value
+        }
+        if endpoint_ids:
+            loaded += session.execute(
+                select(WebhookEndpoint).where(col(WebhookEndpoint.id).in_(endpoint_ids))
+            ).scalars()
+        for alert_id in alert_ids:
+            try:
+                with session.begin_nested():
+                    job = _prepare(session, alert_id, now(), config, report)
+            except Exception as exc:
+                log.exception("unexpected error preparing %s", alert_id)
+                error = notifications.TransientDeliveryError(f"internal error: {exc!r}")
+                _record_safely(session, _Job(alert_id, "unknown"), error, now(), config, report)
+                continue
+            if job is not None:
+                jobs.append(job)
+    return jobs
+
+
+def _record_chunk(
+    engine: Engine,
+    outcomes: Sequence[tuple[_Job, notifications.DeliveryResult | notifications.DeliveryError]],
+    now: datetime,
+    config: DispatchConfig,
+    report: DispatchReport,
+) -> None:
+    # The common case, a delivery that succeeded and writes nothing else (no outgoing-mail
+    # copy), is recorded set-based: one INSERT of attempts and one UPDATE of alerts.
+    plain: list[tuple[_Job, notifications.DeliveryResult]] = []
+    others: list[tuple[_Job, notifications.DeliveryResult | notifications.DeliveryError]] = []
+    for job, outcome in outcomes:
+        if isinstance(outcome, notifications.DeliveryResult) and not (
+            config.smtp is None and job.emails
+        ):
+            plain.append((job, outcome))
+        else:
+            others.append((job, outcome))
+    with write_session(engine) as session:
+        if plain:
+            _record_sent(session, plain, now)
+            report.sent += len(plain)
+        for job, outcome in others:
+            _record_safely(session, job, outcome, now, config, report)
+
+
+def _record_sent(
+    session: Session,
+    delivered: Sequence[tuple[_Job, notifications.DeliveryResult]],
+    now: datetime,
+) -> None:
+    """What ``_record`` writes for a delivery that succeeded, for many alerts at once."""
+    insert_rows(
+        session,
+        table_of(DeliveryAttempt),
+        [
+            {
+                "alert_id": job.alert_id,
+                "attempted_at": now,
+                "outcome": "sent",
+                "status_code": result.status_code,
+                "detail": result.detail[:2048],
+            }
+            for job, result in delivered
+        ],
+    )
+    session.execute(
+        update(Alert)
+        .where(col(Alert.id).in_([job.alert_id for job, _ in delivered]))
+        .values(
+            status=AlertStatus.sent.value,
+            claimed_until=None,
+            sent_at=now,
+            attempts=col(Alert.attempts) + 1,
+        )
+    )
+    endpoints = {job.endpoint_id for job, _ in delivered if job.endpoint_id is not None}
+    if endpoints:  # a success ends a run of failures
+        session.execute(
+            update(WebhookEndpoint)
+            .where(
+                col(WebhookEndpoint.id).in_(endpoints),
+                col(WebhookEndpoint.failing_since).is_not(None),
+            )
+            .values(failing_since=None)
+        )
+
+
+def _record_safely(
+    session: Session,
+    job: _Job,
+    outcome: notifications.DeliveryResult | notifications.DeliveryError,
+    now: datetime,
+    config: DispatchConfig,
+    report: DispatchReport,
+) -> None:
+    """``_record`` in a savepoint: if recording one alert fails, the others of the chunk
+    are still recorded; that one stays claimed and is sent again when its claim expires
+    (at least once, with the same id)."""
+    try:
+        with session.begin_nested():
+            _record(session, job, outcome, now, config, report)
+    except Exception:
+        log.exception("could not record the delivery of %s; it is retried", job.alert_id)
 
 
 def claim(session: Session, *, now: datetime, limit: int) -> list[str]:
@@ -131,76 +271,53 @@ def claim(session: Session, *, now: datetime, limit: int) -> list[str]:
     return ids
 
 
-def _prepare_safely(
-    engine: Engine,
-    alert_id: str,
-    now: Callable[[], datetime],
-    config: DispatchConfig,
-    report: DispatchReport,
-) -> _Job | None:
-    """``_prepare``, but one alert's unexpected error (a bad payload, a template bug) is
-    recorded as an attempt and retried on schedule instead of stopping the whole batch."""
-    try:
-        return _prepare(engine, alert_id, now(), config, report)
-    except Exception as exc:
-        log.exception("unexpected error preparing %s", alert_id)
-        error = notifications.TransientDeliveryError(f"internal error: {exc!r}")
-        _record(engine, _Job(alert_id, "unknown"), error, now(), config, report)
-        return None
-
-
 def _prepare(
-    engine: Engine, alert_id: str, now: datetime, config: DispatchConfig, report: DispatchReport
+    session: Session, alert_id: str, now: datetime, config: DispatchConfig, report: DispatchReport
 ) -> _Job | None:
-    """Re-check the cause, freeze the payload and build the message (one transaction)."""
-    with write_session(engine) as session:
-        alert = session.get(Alert, alert_id)
-        assert alert is not None
-        gone = cause_gone(session, alert, config.registry)
-        if gone is not None:
-            _finish(session, alert, AlertStatus.cancelled, now, cancel_reason=gone)
-            session.add(
-                DeliveryAttempt(
-                    alert_id=alert.id, attempted_at=now, outcome="cancelled", detail=gone
-                )
-            )
-            report.cancelled += 1
-            return None
-        if alert.payload is None:
-            alert.payload = json.dumps(
-                messages.event_data(
-                    session, alert, registry=config.registry, base_url=config.base_url
-                ),
-                default=str,
-            )
-            session.add(alert)
-        data = json.loads(alert.payload)
-        if alert.channel == Channel.email.value:
-            return _Job(alert.id, alert.channel, emails=_emails(session, alert, data, config))
-        endpoint = session.get(WebhookEndpoint, alert.recipient)
-        if endpoint is None or not endpoint.enabled:
-            _finish(
-                session,
-                alert,
-                AlertStatus.held,
-                now,
-                cancel_reason="webhook endpoint disabled: replay after re-enabling",
-            )
-            report.held += 1
-            return None
-        secrets = [endpoint.secret]
-        expires = endpoint.previous_secret_expires_at
-        if endpoint.previous_secret and expires is not None and _aware(expires) > now:
-            secrets.append(endpoint.previous_secret)
-        webhook = notifications.WebhookMessage(
-            url=endpoint.url,
-            message_id=alert.id,
-            event_type=alert.kind,
-            timestamp=_aware(alert.created_at),
-            data=data,
-            secrets=tuple(secrets),
+    """Re-check the cause, freeze the payload and build the message."""
+    alert = session.get(Alert, alert_id)
+    assert alert is not None
+    gone = cause_gone(session, alert, config.registry)
+    if gone is not None:
+        _finish(session, alert, AlertStatus.cancelled, now, cancel_reason=gone)
+        session.add(
+            DeliveryAttempt(alert_id=alert.id, attempted_at=now, outcome="cancelled", detail=gone)
         )
-        return _Job(alert.id, alert.channel, webhook=webhook, endpoint_id=endpoint.id)
+        report.cancelled += 1
+        return None
+    if alert.payload is None:
+        alert.payload = json.dumps(
+            messages.event_data(session, alert, registry=config.registry, base_url=config.base_url),
+            default=str,
+        )
+        session.add(alert)
+    data = json.loads(alert.payload)
+    if alert.channel == Channel.email.value:
+        return _Job(alert.id, alert.channel, emails=_emails(session, alert, data, config))
+    endpoint = session.get(WebhookEndpoint, alert.recipient)
+    if endpoint is None or not endpoint.enabled:
+        _finish(
+            session,
+            alert,
+            AlertStatus.held,
+            now,
+            cancel_reason="webhook endpoint disabled: replay after re-enabling",
+        )
+        report.held += 1
+        return None
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and _aware(expires) > now:
+        secrets.append(endpoint.previous_secret)
+    webhook = notifications.WebhookMessage(
+        url=endpoint.url,
+        message_id=alert.id,
+        event_type=alert.kind,
+        timestamp=_aware(alert.created_at),
+        data=data,
+        secrets=tuple(secrets),
+    )
+    return _Job(alert.id, alert.channel, webhook=webhook, endpoint_id=endpoint.id)
 
 
 def _emails(
@@ -255,73 +372,72 @@ def _send(
 
 
 def _record(
-    engine: Engine,
+    session: Session,
     job: _Job,
     outcome: notifications.DeliveryResult | notifications.DeliveryError,
     now: datetime,
     config: DispatchConfig,
     report: DispatchReport,
 ) -> None:
-    with write_session(engine) as session:
-        alert = session.get(Alert, job.alert_id)
-        assert alert is not None
-        alert.attempts += 1
-        endpoint = session.get(WebhookEndpoint, job.endpoint_id) if job.endpoint_id else None
-        if isinstance(outcome, notifications.DeliveryResult):
-            session.add(
-                DeliveryAttempt(
-                    alert_id=alert.id,
-                    attempted_at=now,
-                    outcome="sent",
-                    status_code=outcome.status_code,
-                    detail=outcome.detail[:2048],
-                )
-            )
-            if config.smtp is None:
-                for email in job.emails:
-                    _write_outgoing(session, alert, email, now)
-            if endpoint is not None:
-                endpoint.failing_since = None
-                session.add(endpoint)
-            _finish(session, alert, AlertStatus.sent, now)
-            report.sent += 1
-            return
+    alert = session.get(Alert, job.alert_id)
+    assert alert is not None
+    alert.attempts += 1
+    endpoint = session.get(WebhookEndpoint, job.endpoint_id) if job.endpoint_id else None
+    if isinstance(outcome, notifications.DeliveryResult):
         session.add(
             DeliveryAttempt(
                 alert_id=alert.id,
                 attempted_at=now,
-                outcome=_kind(outcome),
+                outcome="sent",
                 status_code=outcome.status_code,
-                detail=outcome.detail,
+                detail=outcome.detail[:2048],
             )
         )
-        alert.last_error = outcome.detail
-        log.warning("delivery of %s failed (%s): %s", alert.id, _kind(outcome), outcome.detail)
+        if config.smtp is None:
+            for email in job.emails:
+                _write_outgoing(session, alert, email, now)
         if endpoint is not None:
-            _endpoint_health(session, endpoint, outcome, now)
-        delay = None
-        if isinstance(outcome, notifications.TransientDeliveryError):
-            delay = notifications.next_retry_delay(alert.attempts, outcome.retry_after)
-        if delay is not None:
-            alert.status, alert.next_attempt_at, alert.claimed_until = (
-                AlertStatus.pending.value,
-                now + delay,
-                None,
-            )
-            session.add(alert)
-            report.retrying += 1
-            return
-        _finish(session, alert, AlertStatus.failed, now)
-        report.failed += 1
-        report.errors.append(f"{alert.id}: {outcome.detail}")
-        _tell_admins(
-            session,
-            AlertKind.alert_failed,
-            alert,
-            now,
-            what=f"An alert could not be delivered after {alert.attempts} attempt(s).",
-            key=alert.id,
+            endpoint.failing_since = None
+            session.add(endpoint)
+        _finish(session, alert, AlertStatus.sent, now)
+        report.sent += 1
+        return
+    session.add(
+        DeliveryAttempt(
+            alert_id=alert.id,
+            attempted_at=now,
+            outcome=_kind(outcome),
+            status_code=outcome.status_code,
+            detail=outcome.detail,
         )
+    )
+    alert.last_error = outcome.detail
+    log.warning("delivery of %s failed (%s): %s", alert.id, _kind(outcome), outcome.detail)
+    if endpoint is not None:
+        _endpoint_health(session, endpoint, outcome, now)
+    delay = None
+    if isinstance(outcome, notifications.TransientDeliveryError):
+        delay = notifications.next_retry_delay(alert.attempts, outcome.retry_after)
+    if delay is not None:
+        alert.status, alert.next_attempt_at, alert.claimed_until = (
+            AlertStatus.pending.value,
+            now + delay,
+            None,
+        )
+        session.add(alert)
+        report.retrying += 1
+        return
+    _finish(session, alert, AlertStatus.failed, now)
+    report.failed += 1
+    report.errors.append(f"{alert.id}: {outcome.detail}")
+    _tell_admins(
+        session,
+        AlertKind.alert_failed,
+        alert,
+        now,
+        what=f"An alert could not be delivered after {alert.attempts} attempt(s).",
+        key=alert.id,
+    )
 
 
 def _endpoint_health(
