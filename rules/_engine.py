@@ -11,14 +11,17 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from operator import attrgetter
 
 from dateutil.relativedelta import relativedelta
 
+from ._compiled import CompiledPoint, CompiledRule
 from ._errors import InvalidFacts
 from ._facts import PatientFacts, PlannedAssessment, RecordedEvent, RecordedResult
-from ._protocol import Protocol, Rule, TimePoint
-from ._schema import Anchor, Branch
+from ._offsets import add_months
+from ._protocol import Protocol, Rule
+from ._schema import Branch
 
 # Occurrences of triggered assessments are YYYYMMDD * 100 + n (n < 100, see _validate).
 TRIGGERED_SERIES_SPAN = 100
@@ -41,13 +44,12 @@ class _Segment:
     next_start: date | None
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    occurrence: int
-    point: TimePoint
-    due: date
-    reason: str
-    triggered_on: date | None = None  # the start of its series, for triggered rules
+# A time point that may become a row: occurrence, point, due date, and for a triggered
+# series the day it started and its cause (what the reason names).
+_Candidate = tuple[int, CompiledPoint, date, date | None, str | None]
+
+_ON = attrgetter("on")
+_ROW_ORDER = attrgetter("due", "assessment", "infusion", "occurrence")
 
 
 def build_calendar(
@@ -101,6 +103,10 @@ class _Planner:
         for result in sorted(results, key=lambda r: (r.on, r.occurrence)):
             self.results[(result.infusion, result.assessment)].append(result)
         self._apply_events(events)
+        # Formatted once per calendar, not once per row.
+        self.born = patient.birth_date.isoformat()
+        self.follow_up_end_text = self.follow_up_end.isoformat()
+        self.birthdays: dict[int, date | None] = {}  # age -> the day it is reached (see _turns)
 
     def _check(
         self, results: tuple[RecordedResult, ...], events: tuple[RecordedEvent, ...]
@@ -140,160 +146,212 @@ class _Planner:
 
     def plan(self) -> list[PlannedAssessment]:
         planned: list[PlannedAssessment] = []
+        rules = self.protocol.rules
         for rule_id in self.protocol.order:
-            rule = self.protocol.rules[rule_id]
+            rule = rules[rule_id]
+            compiled = rule.compiled
             for segment in self.segments:
-                candidates = self._candidates(rule, segment)
-                self._apply_branches(rule, segment, candidates)
-                planned.extend(self._keep(rule, segment, candidates))
-        planned.sort(key=lambda a: (a.due, a.assessment, a.infusion, a.occurrence))
+                results = self.results.get((segment.number, rule_id))
+                if compiled.triggered:
+                    candidates = self._triggered(rule, compiled, segment)
+                elif results or self._may_plan(compiled, segment):
+                    candidates = self._scheduled(compiled, segment)
+                else:
+                    continue
+                if results:
+                    self._apply_branches(rule, compiled, segment, candidates, results)
+                self._keep(compiled, segment, candidates, planned)
+        planned.sort(key=_ROW_ORDER)
         return planned
+
+    def _may_plan(self, rule: CompiledRule, segment: _Segment) -> bool:
+        """Whether the scheduled rule can give this segment a row; if not, its dates are
+        skipped (unless computing them could fail: an error stays an error)."""
+        never_on = not rule.with_infusion and not self.actions.get((segment.number, rule.id))
+        excluded = rule.diagnoses is not None and self.patient.diagnosis not in rule.diagnoses
+        if not never_on and not excluded:
+            return True
+        anchor = self.patient.birth_date if rule.by_birth else segment.start
+        return not rule.cannot_overflow(anchor.year)
 
     # -- time points -------------------------------------------------------------------
 
-    def _candidates(self, rule: Rule, segment: _Segment) -> list[_Candidate]:
-        if rule.spec.anchor is Anchor.trigger:
-            return self._triggered(rule, segment)
-        anchor = self.patient.birth_date if rule.spec.anchor is Anchor.birth else segment.start
+    def _scheduled(self, rule: CompiledRule, segment: _Segment) -> list[_Candidate]:
+        start, next_start = segment.start, segment.next_start
+        by_birth = rule.by_birth
+        anchor = self.patient.birth_date if by_birth else start
         out: list[_Candidate] = []
         for point in rule.points:
-            due = point.offset.apply(anchor)
-            if not self._in_segment(rule, segment, point, due):
+            months = point.months
+            due = add_months(anchor, months) if months is not None else anchor + point.days
+            if by_birth and due < start:
                 continue
-            out.append(_Candidate(point.number, point, due, self._reason(rule, point, segment)))
+            # Pre-infusion (baseline) points belong to their own infusion even if they fall
+            # before it; later points of an earlier infusion give way to the next one.
+            if next_start is not None and due >= next_start and not point.crosses_next_infusion:
+                continue
+            out.append((point.number, point, due, None, None))
         return out
 
-    def _in_segment(self, rule: Rule, segment: _Segment, point: TimePoint, due: date) -> bool:
-        if rule.spec.anchor is Anchor.birth and due < segment.start:
-            return False
-        before_next = segment.next_start is None or due < segment.next_start
-        # Pre-infusion (baseline) points belong to their own infusion even if they fall
-        # before it; later points of an earlier infusion give way to the next one.
-        return before_next or (rule.spec.anchor is Anchor.infusion and point.offset.amount < 0)
-
-    def _triggered(self, rule: Rule, segment: _Segment) -> list[_Candidate]:
+    def _triggered(self, rule: Rule, compiled: CompiledRule, segment: _Segment) -> list[_Candidate]:
         """One series per start; occurrence numbers carry the trigger date (YYYYMMDDnn),
         so a late-recorded, earlier-dated trigger never renumbers stored series."""
         out: list[_Candidate] = []
-        starts = [a for a in self.actions[(segment.number, rule.id)] if a.verb == "start"]
-        per_day = (TRIGGERED_SERIES_SPAN - 1) // len(rule.points)  # n stays within 1..99
+        actions = self.actions.get((segment.number, rule.id))
+        if not actions:
+            return out
+        starts = [a for a in actions if a.verb == "start"]
+        points = compiled.points
+        per_day = (TRIGGERED_SERIES_SPAN - 1) // len(points)  # n stays within 1..99
         for action, series in _series_numbers(rule, segment, starts, per_day):
-            base = int(action.on.strftime("%Y%m%d")) * TRIGGERED_SERIES_SPAN
-            for point in rule.points:
-                due = point.offset.apply(action.on)
-                occurrence = base + series * len(rule.points) + point.number
-                reason = f"{_describe(point)} after {action.cause}"
-                out.append(_Candidate(occurrence, point, due, reason, action.on))
+            on = action.on
+            base = (on.year * 10000 + on.month * 100 + on.day) * TRIGGERED_SERIES_SPAN
+            base += series * len(points)
+            for point in points:
+                months = point.months
+                due = add_months(on, months) if months is not None else on + point.days
+                out.append((base + point.number, point, due, on, action.cause))
         return out
-
-    def _reason(self, rule: Rule, point: TimePoint, segment: _Segment) -> str:
-        offset = point.offset
-        if rule.spec.anchor is Anchor.birth:
-            born = self.patient.birth_date.isoformat()
-            if offset.unit == "Y":
-                return f"{_ordinal(offset.amount)} birthday (born {born})"
-            return f"{offset.describe()} after birth on {born}"
-        joiner = " " if offset.amount < 0 else " after "
-        return f"{offset.describe()}{joiner}infusion of {segment.start.isoformat()}"
 
     # -- branches ----------------------------------------------------------------------
 
-    def _apply_branches(self, rule: Rule, segment: _Segment, candidates: list[_Candidate]) -> None:
+    def _apply_branches(
+        self,
+        rule: Rule,
+        compiled: CompiledRule,
+        segment: _Segment,
+        candidates: list[_Candidate],
+        results: list[RecordedResult],
+    ) -> None:
         """Turn this rule's recorded results into start/stop actions on other rules."""
-        results = self.results.get((segment.number, rule.id), [])
-        if not results:
-            return
-        planned = {c.occurrence for c in candidates if self._active(rule, segment, c)}
-        for branch in rule.spec.on_result:
-            for on, cause in _branch_firings(rule, branch, results, planned):
+        actions = self.actions.get((segment.number, rule.id)) or []
+        ordered = sorted(actions, key=_ON)
+        planned = {c[0] for c in candidates if _active(compiled, actions, ordered, c[2], c[3])}
+        for branch, only_at in zip(rule.spec.on_result, compiled.branch_points, strict=True):
+            for on, cause in _branch_firings(rule, branch, only_at, results, planned):
                 for target in branch.start:
                     self.actions[(segment.number, target)].append(_Action(on, "start", cause))
                 for target in branch.stop:
                     self.actions[(segment.number, target)].append(_Action(on, "stop", cause))
 
-    def _active(self, rule: Rule, segment: _Segment, candidate: _Candidate) -> bool:
-        """Whether the rule is switched on at this candidate's due date."""
-        actions = self.actions.get((segment.number, rule.id), [])
-        if candidate.triggered_on is not None:
-            # A triggered series runs until the first stop after it began.
-            began = candidate.triggered_on
-            return not any(a.verb == "stop" and began <= a.on < candidate.due for a in actions)
-        state = rule.spec.starts == "with_infusion"
-        for action in sorted(actions, key=lambda a: a.on):
-            if action.on >= candidate.due:
-                break
-            state = action.verb == "start"
-        return state
-
-    def _started_by(self, rule: Rule, segment: _Segment, due: date) -> str | None:
+    def _started_by(self, actions: list[_Action], due: date) -> str | None:
         """The cause that switched a conditional rule on, for the reason text."""
-        if rule.spec.starts == "with_infusion" or rule.spec.anchor is Anchor.trigger:
-            return None
-        earlier = [a for a in self.actions[(segment.number, rule.id)] if a.on < due]
-        return max(earlier, key=lambda a: a.on).cause if earlier else None
+        earlier = [a for a in actions if a.on < due]
+        return max(earlier, key=_ON).cause if earlier else None
 
     # -- filters -----------------------------------------------------------------------
 
     def _keep(
-        self, rule: Rule, segment: _Segment, candidates: list[_Candidate]
-    ) -> list[PlannedAssessment]:
-        kept: list[PlannedAssessment] = []
-        for candidate in candidates:
-            if self._ended_before(rule, candidate):
+        self,
+        rule: CompiledRule,
+        segment: _Segment,
+        candidates: list[_Candidate],
+        planned: list[PlannedAssessment],
+    ) -> None:
+        """Append the candidates that are owed, as planned assessments."""
+        if rule.diagnoses is not None and self.patient.diagnosis not in rule.diagnoses:
+            return
+        actions = self.actions.get((segment.number, rule.id)) or []
+        if not actions and not rule.with_infusion and not rule.triggered:
+            return  # never switched on
+        ordered = sorted(actions, key=_ON)
+        by_age = rule.age_from is not None or rule.age_below is not None
+        shows_start = not rule.with_infusion and not rule.triggered
+        # The date each reason names, for scheduled rules.
+        named = self.born if rule.by_birth else segment.start.isoformat()
+        follow_up_end, ended_on = self.follow_up_end, self.ended_on
+        last_day = min(self.last_day, follow_up_end)
+        protocol_id, version = self.protocol.id, self.protocol.version
+        for occurrence, point, due, triggered_on, cause in candidates:
+            # Follow-up ends before this candidate is due (and that drops it).
+            if rule.after_study:  # past the study's end, but not past a death or withdrawal
+                if ended_on is not None and due > ended_on:
+                    continue
+            elif rule.after_follow_up_ends and triggered_on is not None:
+                if triggered_on > last_day:  # started in time: still owed
+                    continue
+            elif due > last_day:
                 continue
-            if not self._applies(rule, candidate.due) or not self._active(rule, segment, candidate):
+            if by_age and not self._of_age(rule, due):
                 continue
-            kept.append(self._planned(rule, segment, candidate))
-        return kept
+            if actions and not _active(rule, actions, ordered, due, triggered_on):
+                continue
+            window_end = due + point.after
+            reason = point.head + (named if cause is None else cause) + point.tail
+            if window_end > follow_up_end and not rule.outlasts_follow_up:
+                window_end = follow_up_end
+                reason += ", closing at the end of follow-up"
+            if rule.after_study and due > follow_up_end:
+                reason += (
+                    f"; after the end of study follow-up on {self.follow_up_end_text} (hand-over)"
+                )
+            if shows_start:
+                started_by = self._started_by(actions, due)
+                if started_by is not None:
+                    reason += f"; started by {started_by}"
+            planned.append(
+                PlannedAssessment(
+                    infusion=segment.number,
+                    assessment=rule.id,
+                    occurrence=occurrence,
+                    name=rule.name,
+                    category=rule.category,
+                    due=due,
+                    window_start=due + point.before,
+                    window_end=window_end,
+                    protocol=protocol_id,
+                    protocol_version=version,
+                    reason=reason,
+                    basis=rule.basis,
+                )
+            )
 
-    def _ended_before(self, rule: Rule, candidate: _Candidate) -> bool:
-        """Whether follow-up ends before this candidate is due (and that drops it)."""
-        if rule.spec.after_study:  # past the study's end, but not past a death or withdrawal
-            return self.ended_on is not None and candidate.due > self.ended_on
-        last_day = min(self.last_day, self.follow_up_end)
-        if rule.spec.after_follow_up_ends and candidate.triggered_on is not None:
-            return candidate.triggered_on > last_day  # started in time: still owed
-        return candidate.due > last_day
+    def _of_age(self, rule: CompiledRule, due: date) -> bool:
+        """Whether the patient's age in whole years on ``due`` is within the rule's range."""
+        birth = self.patient.birth_date
+        if due < birth:  # (not reached from an infusion after birth; exact all the same)
+            age = relativedelta(due, birth).years
+            if rule.age_from is not None and age < rule.age_from:
+                return False
+            return rule.age_below is None or age < rule.age_below
+        # Age N is reached on the birthday N years on (29 February: the 28th), exactly
+        # where relativedelta(due, birth).years becomes N.
+        if rule.age_from is not None:
+            reached = self._turns(rule.age_from)
+            if reached is None or due < reached:
+                return False
+        if rule.age_below is not None:
+            reached = self._turns(rule.age_below)
+            return reached is None or due < reached
+        return True
 
-    def _applies(self, rule: Rule, due: date) -> bool:
-        applies = rule.spec.applies_to
-        if applies.diagnoses is not None and self.patient.diagnosis not in applies.diagnoses:
-            return False
-        if applies.age_from is None and applies.age_below is None:
-            return True
-        age = relativedelta(due, self.patient.birth_date).years
-        if applies.age_from is not None and age < applies.age_from:
-            return False
-        return applies.age_below is None or age < applies.age_below
+    def _turns(self, age: int) -> date | None:
+        """The day the patient turns ``age``, or None: after the last representable day."""
+        if age not in self.birthdays:
+            try:
+                self.birthdays[age] = add_months(self.patient.birth_date, 12 * age)
+            except ValueError:
+                self.birthdays[age] = None
+        return self.birthdays[age]
 
-    def _planned(self, rule: Rule, segment: _Segment, candidate: _Candidate) -> PlannedAssessment:
-        window = candidate.point.window
-        window_end = candidate.due + timedelta(days=window.after)
-        reason = f"{candidate.reason}; window {window.describe()}"
-        outlasts = rule.spec.after_follow_up_ends or rule.spec.after_study
-        if window_end > self.follow_up_end and not outlasts:
-            window_end = self.follow_up_end
-            reason += ", closing at the end of follow-up"
-        if rule.spec.after_study and candidate.due > self.follow_up_end:
-            end = self.follow_up_end.isoformat()
-            reason += f"; after the end of study follow-up on {end} (hand-over)"
-        started_by = self._started_by(rule, segment, candidate.due)
-        if started_by is not None:
-            reason += f"; started by {started_by}"
-        return PlannedAssessment(
-            infusion=segment.number,
-            assessment=rule.id,
-            occurrence=candidate.occurrence,
-            name=rule.spec.name,
-            category=rule.spec.category,
-            due=candidate.due,
-            window_start=candidate.due + timedelta(days=window.before),
-            window_end=window_end,
-            protocol=self.protocol.id,
-            protocol_version=self.protocol.version,
-            reason=reason,
-            basis=rule.spec.evidence.basis.value,
-        )
+
+def _active(
+    rule: CompiledRule,
+    actions: list[_Action],
+    ordered: list[_Action],
+    due: date,
+    triggered_on: date | None,
+) -> bool:
+    """Whether the rule is switched on at this due date (``ordered``: ``actions`` by date)."""
+    if triggered_on is not None:
+        # A triggered series runs until the first stop after it began.
+        return not any(a.verb == "stop" and triggered_on <= a.on < due for a in actions)
+    state = rule.with_infusion
+    for action in ordered:
+        if action.on >= due:
+            break
+        state = action.verb == "start"
+    return state
 
 
 def _series_numbers(
@@ -356,15 +414,19 @@ def _segments(
 
 
 def _branch_firings(
-    rule: Rule, branch: Branch, results: list[RecordedResult], planned: set[int]
+    rule: Rule,
+    branch: Branch,
+    only_at: frozenset[int] | None,
+    results: list[RecordedResult],
+    planned: set[int],
 ) -> list[tuple[date, str]]:
-    """When a branch fires on these results, and why (oldest first)."""
+    """When a branch fires on these results, and why (oldest first); ``only_at``: the
+    point numbers the branch's ``only_at`` names."""
     name = rule.id
     if branch.when is not None:
         condition = branch.when
-        if branch.only_at is not None:
-            points = {p.number for p in rule.points if p.offset in branch.only_at}
-            results = [r for r in results if r.occurrence in points]
+        if only_at is not None:
+            results = [r for r in results if r.occurrence in only_at]
         return [
             (r.on, f"result '{r.value}' of {name} #{r.occurrence} on {r.on.isoformat()}")
             for r in results
@@ -376,12 +438,3 @@ def _branch_firings(
         return []
     last = max(matching[o].on for o in planned)
     return [(last, f"all {name} results {branch.when_all.describe()} (last on {last.isoformat()})")]
-
-
-def _describe(point: TimePoint) -> str:
-    return point.offset.describe()
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"

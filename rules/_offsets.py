@@ -2,7 +2,8 @@
 
 Every date is computed from its anchor in one step, never by chaining: with
 ``relativedelta`` month ends clip (2024-01-31 + M1 = 2024-02-29, + M2 = 2024-03-31),
-while chained additions would drift (Feb 29 + 1 month = Mar 29).
+while chained additions would drift (Feb 29 + 1 month = Mar 29). ``add_months`` does
+that month arithmetic exactly as ``relativedelta`` does, several times faster.
 """
 
 from __future__ import annotations
@@ -12,10 +13,28 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 
-from dateutil.relativedelta import relativedelta
-
 _OFFSET = re.compile(r"^([DWMY])(-?\d{1,5})$")
 _UNIT_WORDS = {"D": "day", "W": "week", "M": "month", "Y": "year"}
+_MONTHS_PER_UNIT = {"M": 1, "Y": 12}
+_DAYS_IN_MONTH = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def add_months(anchor: date, months: int) -> date:
+    """``anchor + relativedelta(months=months)``: the same day of the month, clipped to the
+    month's last day; ``ValueError`` (as relativedelta's) past year 1 or 9999.
+
+    >>> add_months(date(2024, 2, 29), -12)
+    datetime.date(2023, 2, 28)
+    """
+    year, month = divmod(anchor.year * 12 + anchor.month - 1 + months, 12)
+    month += 1
+    day = anchor.day
+    if day > 28:
+        last = _DAYS_IN_MONTH[month]
+        if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+            last = 29
+        day = min(day, last)
+    return date(year, month, day)
 
 
 @dataclass(frozen=True, order=True)
@@ -57,18 +76,25 @@ class Offset:
         >>> Offset.parse("M1").apply(date(2024, 1, 31))
         datetime.date(2024, 2, 29)
         """
-        return anchor + self._delta
+        months = self.months
+        if months is not None:
+            return add_months(anchor, months)
+        return anchor + self.days
 
     @cached_property
-    def _delta(self) -> timedelta | relativedelta:
-        # Built once per offset: protocols are loaded once and applied millions of times.
+    def months(self) -> int | None:
+        """Whole calendar months, for months and years; None for days and weeks."""
+        per_unit = _MONTHS_PER_UNIT.get(self.unit)
+        return None if per_unit is None else self.amount * per_unit
+
+    @cached_property
+    def days(self) -> timedelta:
+        """The length, for days and weeks (months and years have none: ``ValueError``)."""
         if self.unit == "D":
             return timedelta(days=self.amount)
         if self.unit == "W":
             return timedelta(weeks=self.amount)
-        if self.unit == "M":
-            return relativedelta(months=self.amount)
-        return relativedelta(years=self.amount)
+        raise ValueError(f"{self} is calendar months, not a number of days")
 
     def approximate_days(self) -> float:
         """Length in days for ordering and validation (a month is 30.44 days)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from ._compiled import CompiledRule, compile_rule
 from ._offsets import Offset
 from ._results import is_canonical, parse_result
 from ._schema import (
@@ -43,6 +45,11 @@ class Rule:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @cached_property
+    def compiled(self) -> CompiledRule:
+        """The rule resolved for the engine, once (protocols are loaded once, used often)."""
+        return compile_rule(self)
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,60 @@ def test_reconsent_for_a_leap_day_baby_matches_the_age_rules(car_t: Protocol) ->
     assert dues(calendar, "ltfu_contact")[0] == date(2026, 2, 28)
 
 
+def test_ages_of_points_before_birth_and_on_leap_days(
+    protocol_text: Callable[..., str], write_protocol: Callable[..., Path]
+) -> None:
+    """Age in whole years is relativedelta's: 0 in the year before birth (a pre-infusion
+    point of a newborn), and a 29 February baby has birthdays on the 28th in common years."""
+    text = protocol_text(
+        """
+        - id: infant
+          name: Under one
+          category: core
+          schedule:
+            - at: [D-14, D1, Y1, D366]
+          window: [0, 0]
+          applies_to: {age_below: 1}
+          evidence: {basis: guideline, sources: [REF-1]}
+        - id: any_age
+          name: Any age from 0
+          category: core
+          schedule:
+            - at: [D-14, D1]
+          window: [0, 0]
+          applies_to: {age_from: 0}
+          evidence: {basis: guideline, sources: [REF-1]}
+        - id: from_twelve
+          name: From 12
+          category: core
+          schedule:
+            - at: [Y1, D366]
+          window: [0, 0]
+          applies_to: {age_from: 12}
+          evidence: {basis: guideline, sources: [REF-1]}
+        - id: from_thirteen
+          name: From 13
+          category: core
+          schedule:
+            - at: [D365, Y1]
+          window: [0, 0]
+          applies_to: {age_from: 13}
+          evidence: {basis: guideline, sources: [REF-1]}
+        """
+    )
+    protocol = load_protocol(write_protocol(text))
+    # Born 3 days before a 2023-02-28 infusion: D-14 is 11 days before birth (age 0).
+    newborn = build_calendar(protocol, PatientFacts(date(2023, 2, 25), "dx_a"), [date(2023, 2, 28)])
+    assert dues(newborn, "infant") == [date(2023, 2, 14), date(2023, 3, 1)]
+    assert dues(newborn, "any_age") == [date(2023, 2, 14), date(2023, 3, 1)]
+    # Born 2012-02-29: 11 on 2024-02-28 (a leap year), 12 on 2024-02-29.
+    leap = build_calendar(protocol, PatientFacts(date(2012, 2, 29), "dx_a"), [date(2023, 2, 28)])
+    assert dues(leap, "from_twelve") == [date(2024, 2, 29)]
+    # Born 2008-02-29: still 12 on 2021-02-27, 13 on 2021-02-28 (a common year).
+    common = build_calendar(protocol, PatientFacts(date(2008, 2, 29), "dx_a"), [date(2020, 2, 28)])
+    assert dues(common, "from_thirteen") == [date(2021, 2, 28)]
+
+
 # -- results ------------------------------------------------------------------------------
 
 

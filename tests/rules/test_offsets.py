@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules import Offset
 
@@ -163,3 +166,41 @@ def test_approximate_days(offset: str, days: float) -> None:
 )
 def test_describe(offset: str, words: str) -> None:
     assert Offset.parse(offset).describe() == words
+
+
+def _outcome(compute: object) -> object:
+    try:
+        return compute()  # type: ignore[operator]
+    except (ValueError, OverflowError) as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.dates(),
+    st.sampled_from(["M", "Y"]),
+    st.integers(-12000, 12000),
+)
+def test_months_and_years_land_where_relativedelta_does(day: date, unit: str, amount: int) -> None:
+    """The engine's own month arithmetic: relativedelta's dates, and its errors past year 9999."""
+    keyword = {"M": "months", "Y": "years"}[unit]
+    offset = Offset(unit, amount)
+    expected = _outcome(lambda: day + relativedelta(**{keyword: amount}))
+    assert _outcome(lambda: offset.apply(day)) == expected
+
+
+@pytest.mark.parametrize(
+    ("anchor", "text", "expected"),
+    [
+        (date(2024, 2, 29), "Y1", date(2025, 2, 28)),
+        (date(2024, 2, 29), "Y4", date(2028, 2, 29)),
+        (date(2024, 2, 29), "Y-1", date(2023, 2, 28)),
+        (date(2024, 3, 31), "M-1", date(2024, 2, 29)),
+        (date(2023, 1, 31), "M13", date(2024, 2, 29)),
+        (date(2100, 1, 29), "M1", date(2100, 2, 28)),  # 2100 is not a leap year
+        (date(2000, 1, 30), "M1", date(2000, 2, 29)),  # 2000 is
+        (date(2024, 12, 31), "M-12", date(2023, 12, 31)),
+    ],
+)
+def test_month_ends_clip(anchor: date, text: str, expected: date) -> None:
+    assert Offset.parse(text).apply(anchor) == expected
