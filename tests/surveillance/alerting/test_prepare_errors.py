@@ -2,11 +2,15 @@
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 
 import rules
 from surveillance.accounts import auth
+from surveillance.alerting import dispatch as dispatch_module
 from surveillance.alerting.dispatch import DispatchConfig, dispatch
 from surveillance.kit.db import read_session, write_session
 from surveillance.records.outbox import Alert, DeliveryAttempt
@@ -62,3 +66,41 @@ def test_a_broken_alert_is_recorded_and_retried_while_the_others_are_sent(
     assert [(a.outcome, "internal error" in (a.detail or "")) for a in attempts] == [
         ("transient", True)
     ]
+
+
+def test_a_delivery_that_cannot_be_recorded_stays_claimed_and_the_rest_are_recorded(
+    engine: Engine, registry: rules.ProtocolRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More alerts than one transaction records (``CHUNK``), one of which fails to be
+    written: the others of its chunk and the next chunk are recorded; that one stays
+    claimed, to be sent again (same id) when its claim runs out."""
+    count = dispatch_module.CHUNK + 10
+    with write_session(engine) as session:
+        auth.add_user(session, email="admin@example.org", role="admin", sites=[], actor="test")
+        for n in range(count):
+            session.add(_admin_alert(f"alert.failed:{n:03}", json.dumps(GOOD_PAYLOAD)))
+    unlucky = "alert.failed:007"
+    write_outgoing = dispatch_module._write_outgoing
+
+    def failing(session: Session, alert: Alert, *args: Any) -> None:
+        if alert.id == unlucky:
+            raise RuntimeError("disk full")
+        write_outgoing(session, alert, *args)
+
+    monkeypatch.setattr(dispatch_module, "_write_outgoing", failing)
+    config = DispatchConfig(
+        registry=registry, base_url="http://127.0.0.1", smtp=None, webhook_allow_private=True
+    )
+    report = dispatch(engine, now=lambda: NOW, config=config)
+
+    assert (report.claimed, report.sent) == (count, count - 1)
+    with read_session(engine) as session:
+        statuses: dict[str, str] = dict(session.execute(select(col(Alert.id), col(Alert.status))).all())
+        attempted = set(session.execute(select(col(DeliveryAttempt.alert_id))).scalars())
+        stuck = session.get(Alert, unlucky)
+    assert {s for a, s in statuses.items() if a != unlucky} == {"sent"}
+    assert unlucky not in attempted
+    assert len(attempted) == count - 1
+    assert stuck is not None
+    assert (stuck.status, stuck.attempts) == ("sending", 0)
+    assert stuck.claimed_until is not None
