@@ -95,7 +95,8 @@ def test_a_delivery_that_cannot_be_recorded_stays_claimed_and_the_rest_are_recor
 
     assert (report.claimed, report.sent) == (count, count - 1)
     with read_session(engine) as session:
-        statuses: dict[str, str] = dict(session.execute(select(col(Alert.id), col(Alert.status))).all())
+        rows = session.execute(select(col(Alert.id), col(Alert.status))).all()
+        statuses: dict[str, str] = dict(rows)
         attempted = set(session.execute(select(col(DeliveryAttempt.alert_id))).scalars())
         stuck = session.get(Alert, unlucky)
     assert {s for a, s in statuses.items() if a != unlucky} == {"sent"}
