@@ -398,7 +398,9 @@ def authenticate_token(
     return principal_for(session, user), row
 
 
-def record_token_failure(session: Session, *, token: str, client: str, now: datetime) -> None:
+def record_token_failure(
+    session: Session, *, token: str, client: str, now: datetime, limits: throttle.Limits
+) -> None:
     """Count and audit a refused bearer or feed token (only its first 12 characters, the
     part shown in lists, are kept)."""
     prefix = token[:12]
@@ -411,7 +413,9 @@ def record_token_failure(session: Session, *, token: str, client: str, now: date
         new={"client": client},
         at=now,
     )
-    lockout = throttle.record_failure(session, kind="token", account=None, client=client, now=now)
+    lockout = throttle.record_failure(
+        session, kind="token", account=None, client=client, now=now, limits=limits
+    )
     if lockout is not None:
         audit.record(
             session,
@@ -469,7 +473,13 @@ class SignedIn:
 
 
 def sign_in(
-    session: Session, *, email: str, password: str, client: str, now: datetime
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    client: str,
+    now: datetime,
+    limits: throttle.Limits,
 ) -> SignedIn | Unauthorized | TooManyRequests:
     """Check the password and open a session, or say why not.
 
@@ -481,7 +491,7 @@ def sign_in(
     account = email.strip().lower()[:254]
     actor = account[:200] or "(no email)"
     try:
-        throttle.check(session, account=account, client=client, now=now)
+        throttle.check(session, account=account, client=client, now=now, limits=limits)
     except TooManyRequests as exc:
         return exc
     user = session.execute(select(User).where(col(User.email) == account)).scalar_one_or_none()
@@ -506,7 +516,7 @@ def sign_in(
             at=now,
         )
         lockout = throttle.record_failure(
-            session, kind="password", account=account, client=client, now=now
+            session, kind="password", account=account, client=client, now=now, limits=limits
         )
         if lockout is not None:
             audit.record(
