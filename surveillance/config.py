@@ -6,7 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import rules
@@ -71,12 +78,31 @@ class Settings(BaseSettings):
     alert_policy: str | None = None
     scan_interval_minutes: int = 15
     dispatch_interval_seconds: int = 5
+    # Password and token guessing (accounts.throttle): failures are counted over the
+    # window; an email is locked after account_limit of them, an address (across emails
+    # and tokens) after client_limit, each for lockout minutes after the last failure.
+    throttle_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    throttle_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    throttle_account_limit: int = Field(default=5, ge=1, le=100)
+    throttle_client_limit: int = Field(default=20, ge=1, le=10_000)
 
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         # Absolute once: messages name the real place, whatever the working directory.
         return value.expanduser().absolute()
+
+    @model_validator(mode="after")
+    def _lockout_within_window(self) -> Settings:
+        # A lockout lasts while its failures are counted: a longer one would end early.
+        if self.throttle_lockout_minutes > self.throttle_window_minutes:
+            raise ValueError(
+                f"SURVEILLANCE_THROTTLE_LOCKOUT_MINUTES ({self.throttle_lockout_minutes}) "
+                f"may not exceed SURVEILLANCE_THROTTLE_WINDOW_MINUTES "
+                f"({self.throttle_window_minutes}): the failures that lock an account or "
+                "address are forgotten after the window"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:
@@ -93,6 +119,28 @@ class Settings(BaseSettings):
         return self.data_dir / DEMO_CREDENTIALS_FILE
 
 
+class SettingsError(ValueError):
+    """A setting from the environment that cannot be used, named by its variable."""
+
+
+def describe(error: ValidationError) -> str:
+    """One line per refused setting, by the environment variable that set it."""
+    lines = []
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:
+            lines.append(message)
+            continue
+        name = str(problem["loc"][0])
+        variable = "DATABASE_URL" if name == "database_url" else f"SURVEILLANCE_{name.upper()}"
+        lines.append(f"{variable}={problem.get('input')!r}: {message}")
+    return "invalid settings: " + "; ".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of this process (``SettingsError`` names any refused variable)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None

@@ -178,11 +178,18 @@ def check_password(password: str, *, email: str) -> None:
     """
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
-            f"a password needs at least {MIN_PASSWORD_LENGTH} characters", field="password"
+            f"a password needs at least {MIN_PASSWORD_LENGTH} characters",
+            field="password",
+            template=N_("A password needs at least {length} characters."),
+            values={"length": str(MIN_PASSWORD_LENGTH)},
         )
     local = email.strip().lower().partition("@")[0]
     if len(local) >= 3 and local in password.lower():
-        raise InvalidInput("a password may not contain the name of its email", field="password")
+        raise InvalidInput(
+            "a password may not contain the name of its email",
+            field="password",
+            template=N_("A password may not contain the name of its email."),
+        )
     estimate = zxcvbn(password[:100], user_inputs=[local, email.strip().lower()])
     if estimate["score"] < MIN_PASSWORD_SCORE:
         warning = estimate["feedback"].get("warning") or "it is too easy to guess"
@@ -190,6 +197,11 @@ def check_password(password: str, *, email: str) -> None:
             f"this password is common or easy to guess ({warning.rstrip('.').lower()}): "
             "choose a longer one, e.g. four or five unrelated words",
             field="password",
+            # zxcvbn's hint is English only: the pages say it without the hint.
+            template=N_(
+                "This password is common or easy to guess: choose a longer one, e.g. four "
+                "or five unrelated words."
+            ),
         )
 
 
@@ -401,7 +413,9 @@ def authenticate_token(
     return principal_for(session, user), row
 
 
-def record_token_failure(session: Session, *, token: str, client: str, now: datetime) -> None:
+def record_token_failure(
+    session: Session, *, token: str, client: str, now: datetime, limits: throttle.Limits
+) -> None:
     """Count and audit a refused bearer or feed token (only its first 12 characters, the
     part shown in lists, are kept)."""
     prefix = token[:12]
@@ -414,7 +428,9 @@ def record_token_failure(session: Session, *, token: str, client: str, now: date
         new={"client": client},
         at=now,
     )
-    lockout = throttle.record_failure(session, kind="token", account=None, client=client, now=now)
+    lockout = throttle.record_failure(
+        session, kind="token", account=None, client=client, now=now, limits=limits
+    )
     if lockout is not None:
         audit.record(
             session,
@@ -472,7 +488,13 @@ class SignedIn:
 
 
 def sign_in(
-    session: Session, *, email: str, password: str, client: str, now: datetime
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    client: str,
+    now: datetime,
+    limits: throttle.Limits,
 ) -> SignedIn | Unauthorized | TooManyRequests:
     """Check the password and open a session, or say why not.
 
@@ -482,45 +504,21 @@ def sign_in(
     counted and locked exactly like a known one.
     """
     account = email.strip().lower()[:254]
-    actor = account[:200] or "(no email)"
     try:
-        throttle.check(session, account=account, client=client, now=now)
+        throttle.check(session, account=account, client=client, now=now, limits=limits)
     except TooManyRequests as exc:
         return exc
     user = session.execute(select(User).where(col(User.email) == account)).scalar_one_or_none()
-    stored = (
-        user.password_hash
-        if user is not None and user.active and user.password_hash
-        else _DUMMY_HASH
-    )
-    try:
-        _hasher.verify(stored, password)
-        verified = user is not None and stored is not _DUMMY_HASH
-    except (VerificationError, InvalidHashError):
-        verified = False
-    if not verified or user is None:
-        audit.record(
+    stored = user.password_hash if user is not None and user.active else None
+    if user is None or not password_matches(stored, password):
+        record_wrong_password(
             session,
-            actor=actor,
+            account=account,
             action="sign_in_failed",
-            entity="user",
-            entity_key=actor,
-            new={"client": client},
-            at=now,
+            client=client,
+            now=now,
+            limits=limits,
         )
-        lockout = throttle.record_failure(
-            session, kind="password", account=account, client=client, now=now
-        )
-        if lockout is not None:
-            audit.record(
-                session,
-                actor=actor,
-                action="sign_in_lockout",
-                entity="user" if lockout.scope == "account" else "client",
-                entity_key=actor if lockout.scope == "account" else client,
-                new={"client": client, "until": lockout.until.isoformat()},
-                at=now,
-            )
         return Unauthorized("wrong email or password")
     assert user.id is not None
     throttle.clear_account(session, account)
@@ -544,6 +542,52 @@ def sign_in(
         at=now,
     )
     return SignedIn(token, web_session, principal_for(session, user))
+
+
+def password_matches(stored: str | None, password: str) -> bool:
+    """Whether ``password`` is the one ``stored`` hashes (a missing one is checked against
+    a dummy hash: the answer takes as long either way)."""
+    try:
+        matched = _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return bool(matched and stored)
+
+
+def record_wrong_password(
+    session: Session,
+    *,
+    account: str,
+    action: str,
+    client: str,
+    now: datetime,
+    limits: throttle.Limits,
+) -> None:
+    """Audit and count a wrong password for ``account`` (the email as typed), and audit
+    the lockout it starts, if any."""
+    actor = account[:200] or "(no email)"
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        entity="user",
+        entity_key=actor,
+        new={"client": client},
+        at=now,
+    )
+    lockout = throttle.record_failure(
+        session, kind="password", account=account, client=client, now=now, limits=limits
+    )
+    if lockout is not None:
+        audit.record(
+            session,
+            actor=actor,
+            action="sign_in_lockout",
+            entity="user" if lockout.scope == "account" else "client",
+            entity_key=actor if lockout.scope == "account" else client,
+            new={"client": client, "until": lockout.until.isoformat()},
+            at=now,
+        )
 
 
 def session_principal(

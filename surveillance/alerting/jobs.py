@@ -10,13 +10,14 @@ from sqlalchemy import Engine
 
 import notifications
 import rules
+from surveillance.alerting import audit_digest
 from surveillance.alerting.digests import create_digests
 from surveillance.alerting.dispatch import DispatchConfig, DispatchReport, dispatch
 from surveillance.alerting.policy import parse_overrides
 from surveillance.alerting.scan import ScanReport, scan
 from surveillance.config import Settings
 from surveillance.kit.clock import Clock
-from surveillance.kit.db import write_session
+from surveillance.kit.db import read_session, write_session
 from surveillance.kit.leases import last_completed, leased
 
 log = logging.getLogger("surveillance.alerts")
@@ -91,6 +92,24 @@ class AlertJobs:
                     overrides=parse_overrides(self.settings.alert_policy),
                     site_id=site_id,
                 )
+
+    def run_admin_digest(self) -> int:
+        """Today's digest to the admins (the audit chain's anchor and its check), once a
+        day from the digest hour (UTC): 1 if made now."""
+        now = self.clock()
+        day = audit_digest.digest_day(now)
+        if day is None:
+            return 0
+        with leased(self.engine, "alerts.digest.admins", now=now, ttl=timedelta(hours=1)) as mine:
+            if not mine:
+                return 0
+            # Checked in a read transaction: a long trail never holds up the writers.
+            with read_session(self.engine) as session:
+                if audit_digest.already_made(session, day):
+                    return 0
+                report = audit_digest.anchor_report(session, now=now)
+            with write_session(self.engine) as session:
+                return audit_digest.queue(session, day=day, now=now, report=report)
 
     def run_dispatch(self) -> DispatchReport:
         with leased(

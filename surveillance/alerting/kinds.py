@@ -111,6 +111,20 @@ def _case_subject(label: str, data: dict[str, Any]) -> str:
     )
 
 
+def _admin_digest_subject(alert: Alert, data: dict[str, Any]) -> str:
+    day = format_day(data["date"])
+    if not data["intact"]:
+        return _("[LTFU] Audit trail {date}: {problems} problem(s) found").format(
+            date=day, problems=data["problems"]
+        )
+    anchor = data["anchor"]
+    if anchor is None:
+        return _("[LTFU] Audit trail {date}: no rows yet").format(date=day)
+    return _("[LTFU] Audit trail {date}: intact, {rows} rows, head {hash}").format(
+        date=day, rows=anchor["row_count"], hash=anchor["head_hash"][:12]
+    )
+
+
 def _site_group(role: str) -> Callable[[str, int], str]:
     return lambda site_id, level: f"site:{site_id}:{role}"
 
@@ -234,6 +248,13 @@ ALL_KINDS: tuple[Kind, ...] = (  # in the order of AlertKind
                 week=len(data["this_week"]),
             )
         ),
+    ),
+    Kind(
+        AlertKind.admin_digest,
+        "Each morning at 07:00 UTC, to the admins: the audit trail's anchor (row count, head "
+        "row and hash) and a check of the chain.",
+        payloads.stored_data,
+        email=Email(_admin_digest_subject),
     ),
     _delivery_problem(
         AlertKind.alert_failed,

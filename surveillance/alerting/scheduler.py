@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from surveillance.alerting.audit_digest import DIGEST_HOUR_UTC
 from surveillance.alerting.jobs import AlertJobs
 from surveillance.alerting.policy import parse_overrides, policy_for
 from surveillance.kit.clock import system_clock
@@ -38,6 +39,14 @@ def build_scheduler(jobs: AlertJobs) -> BackgroundScheduler:
         IntervalTrigger(seconds=settings.dispatch_interval_seconds),
         id="alerts.dispatch",
         misfire_grace_time=60,
+        **_COMMON,
+    )
+    scheduler.add_job(
+        jobs.run_admin_digest,
+        CronTrigger(hour=DIGEST_HOUR_UTC, minute=0, timezone=UTC),
+        id="alerts.digest.admins",
+        next_run_time=system_clock(),  # made at start if today's is due and missing
+        misfire_grace_time=6 * 3600,
         **_COMMON,
     )
     overrides = parse_overrides(settings.alert_policy)

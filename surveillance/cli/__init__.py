@@ -13,7 +13,7 @@ import typer
 
 import rules
 from surveillance.cli import admin, alerts, demo, patients, protocols, results, serve
-from surveillance.config import default_data_dir
+from surveillance.config import SettingsError, default_data_dir
 from surveillance.errors import SurveillanceError
 
 app = typer.Typer(
@@ -47,6 +47,9 @@ def main() -> None:
     except (SurveillanceError, rules.RulesError) as exc:
         typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
         sys.exit(1)
+    except SettingsError as exc:  # the environment, not the command: fix and run again
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 __all__ = ["app", "main"]

@@ -235,12 +235,35 @@ def audit_head() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit trail's hash chain; exit 1 if a row was edited or deleted."""
+def audit_verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            help="A head hash kept outside the database (the admins' daily digest, "
+            "`audit head`): it must still be in the trail."
+        ),
+    ] = None,
+    expect_count: Annotated[
+        int | None,
+        typer.Option(min=1, help="The row count kept with it: the head must be that row."),
+    ] = None,
+) -> None:
+    """Check the audit trail's hash chain; exit 1 if a row was edited or deleted.
+
+    With --expect-head (and --expect-count) it also checks the trail against a head kept
+    outside the database, which catches the newest rows deleted together with their
+    checkpoints."""
+    if expect_count is not None and expect_head is None:
+        raise typer.BadParameter("--expect-count needs --expect-head", param_hint="--expect-count")
+    expect = None
+    if expect_head is not None:
+        expect = audit.ExpectedHead(head_hash=expect_head.strip().lower(), row_count=expect_count)
     with read_session(migrated_runtime().engine) as session:
-        breaks = audit.verify_chain(session)
+        breaks = audit.verify_chain(session, expect)
     if breaks:
         for item in breaks:
-            typer.echo(f"audit row {item.entry_id}: {item.problem}", err=True)
+            where = f"audit row {item.entry_id}" if item.entry_id else "audit trail"
+            typer.echo(f"{where}: {item.problem}", err=True)
         raise typer.Exit(1)
-    typer.echo("audit trail intact")
+    against = f", the head {expect_head} included" if expect_head else ""
+    typer.echo(f"audit trail intact{against}")

@@ -34,7 +34,7 @@ def scan_command(
     # The real clock: the alerts are due for sending now, whatever --on says.
     jobs = alert_jobs(migrated_runtime())
     report = jobs.scan_once(on=on.date() if on else None)
-    digests = jobs.run_digests() if on is None else 0
+    digests = jobs.run_digests() + jobs.run_admin_digest() if on is None else 0
     created = ", ".join(f"{kind} {count}" for kind, count in report.created.items())
     typer.echo(
         f"scan as of {', '.join(f'{s} {d}' for s, d in report.as_of.items()) or '-'}: "

@@ -64,6 +64,10 @@ class AppState:
     def base_url(self) -> str:
         return self.runtime.settings.base_url
 
+    @property
+    def throttle_limits(self) -> throttle.Limits:
+        return throttle.limits_of(self.runtime.settings)
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with read_session(self.engine) as session:
@@ -156,13 +160,17 @@ def checked_token(state: AppState, token: str, client: str, *, kind: str = "api"
     """What ``token`` grants, after the throttle let ``client`` try; an invalid token is
     counted and audited, then refused (401)."""
     with state.read() as session:
-        throttle.check(session, account=None, client=client, now=state.now())
+        throttle.check(
+            session, account=None, client=client, now=state.now(), limits=state.throttle_limits
+        )
         try:
             return resolve_token(session, token, kind=kind)
         except Unauthorized as refused:
             error = refused
     with state.write() as session:
-        record_token_failure(session, token=token, client=client, now=state.now())
+        record_token_failure(
+            session, token=token, client=client, now=state.now(), limits=state.throttle_limits
+        )
     raise error
 
 

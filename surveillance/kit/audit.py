@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -69,7 +70,7 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_ID = 7_150_001
 
 
-def _canonical(entry: AuditEntry) -> str:
+def _canonical(entry: Any) -> str:
     return _canonical_values(
         entry.at, entry.actor, entry.action, entry.entity, entry.entity_key, entry.patient_id,
         entry.reason, entry.old_values, entry.new_values,
@@ -102,7 +103,8 @@ def _canonical_values(
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
 
-def _digest(previous_hash: str, entry: AuditEntry) -> str:
+def _digest(previous_hash: str, entry: Any) -> str:
+    """``entry``: an ``AuditEntry`` or a row with its columns."""
     return hashlib.sha256((previous_hash + _canonical(entry)).encode()).hexdigest()
 
 
@@ -193,36 +195,75 @@ def checkpoint_now(session: Session, at: datetime) -> None:
         )
 
 
+class Problem(StrEnum):
+    """What kind of break: the admins' digest says each in its reader's language."""
+
+    edited = "edited"  # a row's content no longer matches its hash
+    unlinked = "unlinked"  # a row does not name its predecessor's hash
+    replaced = "replaced"  # the row at the last checkpoint has another hash
+    truncated = "truncated"  # the trail ends before its last checkpoint's head
+    miscounted = "miscounted"  # rows up to the checkpoint's head counted differently
+    # Against a head kept outside the database (``audit verify --expect-head``).
+    shorter_than_expected = "shorter_than_expected"
+    not_the_expected_head = "not_the_expected_head"
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     entry_id: int
     problem: str
+    kind: Problem
 
 
-def verify_chain(session: Session) -> list[ChainBreak]:
+@dataclass(frozen=True)
+class ExpectedHead:
+    """A head recorded outside the database (a mailed digest, ``audit head``): the trail's
+    row number ``row_count`` must have ``head_hash``. Its hash commits to every earlier row,
+    so this catches rows deleted from the end even when the checkpoints were rewritten."""
+
+    head_hash: str
+    row_count: int | None = None  # None: the row may be anywhere in the trail
+
+
+def verify_chain(session: Session, expect: ExpectedHead | None = None) -> list[ChainBreak]:
     """Every place where the chain does not hold: edited, deleted or reordered rows, and
-    rows deleted from its end (the chain shorter than its latest checkpoint)."""
+    rows deleted from its end (the chain shorter than its latest checkpoint, or than the
+    ``expect``ed head)."""
     breaks: list[ChainBreak] = []
     expected_previous = GENESIS_HASH
     anchor = last_checkpoint(session)
     count = count_at_anchor = 0
     anchor_seen = False
+    found = False  # the expected head is where it should be
+    id_at_expected = 0  # the id of the row at the expected head's place
     for entry in _entries(session):
         assert entry.id is not None
         count += 1
+        if expect is not None and count == expect.row_count:
+            id_at_expected = entry.id
+        if expect is not None and not found:
+            found = _is_expected(expect, entry, count)
         if anchor is not None and entry.id == anchor.head_id:
             anchor_seen, count_at_anchor = True, count
             if entry.hash != anchor.head_hash:
-                breaks.append(ChainBreak(entry.id, "the row at the last checkpoint was replaced"))
+                breaks.append(
+                    ChainBreak(
+                        entry.id, "the row at the last checkpoint was replaced", Problem.replaced
+                    )
+                )
         if entry.previous_hash != expected_previous:
             breaks.append(
                 ChainBreak(
-                    entry.id, "previous hash does not match: a row before it was deleted or edited"
+                    entry.id,
+                    "previous hash does not match: a row before it was deleted or edited",
+                    Problem.unlinked,
                 )
             )
         if _digest(entry.previous_hash, entry) != entry.hash:
             breaks.append(
-                ChainBreak(entry.id, "content does not match its hash: the row was edited")
+                ChainBreak(
+                    entry.id, "content does not match its hash: the row was edited", Problem.edited
+                )
             )
         expected_previous = entry.hash
     if anchor is not None and not anchor_seen:
@@ -232,6 +273,7 @@ def verify_chain(session: Session) -> list[ChainBreak]:
                 f"the trail ends before its last checkpoint ({count} rows, "
                 f"{anchor.row_count} checkpointed up to row {anchor.head_id}): "
                 "the newest rows were deleted",
+                Problem.truncated,
             )
         )
     elif anchor is not None and count_at_anchor != anchor.row_count and not breaks:
@@ -240,9 +282,35 @@ def verify_chain(session: Session) -> list[ChainBreak]:
                 anchor.head_id,
                 f"{count_at_anchor} rows up to row {anchor.head_id} where the last checkpoint "
                 f"counted {anchor.row_count}: rows were deleted or added",
+                Problem.miscounted,
             )
         )
+    if expect is not None and not found:
+        breaks.append(_expected_head_missing(expect, count, id_at_expected))
     return breaks
+
+
+def _is_expected(expect: ExpectedHead, entry: Any, count: int) -> bool:
+    matches: bool = entry.hash == expect.head_hash
+    return matches if expect.row_count is None else matches and count == expect.row_count
+
+
+def _expected_head_missing(expect: ExpectedHead, count: int, entry_id: int) -> ChainBreak:
+    if expect.row_count is not None and count < expect.row_count:
+        return ChainBreak(
+            0,
+            f"the trail has {count} rows, fewer than the {expect.row_count} of the expected "
+            f"head {expect.head_hash}: the newest rows were deleted",
+            Problem.shorter_than_expected,
+        )
+    where = f"row number {expect.row_count}" if expect.row_count is not None else "no row"
+    verb = "does not have" if expect.row_count is not None else "has"
+    return ChainBreak(
+        entry_id,
+        f"{where} {verb} the expected head's hash {expect.head_hash}: the trail up to that "
+        "head was rewritten, or rows before it were deleted",
+        Problem.not_the_expected_head,
+    )
 
 
 def last_checkpoint(session: Session) -> AuditCheckpoint | None:
@@ -252,10 +320,12 @@ def last_checkpoint(session: Session) -> AuditCheckpoint | None:
     ).scalar()
 
 
-def _entries(session: Session) -> Iterator[AuditEntry]:
-    statement = select(AuditEntry).order_by(col(AuditEntry.id)).execution_options(yield_per=1000)
-    for (entry,) in session.execute(statement):
-        yield entry
+def _entries(session: Session) -> Iterator[Any]:
+    """The trail's rows, oldest first, as plain rows with the model's column names (no ORM
+    object per row: verifying a long trail is ~3x faster)."""
+    table = table_of(AuditEntry)
+    statement = select(table).order_by(table.c.id).execution_options(yield_per=1000)
+    yield from session.execute(statement)
 
 
 @dataclass(frozen=True)

@@ -141,10 +141,13 @@ def _formatted_day(day: date, locale: str) -> str:
     return format_date(day, _DATE_PATTERNS[locale], locale=locale)
 
 
-def format_moment(value: datetime | None) -> str:
-    """A moment for people to read, in the time zone it carries (``3 dic 2026, 14:05``)."""
-    if value is None:
+def format_moment(value: datetime | str | None) -> str:
+    """A moment for people to read, in the time zone it carries (``3 dic 2026, 14:05``);
+    ISO text is accepted (email payloads)."""
+    if value is None or value == "":
         return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     locale = _current.get()
     return format_datetime(value, _MOMENT_PATTERNS[locale], tzinfo=value.tzinfo, locale=locale)
 

@@ -43,6 +43,7 @@ class AlertKind(StrEnum):
     adverse_event_serious = "adverse_event.serious"
     adverse_event_unacknowledged = "adverse_event.unacknowledged"
     digest = "digest"
+    admin_digest = "digest.admins"
     alert_failed = "alert.failed"
     webhook_disabled = "webhook.disabled"
 

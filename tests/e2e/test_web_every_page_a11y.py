@@ -115,6 +115,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
         "",
         [
             ("access", "/access", 200),
+            ("password", "/account/password", 200),
             ("safety", "/safety", 200),
             ("safety-case", _SAFETY_CASE, 200),
             ("forbidden", "/dashboard", 403),
@@ -128,6 +129,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("due-list", "/sites/{site}/due", 200),
             ("visit", _VISIT, 200),
             ("patients", "/sites/{site}/patients", 200),
+            ("password", "/account/password", 200),
             ("forbidden", "/admin/alerts", 403),
         ],
     ),
@@ -140,6 +142,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("status", _STATUS, 200),
             ("enrol", "/patients/new?site={site}", 200),
             ("patients", "/sites/{site}/patients", 200),
+            ("password", "/account/password", 200),
         ],
     ),
     "admin-it": (

@@ -4,7 +4,9 @@ enrolled patient (``PATIENT``, ROM-101) and a serious adverse event recorded ove
 
 ``live_api`` is module-scoped: each test module that takes it gets its own server and
 database (schemathesis writes whatever it likes; other modules must not see it). Import
-it into a ``conftest.py`` to use it (tests/surveillance/http/api/conftest.py does).
+it and ``live_api_settings`` into a ``conftest.py`` to use it
+(tests/surveillance/http/api/conftest.py does); a module overrides ``live_api_settings``
+to serve with other settings.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ def _activity(engine: Engine) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
 
+@pytest.fixture(scope="module")
+def live_api_settings() -> dict[str, Any]:
+    """Settings of the served app beside its database and base URL (none by default)."""
+    return {}
+
+
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -105,13 +113,14 @@ def live_api(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     registry: rules.ProtocolRegistry,
+    live_api_settings: dict[str, Any],
 ) -> Iterator[LiveApi]:
     """A served app with one user and token per role, ROM-101 and a serious case."""
     if request.param == "sqlite":
         url = f"sqlite:///{Path(tmp_path_factory.mktemp('live')) / 'surveillance.db'}"
     else:
         url = request.getfixturevalue("pg").create_database(f"live_{uuid.uuid4().hex[:16]}")
-    settings = Settings(database_url=url, base_url=LIVE_BASE_URL)
+    settings = Settings(database_url=url, base_url=LIVE_BASE_URL, **live_api_settings)
     runtime = build_runtime(settings, clock=lambda: NOW, registry=registry)
     try:
         migrate.upgrade(runtime.engine)

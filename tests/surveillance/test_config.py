@@ -1,12 +1,18 @@
-"""Settings: the data directory and the database it implies."""
+"""Settings: the data directory and the database it implies; the throttle's limits, and
+the error that names a refused variable."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from surveillance.config import Settings, default_data_dir
+from surveillance.accounts import throttle
+from surveillance.config import Settings, SettingsError, default_data_dir, get_settings
 
 
 @pytest.fixture
@@ -48,3 +54,86 @@ def test_a_database_url_wins(
     settings = Settings()
     assert settings.database_url == "postgresql+psycopg://u@h/db"
     assert settings.data_dir == clean_env / "data"
+
+
+def test_the_throttle_limits_default_to_15_minutes_5_and_20(clean_env: Path) -> None:
+    settings = Settings()
+    assert (
+        settings.throttle_window_minutes,
+        settings.throttle_lockout_minutes,
+        settings.throttle_account_limit,
+        settings.throttle_client_limit,
+    ) == (15, 15, 5, 20)
+
+
+def test_the_throttle_limits_come_from_the_environment(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SURVEILLANCE_THROTTLE_WINDOW_MINUTES", "60")
+    monkeypatch.setenv("SURVEILLANCE_THROTTLE_LOCKOUT_MINUTES", "30")
+    monkeypatch.setenv("SURVEILLANCE_THROTTLE_ACCOUNT_LIMIT", "3")
+    monkeypatch.setenv("SURVEILLANCE_THROTTLE_CLIENT_LIMIT", "100")
+    limits = throttle.limits_of(Settings())
+    assert limits == throttle.Limits(timedelta(minutes=60), timedelta(minutes=30), 3, 100)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"SURVEILLANCE_THROTTLE_ACCOUNT_LIMIT": "0"},
+            "SURVEILLANCE_THROTTLE_ACCOUNT_LIMIT='0': Input should be greater than or equal to 1",
+        ),
+        (
+            {"SURVEILLANCE_THROTTLE_CLIENT_LIMIT": "1000000"},
+            "SURVEILLANCE_THROTTLE_CLIENT_LIMIT='1000000': Input should be less than or equal "
+            "to 10000",
+        ),
+        (
+            {"SURVEILLANCE_THROTTLE_WINDOW_MINUTES": "-5"},
+            "SURVEILLANCE_THROTTLE_WINDOW_MINUTES='-5': Input should be greater than or equal to 1",
+        ),
+        (
+            {"SURVEILLANCE_THROTTLE_LOCKOUT_MINUTES": "a while"},
+            "SURVEILLANCE_THROTTLE_LOCKOUT_MINUTES='a while': Input should be a valid integer",
+        ),
+        (
+            {"SURVEILLANCE_THROTTLE_LOCKOUT_MINUTES": "60"},
+            "SURVEILLANCE_THROTTLE_LOCKOUT_MINUTES (60) may not exceed "
+            "SURVEILLANCE_THROTTLE_WINDOW_MINUTES (15): the failures that lock an account or "
+            "address are forgotten after the window",
+        ),
+    ],
+)
+def test_a_throttle_limit_out_of_bounds_is_refused_by_name(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, values: dict[str, str], message: str
+) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as refused:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert str(refused.value).startswith("invalid settings: ")
+    assert message in str(refused.value)
+
+
+def test_the_command_line_says_which_setting_is_wrong(clean_env: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEILLANCE_")}
+    env["SURVEILLANCE_DATA_DIR"] = str(clean_env / "data")
+    env["SURVEILLANCE_THROTTLE_ACCOUNT_LIMIT"] = "0"
+    done = subprocess.run(
+        [sys.executable, "-m", "surveillance.cli", "users", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: invalid settings: SURVEILLANCE_THROTTLE_ACCOUNT_LIMIT='0': Input should be "
+        "greater than or equal to 1"
+    ]

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from surveillance.config import Settings
 from surveillance.http.web.render import WebConfig, error_page_for
 from surveillance.http.web.routes import (
+    account,
     adverse_events,
     alerts,
     assessment_page,
@@ -44,6 +45,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     pages = APIRouter()
     for module in (
         signin,
+        account,
         due,
         outcomes,
         visits,

@@ -257,6 +257,7 @@ def test_the_scheduler_runs_each_job_once_at_a_time_and_catches_up(
         "alerts.dispatch",
         "alerts.digest.Rome",
         "alerts.digest.Erlangen",
+        "alerts.digest.admins",
     }
     for job in found.values():
         assert job.coalesce is True
@@ -266,3 +267,6 @@ def test_the_scheduler_runs_each_job_once_at_a_time_and_catches_up(
     assert str(digest.trigger.timezone) == "Europe/Rome"
     assert "hour='7'" in str(digest.trigger)
     assert digest.args == ("Rome",)
+    admins = found["alerts.digest.admins"]
+    assert str(admins.trigger.timezone) == "UTC"
+    assert "hour='7'" in str(admins.trigger)

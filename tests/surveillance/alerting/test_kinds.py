@@ -57,6 +57,21 @@ PROBLEM = {
     "attempts": None,
     "error": None,
 }
+HEAD = "ab" * 32
+ANCHORED = {
+    "date": "2027-01-01",
+    "checked_at": "2027-01-01T07:00:00+00:00",
+    "anchor": {"row_count": 12, "head_id": 40, "head_hash": HEAD, "at": "2026-12-31T18:05Z"},
+    "intact": True,
+    "problems": 0,
+    "first_problem": None,
+}
+BROKEN = {
+    **ANCHORED,
+    "intact": False,
+    "problems": 2,
+    "first_problem": {"row": 40, "kind": "truncated", "detail": "the trail ends ..."},
+}
 TAIL = " (due 1 Jan 2027, 15 days overdue)"  # dates in the reader's language
 # kind, level, event data -> subject, first line of the text, opening of the html (or None).
 EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
@@ -121,6 +136,30 @@ EMAILS: list[tuple[AlertKind, int, dict[str, Any], str, str, str | None]] = [
         DIGEST,
         "[LTFU] Rome 1 Jan 2027: 0 opening today, 0 due this week",
         "Good morning. Follow-up at Rome on 1 Jan 2027:",
+        None,
+    ),
+    (
+        AlertKind.admin_digest,
+        0,
+        ANCHORED,
+        "[LTFU] Audit trail 1 Jan 2027: intact, 12 rows, head abababababab",
+        "The audit trail on 1 Jan 2027.",
+        None,
+    ),
+    (
+        AlertKind.admin_digest,
+        0,
+        {**ANCHORED, "anchor": None},
+        "[LTFU] Audit trail 1 Jan 2027: no rows yet",
+        "The audit trail on 1 Jan 2027.",
+        None,
+    ),
+    (
+        AlertKind.admin_digest,
+        0,
+        BROKEN,
+        "[LTFU] Audit trail 1 Jan 2027: 2 problem(s) found",
+        "The audit trail on 1 Jan 2027.",
         None,
     ),
     (
@@ -229,3 +268,17 @@ def test_a_long_name_is_cut_at_a_word_in_the_subject_and_whole_in_the_body() -> 
     assert name.startswith(shown.removesuffix(" …"))  # a prefix of whole words
     assert name[len(shown.removesuffix(" …"))] in " ,"
     assert name in text
+
+
+def test_the_admins_digest_says_what_to_keep_and_what_broke() -> None:
+    _, intact, _ = render_email(_alert(AlertKind.admin_digest), ANCHORED)
+    assert "Checked at 1 Jan 2027, 07:00 UTC: the chain is intact." in intact
+    assert f"surveillance audit verify --expect-head {HEAD} --expect-count 12" in intact
+    assert "written 31 Dec 2026, 18:05 UTC" in intact
+    _, empty, _ = render_email(_alert(AlertKind.admin_digest), {**ANCHORED, "anchor": None})
+    assert "no rows yet: there is no anchor to keep." in empty
+    assert "--expect-head" not in empty
+    _, broken, _ = render_email(_alert(AlertKind.admin_digest), BROKEN, locale="de")
+    assert "2 Problem(e) gefunden. Das erste:" in broken
+    assert "Das Protokoll endet vor Eintrag 40" in broken
+    assert "(the trail ends ...)" in broken  # the check's own words, for the record

@@ -10,16 +10,17 @@ import pytest
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from surveillance.accounts import auth
+from surveillance.accounts import auth, throttle
 from surveillance.accounts.models import ApiToken, WebSession
 from surveillance.cli import app, context
-from surveillance.config import get_settings
+from surveillance.config import Settings, get_settings
 from surveillance.errors import InvalidInput, Unauthorized
 from surveillance.kit.db import read_session, write_session
 from surveillance.records import sites
 
 GOOD = "violet tractor quietly hums"
 EMAIL = "nurse@rome.example"
+LIMITS = throttle.limits_of(Settings(database_url="sqlite://"))
 
 
 @pytest.fixture
@@ -47,7 +48,9 @@ def _add(cli: CliRunner, *extra: str, input: str | None = None) -> tuple[int, st
 
 def _signs_in(engine: Engine, password: str, now: datetime) -> bool:
     with write_session(engine) as session:
-        outcome = auth.sign_in(session, email=EMAIL, password=password, client="cli", now=now)
+        outcome = auth.sign_in(
+            session, email=EMAIL, password=password, client="cli", now=now, limits=LIMITS
+        )
     return isinstance(outcome, auth.SignedIn)
 
 

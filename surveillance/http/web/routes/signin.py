@@ -62,7 +62,12 @@ def login(
         if old:
             sign_out(session, old)  # a new sign-in never reuses a session token
         outcome = sign_in(
-            session, email=email, password=password, client=client_address(request), now=state.now()
+            session,
+            email=email,
+            password=password,
+            client=client_address(request),
+            now=state.now(),
+            limits=state.throttle_limits,
         )
     if isinstance(outcome, TooManyRequests):
         return _login_form(

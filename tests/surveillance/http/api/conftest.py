@@ -5,6 +5,6 @@ conftest Python found first)."""
 from __future__ import annotations
 
 from support.api_support import api, shared_api
-from support.live_api import live_api
+from support.live_api import live_api, live_api_settings
 
-__all__ = ["api", "live_api", "shared_api"]
+__all__ = ["api", "live_api", "live_api_settings", "shared_api"]

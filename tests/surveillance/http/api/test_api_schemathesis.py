@@ -18,8 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from support.api_support import ROLES
 from support.live_api import LiveApi
 
-from surveillance.accounts import throttle
-
 EXAMPLES = 20
 # Schema-valid is not always acceptable: a made-up ETag is well formed and stale (412),
 # and rules no schema states (an assessment key's form, an infusion after birth) are 422.
@@ -29,14 +27,12 @@ CONFIG = schemathesis.Config.from_dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _no_address_lockout() -> Iterator[None]:
+@pytest.fixture(scope="module")
+def live_api_settings() -> dict[str, Any]:
     """The fuzzer sends invalid credentials on purpose, hundreds of times from one address:
     the throttle would answer 429 where its check expects 401 (the throttle has its own
-    tests, test_api_throttle.py)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(throttle, "CLIENT_LIMIT", 1_000_000)
-        yield
+    tests, test_api_throttle.py). The highest address limit the settings accept."""
+    return {"throttle_client_limit": 10_000}
 
 
 @pytest.fixture(scope="module")

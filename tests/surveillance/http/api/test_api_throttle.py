@@ -8,6 +8,7 @@ by hand.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,6 @@ from support.api_support import NOW, USERS, populate
 
 import rules
 from surveillance.accounts import auth, throttle
-from surveillance.accounts.throttle import ACCOUNT_LIMIT, CLIENT_LIMIT, LOCKOUT
 from surveillance.config import Settings
 from surveillance.errors import TooManyRequests, Unauthorized
 from surveillance.http.app import create_app
@@ -27,6 +27,13 @@ from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
 from surveillance.main import build_runtime
 
+# The defaults (SURVEILLANCE_THROTTLE_* unset).
+DEFAULTS = throttle.limits_of(Settings(database_url="sqlite://"))
+ACCOUNT_LIMIT, CLIENT_LIMIT, LOCKOUT = (
+    DEFAULTS.account_limit,
+    DEFAULTS.client_limit,
+    DEFAULTS.lockout,
+)
 PASSWORD = "correct horse battery staple"
 NURSE = USERS["nurse"][0]
 
@@ -53,9 +60,18 @@ class Servers:
 
 @pytest.fixture
 def servers(database_url: str, registry: rules.ProtocolRegistry) -> Iterator[Servers]:
+    with serving(database_url, registry) as both:
+        yield both
+
+
+@contextmanager
+def serving(
+    database_url: str, registry: rules.ProtocolRegistry, **chosen: int
+) -> Iterator[Servers]:
+    """Two server processes on one database, with these settings."""
     clock = Clock()
     # No token cache: each process asks the database, as after the cache's seconds.
-    settings = Settings(database_url=database_url, cache_seconds=0)
+    settings = Settings(database_url=database_url, cache_seconds=0, **chosen)  # type: ignore[arg-type]
     first = build_runtime(settings, clock=clock, registry=registry)
     second = build_runtime(settings, clock=clock, registry=registry)
     tokens = populate(first.engine)
@@ -131,12 +147,17 @@ class TestPasswords:
             moment = NOW + timedelta(minutes=attempt)
             with write_session(servers.engine) as session:
                 outcome = auth.sign_in(
-                    session, email=NURSE, password=f"wrong {attempt}", client="1", now=moment
+                    session,
+                    email=NURSE,
+                    password=f"wrong {attempt}",
+                    client="1",
+                    now=moment,
+                    limits=DEFAULTS,
                 )
                 assert isinstance(outcome, Unauthorized)
             with read_session(servers.engine) as session:
                 try:
-                    throttle.check(session, account=NURSE, client="1", now=moment)
+                    throttle.check(session, account=NURSE, client="1", now=moment, limits=DEFAULTS)
                     waits.append(0)
                 except TooManyRequests as exc:
                     waits.append(exc.retry_after)
@@ -202,3 +223,29 @@ class TestTokens:
             assert response.status_code == 401
         response = servers.second.get("/api/v1/sites/Rome/calendar.ics?token=feed_x")
         assert response.status_code == 429
+
+
+class TestSettings:
+    def test_the_limits_are_the_installations_settings(
+        self, database_url: str, registry: rules.ProtocolRegistry
+    ) -> None:
+        """Two failures lock an email for five minutes, three an address (both processes
+        read the same settings)."""
+        chosen = {
+            "throttle_account_limit": 2,
+            "throttle_client_limit": 3,
+            "throttle_lockout_minutes": 5,
+            "throttle_window_minutes": 10,
+        }
+        with serving(database_url, registry, **chosen) as servers:
+            _guess(servers, NURSE, 2)
+            assert not _signed_in(_sign_in(servers.second, NURSE, PASSWORD))
+            servers.clock.advance(minutes=5)
+            assert _signed_in(_sign_in(servers.first, NURSE, PASSWORD))
+            for n in range(3):  # one failure each: no email locked, the address is
+                _guess(servers, f"user{n}@rome.example", 1)
+            refused = servers.first.get(
+                "/api/v1/patients", headers={"Authorization": f"Bearer {servers.tokens['nurse']}"}
+            )
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) == 5 * 60 - 10  # _guess waits 10 s

@@ -24,6 +24,7 @@ TRANSLATED = [
     PAGES / "_escalations.html",
     PAGES / "login.html",
     PAGES / "access.html",
+    PAGES / "account_password.html",
     PAGES / "mail.html",
     PAGES / "mail_detail.html",
     PAGES / "results_to_review.html",
