@@ -202,6 +202,7 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
         [
             NavLink(_("Alerts"), "/admin/alerts"),
             NavLink(_("Webhooks"), "/admin/webhooks"),
+            NavLink(_("Users"), "/admin/users"),
             NavLink(_("Safety cases"), "/safety"),
         ]
         if principal.is_admin
