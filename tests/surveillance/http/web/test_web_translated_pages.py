@@ -54,6 +54,12 @@ def _main(page: httpx.Response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0)))
 
 
+def _hidden(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page.text)
+    assert found is not None, name
+    return found.group(1)
+
+
 def _no_english(page: httpx.Response, *phrases: str) -> None:
     text = _main(page)
     assert [phrase for phrase in phrases if phrase in text] == []
@@ -243,3 +249,35 @@ def test_the_refusal_stays_english_outside_the_pages() -> None:
             "Only investigators and administrators can change a patient's status. "
             "You are signed in as a nurse."
         )
+
+
+CALENDAR_SAID = {
+    "it": r"Il calendario: 0 aggiunte, .* annullate",
+    "de": r"Der Kalender: 0 hinzugefügt",
+}
+MONTHS = {"it": ("dic", "gen"), "de": ("Dez", "Jan")}
+
+
+@pytest.mark.parametrize("locale", ["it", "de"])
+def test_a_status_change_and_the_calendar_picture(pages: TestClient, locale: str) -> None:
+    """What the change did to the calendar is said in the page's language, and the months
+    under the calendar picture are named in it."""
+    sign_in_as(pages, "investigator")
+    form = pages.get("/patients/ROM-101/status", headers=HEADERS[locale])
+    values = {
+        "csrf_token": csrf_of(form),
+        "version": _hidden(form, "version"),
+        "status": "withdrawn",
+        "date": "2026-11-25",
+        "reason": "Consent withdrawn",
+    }
+    saved = pages.post("/patients/ROM-101/status", data=values, headers=HEADERS[locale])
+    assert saved.status_code == 303, _main(saved)
+    done = pages.get(saved.headers["location"], headers=HEADERS[locale])
+    flash = re.search(r'class="flash flash-success"[^>]*>(.*?)</', done.text, re.DOTALL)
+    assert flash is not None
+    assert re.search(CALENDAR_SAID[locale], flash.group(1)), flash.group(1)
+    assert " added, " not in flash.group(1)
+    months = re.findall(r'<text class="tick-label"[^>]*>([^<]+)</text>', done.text)
+    assert set(MONTHS[locale]) <= set(months), months
+    assert "Dec" not in months or locale == "de"
