@@ -27,6 +27,7 @@ from surveillance.adverse_events.results import (
 )
 from surveillance.errors import InvalidInput, NotFound, PreconditionFailed
 from surveillance.http.deps import AppState, State, visible_patient
+from surveillance.http.web.effects_text import effects_summary
 from surveillance.http.web.outcome_entry import (
     OUTCOMES,
     OutcomeEntry,
@@ -131,7 +132,7 @@ async def _record_visit(
         "Recorded the visit of %(patient)s: %(n)s assessments.",
         len(done),
     ) % {"patient": study_id, "n": len(done)}
-    started = [e.summary for e in said if e.starts or e.stops or e.moves or e.safety_case]
+    started = [effects_summary(e) for e in said if e.starts or e.stops or e.moves or e.safety_case]
     text = " ".join([message, *(f"{s[:1].upper()}{s[1:]}." for s in started)])
     response = redirect(back or f"/sites/{quote(patient.site_id)}/due")
     set_flash(request, response, "success", text)
