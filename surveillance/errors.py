@@ -48,8 +48,15 @@ class InvalidInput(SurveillanceError):
 
     status_code = 422
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        template: str | None = None,
+        values: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, template=template, values=values)
         self.field = field
 
 

@@ -65,7 +65,7 @@ def checked(run: Run, artifacts: Path, name: str) -> None:
     """A full-page screenshot; then labelled fields, one h1, the page's language, no
     sideways page scroll, and no critical or serious axe finding."""
     page = run.page
-    page.screenshot(path=artifacts / f"{name}-{run.tag}.png", full_page=True)
+    page.screenshot(path=artifacts / f"{name}-{run.tag}.png", full_page=True, timeout=60_000)
     assert page.evaluate(UNLABELLED_FIELDS) == [], page.url
     expect(page.locator("h1")).to_have_count(1)
     expect(page.locator("thead th:not([scope])")).to_have_count(0)

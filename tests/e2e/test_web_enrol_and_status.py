@@ -26,8 +26,9 @@ RUNS = [(390, "en-GB"), (1280, "en-GB"), (390, "it-IT"), (1280, "de-DE")]
 
 
 def _shot(page: Page, folder: Path, name: str, tag: str) -> None:
-    """axe's blocking findings, sideways scrolling, the page's language; then a screenshot."""
-    page.screenshot(path=folder / f"{name}-{tag}.png", full_page=True)
+    """A full-page screenshot; then axe's blocking findings and sideways scrolling."""
+    # A patient page is long: its full-page screenshot takes a while on a loaded machine.
+    page.screenshot(path=folder / f"{name}-{tag}.png", full_page=True, timeout=60_000)
     assert blocking_violations(page) == [], name
     assert page.evaluate(SIDEWAYS) <= 0, f"{name} scrolls sideways at {tag}"
 

@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from support.web_support import NOW, USERS, SiteDb, csrf_of, sign_in_as
 
 import rules
+from notifications import _urls
 from surveillance.accounts.auth import Refused
 from surveillance.accounts.models import Role
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.http.web.routes.webhooks import URL_REFUSALS
 from surveillance.kit import i18n
 from surveillance.kit.db import write_session
 from surveillance.records.adverse_event_vocabulary import (
@@ -167,6 +169,36 @@ def test_the_webhooks_admin(pages: TestClient, locale: str) -> None:
     assert [word for word in WEBHOOKS[locale] if word not in added.text] == []
     _no_english(added, "Signing secret", "Copy it now", "Add an endpoint", "Rotate secret")
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", _main(added)) is None  # dates in words
+
+
+URL_REFUSED = {
+    "it": ("sono ammessi solo URL http e https", "è un indirizzo privato"),
+    "de": ("nur http- und https-URLs sind erlaubt", "ist eine private, Loopback-"),
+}
+
+
+@pytest.mark.parametrize("locale", ["it", "de"])
+def test_a_refused_webhook_url_is_said_in_the_admins_language(
+    pages: TestClient, locale: str
+) -> None:
+    sign_in_as(pages, "admin")
+    page = pages.get("/admin/webhooks", headers=HEADERS[locale])
+    urls = ("ftp://receiver.example/x", "http://127.0.0.1/x")
+    for url, said in zip(urls, URL_REFUSED[locale], strict=True):
+        data = {"csrf_token": csrf_of(page), "url": url, "events": "assessment.overdue"}
+        refused = pages.post("/admin/webhooks", data=data, headers=HEADERS[locale])
+        assert refused.status_code == 422
+        error = re.search(r'id="wh-url-error">([^<]*)<', refused.text)
+        assert error is not None
+        assert said in error.group(1)
+        assert repr(url) in error.group(1).replace("&#39;", "'")
+        _no_english(refused, "only http and https", "is a private")
+
+
+def test_the_catalogs_know_every_reason_notifications_gives() -> None:
+    """The page translates notifications' own templates: the two lists stay the same."""
+    given = {value for name, value in vars(_urls).items() if name.startswith("URL_")}
+    assert set(URL_REFUSALS) == given
 
 
 PATIENTS = {
