@@ -39,4 +39,18 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class InvalidWebhookUrl(ValueError):
-    """The URL cannot be used as a webhook endpoint; the message says why."""
+    """The URL cannot be used as a webhook endpoint; the message says why.
+
+    ``template`` is the message before ``values`` were put in (``"{url}: no host"``), when
+    there is one: an application may say it in its reader's language."""
+
+    def __init__(
+        self, message: str, *, template: str | None = None, values: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.template = template
+        self.values = values or {}
+
+    @classmethod
+    def saying(cls, template: str, **values: str) -> InvalidWebhookUrl:
+        return cls(template.format(**values), template=template, values=values)

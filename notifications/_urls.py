@@ -21,6 +21,14 @@ from urllib.parse import urlsplit
 from ._errors import InvalidWebhookUrl
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Why a URL is refused, before its values are put in (an application may translate them).
+URL_NOT_HTTP = "{url}: only http and https URLs are allowed"
+URL_NO_HOST = "{url}: no host"
+URL_CREDENTIALS = "{url}: credentials in the URL are not allowed; use the signing secret"
+URL_PRIVATE = (
+    "{url}: {address} is a private, loopback or link-local address "
+    "(set SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE=true to allow it)"
+)
 
 # NAT64: the well-known prefix (RFC 6052, the IPv4 address in the last 32 bits) and the
 # local-use prefix (RFC 8215). Either may be routed by a gateway to any IPv4 address.
@@ -99,22 +107,17 @@ def is_forbidden(address: Address) -> bool:
 def _check_form(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise InvalidWebhookUrl(f"{url!r}: only http and https URLs are allowed")
+        raise InvalidWebhookUrl.saying(URL_NOT_HTTP, url=repr(url))
     if not parts.hostname:
-        raise InvalidWebhookUrl(f"{url!r}: no host")
+        raise InvalidWebhookUrl.saying(URL_NO_HOST, url=repr(url))
     if parts.username or parts.password:
-        raise InvalidWebhookUrl(
-            f"{url!r}: credentials in the URL are not allowed; use the signing secret"
-        )
+        raise InvalidWebhookUrl.saying(URL_CREDENTIALS, url=repr(url))
     return parts.hostname
 
 
 def _check_address(url: str, address: Address) -> None:
     if is_forbidden(address):
-        raise InvalidWebhookUrl(
-            f"{url!r}: {address} is a private, loopback or link-local address "
-            "(set SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE=true to allow it)"
-        )
+        raise InvalidWebhookUrl.saying(URL_PRIVATE, url=repr(url), address=str(address))
 
 
 def _addresses(host: str, resolve: bool) -> list[Address]:

@@ -1,6 +1,6 @@
 """What saving a result will start or stop, shown before it is saved (and after).
 
-A preview runs the real entry point (``record_outcome`` / ``correct_outcome``) inside a
+A preview runs the real entry point (``record_outcome(s)`` / ``correct_outcome``) inside a
 SAVEPOINT and rolls it back: what it shows is exactly what saving does, refusals
 included (a result the assessment cannot produce raises the same ``InvalidInput``), and
 nothing it wrote remains. ``effects_of`` describes a real save the same way.
@@ -18,7 +18,13 @@ import rules
 from surveillance.adverse_events.cases import CaseChange
 from surveillance.adverse_events.deadlines import deadlines_of
 from surveillance.adverse_events.effects import Deadline, Effects, Moved, OpenedCase, Planned
-from surveillance.adverse_events.results import RecordedResult, correct_outcome, record_outcome
+from surveillance.adverse_events.results import (
+    OutcomeToRecord,
+    RecordedResult,
+    correct_outcome,
+    record_outcome,
+    record_outcomes,
+)
 from surveillance.protocols.registry import assessment_name, get_protocol
 from surveillance.records.patients import Assessment, Patient, assessment_key
 from surveillance.records.sites import today_at
@@ -54,6 +60,21 @@ def preview_outcome(
             expected_version=expected_version,
         )
         return effects_of(session, recorded, registry=registry, now=now)
+
+
+def preview_outcomes(
+    session: Session,
+    entries: list[OutcomeToRecord],
+    *,
+    actor: str,
+    registry: rules.ProtocolRegistry,
+    now: datetime,
+) -> list[Effects]:
+    """What ``record_outcomes`` (a whole visit) would do, one ``Effects`` per entry in
+    order; nothing is kept. A refused row raises ``OutcomesRefused`` as saving does."""
+    with _rolled_back(session):
+        done = record_outcomes(session, entries, actor=actor, registry=registry, now=now)
+        return [effects_of(session, d, registry=registry, now=now) for d in done]
 
 
 def preview_correction(

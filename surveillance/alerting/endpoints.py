@@ -34,7 +34,9 @@ def check_url(url: str, *, allow_private: bool) -> None:
     try:
         notifications.validate_webhook_url(url, allow_private=allow_private)
     except notifications.InvalidWebhookUrl as exc:
-        raise InvalidInput(str(exc), field="url") from None
+        raise InvalidInput(
+            str(exc), field="url", template=exc.template, values=exc.values
+        ) from None
 
 
 def add_endpoint(

@@ -141,6 +141,11 @@ def _formatted_day(day: date, locale: str) -> str:
     return format_date(day, _DATE_PATTERNS[locale], locale=locale)
 
 
+def format_month(day: date) -> str:
+    """A month's short name on its own, as an axis labels it (``Jul``, ``lug``, ``Jul``)."""
+    return format_date(day, "LLL", locale=_current.get())
+
+
 def format_moment(value: datetime | str | None) -> str:
     """A moment for people to read, in the time zone it carries (``3 dic 2026, 14:05``);
     ISO text is accepted (email payloads)."""

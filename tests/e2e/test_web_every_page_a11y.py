@@ -106,6 +106,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("dashboard", "/dashboard", 200),
             ("alerts", "/admin/alerts", 200),
             ("webhooks", "/admin/webhooks", 200),
+            ("users", "/admin/users", 200),
             ("mail", "/mail", 200),
             ("mail-detail", _MAIL, 200),
         ],
@@ -151,6 +152,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
         [
             ("webhooks", "/admin/webhooks", 200),
             ("alerts", "/admin/alerts", 200),
+            ("users", "/admin/users", 200),
             ("safety", "/safety", 200),
         ],
     ),

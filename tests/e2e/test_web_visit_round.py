@@ -1,7 +1,8 @@
 """The nurse's round by card, in a real browser: record a whole visit on one form from a
-due-list card, then mark overdue rows missed together with one reason — on a phone in
-English and on a laptop in Italian. axe-core checks the grouped due list and the visit form
-(no critical or serious violation); screenshots go to ``tests/e2e/artifacts/``.
+due-list card (after checking what its results start), then mark overdue rows missed
+together with one reason — on a phone in English and on a laptop in Italian. axe-core
+checks the grouped due list, the visit form and its preview (no critical or serious
+violation); screenshots go to ``tests/e2e/artifacts/``.
 
 The server is this module's own demo (the round changes its data)."""
 
@@ -22,6 +23,9 @@ RUNS = [
     (390, "en-GB", {"record": "Recorded the visit", "missed": "marked missed"}),
     (1280, "it-IT", {"record": "Registrat", "missed": "mancat"}),
 ]
+# Every value of the visit form's rows (outcome, result, date, reason, note), in order.
+TYPED = """items => items.flatMap(item => [...item.querySelectorAll(
+    'select[name*=":"], input[name*=":"]:not([type=hidden])')].map(f => f.name + '=' + f.value))"""
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +87,19 @@ def test_a_visit_on_one_form_then_overdue_rows_missed_together(
         assert width > 400 or page.evaluate(SIDEWAYS) == 0
         recorded = _fill_visit(page)
         assert recorded >= 1
-        page.locator("main form:has(.visit-item) button[type=submit]").first.click()
+        typed = page.locator(".visit-item").evaluate_all(TYPED)
+
+        # "Check what it starts": the form again, as typed, with each result's effects.
+        page.locator("main form button[name=intent][value=preview]").click()
+        preview = page.locator("#visit-preview")
+        expect(preview).to_be_visible()
+        expect(preview.locator(".visit-effects > li")).to_have_count(recorded)
+        expect(page.locator("html")).to_have_attribute("lang", locale[:2])
+        assert page.locator(".visit-item").evaluate_all(TYPED) == typed
+        page.screenshot(path=artifacts / f"visit-preview-{tag}.png", full_page=True)
+        assert blocking_violations(page) == []
+        assert width > 400 or page.evaluate(SIDEWAYS) == 0
+        page.locator("main form button[name=intent][value=save]").click()
         expect(page).to_have_url(re.compile(r"/sites/Rome/due"))
         expect(page.locator(".flash")).to_contain_text(words["record"])
 

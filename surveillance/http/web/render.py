@@ -32,6 +32,7 @@ from surveillance.errors import SurveillanceError
 from surveillance.http.denials import record_denial
 from surveillance.http.deps import AppState
 from surveillance.http.security_headers import SECURITY_HEADERS
+from surveillance.http.web.effects_text import effects_summary
 from surveillance.http.web.session import (
     SESSION_COOKIE,
     SignInRequired,
@@ -202,6 +203,7 @@ def nav_links(state: AppState, user: WebUser | None) -> list[NavLink]:
         [
             NavLink(_("Alerts"), "/admin/alerts"),
             NavLink(_("Webhooks"), "/admin/webhooks"),
+            NavLink(_("Users"), "/admin/users"),
             NavLink(_("Safety cases"), "/safety"),
         ]
         if principal.is_admin
@@ -472,3 +474,4 @@ TEMPLATES.env.globals["sex_label"] = _labelled(SEX_LABELS)
 TEMPLATES.env.globals["alert_status_label"] = _labelled(ALERT_STATUS_LABELS)
 TEMPLATES.env.globals["assessment_status_label"] = _labelled(ASSESSMENT_STATUS_LABELS)
 TEMPLATES.env.globals["change_kind_label"] = _labelled(CHANGE_KIND_LABELS)
+TEMPLATES.env.globals["effects_summary"] = effects_summary

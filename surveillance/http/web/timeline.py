@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any, Literal
 
 from dateutil.relativedelta import relativedelta
+
+from surveillance.kit.i18n import Later, format_month
 
 WIDTH = 1000.0
 LEFT = 170.0  # lane labels
@@ -91,7 +94,7 @@ class Marker:
 @dataclass(frozen=True)
 class Tick:
     x: float
-    label: str
+    label: str | Later  # a month's name is written in the language of the page
     sublabel: str
 
 
@@ -150,7 +153,9 @@ def build_timeline(
         for group in same_day.values()
     ]
     groups.sort(key=lambda g: (_paint_rank(g[0].state), g[0].due))
-    ticks = _year_ticks(start, end, anchor) if scale == "years" else _month_ticks(start, end)
+    ticks: Sequence[tuple[date, str | Later, str]] = (
+        _year_ticks(start, end, anchor) if scale == "years" else _month_ticks(start, end)
+    )
     return Timeline(
         start=start,
         end=end,
@@ -192,12 +197,11 @@ def _year_ticks(start: date, end: date, anchor: date) -> list[tuple[date, str, s
     return ticks
 
 
-def _month_ticks(start: date, end: date) -> list[tuple[date, str, str]]:
-    ticks: list[tuple[date, str, str]] = []
+def _month_ticks(start: date, end: date) -> list[tuple[date, str | Later, str]]:
+    ticks: list[tuple[date, str | Later, str]] = []
     day = date(start.year, start.month, 1) + relativedelta(months=1)
     while day <= end:
-        ticks.append(
-            (day, day.strftime("%b"), str(day.year) if day.month == 1 or not ticks else "")
-        )
+        name = Later(partial(format_month, day))
+        ticks.append((day, name, str(day.year) if day.month == 1 or not ticks else ""))
         day += relativedelta(months=1)
     return ticks

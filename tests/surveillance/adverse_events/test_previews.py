@@ -13,7 +13,13 @@ from support.factories import ACTOR, add_sites, enroll_committed, record, table_
 
 import rules
 from surveillance.adverse_events.effects import Effects
-from surveillance.adverse_events.previews import effects_of, preview_correction, preview_outcome
+from surveillance.adverse_events.previews import (
+    effects_of,
+    preview_correction,
+    preview_outcome,
+    preview_outcomes,
+)
+from surveillance.adverse_events.results import OutcomesRefused, OutcomeToRecord
 from surveillance.errors import InvalidInput, PreconditionFailed
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import write_session
@@ -203,3 +209,34 @@ def test_a_preview_leaves_the_callers_own_transaction_as_it_was(
     }
     assert list(after) == ["rcl_test"]
     assert after["rcl_test"]["occurrence"] == 2
+
+
+def test_a_visit_preview_gives_each_row_its_effects_and_writes_nothing(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    entries = [
+        OutcomeToRecord(KEY, "completed", DUE, result="positive"),
+        OutcomeToRecord("ROM-101:1:rcl_test:2", "missed", DUE, reason="travelling"),
+    ]
+    before = _stored(engine)
+    with write_session(engine) as session:
+        effects = preview_outcomes(session, entries, actor=ACTOR, registry=registry, now=now)
+    assert _stored(engine) == before
+    assert [e.key for e in effects] == [KEY, "ROM-101:1:rcl_test:2"]
+    assert "rcl_confirm" in _rules(effects[0].starts)
+    assert effects[0].safety_case is not None
+    assert effects[1].outcome == "missed"
+
+
+def test_a_visit_preview_with_a_refused_row_raises_as_saving_would(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    entries = [
+        OutcomeToRecord(KEY, "completed", DUE, result="negative"),
+        OutcomeToRecord("ROM-101:1:rcl_test:2", "completed", DUE, result="pos"),
+    ]
+    before = _stored(engine)
+    with pytest.raises(OutcomesRefused) as refused, write_session(engine) as session:
+        preview_outcomes(session, entries, actor=ACTOR, registry=registry, now=now)
+    assert list(refused.value.errors) == ["ROM-101:1:rcl_test:2"]
+    assert _stored(engine) == before

@@ -2,7 +2,9 @@
 
 Both record through ``record_outcomes`` in one transaction: all or nothing. A refused
 visit comes back (422, or 412 when a row changed meanwhile) with every typed value kept
-and each row's error beside its field.
+and each row's error beside its field. "Check what it starts" shows the form again, as
+typed, with what each result would start, stop or move in the calendar (nothing is
+written: ``preview_outcomes``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
 
 from surveillance.accounts.models import CLINICAL_ROLES
-from surveillance.adverse_events.previews import effects_of
+from surveillance.adverse_events.previews import effects_of, preview_outcomes
 from surveillance.adverse_events.results import (
     OutcomesRefused,
     OutcomeToRecord,
@@ -25,6 +27,7 @@ from surveillance.adverse_events.results import (
 )
 from surveillance.errors import InvalidInput, NotFound, PreconditionFailed
 from surveillance.http.deps import AppState, State, visible_patient
+from surveillance.http.web.effects_text import effects_summary
 from surveillance.http.web.outcome_entry import (
     OUTCOMES,
     OutcomeEntry,
@@ -95,16 +98,22 @@ async def _record_visit(
     for key in keys:
         names = ("outcome", "on", "result", "result_unit", "reason", "note", "version")
         typed.values[key] = {name: str(form.get(f"{name}:{key}", "")) for name in names}
+    preview = str(form.get("intent", "")) == "preview"
     try:
         with state.write() as session:
             patient = _patient(session, user, study_id)
             today = state.site(session, patient.site_id).today(state.now())
             entries = _entries(typed, today)
-            done = record_outcomes(
-                session, entries, actor=user.principal.email, registry=state.registry,
-                now=state.now(),
-            )  # fmt: skip
-            said = [effects_of(session, d, registry=state.registry, now=state.now()) for d in done]
+            now, registry = state.now(), state.registry
+            if preview:  # rolled back inside: this transaction writes nothing
+                effects = preview_outcomes(
+                    session, entries, actor=user.principal.email, registry=registry, now=now
+                )
+            else:
+                done = record_outcomes(
+                    session, entries, actor=user.principal.email, registry=registry, now=now
+                )
+                said = [effects_of(session, d, registry=registry, now=now) for d in done]
     except OutcomesRefused as exc:
         for key, error in exc.errors.items():
             typed.errors[key] = (_words(error), getattr(error, "field", None))
@@ -114,12 +123,16 @@ async def _record_visit(
         key = getattr(exc, "key", "")
         typed.errors[key or "_visit"] = (exc.message, exc.field)
         return _again(request, state, user, study_id, due_on, back, typed, 422, False)
+    if preview:
+        context = _context(state, user, study_id, due_on, back, typed)
+        context["effects"] = {e.key: e for e in effects}
+        return render(request, "visit_form.html", context, user=user)
     message = ngettext(
         "Recorded the visit of %(patient)s: %(n)s assessment.",
         "Recorded the visit of %(patient)s: %(n)s assessments.",
         len(done),
     ) % {"patient": study_id, "n": len(done)}
-    started = [e.summary for e in said if e.starts or e.stops or e.moves or e.safety_case]
+    started = [effects_summary(e) for e in said if e.starts or e.stops or e.moves or e.safety_case]
     text = " ".join([message, *(f"{s[:1].upper()}{s[1:]}." for s in started)])
     response = redirect(back or f"/sites/{quote(patient.site_id)}/due")
     set_flash(request, response, "success", text)
@@ -285,6 +298,7 @@ def _context(
         "result_types": result_types(state.registry),
         "return_to": back or f"/sites/{quote(patient.site_id)}/due",
         "action": f"/patients/{quote(study_id)}/visits/{visit.due_on.isoformat()}",
+        "effects": {},  # key -> what recording it would do (a preview)
     }
 
 

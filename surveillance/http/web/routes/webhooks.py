@@ -18,13 +18,24 @@ from surveillance.alerting.kinds import WEBHOOK_EVENTS
 from surveillance.errors import InvalidInput
 from surveillance.http.app_settings import settings_of
 from surveillance.http.deps import AppState, State
-from surveillance.http.web.render import PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import PageRoute, redirect, render, set_flash, translate
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
-from surveillance.kit.i18n import N_
+from surveillance.kit.i18n import N_, Later
 from surveillance.records.sites import list_sites
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PAGE = "/admin/webhooks"
+# Why ``notifications`` refuses a URL, for the catalogs: the page says it in its reader's
+# language (a test keeps these equal to notifications' own).
+URL_REFUSALS = (
+    N_("{url}: only http and https URLs are allowed"),
+    N_("{url}: no host"),
+    N_("{url}: credentials in the URL are not allowed; use the signing secret"),
+    N_(
+        "{url}: {address} is a private, loopback or link-local address "
+        "(set SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE=true to allow it)"
+    ),
+)
 
 
 @dataclass
@@ -34,7 +45,7 @@ class NewWebhookForm:
     url: str = ""
     events: list[str] = field(default_factory=list)
     site: str = ""
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str | Later] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,12 @@ def add_webhook_form(
             )
             shown = ShownSecret(created.endpoint.id, created.secret, False, None)
     except InvalidInput as exc:
-        form.errors[exc.field or "url"] = exc.message
+        refused = exc
+        form.errors[exc.field or "url"] = Later(
+            lambda: (
+                translate(refused.template, refused.values) if refused.template else refused.message
+            )
+        )
         return _page(request, state, user, form=form, status_code=422)
     return _page(request, state, user, secret=shown, status_code=201)
 

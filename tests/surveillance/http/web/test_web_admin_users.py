@@ -40,3 +40,22 @@ def test_without_the_csrf_token_nothing_changes(pages: TestClient) -> None:
 def test_a_nurse_cannot_open_the_page(pages: TestClient) -> None:
     sign_in_as(pages, "nurse")
     assert pages.get("/admin/users").status_code == 403
+
+
+def test_the_page_is_in_the_admins_language_and_in_the_navigation(pages: TestClient) -> None:
+    sign_in_as(pages, "admin")
+    dashboard = pages.get("/dashboard", headers={"Accept-Language": "it-IT"})
+    assert '<a href="/admin/users"' in dashboard.text
+    page = pages.get("/admin/users", headers={"Accept-Language": "it-IT"})
+    assert "<h1>Utenti</h1>" in page.text
+    assert f'aria-label="Disattiva {NURSE}"' in page.text
+    assert "Deactivate" not in page.text
+    done = pages.post(
+        f"/admin/users/{NURSE}/deactivate",
+        data={"csrf_token": csrf_of(page)},
+        headers={"Accept-Language": "de-DE"},
+    )
+    assert done.status_code == 303
+    german = pages.get("/admin/users", headers={"Accept-Language": "de-DE"})
+    assert f"{NURSE} ist deaktiviert" in german.text
+    assert f'aria-label="{NURSE} reaktivieren"' in german.text

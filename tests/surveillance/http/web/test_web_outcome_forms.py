@@ -88,6 +88,29 @@ class TestPreview:
         assert _row(site_db, RCL_1).result == "positive"
         assert _written(site_db)[2] == before[2] + 1
 
+    @pytest.mark.parametrize(
+        ("language", "said"),
+        [
+            ("it", ("Salvando si otterrà:", "positive: avvia", "apre un caso di sicurezza grave")),
+            ("de", ("Das Speichern bewirkt:", "positive: startet", "schwerwiegenden Sicherheit")),
+        ],
+    )
+    def test_what_it_starts_in_the_nurse_s_language(
+        self, pages: TestClient, nurse: str, language: str, said: tuple[str, ...]
+    ) -> None:
+        data = {"csrf_token": nurse, "version": "1", "outcome": "completed", "on": "2024-05-01"}
+        data |= {"result": "positive", "intent": "preview", "next": "/sites/Rome/due"}
+        response = pages.post(
+            f"/assessments/{RCL_1}/outcome", data=data, headers={"Accept-Language": language}
+        )
+        assert response.status_code == 200
+        row = response.text[response.text.index(f'data-key="{RCL_1}"') :]
+        box = row[row.index('class="effects"') : row.index("</div>", row.index('class="effects"'))]
+        assert [words for words in said if words not in box] == []
+        assert " starts " not in box
+        assert "safety case" not in box
+        assert "2024-05-01" not in box  # dates in words
+
     def test_checking_a_refused_value_shows_the_error_instead(
         self, pages: TestClient, site_db: SiteDb, nurse: str
     ) -> None:

@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from support.web_support import NOW, USERS, SiteDb, csrf_of, sign_in_as
 
 import rules
+from notifications import _urls
 from surveillance.accounts.auth import Refused
 from surveillance.accounts.models import Role
 from surveillance.adverse_events.cases import create_case
 from surveillance.adverse_events.facts import CaseFacts
+from surveillance.http.web.routes.webhooks import URL_REFUSALS
 from surveillance.kit import i18n
 from surveillance.kit.db import write_session
 from surveillance.records.adverse_event_vocabulary import (
@@ -52,6 +54,12 @@ def _main(page: httpx.Response) -> str:
     found = re.search(r"<main\b.*?</main>", page.text, re.DOTALL)
     assert found is not None
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(0)))
+
+
+def _hidden(page: httpx.Response, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page.text)
+    assert found is not None, name
+    return found.group(1)
 
 
 def _no_english(page: httpx.Response, *phrases: str) -> None:
@@ -163,6 +171,36 @@ def test_the_webhooks_admin(pages: TestClient, locale: str) -> None:
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", _main(added)) is None  # dates in words
 
 
+URL_REFUSED = {
+    "it": ("sono ammessi solo URL http e https", "è un indirizzo privato"),
+    "de": ("nur http- und https-URLs sind erlaubt", "ist eine private, Loopback-"),
+}
+
+
+@pytest.mark.parametrize("locale", ["it", "de"])
+def test_a_refused_webhook_url_is_said_in_the_admins_language(
+    pages: TestClient, locale: str
+) -> None:
+    sign_in_as(pages, "admin")
+    page = pages.get("/admin/webhooks", headers=HEADERS[locale])
+    urls = ("ftp://receiver.example/x", "http://127.0.0.1/x")
+    for url, said in zip(urls, URL_REFUSED[locale], strict=True):
+        data = {"csrf_token": csrf_of(page), "url": url, "events": "assessment.overdue"}
+        refused = pages.post("/admin/webhooks", data=data, headers=HEADERS[locale])
+        assert refused.status_code == 422
+        error = re.search(r'id="wh-url-error">([^<]*)<', refused.text)
+        assert error is not None
+        assert said in error.group(1)
+        assert repr(url) in error.group(1).replace("&#39;", "'")
+        _no_english(refused, "only http and https", "is a private")
+
+
+def test_the_catalogs_know_every_reason_notifications_gives() -> None:
+    """The page translates notifications' own templates: the two lists stay the same."""
+    given = {value for name, value in vars(_urls).items() if name.startswith("URL_")}
+    assert set(URL_REFUSALS) == given
+
+
 PATIENTS = {
     "it": ["Pazienti · Rome", "Arruola un paziente", "Codice studio", "attivo", "25 nov 2026"],
     "de": ["Patienten · Rome", "Patienten einschließen", "Studien-ID", "aktiv", "25. Nov. 2026"],
@@ -243,3 +281,35 @@ def test_the_refusal_stays_english_outside_the_pages() -> None:
             "Only investigators and administrators can change a patient's status. "
             "You are signed in as a nurse."
         )
+
+
+CALENDAR_SAID = {
+    "it": r"Il calendario: 0 aggiunte, .* annullate",
+    "de": r"Der Kalender: 0 hinzugefügt",
+}
+MONTHS = {"it": ("dic", "gen"), "de": ("Dez", "Jan")}
+
+
+@pytest.mark.parametrize("locale", ["it", "de"])
+def test_a_status_change_and_the_calendar_picture(pages: TestClient, locale: str) -> None:
+    """What the change did to the calendar is said in the page's language, and the months
+    under the calendar picture are named in it."""
+    sign_in_as(pages, "investigator")
+    form = pages.get("/patients/ROM-101/status", headers=HEADERS[locale])
+    values = {
+        "csrf_token": csrf_of(form),
+        "version": _hidden(form, "version"),
+        "status": "withdrawn",
+        "date": "2026-11-25",
+        "reason": "Consent withdrawn",
+    }
+    saved = pages.post("/patients/ROM-101/status", data=values, headers=HEADERS[locale])
+    assert saved.status_code == 303, _main(saved)
+    done = pages.get(saved.headers["location"], headers=HEADERS[locale])
+    flash = re.search(r'class="flash flash-success"[^>]*>(.*?)</', done.text, re.DOTALL)
+    assert flash is not None
+    assert re.search(CALENDAR_SAID[locale], flash.group(1)), flash.group(1)
+    assert " added, " not in flash.group(1)
+    months = re.findall(r'<text class="tick-label"[^>]*>([^<]+)</text>', done.text)
+    assert set(MONTHS[locale]) <= set(months), months
+    assert "Dec" not in months or locale == "de"

@@ -40,6 +40,7 @@ TRANSLATED = [
     PAGES / "_patient_form_macros.html",
     PAGES / "admin_alerts.html",
     PAGES / "admin_webhooks.html",
+    PAGES / "admin_users.html",
     PAGES / "due_calendar.html",
     PAGES / "safety_cases.html",
     PAGES / "safety_case.html",

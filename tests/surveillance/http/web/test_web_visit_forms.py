@@ -140,6 +140,55 @@ class TestRecordVisit:
         assert '<option value="positive" selected>' in rcl[: rcl.index("</li>")]
         assert 'value="drawn at 9"' in rcl
 
+    def test_check_what_it_starts_writes_nothing_and_keeps_what_was_typed(
+        self, pages: TestClient, site_db: SiteDb, nurse: str
+    ) -> None:
+        form = pages.get(VISIT)
+        keys = _keys(form.text)
+        fields = _form_fields(form.text)
+        fields["result:ROM-101:1:rcl_test:3"] = "positive"
+        fields["note:ROM-101:1:rcl_test:3"] = "drawn at 9"
+        fields["outcome:ROM-101:1:sle_damage_index:1"] = "pending"  # left for later
+        before = _written(site_db)
+        checked = _post_visit(pages, fields | {"intent": "preview"}, keys)
+        assert checked.status_code == 200, checked.text[:3000]
+        assert _written(site_db) == before
+        assert all(r.status == "pending" for k, r in _rows(site_db).items() if k in keys)
+        text = checked.text
+        preview = text[text.index('id="visit-preview"') : text.index("</section>")]
+        listed = re.findall(r'<li data-key="([^"]+)">', preview)
+        assert "ROM-101:1:rcl_test:3" in listed
+        assert "ROM-101:1:sle_damage_index:1" not in listed  # not recorded now: no effects
+        assert len(listed) == len(keys) - 1
+        rcl = preview[preview.index('data-key="ROM-101:1:rcl_test:3"') :]
+        rcl = rcl[: rcl.index("</li>")]
+        assert 'class="starts"' in rcl  # a positive RCL test starts intensified testing
+        form_rcl = text[text.index('<li class="visit-item') :]
+        form_rcl = form_rcl[form_rcl.index('data-key="ROM-101:1:rcl_test:3"') :]
+        assert '<option value="positive" selected>' in form_rcl[: form_rcl.index("</li>")]
+        assert 'value="drawn at 9"' in form_rcl
+        damage = text[text.index('data-key="ROM-101:1:sle_damage_index:1"') :]
+        assert '<option value="pending" selected>' in damage[: damage.index("</li>")]
+        saved = _post_visit(pages, fields | {"intent": "save"}, keys)
+        assert saved.status_code == 303
+        assert _rows(site_db)["ROM-101:1:rcl_test:3"].result == "positive"
+
+    def test_the_preview_in_german(self, pages: TestClient, nurse: str) -> None:
+        form = pages.get(VISIT)
+        fields = _form_fields(form.text) | {"intent": "preview"}
+        body = list(fields.items()) + [("key", k) for k in _keys(form.text)]
+        checked = pages.post(
+            VISIT,
+            content=str(httpx.QueryParams(body)).encode(),
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "accept-language": "de-DE",
+            },
+        )
+        assert checked.status_code == 200
+        assert "Was das Erfassen des Besuchs bewirken würde" in checked.text
+        assert "Prüfen, was es auslöst" in checked.text
+
     def test_a_row_changed_meanwhile_is_a_412_and_saves_nothing(
         self, pages: TestClient, site_db: SiteDb, nurse: str
     ) -> None:
