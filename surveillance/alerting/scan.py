@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -58,6 +59,10 @@ class ScanReport:
     full_groups: list[tuple[str, str]] = field(default_factory=list)
     incremental_groups: list[tuple[str, str]] = field(default_factory=list)
     changed_patients: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # per kind, for the logs
+
+    def timed(self, kind: str, started: float) -> None:
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - started
 
     def add(self, kind: str, count: int) -> None:
         self.created[kind] = self.created.get(kind, 0) + max(count, 0)
@@ -110,12 +115,16 @@ def scan(
         writer = _Writer(session, scope, now)
         for kind in SCANNED:
             if isinstance(kind.scan, ScanEach):
+                started = time.perf_counter()
                 for level in kind.scan.levels:
                     report.add(kind.name.value, writer.emit(kind, kind.scan, level))
+                report.timed(kind.name.value, started)
         _set_mark(session, marks.get((site_id, protocol_id)), scope, fingerprint, now)
     for kind in SCANNED:
         if isinstance(kind.scan, ScanAll):
+            started = time.perf_counter()
             report.add(kind.name.value, kind.scan.run(session, now=now, overrides=overrides))
+            report.timed(kind.name.value, started)
     return report
 
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pg_cluster import PostgresCluster
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, text
 from sqlmodel import Session, col
 from support.alert_support import AAV, ACTOR, ADMIN, START, Clock, add_sites_and_staff
 
@@ -29,6 +29,7 @@ import rules
 from surveillance.accounts import auth
 from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.alerting import operations
+from surveillance.alerting.models import ScanChange
 from surveillance.alerting.scan import ScanReport, scan
 from surveillance.errors import SurveillanceError
 from surveillance.kit import migrate
@@ -344,3 +345,71 @@ def test_incremental_scans_write_the_alerts_of_full_scans_on_postgresql(
     pg_store: Store, registry: rules.ProtocolRegistry, history: list[Step]
 ) -> None:
     _play(pg_store, registry, history)
+
+
+def _listed(engine: Engine) -> set[int]:
+    """The patients listed for the next scan, taken (as a scan takes them)."""
+    table = ScanChange.__table__  # type: ignore[attr-defined]
+    with write_session(engine) as session:
+        return set(session.execute(delete(table).returning(table.c.patient_id)).scalars())
+
+
+def test_every_write_to_the_watched_tables_lists_its_patient(
+    engine: Engine, registry: rules.ProtocolRegistry
+) -> None:
+    """The triggers, whatever writes (hand-written SQL here): a later migration that
+    rebuilt one of these tables without its triggers would fail this."""
+    with write_session(engine) as session:
+        add_sites_and_staff(session)
+        enrolments = [
+            Enrolment(s, "Rome", date(1990, 1, 1), "F", "hemophilia_a", AAV, START.date())
+            for s in ("ROM-1", "ROM-2", "ROM-3")
+        ]
+        ids = enroll(session, enrolments, registry=registry, now=START, actor=ACTOR)
+    one, two, three = ids["ROM-1"], ids["ROM-2"], ids["ROM-3"]
+    assert _listed(engine) == {one, two, three}  # inserted patients and calendars
+    assert _listed(engine) == set()
+    writes = {
+        "UPDATE assessments SET note = 'x' WHERE patient_id = :p AND occurrence = 1": one,
+        "DELETE FROM assessments WHERE patient_id = :p AND assessment = 'aav_ltfu_exam'": two,
+        "UPDATE patients SET status = 'withdrawn' WHERE id = :p": three,
+        "INSERT INTO escalation_acks (assessment_id, level, note, by, at) SELECT id, 1, 'n', "
+        "'b', CURRENT_TIMESTAMP FROM assessments WHERE patient_id = :p AND occurrence = 1 "
+        "LIMIT 1": one,
+        "UPDATE escalation_acks SET note = 'm' WHERE assessment_id IN "
+        "(SELECT id FROM assessments WHERE patient_id = :p)": one,
+        "DELETE FROM escalation_acks WHERE assessment_id IN "
+        "(SELECT id FROM assessments WHERE patient_id = :p)": one,
+    }
+    for statement, patient_id in writes.items():
+        with write_session(engine) as session:
+            session.execute(text(statement), {"p": patient_id})
+        assert _listed(engine) == {patient_id}, statement
+
+
+def test_a_scan_takes_the_changes_and_reads_only_what_changed(
+    engine: Engine, registry: rules.ProtocolRegistry
+) -> None:
+    """A first scan is full; the next ones are incremental and take the listed patients;
+    a new webhook endpoint (another fingerprint) or an earlier day makes one full again."""
+    with write_session(engine) as session:
+        add_sites_and_staff(session)
+        enrolment = Enrolment("ROM-1", "Rome", date(1990, 1, 1), "F", "hemophilia_a", AAV,
+                              START.date() - timedelta(days=400))  # fmt: skip
+        enroll(session, [enrolment], registry=registry, now=START, actor=ACTOR)
+    world = World(engine, full=False)
+    world.patients.append("ROM-1")
+    world.play(("scan", False), registry)
+    world.play(("scan", False), registry)
+    world.play(("record", 0, 0, "missed"), registry)
+    world.play(("scan", False), registry)
+    world.play(("endpoint", None), registry)
+    world.play(("scan", False), registry)
+    world.play(("scan", True), registry)
+    group = [("Rome", AAV)]
+    first, again, recorded, endpoint, earlier = world.reports
+    assert (first.full_groups, first.total > 0) == (group, True)
+    assert (again.incremental_groups, again.total, again.changed_patients) == (group, 0, 0)
+    assert (recorded.incremental_groups, recorded.changed_patients) == (group, 1)
+    assert (endpoint.full_groups, endpoint.created["assessment.overdue"] > 0) == (group, True)
+    assert earlier.full_groups == group
