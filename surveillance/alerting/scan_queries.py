@@ -16,11 +16,25 @@ so what it selects is what the full query selects minus alerts that already exis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String, and_, case, cast, exists, func, literal, or_, select, union
+from sqlalchemy import (
+    Date,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from sqlmodel import Session, col
 
@@ -75,16 +89,21 @@ class Scope:
 Rows = Select[Any] | CompoundSelect[Any]
 
 
-def _since_or_changed(scope: Scope, rows: Select[Any], crossed: ColumnElement[bool]) -> Rows:
+def _since_or_changed(
+    scope: Scope, rows: Select[Any], crossed: Callable[[], ColumnElement[bool]]
+) -> Rows:
     """All of ``rows`` (a full scan), or those that ``crossed`` a threshold since the last
-    scan plus those of the patients written since (an incremental one)."""
+    scan plus those of the patients written since (an incremental one). Scanned again the
+    same day, nothing can have crossed a threshold: only the changed patients are read."""
     if scope.since is None:
         return rows
-    new = rows.where(crossed)
-    if not scope.changed:
-        return new
+    parts = [rows.where(crossed())] if scope.since < scope.as_of else []
+    if scope.changed:
+        parts.append(rows.where(col(Assessment.patient_id).in_(scope.changed)))
+    if not parts:
+        return rows.where(false())
     # A UNION, not an OR: each half keeps its own index (window ends; patient ids).
-    return union(new, rows.where(col(Assessment.patient_id).in_(scope.changed)))
+    return parts[0] if len(parts) == 1 else union(*parts)
 
 
 def _overdue_rows(scope: Scope, round_number: Any = None) -> Select[Any]:
@@ -105,10 +124,10 @@ def _overdue_rows(scope: Scope, round_number: Any = None) -> Select[Any]:
 
 def overdue(scope: Scope, level: int) -> Rows:
     """Pending assessments whose window closed before the scan's date."""
-    rows = _overdue_rows(scope)
-    if scope.since is None:
-        return rows
-    return _since_or_changed(scope, rows, col(Assessment.window_end) >= scope.since)
+    since = scope.since
+    return _since_or_changed(
+        scope, _overdue_rows(scope), lambda: col(Assessment.window_end) >= since
+    )
 
 
 def escalated(scope: Scope, level: int) -> Rows:
@@ -136,15 +155,16 @@ def escalated(scope: Scope, level: int) -> Rows:
             days_over < policy.sponsor_after_days,
             col(Assessment.window_end) > scope.as_of - timedelta(days=policy.sponsor_after_days),
         )
-    if scope.since is None:
-        return rows
-    # Not at that level on the last scan's date, or in another reminder round then.
-    then = scope.days_over_then
-    crossed = or_(
-        then < start,
-        (then - start) // policy.remind_every_days
-        != (days_over - start) // policy.remind_every_days,
-    )
+
+    def crossed() -> ColumnElement[bool]:
+        """Not at that level on the last scan's date, or in another reminder round then."""
+        then = scope.days_over_then
+        return or_(
+            then < start,
+            (then - start) // policy.remind_every_days
+            != (days_over - start) // policy.remind_every_days,
+        )
+
     return _since_or_changed(scope, rows, crossed)
 
 
@@ -201,6 +221,9 @@ def _at_risk_candidates(scope: Scope, missed: tuple[str, ...]) -> Any:
     closed since (it is then the latest, or the one before). A contact leaving the
     two-year range only ever removes a pair; one not missed never makes one."""
     assert scope.since is not None
+    changed = select(col(Patient.id)).where(col(Patient.id).in_(scope.changed))
+    if scope.since == scope.as_of:  # the same day: no window closed since
+        return changed
     closed_since = select(col(Assessment.patient_id)).where(
         col(Assessment.site_id) == scope.site_id,
         col(Assessment.assessment).in_(scope.yearly_contacts),
@@ -208,10 +231,7 @@ def _at_risk_candidates(scope: Scope, missed: tuple[str, ...]) -> Any:
         col(Assessment.window_end) >= scope.since,
         col(Assessment.window_end) < scope.as_of,
     )
-    if not scope.changed:
-        return closed_since
-    changed = select(col(Patient.id)).where(col(Patient.id).in_(scope.changed))
-    return union(closed_since, changed)
+    return union(closed_since, changed) if scope.changed else closed_since
 
 
 def unacknowledged(session: Session, *, now: datetime, overrides: dict[str, dict[str, Any]]) -> int:
