@@ -10,6 +10,7 @@ daily safety net). After every scan both outboxes hold the same alerts, id for i
 from __future__ import annotations
 
 import itertools
+import logging
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -18,7 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pg_cluster import PostgresCluster
 from sqlalchemy import Engine, delete, select, text
@@ -29,8 +30,10 @@ import rules
 from surveillance.accounts import auth
 from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.alerting import operations
+from surveillance.alerting.jobs import AlertJobs
 from surveillance.alerting.models import ScanChange
 from surveillance.alerting.scan import ScanReport, scan
+from surveillance.config import Settings
 from surveillance.errors import SurveillanceError
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
@@ -317,6 +320,10 @@ def _play(store: Store, registry: rules.ProtocolRegistry, history: list[Step]) -
                 assert not missing, f"after step {number} of {history}"
                 assert not extra, f"after step {number} of {history}"
                 assert incremental.reports[-1].created == reference.reports[-1].created
+        # What the histories reached (pytest --hypothesis-show-statistics).
+        for kind in sorted({alert[1] for alert in reference.alerts()}):
+            event(f"alerts of kind {kind}")
+        event(f"incremental scans: {sum(bool(r.incremental_groups) for r in incremental.reports)}")
     finally:
         incremental.engine.dispose()
         reference.engine.dispose()
@@ -413,3 +420,36 @@ def test_a_scan_takes_the_changes_and_reads_only_what_changed(
     assert (recorded.incremental_groups, recorded.changed_patients) == (group, 1)
     assert (endpoint.full_groups, endpoint.created["assessment.overdue"] > 0) == (group, True)
     assert earlier.full_groups == group
+
+
+def test_the_daily_full_scan_writes_and_logs_what_the_incremental_scans_missed(
+    engine: Engine, registry: rules.ProtocolRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once a UTC day the job reads every group in full after the incremental scan. An
+    overdue alert deleted by hand stands in for a change the incremental scan missed."""
+    with write_session(engine) as session:
+        add_sites_and_staff(session)
+        enrolment = Enrolment("ROM-1", "Rome", date(1990, 1, 1), "F", "hemophilia_a", AAV,
+                              START.date() - timedelta(days=30))  # fmt: skip
+        enroll(session, [enrolment], registry=registry, now=START, actor=ACTOR)
+    clock = Clock(START)
+    settings = Settings(
+        _env_file=None, database_url=engine.url.render_as_string(hide_password=False)
+    )  # type: ignore[call-arg]
+    job = AlertJobs(engine=engine, settings=settings, registry=registry, clock=clock)
+    job.run_scan()  # incremental (a first scan: full), then the day's full one
+    overdue = {a for a in World(engine, full=False).alerts() if a[1] == "assessment.overdue"}
+    assert overdue
+    with write_session(engine) as session:
+        session.execute(delete(Alert).where(col(Alert.kind) == "assessment.overdue"))
+    clock.advance(timedelta(hours=1))
+    job.run_scan()  # the same UTC day: incremental only, the alerts stay missing
+    assert not {a for a in World(engine, full=False).alerts() if a[1] == "assessment.overdue"}
+    assert "daily full scan" not in caplog.text
+
+    clock.advance(timedelta(days=1))
+    with caplog.at_level(logging.WARNING, logger="surveillance.alerts"):
+        job.run_scan()
+    again = {a for a in World(engine, full=False).alerts() if a[1] == "assessment.overdue"}
+    assert {a[0] for a in again} >= {a[0] for a in overdue}  # and today's new ones
+    assert f"the daily full scan found {len(overdue)} alerts" in caplog.text
