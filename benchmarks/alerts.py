@@ -12,6 +12,12 @@ Scan
     of patients), the alerts written, and the time of a second scan (which writes
     nothing). The scan's rows are deleted afterwards so the file can be reused.
 
+    Scans are incremental (issue 15): the first is full (no scan marks yet); then a
+    second scan the same day with nothing changed, the same as a full scan (the cost of
+    every scan before), a scan a day later, a full scan after it (the reference: it must
+    write nothing), and a scan after ``--touched`` patients had a row rewritten. Each
+    prints its seconds per kind. ``--deliveries 0`` skips the dispatch part.
+
 Dispatch
     ``--deliveries`` webhook alerts to a receiver on 127.0.0.1 (a ThreadingHTTPServer in
     this process answering 200), sent by ``surveillance.alerting.dispatch.dispatch``
@@ -27,13 +33,14 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
+from sqlmodel import col
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,11 +48,13 @@ import notifications
 import rules
 from benchmarks._common import emit
 from surveillance.alerting.dispatch import DispatchConfig, dispatch
+from surveillance.alerting.models import ScanChange, ScanMark
 from surveillance.alerting.scan import scan
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.protocols.registry import registry_for
 from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
+from surveillance.records.patients import Assessment
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -59,37 +68,78 @@ class _Ok(BaseHTTPRequestHandler):
         pass
 
 
-def bench_scan(url: str, as_of: date) -> dict[str, Any]:
+def bench_scan(url: str, as_of: date, touched: int) -> dict[str, Any]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     now = datetime.now(UTC)
     registry = registry_for(rules.BUNDLED_PROTOCOLS)
-    started = time.perf_counter()
-    with write_session(engine) as session:
-        first = scan(session, now=now, overrides={}, registry=registry, on=as_of)
-    first_s = time.perf_counter() - started
-    started = time.perf_counter()
-    with write_session(engine) as session:
-        second = scan(session, now=now, overrides={}, registry=registry, on=as_of)
-    second_s = time.perf_counter() - started
+    _forget_scans(engine)  # a kept database: its first scan here is a full one
+
+    def timed(name: str, on: date, *, full: bool = False) -> dict[str, Any]:
+        started = time.perf_counter()
+        with write_session(engine) as session:
+            report = scan(session, now=now, overrides={}, registry=registry, on=on, full=full)
+        seconds = time.perf_counter() - started
+        mode = "full" if full or not report.incremental_groups else "incremental"
+        print(
+            f"{name} (as of {on}, {mode}): {report.total} alerts in {seconds:.2f} s "
+            f"({report.created}); per kind {_rounded(report.seconds)}; "
+            f"{report.changed_patients} patients changed",
+            flush=True,
+        )
+        return {
+            "as_of": on.isoformat(),
+            "mode": mode,
+            "alerts": report.total,
+            "by_kind": report.created,
+            "seconds": round(seconds, 3),
+            "seconds_by_kind": _rounded(report.seconds),
+            "changed_patients": report.changed_patients,
+        }
+
+    next_day = as_of + timedelta(days=1)
+    figures = {
+        "first_scan": timed("first scan", as_of),
+        "second_scan_nothing_changed": timed("second scan, nothing changed", as_of),
+        "second_scan_full": timed("second scan, full (as before)", as_of, full=True),
+        "next_day": timed("a day later", next_day),
+        "next_day_full": timed("a day later, full again (must write 0)", next_day, full=True),
+    }
+    _touch(engine, touched)
+    figures[f"after_{touched}_patients_changed"] = timed(
+        f"after {touched} patients changed", next_day
+    )
     with read_session(engine) as session:
         patients = session.execute(
             select(func.count()).select_from(select(Alert.patient_id).distinct().subquery())
         ).scalar_one()
+    figures["patients_alerted"] = patients
+    _forget_scans(engine)
+    return figures
+
+
+def _rounded(seconds: dict[str, float]) -> dict[str, float]:
+    return {kind: round(s, 3) for kind, s in seconds.items()}
+
+
+def _touch(engine: Engine, patients: int) -> None:
+    """Rewrite one assessment row of each of the first ``patients`` patients (as a write
+    path would): the triggers list them for the next scan."""
     with write_session(engine) as session:
-        session.execute(delete(Alert))
-    print(
-        f"scan as of {as_of}: {first.total} alerts in {first_s:.2f} s ({first.created}); "
-        f"again: {second.total} in {second_s:.2f} s; patients alerted {patients}"
-    )
-    return {
-        "as_of": as_of.isoformat(),
-        "alerts": first.total,
-        "by_kind": first.created,
-        "seconds": round(first_s, 3),
-        "second_scan_alerts": second.total,
-        "second_scan_seconds": round(second_s, 3),
-    }
+        first = select(Assessment.patient_id).distinct().order_by(Assessment.patient_id)
+        ids = list(session.execute(first.limit(patients)).scalars())
+        session.execute(
+            update(Assessment)
+            .where(col(Assessment.patient_id).in_(ids), col(Assessment.occurrence) == 1)
+            .values(version=Assessment.version + 1)
+        )
+
+
+def _forget_scans(engine: Engine) -> None:
+    """Delete the alerts, the scan marks and the changes, so the file can be reused."""
+    with write_session(engine) as session:
+        for table in (Alert, ScanMark, ScanChange):
+            session.execute(delete(table))
 
 
 def bench_dispatch(deliveries: int, workers: int, workdir: Path) -> dict[str, Any]:
@@ -192,14 +242,20 @@ def main() -> None:
         "--sqlite-file", type=Path, help="a database kept by benchmarks/due_list.py --keep"
     )
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 2, 15))
+    parser.add_argument(
+        "--touched", type=int, default=500, help="patients changed before the last scan"
+    )
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
     args = parser.parse_args()
     figures: dict[str, Any] = {"benchmark": "alerts"}
     if args.sqlite_file:
-        figures["scan_sqlite"] = bench_scan(f"sqlite:///{args.sqlite_file}", args.as_of)
-    figures["dispatch"] = bench_dispatch(args.deliveries, args.workers, args.workdir)
+        figures["scan_sqlite"] = bench_scan(
+            f"sqlite:///{args.sqlite_file}", args.as_of, args.touched
+        )
+    if args.deliveries:
+        figures["dispatch"] = bench_dispatch(args.deliveries, args.workers, args.workdir)
     emit(figures)
 
 

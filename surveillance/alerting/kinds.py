@@ -19,14 +19,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy.sql import Select
 from sqlmodel import Session
 
 from surveillance.alerting import payloads, rechecks, scan_queries
 from surveillance.alerting.digests import digest_data
 from surveillance.alerting.payloads import AdverseEventEventData, AssessmentEventData, EventData
 from surveillance.alerting.rechecks import Recheck
-from surveillance.alerting.scan_queries import Scope
+from surveillance.alerting.scan_queries import Rows, Scope
 from surveillance.kit.i18n import format_day, term
 from surveillance.kit.i18n import gettext as _
 from surveillance.records.outbox import Alert, AlertKind
@@ -38,7 +37,7 @@ class ScanEach:
     selects (assessment id, patient id, reminder round), at each of ``levels``, by email
     to ``recipient`` and by webhook to every endpoint subscribed to the kind."""
 
-    rows: Callable[[Scope, int], Select[Any]]
+    rows: Callable[[Scope, int], Rows]
     recipient: Callable[[str, int], str]  # (site id, level) -> a recipient group
     levels: tuple[int, ...] = (0,)
     per_patient: bool = False  # one alert per patient and assessment, not per assessment

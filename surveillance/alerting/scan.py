@@ -3,21 +3,33 @@
 Every alert id is deterministic, and inserts skip ids already present, so scanning twice,
 or on two machines at once, creates each alert once. Which kinds are scanned, what each
 looks for and whom it tells are declared in the registry (``kinds``).
+
+A scan is incremental by default: each (site, protocol) group keeps a mark (the day it
+was last scanned "as of", and a fingerprint of the policy, protocols and webhook
+endpoints that decided its alerts), and the next scan reads only the windows that closed
+or the thresholds crossed since that day, plus the patients written since (listed by
+database triggers, see migration 0012). A group scans in full when it has no mark, when
+its fingerprint changed, when it is scanned as of an earlier day than its mark, when too
+many patients changed, or when asked (``full=True``: the daily safety net in ``jobs``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, String, cast, literal, or_, select, text, true
+from sqlalchemy import Date, String, cast, delete, literal, or_, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Select
 from sqlmodel import Session, col
 
 import rules
 from surveillance.alerting.kinds import SCANNED, Kind, ScanAll, ScanEach
+from surveillance.alerting.models import ScanChange, ScanMark
 from surveillance.alerting.policy import policy_for
 from surveillance.alerting.scan_queries import Scope
 from surveillance.kit.sqltypes import UtcDateTime
@@ -31,10 +43,26 @@ _COLUMNS = (
 )  # fmt: skip
 
 
+# Part of every group's fingerprint: a release that changes what a scan query selects
+# bumps it, so the first scan after the upgrade is a full one.
+SCAN_VERSION = "1"
+# More patients written since the last scan than this: scan in full (a long IN list
+# costs more than reading the groups, e.g. after a bulk enrolment or an amendment).
+MAX_CHANGED = 2000
+
+
 @dataclass
 class ScanReport:
     as_of: dict[str, date] = field(default_factory=dict)
     created: dict[str, int] = field(default_factory=dict)
+    # (site, protocol) groups scanned in full, and incrementally (with the day since).
+    full_groups: list[tuple[str, str]] = field(default_factory=list)
+    incremental_groups: list[tuple[str, str]] = field(default_factory=list)
+    changed_patients: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # per kind, for the logs
+
+    def timed(self, kind: str, started: float) -> None:
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - started
 
     def add(self, kind: str, count: int) -> None:
         self.created[kind] = self.created.get(kind, 0) + max(count, 0)
@@ -51,12 +79,21 @@ def scan(
     overrides: dict[str, dict[str, Any]],
     registry: rules.ProtocolRegistry,
     on: date | None = None,
+    full: bool = False,
 ) -> ScanReport:
-    """Create every alert due as of ``on`` (default: today at each site)."""
+    """Create every alert due as of ``on`` (default: today at each site).
+
+    Incremental unless ``full`` (see the module's docstring); both create the same alerts.
+    """
     report = ScanReport()
     sites = {site.id: site for site in list_sites(session)}
+    changed = _take_changes(session)
+    report.changed_patients = len(changed)
+    full = full or len(changed) > MAX_CHANGED
+    endpoints = _endpoints(session)
+    marks = {(m.site_id, m.protocol_id): m for m in session.execute(select(ScanMark)).scalars()}
     groups = session.execute(select(col(Patient.site_id), col(Patient.protocol_id)).distinct())
-    for site_id, protocol_id in groups:
+    for site_id, protocol_id in groups.all():
         as_of = on or sites[site_id].today(now)
         report.as_of[site_id] = as_of
         policy = policy_for(overrides, site=site_id, protocol=protocol_id)
@@ -68,15 +105,74 @@ def scan(
             reporting_categories=tuple(sorted(registry.reporting_categories())),
             yearly_contacts=policy.yearly_contact_rules(registry, protocol_id),
         )
+        fingerprint = _fingerprint(scope, endpoints)
+        mark = marks.get((site_id, protocol_id))
+        if full or mark is None or mark.fingerprint != fingerprint or mark.as_of > as_of:
+            report.full_groups.append((site_id, protocol_id))
+        else:
+            scope = replace(scope, since=mark.as_of, changed=changed)
+            report.incremental_groups.append((site_id, protocol_id))
         writer = _Writer(session, scope, now)
         for kind in SCANNED:
             if isinstance(kind.scan, ScanEach):
+                started = time.perf_counter()
                 for level in kind.scan.levels:
                     report.add(kind.name.value, writer.emit(kind, kind.scan, level))
+                report.timed(kind.name.value, started)
+        _set_mark(session, marks.get((site_id, protocol_id)), scope, fingerprint, now)
     for kind in SCANNED:
         if isinstance(kind.scan, ScanAll):
+            started = time.perf_counter()
             report.add(kind.name.value, kind.scan.run(session, now=now, overrides=overrides))
+            report.timed(kind.name.value, started)
     return report
+
+
+def _take_changes(session: Session) -> tuple[int, ...]:
+    """The patients written since the last scan, taken: the rows read are deleted in this
+    transaction (exactly those: a row another transaction commits meanwhile stays for the
+    next scan). If the scan fails, the rollback puts them back."""
+    table = ScanChange.__table__  # type: ignore[attr-defined]
+    taken = session.execute(delete(table).returning(table.c.patient_id)).scalars()
+    return tuple(sorted(set(taken)))
+
+
+def _endpoints(session: Session) -> list[tuple[Any, ...]]:
+    """What of the webhook endpoints decides which webhook alerts a scan writes."""
+    e = WebhookEndpoint.__table__.c  # type: ignore[attr-defined]
+    rows = session.execute(select(e.id, e.enabled, e.site_id, e.event_types).order_by(e.id))
+    return [tuple(row) for row in rows]
+
+
+def _fingerprint(scope: Scope, endpoints: list[tuple[Any, ...]]) -> str:
+    """Everything besides the data and the date that decides a group's alerts."""
+    decided_by = {
+        "version": SCAN_VERSION,
+        "policy": asdict(scope.policy),
+        "reporting": scope.reporting_categories,
+        "yearly": scope.yearly_contacts,
+        "endpoints": endpoints,
+        "kinds": [(k.name.value, getattr(k.scan, "levels", ())) for k in SCANNED],
+    }
+    text_ = json.dumps(decided_by, sort_keys=True, default=str)
+    return hashlib.sha256(text_.encode()).hexdigest()
+
+
+def _set_mark(
+    session: Session, mark: ScanMark | None, scope: Scope, fingerprint: str, now: datetime
+) -> None:
+    """The group's alerts as of ``scope.as_of`` exist now (also after a scan as of an
+    earlier day: the patients written since were read as of that day only)."""
+    if mark is None:
+        mark = ScanMark(
+            site_id=scope.site_id,
+            protocol_id=scope.protocol_id,
+            as_of=scope.as_of,
+            fingerprint=fingerprint,
+            scanned_at=now,
+        )
+    mark.as_of, mark.fingerprint, mark.scanned_at = scope.as_of, fingerprint, now
+    session.add(mark)
 
 
 class _Writer:

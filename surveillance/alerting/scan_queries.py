@@ -3,16 +3,39 @@
 A per-group query selects ``(id, patient_id, round)`` for one (site, protocol) group and
 one level: the assessment the alert is about, its patient, and the reminder round (part
 of the alert id, so a weekly reminder is a new alert and a re-scan the same day is not).
+
+Incremental scans (``Scope.since`` set): the group was scanned "as of" ``since`` with
+the same policy, protocols and endpoints, and every alert that scan selected exists. A row
+of a patient nobody wrote since (``Scope.changed`` lists those somebody did) can only
+give a new alert if time made it cross a threshold in (since, as_of]: its window closed
+(overdue, and a yearly contact that becomes the latest), or its days overdue reached an
+escalation level or a new reminder round. Each query selects exactly those rows, plus
+every row of the changed patients, each still under all of the full query's conditions,
+so what it selects is what the full query selects minus alerts that already exist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String, and_, case, cast, exists, func, literal, or_, select
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy import (
+    Date,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from sqlmodel import Session, col
 
 from surveillance.adverse_events.acks import alert_unacknowledged
@@ -41,6 +64,10 @@ class Scope:
     # status) and this protocol's yearly contacts (or the policy's own list).
     reporting_categories: tuple[str, ...]
     yearly_contacts: tuple[str, ...]
+    # Incremental: the day this group's last scan was "as of", and the patients written
+    # since (None: a full scan).
+    since: date | None = None
+    changed: tuple[int, ...] = ()
 
     @property
     def reporting(self) -> ColumnElement[bool]:
@@ -51,6 +78,32 @@ class Scope:
     def days_over(self) -> ColumnElement[int]:
         """Days from the assessment's window end to the scan's date."""
         return days_between(literal(self.as_of, Date), col(Assessment.window_end))
+
+    @property
+    def days_over_then(self) -> ColumnElement[int]:
+        """Days from the assessment's window end to the last scan's date."""
+        assert self.since is not None
+        return days_between(literal(self.since, Date), col(Assessment.window_end))
+
+
+Rows = Select[Any] | CompoundSelect[Any]
+
+
+def _since_or_changed(
+    scope: Scope, rows: Select[Any], crossed: Callable[[], ColumnElement[bool]]
+) -> Rows:
+    """All of ``rows`` (a full scan), or those that ``crossed`` a threshold since the last
+    scan plus those of the patients written since (an incremental one). Scanned again the
+    same day, nothing can have crossed a threshold: only the changed patients are read."""
+    if scope.since is None:
+        return rows
+    parts = [rows.where(crossed())] if scope.since < scope.as_of else []
+    if scope.changed:
+        parts.append(rows.where(col(Assessment.patient_id).in_(scope.changed)))
+    if not parts:
+        return rows.where(false())
+    # A UNION, not an OR: each half keeps its own index (window ends; patient ids).
+    return parts[0] if len(parts) == 1 else union(*parts)
 
 
 def _overdue_rows(scope: Scope, round_number: Any = None) -> Select[Any]:
@@ -69,12 +122,15 @@ def _overdue_rows(scope: Scope, round_number: Any = None) -> Select[Any]:
     )
 
 
-def overdue(scope: Scope, level: int) -> Select[Any]:
+def overdue(scope: Scope, level: int) -> Rows:
     """Pending assessments whose window closed before the scan's date."""
-    return _overdue_rows(scope)
+    since = scope.since
+    return _since_or_changed(
+        scope, _overdue_rows(scope), lambda: col(Assessment.window_end) >= since
+    )
 
 
-def escalated(scope: Scope, level: int) -> Select[Any]:
+def escalated(scope: Scope, level: int) -> Rows:
     """Overdue long enough for ``level`` (1 investigators, 2 sponsor) and not acknowledged
     at that level; one round per ``remind_every_days``."""
     policy = scope.policy
@@ -91,15 +147,38 @@ def escalated(scope: Scope, level: int) -> Select[Any]:
             col(Acknowledgement.assessment_id) == col(Assessment.id),
             col(Acknowledgement.level) == level,
         ),
+        # Implied by ``days_over >= start``, as a date: a range on the pending rows' index.
+        col(Assessment.window_end) <= scope.as_of - timedelta(days=_earliest(policy, level)),
     )
     if level == 1:
-        rows = rows.where(days_over < policy.sponsor_after_days)
-    return rows
+        rows = rows.where(
+            days_over < policy.sponsor_after_days,
+            col(Assessment.window_end) > scope.as_of - timedelta(days=policy.sponsor_after_days),
+        )
+
+    def crossed() -> ColumnElement[bool]:
+        """Not at that level on the last scan's date, or in another reminder round then."""
+        then = scope.days_over_then
+        return or_(
+            then < start,
+            (then - start) // policy.remind_every_days
+            != (days_over - start) // policy.remind_every_days,
+        )
+
+    return _since_or_changed(scope, rows, crossed)
+
+
+def _earliest(policy: AlertPolicy, level: int) -> int:
+    """The fewest days overdue at which anything reaches ``level``."""
+    if level == 1:
+        return min(policy.escalate_after_days, policy.reporting_escalate_after_days)
+    return policy.sponsor_after_days
 
 
 def at_risk(scope: Scope, level: int) -> Select[Any]:
     """Two consecutive yearly contacts missed (or still undone after their window): the
     latest of the two."""
+    missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
     closed = (
         select(
             col(Assessment.id),
@@ -124,15 +203,35 @@ def at_risk(scope: Scope, level: int) -> Select[Any]:
             col(Assessment.window_end) < scope.as_of,
             col(Assessment.status) != AssessmentStatus.cancelled.value,
         )
-        .cte("yearly_contacts")  # read once, used twice below
     )
-    last, before = closed.alias("last"), closed.alias("before")
-    missed = (AssessmentStatus.missed.value, AssessmentStatus.pending.value)
+    if scope.since is not None:
+        closed = closed.where(col(Assessment.patient_id).in_(_at_risk_candidates(scope, missed)))
+    closed_rows = closed.cte("yearly_contacts")  # read once, used twice below
+    last, before = closed_rows.alias("last"), closed_rows.alias("before")
     return (
         select(last.c.id, last.c.patient_id, literal("0").label("round"))
         .join(before, and_(before.c.patient_id == last.c.patient_id, before.c.recent == 2))
         .where(last.c.recent == 1, last.c.status.in_(missed), before.c.status.in_(missed))
     )
+
+
+def _at_risk_candidates(scope: Scope, missed: tuple[str, ...]) -> Any:
+    """The patients whose pair of latest yearly contacts may be new since the last scan:
+    those written since, and those with a yearly contact missed or undone whose window
+    closed since (it is then the latest, or the one before). A contact leaving the
+    two-year range only ever removes a pair; one not missed never makes one."""
+    assert scope.since is not None
+    changed = select(col(Patient.id)).where(col(Patient.id).in_(scope.changed))
+    if scope.since == scope.as_of:  # the same day: no window closed since
+        return changed
+    closed_since = select(col(Assessment.patient_id)).where(
+        col(Assessment.site_id) == scope.site_id,
+        col(Assessment.assessment).in_(scope.yearly_contacts),
+        col(Assessment.status).in_(missed),
+        col(Assessment.window_end) >= scope.since,
+        col(Assessment.window_end) < scope.as_of,
+    )
+    return union(closed_since, changed) if scope.changed else closed_since
 
 
 def unacknowledged(session: Session, *, now: datetime, overrides: dict[str, dict[str, Any]]) -> int:

@@ -29,11 +29,19 @@ def scan_command(
             formats=["%Y-%m-%d"], help="Scan as of this day (default: today at each site)."
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read every group in full, not only what changed since the last scan "
+            "(the scheduler does so once a day; same alerts).",
+        ),
+    ] = False,
 ) -> None:
     """One scan: write the alerts due as of a day (running it twice creates nothing new)."""
     # The real clock: the alerts are due for sending now, whatever --on says.
     jobs = alert_jobs(migrated_runtime())
-    report = jobs.scan_once(on=on.date() if on else None)
+    report = jobs.scan_once(on=on.date() if on else None, full=full)
     digests = jobs.run_digests() + jobs.run_admin_digest() if on is None else 0
     created = ", ".join(f"{kind} {count}" for kind, count in report.created.items())
     typer.echo(

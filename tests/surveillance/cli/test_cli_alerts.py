@@ -101,6 +101,9 @@ def test_alerts_and_webhooks_commands(cli: Cli, receiver: Receiver) -> None:
     # The day after the baseline windows closed: one email and one webhook per patient.
     out = cli.ok("alerts", "scan", "--on", INFUSED.isoformat())
     assert out.startswith(f"scan as of Rome {INFUSED}: assessment.overdue 4,")
+    # The same day read in full finds nothing the (incremental) scans have not written.
+    full = cli.ok("alerts", "scan", "--full", "--on", INFUSED.isoformat())
+    assert full.startswith(f"scan as of Rome {INFUSED}: assessment.overdue 0,")
 
     # Delivery checks the address again: 127.0.0.1 is reached only where it is allowed.
     assert cli.ok("alerts", "dispatch", SURVEILLANCE_WEBHOOK_ALLOW_PRIVATE="true").strip() == (
