@@ -61,7 +61,7 @@ def _admins(engine: Engine) -> None:
         auth.add_user(session, email=ITALIAN_ADMIN, role="admin", sites=[], actor=ACTOR)
         user = session.execute(select(User).where(User.email == ITALIAN_ADMIN)).scalar_one()
         assert user.id is not None
-        auth.set_locale(session, user_id=user.id, locale="it", actor=ACTOR)
+        auth.set_locale(session, user_id=user.id, locale="it", actor=ACTOR, now=SEVEN_UTC)
 
 
 def _digest_mails(inbox: SmtpInbox, day: str) -> dict[str, Message]:

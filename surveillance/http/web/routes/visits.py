@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.previews import effects_of, preview_outcomes
@@ -82,15 +84,22 @@ async def record_visit(
     request: Request, study_id: str, due_on: str, state: State, user: CurrentWebUser
 ) -> Response:
     """Record the visit in one transaction, then back to the due list with what it started."""
+    form = await request.form()
+    # The database work in a worker thread, not on the event loop other requests share.
+    return await run_in_threadpool(_record_visit, request, form, study_id, due_on, state, user)
+
+
+def _record_visit(
+    request: Request, form: FormData, study_id: str, due_on: str, state: State, user: WebUser
+) -> Response:
     # The messages made here (errors, the summary) are in the reader's language.
     with use_locale(request_locale(request, user)):
-        return await _record_visit(request, study_id, due_on, state, user)
+        return _record_visit_in_locale(request, form, study_id, due_on, state, user)
 
 
-async def _record_visit(
-    request: Request, study_id: str, due_on: str, state: State, user: WebUser
+def _record_visit_in_locale(
+    request: Request, form: FormData, study_id: str, due_on: str, state: State, user: WebUser
 ) -> Response:
-    form = await request.form()
     _check(user, str(form.get("csrf_token", "")))
     back = safe_next(str(form.get("next", "")))
     typed = VisitForm(on=str(form.get("on", "")))
@@ -144,12 +153,20 @@ async def mark_missed(
     request: Request, site_id: str, state: State, user: CurrentWebUser
 ) -> Response:
     """The ticked overdue rows recorded missed, with one reason, in one transaction."""
-    with use_locale(request_locale(request, user)):
-        return await _mark_missed(request, site_id, state, user)
-
-
-async def _mark_missed(request: Request, site_id: str, state: State, user: WebUser) -> Response:
     form = await request.form()
+    return await run_in_threadpool(_mark_missed, request, form, site_id, state, user)
+
+
+def _mark_missed(
+    request: Request, form: FormData, site_id: str, state: State, user: WebUser
+) -> Response:
+    with use_locale(request_locale(request, user)):
+        return _mark_missed_in_locale(request, form, site_id, state, user)
+
+
+def _mark_missed_in_locale(
+    request: Request, form: FormData, site_id: str, state: State, user: WebUser
+) -> Response:
     _check(user, str(form.get("csrf_token", "")))
     back = safe_next(str(form.get("next", ""))) or f"/sites/{quote(site_id)}/due"
     keys = [str(key) for key in form.getlist("key")]
