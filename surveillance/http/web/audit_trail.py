@@ -162,7 +162,7 @@ def _field(entry: AuditEntry, name: str) -> str:
 
 def _value(entry: AuditEntry, name: str, value: Any) -> str:
     """As stored in English (JSON for lists); read in the page's words otherwise."""
-    if value is None:
+    if value is None or value == "None":  # a status change writes no date as "None"
         return "—"
     if _english():
         return _short(value)
