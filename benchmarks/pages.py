@@ -95,6 +95,7 @@ PAGES = (
     Page("due list, 90 days on", "nurse", "/sites/{site}/due?on={later}"),
     Page("patient (most rows)", "nurse", "/patients/{patient}"),
     Page("patient (most rows), investigator", "investigator", "/patients/{patient}"),
+    Page("patient audit trail (most rows)", "nurse", "/patients/{patient}/audit"),
     Page("site adverse events", "investigator", "/sites/{site}/adverse-events"),
     Page("case", "investigator", "/adverse-events/{case}"),
     Page("results to review", "investigator", "/sites/{site}/results-to-review"),
