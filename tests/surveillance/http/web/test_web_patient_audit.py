@@ -203,3 +203,8 @@ def test_in_the_readers_language(
     calendar = shown[: shown.index('id="h-audit"')]
     assert why[locale] in calendar
     assert "withdrawn on 2026-11-01" not in calendar
+    item = pages.get(
+        "/patients/ROM-101/assessments/ROM-101:1:bcell_cd19:11", headers=HEADERS[locale]
+    )
+    assert item.status_code == 200
+    assert why[locale] in item.text
