@@ -15,8 +15,9 @@ The database
 
 What is timed
     Each page in ``PAGES`` (a name, a role and a path whose ``{site}``, ``{patient}``,
-    ``{case}`` and ``{mail}`` are filled from the data: the patient with the most rows,
-    the newest serious case, the newest mail) is requested ``--runs`` times after
+    ``{trail}``, ``{case}`` and ``{mail}`` are filled from the data: the patient with the
+    most rows, the one with the longest audit trail, the newest serious case, the newest
+    mail) is requested ``--runs`` times after
     ``--warmup`` untimed requests, through the real application (``create_app``) in this
     process with the user's session cookie. Server time: from the request entering the
     application to its last body byte (an ASGI wrapper), so the test client's transport
@@ -82,7 +83,7 @@ USERS = {
 class Page:
     name: str
     role: str
-    path: str  # with {site}, {patient}, {case}, {mail}, {later} placeholders
+    path: str  # with {site}, {patient}, {trail}, {case}, {mail}, {later} placeholders
 
 
 PAGES = (
@@ -95,6 +96,8 @@ PAGES = (
     Page("due list, 90 days on", "nurse", "/sites/{site}/due?on={later}"),
     Page("patient (most rows)", "nurse", "/patients/{patient}"),
     Page("patient (most rows), investigator", "investigator", "/patients/{patient}"),
+    Page("patient (longest audit trail)", "nurse", "/patients/{trail}"),
+    Page("patient audit trail (longest)", "nurse", "/patients/{trail}/audit"),
     Page("site adverse events", "investigator", "/sites/{site}/adverse-events"),
     Page("case", "investigator", "/adverse-events/{case}"),
     Page("results to review", "investigator", "/sites/{site}/results-to-review"),
@@ -183,6 +186,10 @@ def placeholders(engine: Engine, site: str) -> dict[str, str]:
     queries = {
         "patient": (
             "SELECT p.study_id FROM patients p JOIN assessments a ON a.patient_id = p.id "
+            f"WHERE p.site_id = '{site}' GROUP BY p.study_id ORDER BY count(*) DESC LIMIT 1"
+        ),
+        "trail": (  # the longest audit trail: the patient page shows its newest rows
+            "SELECT p.study_id FROM patients p JOIN audit_log l ON l.patient_id = p.id "
             f"WHERE p.site_id = '{site}' GROUP BY p.study_id ORDER BY count(*) DESC LIMIT 1"
         ),
         "case": (  # the newest serious case (the newest of any if none is serious)

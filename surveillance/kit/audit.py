@@ -390,6 +390,59 @@ def patient_trail(
     return list(session.execute(statement.limit(limit)).scalars())
 
 
+@dataclass(frozen=True)
+class TrailPage:
+    """One page of a patient's trail, newest first, and where the pages beside it start."""
+
+    entries: list[AuditEntry]
+    newer: int | None  # the first id after this page: ``after=`` of the newer page
+    older: int | None  # the last id of this page: ``before=`` of the older page
+
+
+def patient_trail_page(
+    session: Session,
+    *,
+    patient_id: int,
+    size: int,
+    before: int | None = None,
+    after: int | None = None,
+) -> TrailPage:
+    """``size`` rows of a patient's trail, newest first: the newest, those older than the
+    id ``before``, or those newer than the id ``after`` (keyset paging: an index range,
+    however deep the page)."""
+    mine = col(AuditEntry.patient_id) == patient_id
+    statement = select(AuditEntry).where(mine)
+    if after is not None:
+        statement = statement.where(col(AuditEntry.id) > after).order_by(col(AuditEntry.id))
+    else:
+        if before is not None:
+            statement = statement.where(col(AuditEntry.id) < before)
+        statement = statement.order_by(col(AuditEntry.id).desc())
+    entries = list(session.execute(statement.limit(size + 1)).scalars())
+    more = len(entries) > size
+    entries = entries[:size]
+    if after is not None:
+        entries.reverse()
+    if not entries:
+        return TrailPage([], None, None)
+    newest, oldest = entries[0].id, entries[-1].id
+    assert newest is not None
+    assert oldest is not None
+
+    def exists(condition: Any) -> bool:
+        found = select(col(AuditEntry.id)).where(mine, condition).limit(1)
+        return session.execute(found).first() is not None
+
+    has_newer = more if after is not None else exists(col(AuditEntry.id) > newest)
+    has_older = more if after is None else exists(col(AuditEntry.id) < oldest)
+    return TrailPage(entries, newest if has_newer else None, oldest if has_older else None)
+
+
+def patient_trail_count(session: Session, *, patient_id: int) -> int:
+    statement = select(func.count()).where(col(AuditEntry.patient_id) == patient_id)
+    return int(session.execute(statement).scalar_one())
+
+
 def entry_dict(entry: AuditEntry) -> dict[str, Any]:
     """An audit row as the API and pages show it (old and new values decoded)."""
     at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)  # SQLite drops the zone

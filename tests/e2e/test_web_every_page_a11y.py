@@ -63,6 +63,8 @@ _VISIT = _first_link("/sites/{site}/due", "a[href*='/visits/']")
 _REINFUSION = _first_link("/patients/ROM-004", "a[href$='/infusions/new']")
 _STATUS = _first_link("/patients/ERL-001", "a[href$='/status']")
 _SAFETY_CASE = _first_link("/safety", "a[href^='/safety/cases/']")
+_AUDIT_ROME = _first_link("/patients/ROM-004", "a[href$='/audit']")
+_AUDIT_ERLANGEN = _first_link("/patients/ERL-001", "a[href$='/audit']")
 # Each page once per width, as the role that works with it most (the patient page, the
 # slowest to check, once); the refusals as the roles that meet them. Two roles read the
 # pages in Italian and German (their browser asks for it): the layout must hold there too.
@@ -79,6 +81,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("reinfusion", _REINFUSION, 200),
             ("calendar", "/sites/{site}/calendar", 200),
             ("patient", _PATIENT, 200),
+            ("patient-audit", _AUDIT_ROME, 200),
             ("adverse-events", "/sites/{site}/adverse-events", 200),
             ("case", _CASE, 200),
             ("results-to-review", "/sites/{site}/results-to-review", 200),
@@ -131,6 +134,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("visit", _VISIT, 200),
             ("patients", "/sites/{site}/patients", 200),
             ("password", "/account/password", 200),
+            ("patient-audit", _AUDIT_ROME, 200),
             ("forbidden", "/admin/alerts", 403),
         ],
     ),
@@ -144,6 +148,7 @@ ROLES: dict[str, tuple[str, str, list[PageSpec]]] = {
             ("enrol", "/patients/new?site={site}", 200),
             ("patients", "/sites/{site}/patients", 200),
             ("password", "/account/password", 200),
+            ("patient-audit", _AUDIT_ERLANGEN, 200),
         ],
     ),
     "admin-it": (
@@ -312,7 +317,12 @@ def test_due_cards_show_their_actions_on_a_phone(
 
 
 @pytest.mark.parametrize(
-    ("name", "path"), [("due-list", "/sites/Rome/due"), ("patient", "/patients/ROM-004")]
+    ("name", "path"),
+    [
+        ("due-list", "/sites/Rome/due"),
+        ("patient", "/patients/ROM-004"),
+        ("patient-audit", "/patients/ROM-004/audit"),
+    ],
 )
 def test_pages_print_on_a4(
     new_page: Callable[..., Page],

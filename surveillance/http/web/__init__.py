@@ -25,6 +25,7 @@ from surveillance.http.web.routes import (
     escalations,
     outcomes,
     patient,
+    patient_audit,
     patient_changes,
     patients,
     results_review,
@@ -51,6 +52,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         visits,
         patients,  # before ``patient``: /patients/new is not a study id
         patient,
+        patient_audit,
         assessment_page,
         patient_changes,
         adverse_events,

@@ -116,6 +116,8 @@ _FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("reporter_qualification", N_("Reported by"), lambda v: label(REPORTERS, v)),
     ("source", N_("Started by"), _text),
 )
+# A field of a case by its stored name: its title and how its value reads (the audit trail).
+CASE_FIELDS: dict[str, tuple[str, Any]] = {name: (title, show) for name, title, show in _FIELDS}
 
 
 def side_by_side(

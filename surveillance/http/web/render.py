@@ -40,7 +40,7 @@ from surveillance.http.web.session import (
     login_url,
     optional_web_user,
 )
-from surveillance.kit import i18n, reasons
+from surveillance.kit import i18n, reasons, status_reasons
 from surveillance.kit.i18n import N_
 from surveillance.kit.i18n import gettext as _
 from surveillance.records.sites import list_sites
@@ -467,6 +467,8 @@ def fmt_date(value: date | None) -> str:
 i18n.install(TEMPLATES.env)  # {% trans %}, _(), | date, | moment, | number, | pct
 TEMPLATES.env.filters["d"] = fmt_date
 TEMPLATES.env.filters["reason"] = reasons.localized  # the engine's reason, in the page's language
+# Why a row was cancelled, moved or marked (the services' sentences; typed text as typed).
+TEMPLATES.env.filters["status_reason"] = status_reasons.localized
 TEMPLATES.env.globals["CSRF_FIELD"] = "csrf_token"
 TEMPLATES.env.globals["role_label"] = role_label
 TEMPLATES.env.globals["patient_status_label"] = _labelled(PATIENT_STATUS_LABELS)

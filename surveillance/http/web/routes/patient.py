@@ -1,11 +1,9 @@
 """The patient page: facts, status, adverse events, the calendar as a picture and a table,
-the audit trail."""
+the newest rows of the audit trail (the whole trail: ``patient_audit``)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,6 +15,7 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.queries import case_summaries
 from surveillance.http.deps import AppState, State, visible_patient
 from surveillance.http.web.ae_form import blank_form
+from surveillance.http.web.audit_trail import audit_row
 from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, parse_day, render
 from surveillance.http.web.routes.assessment_page import with_reason
 from surveillance.http.web.session import CurrentWebUser, WebUser
@@ -27,7 +26,7 @@ from surveillance.http.web.timeline import (
     build_timeline,
     lane_order,
 )
-from surveillance.kit.audit import AuditEntry, patient_trail
+from surveillance.kit.audit import patient_trail, patient_trail_count
 from surveillance.kit.bounds import check_as_of
 from surveillance.kit.i18n import N_
 from surveillance.patients.views import calendar_dicts, patient_dict
@@ -35,13 +34,7 @@ from surveillance.protocols.registry import get_protocol
 from surveillance.records.sites import get_site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-AUDIT_LIMIT = 500
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    entry: AuditEntry
-    changes: list[str]
+AUDIT_LIMIT = 50  # the newest; the whole trail has its own page, 100 rows a page
 
 
 @router.get("/patients/{study_id}")
@@ -67,6 +60,11 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
             for row in calendar_dicts(session, patient, on=day, registry=state.registry)
         ]
         audit = patient_trail(session, patient_id=patient.id, newest_first=True, limit=AUDIT_LIMIT)
+        audit_count = (
+            len(audit)
+            if len(audit) < AUDIT_LIMIT
+            else patient_trail_count(session, patient_id=patient.id)
+        )
         ae_cases = case_summaries(session, patient_id=patient.id)
     protocol = get_protocol(state.registry, patient.protocol_id, patient.protocol_version)
     context: dict[str, Any] = {
@@ -85,8 +83,8 @@ def patient_context(state: AppState, user: WebUser, study_id: str, on: str = "")
         "timelines": _timelines(
             calendar, facts["infusions"], rules.end_of_follow_up(protocol, facts["infusions"]), day
         ),
-        "audit": [AuditRow(entry, audit_changes(entry)) for entry in audit],
-        "audit_limit": AUDIT_LIMIT,
+        "audit": [audit_row(entry) for entry in audit],
+        "audit_count": audit_count,
         "ae_cases": ae_cases,
         "ae_values": blank_form(today),
         "ae_errors": None,
@@ -125,32 +123,3 @@ def _timelines(
         (N_("The whole follow-up"), whole),
         (N_("Six months either side of the day shown"), near),
     ]
-
-
-def audit_changes(entry: AuditEntry) -> list[str]:
-    """``field: old → new`` for each value the change set (JSON values shortened)."""
-    old = _load(entry.old_values)
-    new = _load(entry.new_values)
-    lines = []
-    for name in sorted(set(old) | set(new)):
-        before, after = old.get(name), new.get(name)
-        if name in old and before == after:
-            continue
-        lines.append(
-            f"{name}: {_short(before)} → {_short(after)}"
-            if name in old
-            else f"{name}: {_short(after)}"
-        )
-    return lines
-
-
-def _load(values: str | None) -> dict[str, Any]:
-    if not values:
-        return {}
-    loaded = json.loads(values)
-    return loaded if isinstance(loaded, dict) else {"value": loaded}
-
-
-def _short(value: Any, limit: int = 160) -> str:
-    text = "—" if value is None else value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -50,6 +50,8 @@ TRANSLATED = [
     PAGES / "_ae_macros.html",
     PAGES / "due_list.html",
     PAGES / "patient.html",
+    PAGES / "patient_audit.html",
+    PAGES / "_audit.html",
     PAGES / "_macros.html",
     PAGES / "visit_form.html",
     PAGES / "_visit.html",
