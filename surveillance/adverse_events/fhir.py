@@ -188,8 +188,6 @@ class _Text:
         self.full_url = adverse_event_url(base, "")
         self.case_system = _string(f"{base}/adverse-events")
         self.study_system = _string(f"{base}/study-ids")
-        self.protocol_system = _string(f"{base}/protocols")
-        self.version_system = _string(f"{base}/protocol-versions")
         # '{"url":"<our extension name>",' for each extension
         self.extension = {
             name: f'{{"url":{_string(definition_url(base, name))},'
