@@ -1,8 +1,16 @@
 """The pharmacovigilance feed as a FHIR R4 ``history`` Bundle of ``AdverseEvent`` resources.
 
-Pure: feed entries (plain dicts) in, a JSON-ready dict out; no clock, no database and no
-FHIR library. Pseudonymous like the feed: the subject is the study id, never a name or a
-birth date.
+Pure: feed entries (plain dicts) in, JSON out; no clock, no database and no FHIR library.
+Pseudonymous like the feed: the subject is the study id, never a name or a birth date.
+
+Written as JSON text directly, not as nested dicts handed to ``json.dumps``: a page of
+1000 entries was ~150 000 small dicts, and building and dumping them was three quarters
+of a FHIR page's time (issue 15). What never changes for a base URL (extension URLs, coded
+concepts, a product's reference) is written once per base and reused; only the values of
+an entry are escaped per entry, with the escaping ``json.dumps`` uses. The text is the
+same, byte for byte, as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` of
+the dicts it replaced (tests/surveillance/http/api/test_api_feed_bytes.py), and the tests
+validate it with fhir.resources' models (``adverse_event_bundle`` parses it back).
 
 One case is one ``AdverseEvent`` (``id`` from the case id); each feed entry is one version
 of it (``meta.versionId``), so a FHIR server that replays the bundle keeps one resource
@@ -12,9 +20,12 @@ per case instead of counting a follow-up as a second event.
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
+from functools import lru_cache
+from json.encoder import encode_basestring
 from typing import Any
 
 from surveillance.kit.fhir_conformance import (
@@ -92,7 +103,23 @@ def adverse_event_bundle(
     next_url: str | None,
     self_url: str,
 ) -> dict[str, Any]:
-    """A page of the feed as a ``history`` Bundle.
+    """A page of the feed as a ``history`` Bundle (a dict: the text, parsed)."""
+    chunks = adverse_event_bundle_json(
+        entries, base_url=base_url, next_url=next_url, self_url=self_url
+    )
+    bundle: dict[str, Any] = json.loads("".join(chunks))
+    return bundle
+
+
+def adverse_event_bundle_json(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    base_url: str,
+    next_url: str | None,
+    self_url: str,
+) -> Iterator[str]:
+    """A page of the feed as a ``history`` Bundle, in JSON text: the opening, each entry,
+    the closing (join them, or send them as they come).
 
     ``base_url`` is the configured ``SURVEILLANCE_BASE_URL`` (never a request's ``Host``):
     identifier systems must not change with the proxy a consumer came through.
@@ -100,14 +127,19 @@ def adverse_event_bundle(
     in reverse feed order; each carries its feed sequence (an extension), and ``next``
     still leads to the newer entries after this page.
     """
-    base = base_url.rstrip("/")
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
-    if entries:  # FHIR JSON forbids empty arrays
-        bundle["entry"] = [_bundle_entry(entry, base) for entry in reversed(entries)]
-    return bundle
+    opening = f'{{"resourceType":"Bundle","type":"history","link":{_dumps(links)}'
+    if not entries:  # FHIR JSON forbids empty arrays
+        yield opening + "}"
+        return
+    text = _text_of(base_url.rstrip("/"))
+    separator = ',"entry":['
+    for entry in reversed(entries):
+        yield opening + separator + _bundle_entry(entry, text)
+        opening, separator = "", ","
+    yield "]}"
 
 
 def adverse_event_url(base_url: str, resource_id: str) -> str:
@@ -117,61 +149,154 @@ def adverse_event_url(base_url: str, resource_id: str) -> str:
 
 def adverse_event(case: Mapping[str, Any], *, change: str, base_url: str) -> dict[str, Any]:
     """One case version as an R4 ``AdverseEvent``."""
-    base = base_url.rstrip("/")
-    resource: dict[str, Any] = {
-        "resourceType": "AdverseEvent",
-        "id": fhir_id(case["case_id"]),
-        "meta": {"versionId": str(case["version"]), "lastUpdated": _iso(case["recorded_at"])},
-        "text": _narrative(case),
-        "extension": _extensions(case, change, base),
-        "identifier": {"system": f"{base}/adverse-events", "value": case["case_id"]},
-        "actuality": "actual",
+    text = _text_of(base_url.rstrip("/"))
+    resource: dict[str, Any] = json.loads(
+        _adverse_event(case, change, text, fhir_id(case["case_id"]))
+    )
+    return resource
+
+
+# -- the JSON text ------------------------------------------------------------------------
+
+# A str as a JSON string, escaped as json.dumps(ensure_ascii=False) escapes it (the C
+# function json.dumps itself calls).
+_string: Callable[[str], str] = encode_basestring
+
+
+def _dumps(value: Any) -> str:
+    """``value`` as the response writes it (starlette's JSONResponse: compact, UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _value(value: Any) -> str:
+    """One JSON value; strings, booleans and integers (nearly all) without json.dumps."""
+    kind = value.__class__
+    if kind is str:
+        return _string(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    return _dumps(value)
+
+
+class _Text:
+    """What the JSON of every entry shares for one base URL, written once."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.full_url = adverse_event_url(base, "")
+        self.case_system = _string(f"{base}/adverse-events")
+        self.study_system = _string(f"{base}/study-ids")
+        # '{"url":"<our extension name>",' for each extension
+        self.extension = {
+            name: f'{{"url":{_string(definition_url(base, name))},'
+            for name in ("ae-change", *_EXTENSIONS, "feed-sequence", "ae-grade")
+        }
+        self.nullified = _dumps(
+            [{"url": definition_url(base, "ae-status"), "valueCode": "nullified"}]
+        )
+        self.serious = {flag: _dumps(_seriousness(flag)) for flag in (True, False)}
+        self.severity = {grade: _dumps(_severity(grade)) for grade in (1, 2, 3)}
+        self.outcome = {name: _dumps(_outcome(name)) for name in OUTCOMES}
+        self.criterion = {code: _dumps(_criterion(code, base)) for code in SERIOUSNESS_CRITERIA}
+        self.category = {
+            code: _dumps(_concept(_local(base, "ae-category", code, CATEGORY_DISPLAY)))
+            for code in CATEGORY_DISPLAY
+        }
+        self.relatedness = {
+            code: _dumps(_concept(_local(base, "ae-causality", code, RELATEDNESS_DISPLAY)))
+            for code in RELATEDNESS_DISPLAY
+        }
+        self.studies: dict[tuple[str, str, str], tuple[str, str]] = {}  # few products
+
+    def product(self, product: Mapping[str, Any]) -> tuple[str, str]:
+        """The suspect entity's instance and the study, for a product."""
+        key = (product["protocol_id"], product["protocol_version"], product["name"])
+        written = self.studies.get(key)
+        if written is None:
+            instance = {
+                "type": "Medication",  # R4's closest target for a cell therapy product
+                "identifier": {"system": f"{self.base}/protocols", "value": key[0]},
+                "display": key[2],
+            }
+            written = (_dumps(instance), _dumps(_study(product, self.base)))
+            if len(self.studies) < 1000:
+                self.studies[key] = written
+        return written
+
+
+@lru_cache(maxsize=8)
+def _text_of(base: str) -> _Text:
+    return _Text(base)
+
+
+def _bundle_entry(entry: Mapping[str, Any], text: _Text) -> str:
+    case = _checked_case(entry)
+    change = entry["change"]
+    method, status = _change(change)
+    rid, version = fhir_id(case["case_id"]), case["version"]
+    resource = _adverse_event(case, change, text, rid)
+    request_url = "AdverseEvent" if method == "POST" else f"AdverseEvent/{rid}"
+    etag = f'W/"{version}"'
+    # The feed's cursor, so a consumer can resume from any entry of the page.
+    # R4: [base]/[type]/[id], version-independent (the version is in response.location);
+    # [base] is the FHIR base {base}/fhir, where the CodeSystems and definitions live.
+    return (
+        f'{{"extension":[{text.extension["feed-sequence"]}"valueInteger":'
+        f"{_value(entry['sequence'])}}}],"
+        f'"fullUrl":{_string(text.full_url + rid)},"resource":{resource},'
+        f'"request":{{"method":{_string(method)},"url":{_string(request_url)}}},'
+        f'"response":{{"status":{_string(status)},'
+        f'"location":{_string(f"AdverseEvent/{rid}/_history/{version}")},'
+        f'"etag":{_string(etag)},'
+        f'"lastModified":{_value(_iso(case["recorded_at"]))}}}}}'
+    )
+
+
+def _adverse_event(case: Mapping[str, Any], change: str, text: _Text, rid: str) -> str:
+    """One case version as an R4 ``AdverseEvent``, in JSON text."""
+    instance, study = text.product(case["product"])
+    relatedness = case["relatedness"]
+    category = case["category"]
+    grade = case.get("grade")
+    parts = [
+        f'{{"resourceType":"AdverseEvent","id":{_string(rid)},',
+        f'"meta":{{"versionId":{_string(str(case["version"]))},',
+        f'"lastUpdated":{_value(_iso(case["recorded_at"]))}}},',
+        f'"text":{_narrative_json(case)},',
+        f'"extension":[{",".join(_extensions(case, change, text))}],',
+        f'"identifier":{{"system":{text.case_system},"value":{_value(case["case_id"])}}},',
         # No HL7 adverse-event-category code (product problems, wrong dose...) fits a
         # clinical event; the binding is extensible, so our own code system stands alone.
-        "category": [_concept(_local(base, "ae-category", case["category"], CATEGORY_DISPLAY))],
-        "event": _event(case),
-        "subject": _subject(case, base),
-        "date": _iso(case["onset_date"]),  # R4: "when the event occurred"
-        "detected": _iso(case["awareness_date"]),
-        "seriousness": _seriousness(case["serious"]),
-        "severity": _severity(case.get("grade")),
-        "outcome": _outcome(case["outcome"]),
-        "suspectEntity": [_suspect_entity(case, base)],
-        "study": [_study(case["product"], base)],
-    }
+        '"actuality":"actual","category":[',
+        text.category.get(category)
+        or _dumps(_concept(_local(text.base, "ae-category", category, CATEGORY_DISPLAY))),
+        f'],"event":{_event(case)},',
+        f'"subject":{_subject(case, text)}',
+    ]
+    onset, awareness = _iso(case["onset_date"]), _iso(case["awareness_date"])
+    if onset is not None:
+        parts.append(f',"date":{_value(onset)}')  # R4: "when the event occurred"
+    if awareness is not None:
+        parts.append(f',"detected":{_value(awareness)}')
+    parts.append(f',"seriousness":{text.serious[bool(case["serious"])]}')
+    if grade is not None:
+        parts.append(f',"severity":{text.severity[1 if grade <= 1 else 2 if grade == 2 else 3]}')
+    outcome = text.outcome.get(case["outcome"]) or _dumps(_outcome(case["outcome"]))
+    assessment = text.relatedness.get(relatedness) or _dumps(
+        _concept(_local(text.base, "ae-causality", relatedness, RELATEDNESS_DISPLAY))
+    )
+    parts += [
+        f',"outcome":{outcome}',
+        f',"suspectEntity":[{{"instance":{instance},"causality":[{{"assessment":{assessment}}}]}}]',
+        f',"study":[{study}]',
+    ]
     if case["status"] == "nullified":
         # A modifier: a consumer that does not know it must not take the event as valid.
-        resource["modifierExtension"] = [
-            {"url": definition_url(base, "ae-status"), "valueCode": "nullified"}
-        ]
-    return {key: value for key, value in resource.items() if value is not None}
-
-
-def _bundle_entry(entry: Mapping[str, Any], base: str) -> dict[str, Any]:
-    case = _checked_case(entry)
-    resource = adverse_event(case, change=entry["change"], base_url=base)
-    method, status = _change(entry["change"])
-    rid, version = resource["id"], case["version"]
-    return {
-        # The feed's cursor, so a consumer can resume from any entry of the page.
-        "extension": [
-            {"url": definition_url(base, "feed-sequence"), "valueInteger": entry["sequence"]}
-        ],
-        # R4: [base]/[type]/[id], version-independent (the version is in response.location);
-        # [base] is the FHIR base {base}/fhir, where the CodeSystems and definitions live.
-        "fullUrl": adverse_event_url(base, rid),
-        "resource": resource,
-        "request": {
-            "method": method,
-            "url": "AdverseEvent" if method == "POST" else f"AdverseEvent/{rid}",
-        },
-        "response": {
-            "status": status,
-            "location": f"AdverseEvent/{rid}/_history/{version}",
-            "etag": f'W/"{version}"',
-            "lastModified": _iso(case["recorded_at"]),
-        },
-    }
+        parts.append(f',"modifierExtension":{text.nullified}')
+    parts.append("}")
+    return "".join(parts)
 
 
 def _checked_case(entry: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -192,24 +317,76 @@ def _change(change: str) -> tuple[str, str]:
         raise ValueError(f"unknown feed change {change!r}") from None
 
 
-def _event(case: Mapping[str, Any]) -> dict[str, Any]:
-    event: dict[str, Any] = {"text": case["term"]}
-    if case.get("meddra_code"):
-        coding = {"system": MEDDRA, "code": case["meddra_code"], "display": case["term"]}
-        if case.get("meddra_version"):
-            coding["version"] = case["meddra_version"]
-        event["coding"] = [coding]
-    return event
+def _event(case: Mapping[str, Any]) -> str:
+    term = _value(case["term"])
+    if not case.get("meddra_code"):
+        return f'{{"text":{term}}}'
+    coding = f'{{"system":"{MEDDRA}","code":{_value(case["meddra_code"])},"display":{term}'
+    if case.get("meddra_version"):
+        coding += f',"version":{_value(case["meddra_version"])}'
+    return f'{{"text":{term},"coding":[{coding}}}]}}'
 
 
-def _subject(case: Mapping[str, Any], base: str) -> dict[str, Any]:
+def _subject(case: Mapping[str, Any], text: _Text) -> str:
     """A logical reference by study id: nothing that names the patient."""
-    study_id = case["study_id"]
-    return {
-        "type": "Patient",
-        "identifier": {"system": f"{base}/study-ids", "value": study_id},
-        "display": study_id,
-    }
+    study_id = _value(case["study_id"])
+    return (
+        f'{{"type":"Patient","identifier":{{"system":{text.study_system},"value":{study_id}}},'
+        f'"display":{study_id}}}'
+    )
+
+
+# The extensions with one value, in the order they are written:
+# name -> (value key, the case's value).
+_EXTENSIONS: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "ae-end": ("valueDate", lambda case: _iso_or_none(case.get("end_date"))),
+    "ae-last-info-date": ("valueDate", lambda case: _iso(case["last_info_date"])),
+    "ae-expected": ("valueBoolean", lambda case: case["expected"]),
+    "ae-pre-existing": ("valueBoolean", lambda case: case.get("pre_existing", False)),
+    "ae-subject-sex": ("valueCode", lambda case: case["sex"]),
+    "ae-age-at-onset": ("valueAge", lambda case: _age(case.get("age_at_onset_years"))),
+    "ae-site-country": ("valueCode", lambda case: case.get("site_country")),
+    "ae-reporter-qualification": ("valueCode", lambda case: case.get("reporter_qualification")),
+    "ae-source": ("valueString", lambda case: case.get("source") or None),
+    "ae-nullify-reason": ("valueString", lambda case: case.get("nullify_reason") or None),
+}
+
+
+def _extensions(case: Mapping[str, Any], change: str, text: _Text) -> list[str]:
+    """What R4 AdverseEvent has no element for, each under our own definition URL."""
+    opening = text.extension
+    written = [f'{opening["ae-change"]}"valueCode":{_value(change)}}}']
+    for name, (kind, value_of) in _EXTENSIONS.items():
+        value = value_of(case)
+        if value is not None:
+            written.append(f'{opening[name]}"{kind}":{_value(value)}}}')
+    for code in case.get("seriousness_criteria", ()):
+        criterion = text.criterion.get(code)
+        written.append(criterion or _dumps(_criterion(code, text.base)))
+    grade = case.get("grade")
+    if grade is not None:
+        scale = case.get("grade_scale")
+        parts = f'{{"url":"grade","valueInteger":{_value(grade)}}}'
+        if scale is not None:
+            parts += f',{{"url":"scale","valueCode":{_value(scale)}}}'
+        written.append(f'{opening["ae-grade"]}"extension":[{parts}]}}')
+    return written
+
+
+def _narrative_json(case: Mapping[str, Any]) -> str:
+    """The term, the nullification and the reporter's free text, escaped into xhtml."""
+    paragraphs = [case["term"]]
+    if case["status"] == "nullified":
+        paragraphs.insert(0, f"Nullified: {case.get('nullify_reason') or 'no reason given'}")
+    if case.get("narrative"):
+        paragraphs.append(case["narrative"])
+    body = "".join(f"<p>{html.escape(_NOT_XML.sub('', text))}</p>" for text in paragraphs)
+    div = f'<div xmlns="{XHTML}">{body}</div>'
+    # "additional": the free text is in no structured element.
+    return f'{{"status":"additional","div":{_string(div)}}}'
+
+
+# -- the coded parts, as dicts (written once per base URL by _Text) -----------------------
 
 
 def _seriousness(serious: bool) -> dict[str, Any]:
@@ -218,9 +395,7 @@ def _seriousness(serious: bool) -> dict[str, Any]:
     return _concept({"system": f"{HL7}/adverse-event-seriousness", "code": code, "display": code})
 
 
-def _severity(grade: int | None) -> dict[str, Any] | None:
-    if grade is None:
-        return None
+def _severity(grade: int) -> dict[str, Any]:
     code = "mild" if grade <= 1 else "moderate" if grade == 2 else "severe"
     coding = {"system": f"{HL7}/adverse-event-severity", "code": code, "display": code.title()}
     return _concept(coding)
@@ -234,19 +409,6 @@ def _outcome(outcome: str) -> dict[str, Any]:
     return _concept({"system": f"{HL7}/adverse-event-outcome", "code": code, "display": display})
 
 
-def _suspect_entity(case: Mapping[str, Any], base: str) -> dict[str, Any]:
-    product = case["product"]
-    relatedness = _local(base, "ae-causality", case["relatedness"], RELATEDNESS_DISPLAY)
-    return {
-        "instance": {
-            "type": "Medication",  # R4's closest target for a cell therapy product
-            "identifier": {"system": f"{base}/protocols", "value": product["protocol_id"]},
-            "display": product["name"],
-        },
-        "causality": [{"assessment": _concept(relatedness)}],
-    }
-
-
 def _study(product: Mapping[str, Any], base: str) -> dict[str, Any]:
     protocol_id, version = product["protocol_id"], product["protocol_version"]
     return {
@@ -254,31 +416,6 @@ def _study(product: Mapping[str, Any], base: str) -> dict[str, Any]:
         "identifier": {"system": f"{base}/protocol-versions", "value": f"{protocol_id}|{version}"},
         "display": f"{protocol_id} version {version}",
     }
-
-
-def _extensions(case: Mapping[str, Any], change: str, base: str) -> list[dict[str, Any]]:
-    """What R4 AdverseEvent has no element for, each under our own definition URL."""
-    values: list[tuple[str, str, Any]] = [
-        ("ae-change", "valueCode", change),
-        ("ae-end", "valueDate", _iso_or_none(case.get("end_date"))),
-        ("ae-last-info-date", "valueDate", _iso(case["last_info_date"])),
-        ("ae-expected", "valueBoolean", case["expected"]),
-        ("ae-pre-existing", "valueBoolean", case.get("pre_existing", False)),
-        ("ae-subject-sex", "valueCode", case["sex"]),
-        ("ae-age-at-onset", "valueAge", _age(case.get("age_at_onset_years"))),
-        ("ae-site-country", "valueCode", case.get("site_country")),
-        ("ae-reporter-qualification", "valueCode", case.get("reporter_qualification")),
-        ("ae-source", "valueString", case.get("source") or None),
-        ("ae-nullify-reason", "valueString", case.get("nullify_reason") or None),
-    ]
-    extensions = [
-        {"url": definition_url(base, name), kind: value}
-        for name, kind, value in values
-        if value is not None
-    ]
-    extensions += [_criterion(code, base) for code in case.get("seriousness_criteria", ())]
-    grade = _grade(case.get("grade"), case.get("grade_scale"), base)
-    return extensions if grade is None else [*extensions, grade]
 
 
 def _criterion(code: str, base: str) -> dict[str, Any]:
@@ -299,15 +436,6 @@ def _criterion(code: str, base: str) -> dict[str, Any]:
     }
 
 
-def _grade(grade: int | None, scale: str | None, base: str) -> dict[str, Any] | None:
-    if grade is None:
-        return None
-    parts: list[dict[str, Any]] = [{"url": "grade", "valueInteger": grade}]
-    if scale is not None:
-        parts.append({"url": "scale", "valueCode": scale})
-    return {"url": definition_url(base, "ae-grade"), "extension": parts}
-
-
 def _age(years: int | None) -> dict[str, Any] | None:
     if years is None:
         return None
@@ -315,18 +443,6 @@ def _age(years: int | None) -> dict[str, Any] | None:
     if years < 1:  # R4's age-1 wants a positive value: an infant is "under one year"
         age.update(value=1, comparator="<")
     return age
-
-
-def _narrative(case: Mapping[str, Any]) -> dict[str, str]:
-    """The term, the nullification and the reporter's free text, escaped into xhtml."""
-    paragraphs = [case["term"]]
-    if case["status"] == "nullified":
-        paragraphs.insert(0, f"Nullified: {case.get('nullify_reason') or 'no reason given'}")
-    if case.get("narrative"):
-        paragraphs.append(case["narrative"])
-    body = "".join(f"<p>{html.escape(_NOT_XML.sub('', text))}</p>" for text in paragraphs)
-    # "additional": the free text is in no structured element.
-    return {"status": "additional", "div": f'<div xmlns="{XHTML}">{body}</div>'}
 
 
 def _local(base: str, system: str, code: str, displays: Mapping[str, str]) -> dict[str, str]:

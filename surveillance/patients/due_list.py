@@ -218,20 +218,26 @@ def _constant(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'", String)
 
 
-def _followed(reporting: tuple[str, ...]) -> ColumnElement[bool]:
-    """The row's patient is still followed, as a correlated EXISTS on the primary key
-    (a reporting clock stays on the list whatever the patient's status).
+def _followed(reporting: tuple[str, ...], postgres: bool) -> ColumnElement[bool]:
+    """The row's patient is still followed (a reporting clock stays on the list whatever
+    the patient's status).
 
-    Not a filter on the joined patients: SQLite (3.38+) then builds a Bloom filter over
-    the whole patients table before the first row (~20 ms at 100 000 patients), although
-    the index-ordered scan stops after a page. The EXISTS is one primary-key probe per row.
+    PostgreSQL: a filter on the joined patient, checked on the primary-key probe the join
+    makes anyway. A correlated EXISTS there is planned as a hashed SubPlan (an EXISTS under
+    an OR cannot become a semi-join): a scan of every patient of every site before the
+    first row, ~14 ms per statement at 20 000 patients (issue 15, EXPLAIN ANALYZE BUFFERS).
+
+    SQLite: a correlated EXISTS on the primary key. A filter on the joined patients makes
+    SQLite (3.38+) build a Bloom filter over the whole patients table before the first row
+    (~20 ms at 100 000 patients), although the index-ordered scan stops after a page; the
+    EXISTS is one primary-key probe per row.
     """
+    statuses = [_constant(status) for status in FOLLOWED_STATUSES]
+    if postgres:
+        return or_(_reporting_clock(reporting), col(Patient.status).in_(statuses))
     followed = (
         select(literal(1))
-        .where(
-            col(_PATIENT.id) == col(Assessment.patient_id),
-            col(_PATIENT.status).in_([_constant(status) for status in FOLLOWED_STATUSES]),
-        )
+        .where(col(_PATIENT.id) == col(Assessment.patient_id), col(_PATIENT.status).in_(statuses))
         .exists()
     )
     return or_(_reporting_clock(reporting), followed)
@@ -259,6 +265,7 @@ def _bound(
     after: DueCursor | None,
     since: date | None,
     registry: rules.ProtocolRegistry,
+    postgres: bool,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The state's prepared statement and the values of its parameters."""
     keyset = after is not None and after.state is state
@@ -272,12 +279,12 @@ def _bound(
         assert after is not None
         values.update(after_on=after.sort_on, after_id=after.assessment_id)
     reporting = tuple(sorted(registry.reporting_categories()))
-    return _statement(state, keyset, opens_late, reporting), values
+    return _statement(state, keyset, opens_late, reporting, postgres), values
 
 
 @cache
 def _statement(
-    state: DueState, keyset: bool, opens_late: bool, reporting: tuple[str, ...]
+    state: DueState, keyset: bool, opens_late: bool, reporting: tuple[str, ...], postgres: bool
 ) -> Select[Any]:
     """Built once per shape: building a Select costs more than running it from an index."""
     window_end, window_start = col(Assessment.window_end), col(Assessment.window_start)
@@ -285,7 +292,7 @@ def _statement(
     where: list[ColumnElement[bool]] = [
         col(Assessment.site_id) == bindparam("site_id"),
         col(Assessment.status) == _constant(AssessmentStatus.pending.value),
-        _followed(reporting),
+        _followed(reporting, postgres),
     ]
     if state is DueState.overdue:  # longest overdue first
         sort = window_end
@@ -329,6 +336,8 @@ def due_list(
     """Overdue first, then due, then upcoming within ``horizon_days`` (or ``window``);
     at most ``limit`` rows, starting after ``after`` when given."""
     window = window or DueWindow.around(on, horizon_days=horizon_days)
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
     items: list[DueItem] = []
     for state in _ORDER:
         if state not in states or (
@@ -339,10 +348,18 @@ def due_list(
         if remaining <= 0:
             break
         statement, values = _bound(
-            site_id, window.on, state, window.end, remaining, after, window.start, registry
+            site_id,
+            window.on,
+            state,
+            window.end,
+            remaining,
+            after,
+            window.start,
+            registry,
+            postgres,
         )
         # Core (no ORM row handling), all rows in one fetch.
-        rows = session.connection().execute(statement, values).all()
+        rows = connection.execute(statement, values).all()
         items += _items(rows, window.on, state, registry)
     return items
 

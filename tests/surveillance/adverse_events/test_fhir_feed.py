@@ -8,8 +8,11 @@ empty values or Bundle invariants, so the tests below check those themselves.
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from surveillance.adverse_events.fhir import (
     RELATEDNESS_DISPLAY,
     SERIOUSNESS_CRITERIA,
     adverse_event_bundle,
+    adverse_event_bundle_json,
     fhir_id,
 )
 from surveillance.records import adverse_event_vocabulary as vocabulary
@@ -499,3 +503,53 @@ def test_every_vocabulary_word_has_a_fhir_mapping() -> None:
     assert set(SERIOUSNESS_CRITERIA) == {s.value for s in vocabulary.Seriousness}
     assert set(OUTCOMES) == {o.value for o in vocabulary.CaseOutcome}
     assert set(CHANGES) == {c.value for c in vocabulary.Change}
+
+
+# -- issue 15: the text written directly is what json.dumps wrote of the dicts ------------
+
+EDGE_GOLDEN = Path(__file__).with_name("fhir_edge_bundle.golden.json")
+# What the feed's own data rarely holds: an infant, no age, unknown codes (a newer
+# vocabulary than this code's), no grade or a grade without a scale, ``date`` and
+# ``datetime`` values instead of ISO strings, no country and no reporter, text that xhtml
+# and JSON must escape (a control character XML forbids, an emoji beyond the BMP).
+EDGE = [
+    _entry(21, "created", _case(case_id="ROM-002-AE01", age_at_onset_years=0, grade=0,
+                                grade_scale=None, pre_existing=True, site_country=None)),
+    _entry(22, "updated", _case(case_id="ROM-003-AE01", version=2, age_at_onset_years=None,
+                                grade=None, grade_scale=None, category="vascular",
+                                relatedness="related_by_rechallenge", reporter_qualification=None,
+                                onset_date=date(2026, 2, 1), end_date=date(2026, 2, 9),
+                                recorded_at=datetime(2026, 2, 10, 8, 0, tzinfo=UTC),
+                                term='Rash "maculo-papular" <10% BSA> & itch \u00e9\U0001f600',
+                                narrative="line\x0bbreak\ttab\r\nend \\ backslash",
+                                source="Parent's diary", meddra_code="10037844",
+                                meddra_version=None, serious=True,
+                                seriousness_criteria=["disability", "congenital_anomaly"],
+                                outcome="recovered_with_sequelae")),
+    _entry(23, "nullified", _case(case_id="ROM 004/AE 01", version=3, status="nullified",
+                                  nullify_reason=None, grade=3)),
+]  # fmt: skip
+
+
+def test_text_is_what_the_dicts_were() -> None:
+    """The golden file was written by the dict-based serializer (before issue 15)."""
+    text = "".join(
+        adverse_event_bundle_json([*ENTRIES, *EDGE], base_url=BASE, next_url=NEXT, self_url=SELF)
+    )
+    if os.environ.get("UPDATE_FEED_GOLDEN") == "1":
+        EDGE_GOLDEN.write_text(json.dumps(text, ensure_ascii=False) + "\n")
+    assert text == json.loads(EDGE_GOLDEN.read_text())
+    assert "".join(
+        adverse_event_bundle_json([], base_url=BASE, next_url=None, self_url=SELF)
+    ) == json.dumps(  # no entry: no empty array
+        {"resourceType": "Bundle", "type": "history", "link": [{"relation": "self", "url": SELF}]},
+        separators=(",", ":"),
+    )
+
+
+def test_edge_cases_are_valid_r4() -> None:
+    bundle = adverse_event_bundle(EDGE, base_url=BASE, next_url=None, self_url=SELF)
+    Bundle.model_validate(bundle)
+    for entry in bundle["entry"]:
+        AdverseEvent.model_validate(entry["resource"])
+        ET.fromstring(entry["resource"]["text"]["div"])  # well-formed xhtml

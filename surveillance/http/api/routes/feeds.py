@@ -10,6 +10,7 @@ same caught-up page again sooner than ``SURVEILLANCE_FEED_MIN_POLL_SECONDS`` is 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -25,7 +26,7 @@ from surveillance.adverse_events.feed import (
     feed_page,
     parse_cursor,
 )
-from surveillance.adverse_events.fhir import adverse_event_bundle
+from surveillance.adverse_events.fhir import adverse_event_bundle_json
 from surveillance.errors import TooManyRequests
 from surveillance.http.api.adverse_event_schemas import AckCreate, AckPublic, FeedPagePublic
 from surveillance.http.app_settings import AppSettings
@@ -107,12 +108,12 @@ def read_feed(
     if if_none_match is not None and tag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     if fhir:
-        body = _bundle(settings.base_url, page, limit, cursor)
-        return JSONResponse(body, headers=headers, media_type=FHIR_JSON)
+        body = "".join(_bundle(settings.base_url, page, limit, cursor)).encode()
+        return Response(body, headers=headers, media_type=FHIR_JSON)
     return JSONResponse({"entries": page.entries, "next_cursor": page.next_cursor}, headers=headers)
 
 
-def _bundle(base_url: str, page: FeedPage, limit: int, cursor: str | None) -> dict[str, Any]:
+def _bundle(base_url: str, page: FeedPage, limit: int, cursor: str | None) -> Iterator[str]:
     """The page as a Bundle; every URL in it from SURVEILLANCE_BASE_URL, never the request's
     Host (behind a proxy, or with a forged Host, identifier systems would change)."""
     base = base_url.rstrip("/")
@@ -122,7 +123,7 @@ def _bundle(base_url: str, page: FeedPage, limit: int, cursor: str | None) -> di
         query = {"limit": limit, "format": "fhir", **({"cursor": at} if at else {})}
         return f"{path}?{urlencode(query)}"
 
-    return adverse_event_bundle(
+    return adverse_event_bundle_json(
         page.entries,
         base_url=base,
         self_url=url(cursor),
