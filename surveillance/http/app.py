@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -44,7 +45,14 @@ def _lifespan(threads: int) -> Callable[[FastAPI], AbstractAsyncContextManager[N
         # connection, and fewer threads contend for the GIL than anyio's default 40.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         access_log.install()  # again: a server may have configured logging after create_app
+        # Everything built so far (modules, templates, protocols) lives as long as the
+        # process: move it out of the collector's sight. Without this, a full collection
+        # walked it all every few hundred requests, a ~180 ms pause that was the patient
+        # page's p95 (224 ms; 90 ms with it, the median unchanged).
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
 
     return lifespan
 
