@@ -51,7 +51,8 @@ _OUTCOMES = {
     "cancelled": N_("cancelled"),
     "not_required": N_("not required"),
 }
-_STATUSES = {
+# A patient's status as a page shows it (stored values stay English: the API, the exports).
+PATIENT_STATUS_LABELS = {
     "active": N_("active"),
     "deceased": N_("deceased"),
     "withdrawn": N_("withdrawn"),
@@ -158,7 +159,7 @@ def _write(parsed: StatusReason, locale: str) -> str:
         elif name == "outcome":
             values[name] = catalog.gettext(_OUTCOMES[value])
         elif name == "status":
-            values[name] = catalog.gettext(_STATUSES[value])
+            values[name] = catalog.gettext(PATIENT_STATUS_LABELS[value])
         elif name == "change":
             values[name] = catalog.gettext(_CHANGES[value])
         elif name == "event":

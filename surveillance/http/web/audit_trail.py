@@ -23,12 +23,12 @@ from typing import Any
 from surveillance.http.web.ae_views import CASE_FIELDS
 from surveillance.http.web.render import (
     ASSESSMENT_STATUS_LABELS,
-    PATIENT_STATUS_LABELS,
     SEX_LABELS,
 )
 from surveillance.kit import i18n, reasons, status_reasons
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.i18n import N_, Later, gettext
+from surveillance.kit.status_reasons import PATIENT_STATUS_LABELS
 
 # The actions of a patient's trail; English: the stored name with spaces.
 ACTIONS = {

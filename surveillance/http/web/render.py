@@ -43,6 +43,7 @@ from surveillance.http.web.session import (
 from surveillance.kit import i18n, reasons, status_reasons
 from surveillance.kit.i18n import N_
 from surveillance.kit.i18n import gettext as _
+from surveillance.kit.status_reasons import PATIENT_STATUS_LABELS
 from surveillance.records.sites import list_sites
 
 log = logging.getLogger("surveillance.web")
@@ -257,15 +258,6 @@ def refusal_text(refused: Refused) -> str:
     return f"{only} {_(_SIGNED_IN_AS[refused.role])}"
 
 
-# A patient's status as a page shows it (stored values stay English: the API, the exports).
-PATIENT_STATUS_LABELS = {
-    "active": N_("active"),
-    "deceased": N_("deceased"),
-    "withdrawn": N_("withdrawn"),
-    "lost_to_follow_up": N_("lost to follow-up"),
-    "transferred": N_("transferred"),
-    "completed": N_("completed"),
-}
 SEX_LABELS = {"F": N_("female"), "M": N_("male")}
 # An assessment's status (an adverse event's reporting deadlines).
 ASSESSMENT_STATUS_LABELS = {

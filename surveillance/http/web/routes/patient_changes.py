@@ -27,7 +27,6 @@ from surveillance.http.web.patient_forms import (
 )
 from surveillance.http.web.render import (
     NO_SUCH_PATIENT,
-    PATIENT_STATUS_LABELS,
     PageRoute,
     Sentence,
     redirect,
@@ -37,6 +36,7 @@ from surveillance.http.web.render import (
 )
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf
 from surveillance.kit.i18n import N_, Later
+from surveillance.kit.status_reasons import PATIENT_STATUS_LABELS
 from surveillance.patients.changes import add_infusion, change_status
 from surveillance.patients.previews import preview_infusion
 from surveillance.patients.views import patient_dict
