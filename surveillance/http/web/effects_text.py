@@ -8,18 +8,26 @@ the page's language and dates in words. Call it while rendering (``use_locale``)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from surveillance.adverse_events.effects import Effects, Moved, OpenedCase, Planned
+from surveillance.calendar.sync import CalendarChange
 from surveillance.kit.i18n import N_, format_day, term
 from surveillance.kit.i18n import gettext as _
 
 # A recorded row's outcome when it has no result (the same words as its status elsewhere).
-_OUTCOMES = {"completed": N_("done"), "missed": N_("missed"), "not_done": N_("not done")}
+OUTCOME_WORDS = {"completed": N_("done"), "missed": N_("missed"), "not_done": N_("not done")}
+# What a change did to the calendar, counted (``CalendarChange.summary`` is the English of
+# the command line and the API); a flash sentence, translated when the next page shows it.
+CALENDAR_COUNTS = N_(
+    "The calendar: {added} added, {moved} moved, {cancelled} cancelled, "
+    "{reinstated} reinstated, {relabelled} relabelled."
+)
 
 
 def effects_summary(effects: Effects) -> str:
     """ "positivo: avvia 3 × …; apre un caso di sicurezza grave (…)" — one line."""
-    label = effects.result or _(_OUTCOMES.get(effects.outcome, effects.outcome))
+    label = effects.result or _(OUTCOME_WORDS.get(effects.outcome, effects.outcome))
     if effects.result and effects.result_unit:
         label = f"{effects.result} {effects.result_unit}"
     if effects.corrected:
@@ -85,3 +93,15 @@ def _grouped(items: Iterable[Planned | Moved]) -> list[str]:
         counts[item.assessment] = counts.get(item.assessment, 0) + 1
         names.setdefault(item.assessment, _name(item.name))
     return [f"{n} × {names[rule]}" if n > 1 else names[rule] for rule, n in counts.items()]
+
+
+def calendar_sentence(change: CalendarChange) -> tuple[str, dict[str, Any]]:
+    """``CALENDAR_COUNTS`` with ``change``'s counts: a sentence for ``set_flash``."""
+    counts = {
+        "added": len(change.added),
+        "moved": len(change.moved),
+        "cancelled": len(change.cancelled),
+        "reinstated": len(change.reinstated),
+        "relabelled": len(change.relabelled),
+    }
+    return (CALENDAR_COUNTS, counts)

@@ -11,7 +11,8 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -302,6 +303,15 @@ def request_locale(request: Request, user: WebUser | None) -> str:
     """The language of a page: the user's choice, else the browser's, else English."""
     stored = user.principal.locale if user is not None else None
     return i18n.choose_locale(stored, request.headers.get("accept-language"))
+
+
+@contextmanager
+def reader_language(request: Request, user: WebUser | None) -> Iterator[str]:
+    """Text made outside a template (a flash built from many parts) in the language the
+    page will be shown in, with the protocols' names of assessments."""
+    terms = app_state(request).registry.name_translations()
+    with i18n.use_locale(request_locale(request, user), terms) as locale:
+        yield locale
 
 
 def render(

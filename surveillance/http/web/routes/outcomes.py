@@ -18,20 +18,28 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.adverse_events.effects import Effects
 from surveillance.adverse_events.previews import effects_of, preview_correction, preview_outcome
 from surveillance.adverse_events.results import correct_outcome, record_outcome
-from surveillance.errors import Conflict, InvalidInput, PreconditionFailed
+from surveillance.errors import Conflict, InvalidInput, PreconditionFailed, SurveillanceError
 from surveillance.http.deps import AppState, State, visible_patient
+from surveillance.http.web.effects_text import OUTCOME_WORDS, calendar_sentence, effects_summary
 from surveillance.http.web.outcome_entry import (
-    OUTCOMES,
     OutcomeEntry,
     done_on,
     form_version,
     typed_result,
 )
-from surveillance.http.web.render import NO_SUCH_PATIENT, PageRoute, redirect, render, set_flash
+from surveillance.http.web.render import (
+    NO_SUCH_PATIENT,
+    PageRoute,
+    Sentence,
+    reader_language,
+    redirect,
+    render,
+    set_flash,
+)
 from surveillance.http.web.routes.assessment_page import render_item
 from surveillance.http.web.routes.due import due_context
 from surveillance.http.web.session import CurrentWebUser, WebUser, check_csrf, safe_next
-from surveillance.kit.i18n import N_, gettext
+from surveillance.kit.i18n import N_, format_day, gettext, term
 from surveillance.patients.outcomes import RecordedOutcome
 from surveillance.patients.undo import undo_outcome
 from surveillance.protocols.registry import assessment_name
@@ -104,7 +112,9 @@ def record_outcome_form(
         return _refused_again(request, state, user, key, back, entry, _again_for(back))
     except (PreconditionFailed, Conflict) as exc:
         return _gone_back(request, key, back, "recorded", exc)
-    return _saved(request, back, _recorded_message(key, done, said, state))
+    with reader_language(request, user):
+        message = _recorded_message(key, done, said, state)
+    return _saved(request, back, message)
 
 
 @router.post("/assessments/{key}/correction")
@@ -161,7 +171,11 @@ def correct_outcome_form(
         return _refused_again(request, state, user, key, back, entry, _patient_again)
     except (PreconditionFailed, Conflict) as exc:
         return _gone_back(request, key, back, "corrected", exc)
-    return _saved(request, back, f"Corrected: {key}. {_sentence(said.summary)}")
+    with reader_language(request, user):
+        message = (
+            gettext("Corrected: %(key)s.") % {"key": key} + f" {_sentence(effects_summary(said))}"
+        )
+    return _saved(request, back, message)
 
 
 @router.post("/assessments/{key}/undo")
@@ -191,8 +205,10 @@ def undo_outcome_form(
             )
     except (PreconditionFailed, Conflict, InvalidInput) as exc:
         return _gone_back(request, key, back, "undone", exc)
-    summary = "" if done.change.is_empty() else f" The calendar: {done.change.summary()}."
-    return _saved(request, back, f"Undone: {key} is pending again.{summary}")
+    said: list[Sentence] = [(N_("Undone: {key} is pending again."), {"key": key})]
+    if not done.change.is_empty():
+        said.append(calendar_sentence(done.change))
+    return _saved(request, back, said)
 
 
 def _result_if_completed(outcome: str, result: str, unit: str) -> str | None:
@@ -273,32 +289,57 @@ def _again_for(back: str | None) -> Again:
     return _patient_again if back and back.startswith("/patients/") else _due_again
 
 
+# What was not done, said whole (a verb alone does not translate).
+_CHANGED_MEANWHILE = {
+    "recorded": N_(
+        "Nothing was recorded for {key}: someone changed it after this page was loaded. "
+        "The page below shows it as it is now; check it before trying again."
+    ),
+    "corrected": N_(
+        "Nothing was corrected for {key}: someone changed it after this page was loaded. "
+        "The page below shows it as it is now; check it before trying again."
+    ),
+    "undone": N_(
+        "Nothing was undone for {key}: someone changed it after this page was loaded. "
+        "The page below shows it as it is now; check it before trying again."
+    ),
+}
+_REFUSED = {
+    "recorded": N_("Nothing was recorded for {key}: {why}"),
+    "corrected": N_("Nothing was corrected for {key}: {why}"),
+    "undone": N_("Nothing was undone for {key}: {why}"),
+}
+
+
 def _gone_back(request: Request, key: str, back: str | None, verb: str, exc: Exception) -> Response:
     """Nothing written: back to the page, which shows the item as it is now."""
-    if isinstance(exc, PreconditionFailed):
-        message = (
-            f"Nothing was {verb} for {key}: someone changed it after this page was loaded. "
-            "The page below shows it as it is now; check it before trying again."
-        )
-    else:
-        message = f"Nothing was {verb} for {key}: {getattr(exc, 'message', exc)}"
     response = redirect(back or "/")
-    set_flash(request, response, "error", message)
+    if isinstance(exc, PreconditionFailed):
+        set_flash(request, response, "error", _CHANGED_MEANWHILE[verb], key=key)
+    else:
+        why = exc.message if isinstance(exc, SurveillanceError) else str(exc)
+        set_flash(request, response, "error", _REFUSED[verb], key=key, why=why)
     return response
 
 
-def _saved(request: Request, back: str, message: str) -> Response:
+def _saved(request: Request, back: str, message: str | list[Sentence]) -> Response:
     response = redirect(back)
     set_flash(request, response, "success", message)
     return response
 
 
 def _recorded_message(key: str, recorded: RecordedOutcome, said: Effects, state: AppState) -> str:
+    """ "Recorded: ROM-101 · RCL test — done on 3 Dec 2026. Negative: …" in the reader's
+    language (call under ``reader_language``)."""
     row = recorded.assessment
     name = assessment_name(state.registry, row.protocol_id, row.protocol_version, row.assessment)
-    label = OUTCOMES.get(row.status, row.status).lower()
-    text = f"Recorded: {key.split(':', 1)[0]} · {name} — {label} on {row.performed_on}."
-    return f"{text} {_sentence(said.summary)}"
+    text = gettext("Recorded: %(patient)s · %(name)s — %(outcome)s on %(day)s.") % {
+        "patient": key.split(":", 1)[0],
+        "name": term(name),
+        "outcome": gettext(OUTCOME_WORDS.get(row.status, row.status)),
+        "day": format_day(row.performed_on),
+    }
+    return f"{text} {_sentence(effects_summary(said))}"
 
 
 def _sentence(summary: str) -> str:

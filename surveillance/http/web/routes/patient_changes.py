@@ -13,9 +13,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request, Response
 
 from surveillance.accounts.models import Role
-from surveillance.calendar.sync import CalendarChange
 from surveillance.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from surveillance.http.deps import AppState, State, visible_patient, visible_sites
+from surveillance.http.web.effects_text import calendar_sentence
 from surveillance.http.web.patient_forms import (
     ONLY_INVESTIGATORS,
     STATUS_CHOICES,
@@ -49,10 +49,6 @@ _TITLES = {
     REINFUSION: N_("Record a re-infusion · {study_id}"),
     STATUS: N_("Change the patient's status · {study_id}"),
 }
-_CALENDAR = N_(
-    "The calendar: {added} added, {moved} moved, {cancelled} cancelled, "
-    "{reinstated} reinstated, {relabelled} relabelled."
-)
 CHANGED_MEANWHILE = N_(
     "Nothing was saved: someone changed {study_id} after you opened this form. "
     "The form now shows the patient as it is; check it, then submit again."
@@ -107,7 +103,7 @@ def reinfusion_form(
         return render(request, "reinfusion.html", context, user=user)
     message = N_("Re-infusion on {on_day} saved for {study_id}.")
     said = [(message, {"on_day": args["on"].isoformat(), "study_id": study_id})]
-    return _saved(request, study_id, [*said, _calendar_sentence(change)])
+    return _saved(request, study_id, [*said, calendar_sentence(change)])
 
 
 @router.get("/patients/{study_id}/status")
@@ -162,21 +158,8 @@ def status_form(
     }
     said: list[Sentence] = [(N_("{study_id}: {status_label} since {since_day}."), values)]
     if not change.is_empty():
-        said.append(_calendar_sentence(change))
+        said.append(calendar_sentence(change))
     return _saved(request, study_id, said)
-
-
-def _calendar_sentence(change: CalendarChange) -> Sentence:
-    """What a change did to the calendar, counted, in the language of the page that shows it
-    (``CalendarChange.summary`` is the English of the command line and the API)."""
-    counts = {
-        "added": len(change.added),
-        "moved": len(change.moved),
-        "cancelled": len(change.cancelled),
-        "reinstated": len(change.reinstated),
-        "relabelled": len(change.relabelled),
-    }
-    return (_CALENDAR, counts)
 
 
 def _require_investigator(user: WebUser) -> None:

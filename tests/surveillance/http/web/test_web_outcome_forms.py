@@ -210,3 +210,49 @@ class TestCorrectionPreview:
         assert "Correcting this will:" in response.text
         assert "corrected to negative: stops" in response.text
         assert '<form method="post" action="/assessments/' in response.text  # its own page
+
+
+ITALIAN = {"Accept-Language": "it-IT,it;q=0.9"}
+
+
+def _flash(page: str) -> str:
+    found = re.search(r'class="flash flash-(?:success|error)"[^>]*>(.*?)</', page, re.DOTALL)
+    assert found is not None, "no message on the page"
+    return found.group(1)
+
+
+class TestMessagesInTheReadersLanguage:
+    def test_recorded_undone_and_refused_in_italian(
+        self, pages: TestClient, site_db: SiteDb, nurse: str
+    ) -> None:
+        """The messages after a recording, an undo and a stale form, in the reader's
+        language: the assessment's name, the outcome and the date too."""
+        saved = pages.post(
+            f"/assessments/{RCL_1}/outcome",
+            data={"csrf_token": nurse, "version": "1", "outcome": "completed", "quick": "1",
+                  "next": "/sites/Rome/due"},
+            headers=ITALIAN,
+        )  # fmt: skip
+        assert saved.status_code == 303
+        recorded = _flash(pages.get("/sites/Rome/due", headers=ITALIAN).text)
+        assert recorded.startswith("Registrato: ROM-101 · "), recorded
+        assert "25 nov 2026" in recorded
+        assert "Recorded" not in recorded
+        assert " on " not in recorded
+        stale = pages.post(
+            f"/assessments/{RCL_1}/undo",
+            data={"csrf_token": nurse, "version": "1", "next": "/sites/Rome/due"},
+            headers=ITALIAN,
+        )
+        assert stale.status_code == 303
+        refused = _flash(pages.get("/sites/Rome/due", headers=ITALIAN).text)
+        assert refused.startswith(f"Non è stato annullato nulla per {RCL_1}: qualcuno"), refused
+        undone = pages.post(
+            f"/assessments/{RCL_1}/undo",
+            data={"csrf_token": nurse, "version": "2", "next": "/sites/Rome/due"},
+            headers=ITALIAN,
+        )
+        assert undone.status_code == 303
+        said = _flash(pages.get("/sites/Rome/due", headers=ITALIAN).text)
+        assert said.startswith(f"Annullato: {RCL_1} è di nuovo in attesa."), said
+        assert "Il calendario:" in said or said.endswith("in attesa.")
