@@ -132,13 +132,15 @@ def bench_app() -> Any:
     each uvicorn worker process calls (``surveillance serve --workers N`` does the same with
     ``surveillance.http.app:app_from_environment`` and the real clock)."""
     from surveillance.config import Settings
-    from surveillance.http.app import create_app
+    from surveillance.http.app import create_app, freeze_startup_objects
     from surveillance.kit.clock import fixed_clock
     from surveillance.main import build_runtime
 
     on = date.fromisoformat(os.environ["BENCH_API_ON"])
     settings = Settings(database_url=os.environ["BENCH_API_URL"])
-    return create_app(build_runtime(settings, clock=fixed_clock(on)))
+    app = create_app(build_runtime(settings, clock=fixed_clock(on)))
+    freeze_startup_objects()  # as `surveillance serve` does
+    return app
 
 
 def serve(url: str, port: int, on: date, workers: int) -> None:

@@ -42,7 +42,7 @@ def serve_command(
     # Imported here: the web stack is slow to import and only this command needs it.
     import uvicorn
 
-    from surveillance.http.app import create_app
+    from surveillance.http.app import create_app, freeze_startup_objects
 
     current = migrated_runtime(create=True)  # migrates before serving
     if workers > 1 and is_sqlite(current.engine):
@@ -72,7 +72,9 @@ def serve_command(
                 log_level="info",
             )
         else:
-            uvicorn.run(create_app(current), host=host, port=port, log_level="info")
+            app = create_app(current)
+            freeze_startup_objects()
+            uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         if background is not None:
             background.shutdown(wait=False)
