@@ -237,12 +237,16 @@ class ProtocolRegistry:
 
     def name_translations(self) -> dict[str, dict[str, str]]:
         """Each assessment name (English, as the pages and payloads carry it) -> its names
-        by locale, from ``name_it``/``name_de``; a later version's translation wins."""
+        by locale, from ``name_it``/``name_de``, and each category id -> its names from the
+        file's ``categories``; a later version's translation wins."""
         if self._names is None:
             names: dict[str, dict[str, str]] = {}
             for protocol in self.all():
                 for rule in protocol.rules.values():
                     names.setdefault(rule.spec.name, {}).update(rule.spec.names())
+                # Categories by their id (``vector-safety``): no assessment is named so.
+                for category, words in protocol.spec.categories.items():
+                    names.setdefault(category, {}).update(words.names())
             self._names = names
         return self._names
 

@@ -384,6 +384,18 @@ class FollowUp(_Strict):
         return _offset(value)
 
 
+class CategoryNames(_Strict):
+    """A category's words in Italian and German (the pages show the category's id, e.g.
+    ``vector-safety``, to English readers)."""
+
+    name_it: str | None = Field(default=None, min_length=1)
+    name_de: str | None = Field(default=None, min_length=1)
+
+    def names(self) -> dict[str, str]:
+        translated = {"it": self.name_it, "de": self.name_de}
+        return {code: text for code, text in translated.items() if text}
+
+
 class ProtocolFile(_Strict):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=80)]
     version: Annotated[str, Field(pattern=r"^\d+(\.\d+){0,2}$")]
@@ -399,7 +411,20 @@ class ProtocolFile(_Strict):
     # the protocol has none), so that a file written before the application read it from
     # here is refused rather than silently losing its reporting clocks.
     reporting_category: Category | None
+    # The categories' names in other languages; every key must be a category this file uses.
+    categories: dict[Category, CategoryNames] = Field(default_factory=dict)
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _categories_used(self) -> ProtocolFile:
+        used = {rule.category for rule in self.assessments} | {self.reporting_category}
+        unknown = sorted(set(self.categories) - used)
+        if unknown:
+            raise ValueError(
+                f"categories names {', '.join(unknown)}, which no assessment of this file has "
+                f"(its categories: {', '.join(sorted(c for c in used if c))})"
+            )
+        return self
 
     @field_validator("version", mode="before")
     @classmethod

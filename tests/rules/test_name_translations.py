@@ -52,3 +52,27 @@ def test_the_registry_translates_by_the_english_name() -> None:
         "it": "IgG, IgA, IgM sieriche",
         "de": "Serum-IgG, -IgA, -IgM",
     }
+
+
+def test_category_names_in_italian_and_german(protocol_text: ProtocolText) -> None:
+    text = protocol_text() + "categories:\n  core:\n    name_it: nucleo\n    name_de: Kern\n"
+    protocol = parse_protocol(text)
+    assert protocol.spec.categories["core"].names() == {"it": "nucleo", "de": "Kern"}
+
+
+def test_a_name_for_a_category_no_assessment_has_is_refused(protocol_text: ProtocolText) -> None:
+    """A typo in a category's id would otherwise leave its assessments untranslated."""
+    text = protocol_text() + "categories:\n  cor:\n    name_it: nucleo\n"
+    with pytest.raises(ProtocolError) as error:
+        parse_protocol(text)
+    assert "categories names cor, which no assessment of this file has" in str(error.value)
+    assert "(its categories: core)" in str(error.value)
+
+
+def test_every_shipped_category_has_italian_and_german_words() -> None:
+    registry = ProtocolRegistry.from_directory()
+    names = registry.name_translations()
+    for protocol in registry.all():
+        for category in {rule.spec.category for rule in protocol.rules.values()}:
+            assert set(names.get(category, {})) >= {"it", "de"}, (protocol.id, category)
+    assert names["vector-safety"] == {"it": "sicurezza del vettore", "de": "Vektorsicherheit"}

@@ -313,3 +313,18 @@ def test_a_status_change_and_the_calendar_picture(pages: TestClient, locale: str
     months = re.findall(r'<text class="tick-label"[^>]*>([^<]+)</text>', done.text)
     assert set(MONTHS[locale]) <= set(months), months
     assert "Dec" not in months or locale == "de"
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"), [("it", "sicurezza del vettore"), ("de", "Vektorsicherheit")]
+)
+def test_categories_in_the_readers_language(pages: TestClient, locale: str, words: str) -> None:
+    """The due list and the patient page (its table and calendar lanes) name categories
+    in the reader's language, from the protocol file's ``categories``."""
+    sign_in_as(pages, "nurse")
+    for url in ("/sites/Rome/due", "/patients/ROM-101"):
+        page = pages.get(url, headers=HEADERS[locale])
+        assert words in page.text, url
+        assert "vector-safety" not in _main(page), url
+    english = pages.get("/patients/ROM-101")
+    assert "vector-safety" in _main(english)
