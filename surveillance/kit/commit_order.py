@@ -16,6 +16,9 @@ Inside the writing transaction nothing else changes:
   it first, under the lock (the old behaviour, for that transaction only);
 * a savepoint rolled back drops what was deferred in it, and puts back for the commit
   what was deferred before it but written in it (the rollback undid those rows).
+
+A session that never commits itself (bound to a connection whose owner commits, as the
+schema upgrade's) calls ``write_now`` before it ends: what still waits is dropped then.
 """
 
 from __future__ import annotations
@@ -84,7 +87,6 @@ def write_now(session: Session) -> None:
     state: _State | None = session.info.get(_STATE)
     if state is None or not state.waiting:
         return
-    session.flush()  # the writer's own rows, before the lock: not serialised
     entries, state.waiting = state.waiting, []  # taken first: the writes' reads see none
     savepoint = session.get_nested_transaction()
     if savepoint is not None:
@@ -118,7 +120,7 @@ def _reads(statement: Any, tables: frozenset[str]) -> bool:
     if isinstance(statement, TextClause):
         return any(name in statement.text for name in tables)
     found = find_tables(statement, check_columns=True, include_aliases=True, include_joins=True)
-    return any(table.name in tables for table in found)
+    return any(getattr(table, "name", None) in tables for table in found)  # None: no table
 
 
 # -- the session's events (every Session: the app's, the CLI's, the tests') ------------
@@ -127,7 +129,10 @@ def _reads(statement: Any, tables: frozenset[str]) -> bool:
 @event.listens_for(OrmSession, "before_commit")
 def _before_commit(session: Any) -> None:
     # Also before a savepoint is released: written there, the rows go with it.
-    write_now(session)
+    state: _State | None = session.info.get(_STATE)
+    if state is not None and state.waiting:
+        session.flush()  # the change's own rows before the lock: they are not serialised
+        write_now(session)
 
 
 @event.listens_for(OrmSession, "do_orm_execute")

@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session, col
 from support.factories import ACTOR, add_sites, table_snapshot
 
 from surveillance.kit import audit
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
+from surveillance.records.patients import Site
 
 
 def _note(session: Session, key: str, now: datetime) -> None:
@@ -53,6 +54,9 @@ def test_a_read_of_the_trail_in_the_transaction_sees_what_it_recorded(
     add_sites(engine)
     with write_session(engine) as session:
         _note(session, "a", now)
+        sites = select(func.count()).where(col(Site.timezone) == "Europe/Rome")
+        assert session.execute(sites).scalar_one() == 1  # another table: nothing written
+        assert _trail(engine) == []
         keys = session.execute(select(AuditEntry.entity_key)).scalars().all()
         assert keys == ["a"]
         _note(session, "b", now)  # after the read: chained after "a" at commit
