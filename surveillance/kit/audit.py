@@ -376,7 +376,7 @@ def record_many(session: Session, facts: list[AuditFact], at: datetime) -> None:
         _row(at, f.actor, f.action, f.entity, f.entity_key, f.patient_id, f.reason, f.old, f.new)
         for f in facts
     ]
-    commit_order.defer(session, _CHAIN, rows)
+    commit_order.defer(session, _CHAIN, rows, size=len(rows))
 
 
 def patient_trail(

@@ -17,6 +17,9 @@ Inside the writing transaction nothing else changes:
 * a savepoint rolled back drops what was deferred in it, and puts back for the commit
   what was deferred before it but written in it (the rollback undid those rows).
 
+A transaction that defers more than ``WRITE_AT`` items (a bulk load) writes them as it
+goes, so memory stays bounded: it holds the lock from then on, as every writer used to.
+
 A session that never commits itself (bound to a connection whose owner commits, as the
 schema upgrade's) calls ``write_now`` before it ends: what still waits is dropped then.
 """
@@ -37,6 +40,7 @@ from sqlmodel import Session
 # Any constant: serialises the writers of the chain and the feed on PostgreSQL.
 _LOCK_ID = 7_150_001
 _STATE = "commit_order"  # key in ``session.info``
+WRITE_AT = 5_000  # items waiting (e.g. audit rows): written at once, not at commit
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +59,7 @@ class _Entry:
     serial: int  # order of ``defer`` calls in the transaction
     kind: Deferred
     item: Any
+    size: int
     written_in: SessionTransaction | None = None  # the open savepoint it was written in
 
 
@@ -64,6 +69,7 @@ class _State:
 
     serial: int = 0
     waiting: list[_Entry] = field(default_factory=list)
+    waiting_size: int = 0  # their rows
     in_savepoints: list[_Entry] = field(default_factory=list)  # a rollback may undo them
     marks: dict[SessionTransaction, int] = field(default_factory=dict)  # first serial in it
 
@@ -74,11 +80,15 @@ def lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
 
 
-def defer(session: Session, kind: Deferred, item: Any) -> int:
-    """Have ``kind.write`` get ``item`` at commit; its serial (unique in the transaction)."""
+def defer(session: Session, kind: Deferred, item: Any, size: int = 1) -> int:
+    """Have ``kind.write`` get ``item`` (``size`` rows) at commit, or at a later write;
+    its serial (unique in the transaction)."""
     state = _state(session)
+    if state.waiting_size >= WRITE_AT:  # before ``item``: its caller may not be done with it
+        write_now(session)
     state.serial += 1
-    state.waiting.append(_Entry(state.serial, kind, item))
+    state.waiting.append(_Entry(state.serial, kind, item, size))
+    state.waiting_size += size
     return state.serial
 
 
@@ -88,6 +98,7 @@ def write_now(session: Session) -> None:
     if state is None or not state.waiting:
         return
     entries, state.waiting = state.waiting, []  # taken first: the writes' reads see none
+    state.waiting_size = 0
     savepoint = session.get_nested_transaction()
     if savepoint is not None:
         for entry in entries:
@@ -180,6 +191,7 @@ def _rolled_back(session: Any, previous: SessionTransaction) -> None:
         entry.written_in = None
     again = [e for e in undone + state.waiting if e.serial < mark]
     state.waiting = sorted(again, key=lambda e: e.serial)
+    state.waiting_size = sum(entry.size for entry in state.waiting)
     state.marks = {t: m for t, m in state.marks.items() if not _within(t, previous)}
 
 

@@ -11,9 +11,10 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 from support.factories import ACTOR, add_sites, table_snapshot
 
-from surveillance.kit import audit
+from surveillance.kit import audit, commit_order
 from surveillance.kit.audit import AuditEntry
 from surveillance.kit.db import read_session, write_session
+from surveillance.kit.sqltypes import table_of
 from surveillance.records.patients import Site
 
 
@@ -98,4 +99,26 @@ def test_a_transaction_rolled_back_writes_nothing(engine: Engine, now: datetime)
     with write_session(engine) as session:
         _note(session, "kept", now)
     assert _trail(engine) == ["kept"]
+    assert _verified(engine)
+
+
+def test_a_bulk_transaction_writes_as_it_goes(
+    engine: Engine, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``WRITE_AT`` waiting rows they are written at once (memory stays bounded)."""
+    monkeypatch.setattr(commit_order, "WRITE_AT", 3)
+    add_sites(engine)
+
+    def in_the_database(session: Session) -> int:  # the connection's view: no ORM event
+        count = select(func.count()).select_from(table_of(AuditEntry))
+        return int(session.connection().execute(count).scalar_one())
+
+    with write_session(engine) as session:
+        facts = [audit.AuditFact(ACTOR, "note", "site", f"b{n}", None, None, {}) for n in (1, 2)]
+        audit.record_many(session, facts, now)
+        _note(session, "c", now)
+        assert in_the_database(session) == 0
+        _note(session, "d", now)  # 3 waiting: written before "d" waits
+        assert in_the_database(session) == 3
+    assert _trail(engine) == ["b1", "b2", "c", "d"]
     assert _verified(engine)
