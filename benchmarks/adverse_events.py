@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/adverse_events.py [--entries 200000] [--limits 100,1000]
         [--runs 3] [--http-runs 1] [--threads 4] [--cases-per-thread 50] [--cohort 200]
-        [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]
+        [--processes 4] [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]
         [--no-feed] [--no-record] [--workdir /tmp] [--keep]
 
 With the defaults each store takes ~6 minutes on a 2-CPU machine, most of it pulling
@@ -65,6 +65,9 @@ part gets a fresh database, migrated with the Alembic schema, dropped at the end
     Baseline in the same process: the same number of case + version rows as one K-thread
     run written by the raw driver (a) with ``executemany`` in one transaction and (b) one
     transaction per case; printed with the ratios.
+    With ``--processes P``, also P writer processes (forked; each its own engine and
+    interpreter, so Python's GIL does not serialise them as it does threads), each
+    ``--cases-per-thread`` cases, after the thread runs of each repetition.
     Printed too, on PostgreSQL: the shares of the cases' time spent waiting for the
     writers' lock and holding it (``LockClock``). The audit chain and the feed's numbers
     are written at commit under one advisory lock (``kit.commit_order``): writers overlap
@@ -83,6 +86,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -986,6 +990,75 @@ def record_run(
     return RecordRun(threads, len(done), seconds, done, errors, waited, held)
 
 
+def _process_writer(
+    url: str,
+    work: list[tuple[str, CaseFacts]],
+    registry: rules.ProtocolRegistry,
+    start: Any,
+    results: Any,
+) -> None:
+    """One writer process (``--processes``): its own engine and interpreter (no GIL
+    shared with the other writers)."""
+    engine = make_engine(url)
+    clock = LockClock(engine)
+    latencies: list[float] = []
+    errors: list[str] = []
+    waited = held = 0.0
+    start.wait()
+    for study_id, facts in work:
+        t0 = time.perf_counter()
+        clock.start()
+        try:
+            with write_session(engine) as session:
+                create_case(session, study_id=study_id, facts=facts, actor=INVESTIGATOR,
+                            registry=registry, now=NOW)  # fmt: skip
+        except Exception as exc:  # counted and reported: the run goes on
+            errors.append(f"{study_id}: {type(exc).__name__}: {exc}")
+            continue
+        w, h = clock.stop()
+        waited, held = waited + w, held + h
+        latencies.append(time.perf_counter() - t0)
+    engine.dispose()
+    results.put((latencies, errors, waited, held))
+
+
+def record_run_processes(
+    url: str,
+    cohort: Cohort,
+    registry: rules.ProtocolRegistry,
+    processes: int,
+    per_process: int,
+    rng: random.Random,
+) -> RecordRun:
+    """As ``record_run``, with ``processes`` writer processes instead of threads."""
+    today = NOW.date()
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(processes + 1)
+    results = context.Queue()
+    pool = []
+    for t in range(processes):
+        mine = cohort.study_ids[t::processes]
+        work = [
+            (mine[n % len(mine)], random_facts(rng, cohort.infusions[mine[n % len(mine)]], today))
+            for n in range(per_process)
+        ]
+        pool.append(
+            context.Process(target=_process_writer, args=(url, work, registry, start, results))
+        )
+    for process in pool:
+        process.start()
+    start.wait()
+    started = time.perf_counter()
+    done = [results.get() for _ in pool]
+    seconds = time.perf_counter() - started
+    for process in pool:
+        process.join()
+    latencies = [s for d in done for s in d[0]]
+    errors = [e for d in done for e in d[1]]
+    waited, held = sum(d[2] for d in done), sum(d[3] for d in done)
+    return RecordRun(processes, len(latencies), seconds, latencies, errors, waited, held)
+
+
 def statements_per_case(
     engine: Engine, cohort: Cohort, registry: rules.ProtocolRegistry, rng: random.Random
 ) -> int:
@@ -1228,6 +1301,7 @@ def bench_record(
     clock = LockClock(engine)
     rng = random.Random(args.seed + 7)
     runs: dict[int, list[RecordRun]] = {1: [], args.threads: []}
+    process_runs: list[RecordRun] = []
     try:
         statements = statements_per_case(engine, cohort, registry, rng)
         print(
@@ -1244,7 +1318,15 @@ def bench_record(
                 runs[threads].append(run)
                 for error in run.errors[:3]:
                     print(f"[{label}]   ERROR {error}")
-        written = 1 + sum(r.cases for done in runs.values() for r in done)
+            if args.processes:
+                engine.dispose()  # no pooled connection shared with the forked writers
+                run = record_run_processes(
+                    url, cohort, registry, args.processes, args.cases_per_thread, rng
+                )
+                process_runs.append(run)
+                for error in run.errors[:3]:
+                    print(f"[{label}]   ERROR {error}")
+        written = 1 + sum(r.cases for done in [*runs.values(), process_runs] for r in done)
         check = verify_feed(engine, registry, written)
     finally:
         engine.dispose()
@@ -1258,6 +1340,8 @@ def bench_record(
     }
     for threads, done in runs.items():
         figures[f"threads_{threads}"] = _latency(done)
+    if process_runs:
+        figures[f"processes_{args.processes}"] = _latency(process_runs)
     figures["feed_check"] = check
 
     # Baselines: as many case + version rows as one K-thread run, by the raw driver.
@@ -1280,6 +1364,16 @@ def bench_record(
             f"{f['cases_per_s']:7.1f} cases/s  p50 {f['p50_ms']:7.2f} ms  "
             f"p95 {f['p95_ms']:7.2f} ms  mean {f['mean_ms']:7.2f} ms  "
             f"max {f['max_ms']:8.2f} ms  errors {f['errors']}  lock: waiting "
+            f"{f['lock_wait_share']:.0%}, holding {f['lock_held_share']:.0%} of the time"
+        )
+    if process_runs:
+        f = figures[f"processes_{args.processes}"]
+        scaled = f["cases_per_s"] / one["cases_per_s"]
+        figures[f"scaling_{args.processes}_processes_vs_1_thread"] = round(scaled, 2)
+        print(
+            f"[{label}]   {args.processes} processes x {args.cases_per_thread}: "
+            f"{f['cases_per_s']:7.1f} cases/s ({scaled:.2f}x 1 thread)  p50 {f['p50_ms']:7.2f} ms"
+            f"  p95 {f['p95_ms']:7.2f} ms  errors {f['errors']}  lock: waiting "
             f"{f['lock_wait_share']:.0%}, holding {f['lock_held_share']:.0%} of the time"
         )
     scaling = many_threads["cases_per_s"] / one["cases_per_s"]
@@ -1388,6 +1482,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--cases-per-thread", type=int, default=50)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also record with this many writer processes (no shared GIL), each "
+        "--cases-per-thread cases",
+    )
     parser.add_argument("--cohort", type=int, default=200, help="patients enrolled for part 2")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(

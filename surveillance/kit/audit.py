@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import Field, Session, SQLModel, col
 
 from surveillance.kit import commit_order
@@ -177,9 +177,16 @@ def _append(session: Session, batches: list[list[dict[str, Any]]]) -> None:
             )  # fmt: skip
             row["hash"] = previous = hashlib.sha256((previous + content).encode()).hexdigest()
             rows.append(row)
-    insert_rows(session, table_of(AuditEntry), rows)
-    head_id = session.execute(select(func.max(col(AuditEntry.id)))).scalar_one()
+    if len(rows) > _FEW:
+        insert_rows(session, table_of(AuditEntry), rows)
+        head_id = session.execute(select(func.max(col(AuditEntry.id)))).scalar_one()
+    else:  # a change's few rows: one INSERT (a COPY costs more round trips), its id back
+        inserted = session.execute(insert(table_of(AuditEntry)).returning(col(AuditEntry.id)), rows)
+        head_id = max(inserted.scalars().all())
     _checkpoint(session, added=len(rows), head_id=head_id, head_hash=previous, at=rows[-1]["at"])
+
+
+_FEW = 20
 
 
 _CHAIN = commit_order.Deferred(
