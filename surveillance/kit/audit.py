@@ -205,11 +205,8 @@ def _checkpoint(
         count = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
     else:
         count = last + added
-    insert_rows(
-        session,
-        table_of(AuditCheckpoint),
-        [{"at": at, "row_count": count, "head_id": head_id, "head_hash": head_hash}],
-    )
+    checkpoint = {"at": at, "row_count": count, "head_id": head_id, "head_hash": head_hash}
+    session.execute(insert(table_of(AuditCheckpoint)), [checkpoint])  # one row: no COPY
 
 
 def checkpoint_now(session: Session, at: datetime) -> None:
