@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/adverse_events.py [--entries 200000] [--limits 100,1000]
         [--runs 3] [--http-runs 1] [--threads 4] [--cases-per-thread 50] [--cohort 200]
-        [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]
+        [--processes 4] [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]
         [--no-feed] [--no-record] [--workdir /tmp] [--keep]
 
 With the defaults each store takes ~6 minutes on a 2-CPU machine, most of it pulling
@@ -65,9 +65,15 @@ part gets a fresh database, migrated with the Alembic schema, dropped at the end
     Baseline in the same process: the same number of case + version rows as one K-thread
     run written by the raw driver (a) with ``executemany`` in one transaction and (b) one
     transaction per case; printed with the ratios.
-    Writers are serialised: on SQLite by ``BEGIN IMMEDIATE``, on PostgreSQL by the audit
-    chain's advisory lock that ``next_sequence`` takes (the feed's commit order relies
-    on it), so throughput does not grow with threads; that is by design. On SQLite a
+    With ``--processes P``, also P writer processes (forked; each its own engine and
+    interpreter, so Python's GIL does not serialise them as it does threads), each
+    ``--cases-per-thread`` cases, after the thread runs of each repetition.
+    Printed too, on PostgreSQL: the shares of the cases' time spent waiting for the
+    writers' lock and holding it (``LockClock``). The audit chain and the feed's numbers
+    are written at commit under one advisory lock (``kit.commit_order``): writers overlap
+    but for that short part, so throughput grows with threads up to the machine's CPUs
+    (the work is CPU-bound Python: ~2x at most on 2 CPUs). On SQLite writers are
+    serialised by ``BEGIN IMMEDIATE``, so throughput does not grow with threads. On SQLite a
     waiting writer sleeps in the busy handler and retries while the others keep taking
     the lock (not a queue), so p50 stays low but the mean and max grow (seconds).
 
@@ -80,6 +86,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -887,6 +894,37 @@ class RecordRun:
     seconds: float
     latencies: list[float]
     errors: list[str]
+    waited: float = 0.0  # seconds spent waiting for the writers' lock, all cases
+    held: float = 0.0  # seconds from taking it to the end of the commit, all cases
+
+
+class LockClock:
+    """Per case (PostgreSQL): the time waiting for the writers' lock (the
+    ``pg_advisory_xact_lock`` statement) and holding it (from then to the end of the
+    commit, which releases it). SQLite's BEGIN IMMEDIATE wait is not separated: zeros."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._local = threading.local()
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, _c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_advisory_xact_lock" in statement:
+            self._local.asked = time.perf_counter()
+
+    def _after(self, _c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "pg_advisory_xact_lock" in statement and getattr(self._local, "got", None) is None:
+            self._local.got = time.perf_counter()  # the first time: later ones are re-entrant
+            self._local.waited = self._local.got - self._local.asked
+
+    def start(self) -> None:
+        self._local.got = None
+        self._local.waited = 0.0
+
+    def stop(self) -> tuple[float, float]:
+        """(waited, held) of the case just committed."""
+        got = self._local.got
+        return (self._local.waited, 0.0 if got is None else time.perf_counter() - got)
 
 
 def record_run(
@@ -896,6 +934,7 @@ def record_run(
     threads: int,
     per_thread: int,
     rng: random.Random,
+    clock: LockClock,
 ) -> RecordRun:
     """``threads`` threads, each ``per_thread`` cases for its own patients."""
     today = NOW.date()
@@ -912,6 +951,7 @@ def record_run(
             ]
         )
     latencies: list[list[float]] = [[] for _ in range(threads)]
+    locked: list[list[tuple[float, float]]] = [[] for _ in range(threads)]
     errors: list[str] = []
     start = threading.Barrier(threads + 1)
 
@@ -919,6 +959,7 @@ def record_run(
         start.wait()
         for study_id, facts in work[t]:
             t0 = time.perf_counter()
+            clock.start()
             try:
                 with write_session(engine) as session:
                     create_case(
@@ -932,6 +973,7 @@ def record_run(
             except Exception as exc:  # counted and reported: the run goes on
                 errors.append(f"{study_id}: {type(exc).__name__}: {exc}")
                 continue
+            locked[t].append(clock.stop())
             latencies[t].append(time.perf_counter() - t0)
 
     pool = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
@@ -943,7 +985,78 @@ def record_run(
         thread.join()
     seconds = time.perf_counter() - started
     done = [s for per in latencies for s in per]
-    return RecordRun(threads, len(done), seconds, done, errors)
+    waited = sum(w for per in locked for w, _ in per)
+    held = sum(h for per in locked for _, h in per)
+    return RecordRun(threads, len(done), seconds, done, errors, waited, held)
+
+
+def _process_writer(
+    url: str,
+    work: list[tuple[str, CaseFacts]],
+    registry: rules.ProtocolRegistry,
+    start: Any,
+    results: Any,
+) -> None:
+    """One writer process (``--processes``): its own engine and interpreter (no GIL
+    shared with the other writers)."""
+    engine = make_engine(url)
+    clock = LockClock(engine)
+    latencies: list[float] = []
+    errors: list[str] = []
+    waited = held = 0.0
+    start.wait()
+    for study_id, facts in work:
+        t0 = time.perf_counter()
+        clock.start()
+        try:
+            with write_session(engine) as session:
+                create_case(session, study_id=study_id, facts=facts, actor=INVESTIGATOR,
+                            registry=registry, now=NOW)  # fmt: skip
+        except Exception as exc:  # counted and reported: the run goes on
+            errors.append(f"{study_id}: {type(exc).__name__}: {exc}")
+            continue
+        w, h = clock.stop()
+        waited, held = waited + w, held + h
+        latencies.append(time.perf_counter() - t0)
+    engine.dispose()
+    results.put((latencies, errors, waited, held))
+
+
+def record_run_processes(
+    url: str,
+    cohort: Cohort,
+    registry: rules.ProtocolRegistry,
+    processes: int,
+    per_process: int,
+    rng: random.Random,
+) -> RecordRun:
+    """As ``record_run``, with ``processes`` writer processes instead of threads."""
+    today = NOW.date()
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(processes + 1)
+    results = context.Queue()
+    pool = []
+    for t in range(processes):
+        mine = cohort.study_ids[t::processes]
+        work = [
+            (mine[n % len(mine)], random_facts(rng, cohort.infusions[mine[n % len(mine)]], today))
+            for n in range(per_process)
+        ]
+        pool.append(
+            context.Process(target=_process_writer, args=(url, work, registry, start, results))
+        )
+    for process in pool:
+        process.start()
+    start.wait()
+    started = time.perf_counter()
+    done = [results.get() for _ in pool]
+    seconds = time.perf_counter() - started
+    for process in pool:
+        process.join()
+    latencies = [s for d in done for s in d[0]]
+    errors = [e for d in done for e in d[1]]
+    waited, held = sum(d[2] for d in done), sum(d[3] for d in done)
+    return RecordRun(processes, len(latencies), seconds, latencies, errors, waited, held)
 
 
 def statements_per_case(
@@ -1168,6 +1281,9 @@ def _latency(runs: list[RecordRun]) -> dict[str, Any]:
         "max_ms": round(worst, 2),
         "seconds": [round(r.seconds, 2) for r in runs],
         "errors": sum(len(r.errors) for r in runs),
+        # Shares of the cases' summed latency: waiting for the lock, and holding it.
+        "lock_wait_share": round(statistics.median(r.waited / sum(r.latencies) for r in runs), 3),
+        "lock_held_share": round(statistics.median(r.held / sum(r.latencies) for r in runs), 3),
     }
 
 
@@ -1182,8 +1298,10 @@ def bench_record(
         flush=True,
     )
     engine = make_engine(url, pool_size=max(5, args.threads))
+    clock = LockClock(engine)
     rng = random.Random(args.seed + 7)
     runs: dict[int, list[RecordRun]] = {1: [], args.threads: []}
+    process_runs: list[RecordRun] = []
     try:
         statements = statements_per_case(engine, cohort, registry, rng)
         print(
@@ -1194,11 +1312,21 @@ def bench_record(
         # Interleaved: 1 thread, K threads, 1 thread, ... so load bursts hit both alike.
         for _ in range(args.runs):
             for threads in runs:
-                run = record_run(engine, cohort, registry, threads, args.cases_per_thread, rng)
+                run = record_run(
+                    engine, cohort, registry, threads, args.cases_per_thread, rng, clock
+                )
                 runs[threads].append(run)
                 for error in run.errors[:3]:
                     print(f"[{label}]   ERROR {error}")
-        written = 1 + sum(r.cases for done in runs.values() for r in done)
+            if args.processes:
+                engine.dispose()  # no pooled connection shared with the forked writers
+                run = record_run_processes(
+                    url, cohort, registry, args.processes, args.cases_per_thread, rng
+                )
+                process_runs.append(run)
+                for error in run.errors[:3]:
+                    print(f"[{label}]   ERROR {error}")
+        written = 1 + sum(r.cases for done in [*runs.values(), process_runs] for r in done)
         check = verify_feed(engine, registry, written)
     finally:
         engine.dispose()
@@ -1206,12 +1334,14 @@ def bench_record(
         "cohort": args.cohort,
         "cases_per_thread": args.cases_per_thread,
         "statements_per_case": statements,
-        "writers_serialised_by": "advisory lock (audit chain)"
+        "writers_serialised_by": "advisory lock at commit (audit chain, feed numbers)"
         if is_postgres_url(url)
         else "BEGIN IMMEDIATE",
     }
     for threads, done in runs.items():
         figures[f"threads_{threads}"] = _latency(done)
+    if process_runs:
+        figures[f"processes_{args.processes}"] = _latency(process_runs)
     figures["feed_check"] = check
 
     # Baselines: as many case + version rows as one K-thread run, by the raw driver.
@@ -1233,15 +1363,29 @@ def bench_record(
             f"[{label}]   {threads} thread(s) x {args.cases_per_thread}: "
             f"{f['cases_per_s']:7.1f} cases/s  p50 {f['p50_ms']:7.2f} ms  "
             f"p95 {f['p95_ms']:7.2f} ms  mean {f['mean_ms']:7.2f} ms  "
-            f"max {f['max_ms']:8.2f} ms  errors {f['errors']}"
+            f"max {f['max_ms']:8.2f} ms  errors {f['errors']}  lock: waiting "
+            f"{f['lock_wait_share']:.0%}, holding {f['lock_held_share']:.0%} of the time"
+        )
+    if process_runs:
+        f = figures[f"processes_{args.processes}"]
+        scaled = f["cases_per_s"] / one["cases_per_s"]
+        figures[f"scaling_{args.processes}_processes_vs_1_thread"] = round(scaled, 2)
+        print(
+            f"[{label}]   {args.processes} processes x {args.cases_per_thread}: "
+            f"{f['cases_per_s']:7.1f} cases/s ({scaled:.2f}x 1 thread)  p50 {f['p50_ms']:7.2f} ms"
+            f"  p95 {f['p95_ms']:7.2f} ms  errors {f['errors']}  lock: waiting "
+            f"{f['lock_wait_share']:.0%}, holding {f['lock_held_share']:.0%} of the time"
         )
     scaling = many_threads["cases_per_s"] / one["cases_per_s"]
     figures["scaling_k_vs_1"] = round(scaling, 2)
-    lock = "BEGIN IMMEDIATE" if not is_postgres_url(url) else "the audit chain's advisory lock"
-    print(
-        f"[{label}]   {args.threads} threads / 1 thread: {scaling:.2f}x throughput. Expected "
-        f"~1x: writers are serialised by {lock} (the feed's commit order relies on it)."
-    )
+    if is_postgres_url(url):
+        expected = (
+            "writers overlap but for the lock taken at commit (chain and feed numbers): "
+            f"bounded by the machine's {os.cpu_count()} CPUs (Python work is CPU-bound)"
+        )
+    else:
+        expected = "~1x: SQLite writers are serialised by BEGIN IMMEDIATE"
+    print(f"[{label}]   {args.threads} threads / 1 thread: {scaling:.2f}x throughput ({expected}).")
     print(
         f"[{label}]   raw driver, {count} case+version rows: executemany in one "
         f"transaction {figures['raw_executemany_rows_per_s']:,.0f}/s; one transaction per "
@@ -1338,6 +1482,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--cases-per-thread", type=int, default=50)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="also record with this many writer processes (no shared GIL), each "
+        "--cases-per-thread cases",
+    )
     parser.add_argument("--cohort", type=int, default=200, help="patients enrolled for part 2")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(

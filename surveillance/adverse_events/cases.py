@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 import rules
 from surveillance.adverse_events import outbox
 from surveillance.adverse_events.facts import CaseFacts, check, is_pre_existing
-from surveillance.adverse_events.feed import next_sequence
+from surveillance.adverse_events.feed import number_at_commit
 from surveillance.adverse_events.views import case_content, criteria_of
 from surveillance.calendar.sync import CalendarChange, rematerialize
 from surveillance.errors import Conflict, InvalidInput, NotFound
@@ -307,13 +307,13 @@ def _store(
         case,
         facts,
         change,
-        sequence=next_sequence(session),
         pre_existing=pre_existing,
         source=source,
         nullify_reason=nullify_reason,
         actor=actor,
         now=now,
     )
+    number_at_commit(session, version)
     session.add(version)
     _follow(case, version, change, now)
     session.add(case)
@@ -362,7 +362,6 @@ def _version_row(
     facts: CaseFacts,
     change: Change,
     *,
-    sequence: int,
     pre_existing: bool,
     source: str | None,
     nullify_reason: str | None,
@@ -374,7 +373,7 @@ def _version_row(
     return AdverseEventVersion(
         case_id=case.case_id,
         version=case.version + 1,
-        sequence=sequence,
+        sequence=0,  # numbered at commit: ``number_at_commit``
         change=change.value,
         onset_date=facts.onset_date,
         end_date=facts.end_date,

@@ -1,9 +1,12 @@
 """The pharmacovigilance feed: every case version, in the order it was committed.
 
-A version's ``sequence`` is given while the writer holds the audit chain's lock, which
-it keeps until it commits (SQLite: BEGIN IMMEDIATE does the same). So sequence n+1 can
-only be given once n is committed: a reader that sees n+1 has seen n, and a consumer
-paging by ``sequence > cursor`` never skips an entry that commits late.
+A version is written with a temporary negative ``sequence`` (no page shows it: cursors
+are >= 0) and numbered at its transaction's commit, under the writers' lock
+(``kit.commit_order``), which the commit releases. So sequence n+1 can only be given once
+n is committed: a reader that sees n+1 has seen n, and a consumer paging by
+``sequence > cursor`` never skips an entry that commits late. Numbering at commit rather
+than when the version is written keeps the lock to the commit's few statements: writers
+recording cases for different patients run at once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlmodel import Session, col
 import rules
 from surveillance.adverse_events.views import VersionRecord, case_content, product_of
 from surveillance.errors import InvalidInput
-from surveillance.kit import audit
+from surveillance.kit import commit_order
 from surveillance.kit.bounds import is_id
 from surveillance.kit.sqltypes import table_of
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
@@ -27,11 +30,36 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 
-def next_sequence(session: Session) -> int:
-    """The next feed position; the caller's transaction keeps the lock until it ends."""
-    audit.lock_chain(session)
+def number_at_commit(session: Session, version: AdverseEventVersion) -> None:
+    """Give ``version`` (not yet added) its feed position when its transaction commits.
+
+    Until then its sequence is minus a number no other writer's version has (its id, taken
+    from the id sequence on PostgreSQL; SQLite has one writer at a time): a placeholder
+    that two writers shared would make the second wait on the unique index for the first.
+    """
+    serial = commit_order.defer(session, _NUMBERING, version)
+    if session.get_bind().dialect.name == "postgresql":
+        version.id = session.execute(
+            select(func.nextval(func.pg_get_serial_sequence(_VERSIONS, "id")))
+        ).scalar_one()
+        version.sequence = -version.id
+    else:
+        version.sequence = -serial
+
+
+def _number(session: Session, versions: list[AdverseEventVersion]) -> None:
+    """The versions written in this transaction, in order, after the last committed one
+    (under the writers' lock: the next writer to number sees these committed)."""
     last = session.execute(select(func.max(AdverseEventVersion.sequence))).scalar()
-    return int(last or 0) + 1
+    sequence = max(int(last or 0), 0)
+    for version in versions:
+        sequence += 1
+        version.sequence = sequence
+    session.flush()
+
+
+_VERSIONS = "adverse_event_versions"
+_NUMBERING = commit_order.Deferred("feed sequence", _number)
 
 
 def parse_cursor(cursor: str | None) -> int:

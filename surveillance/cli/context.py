@@ -30,7 +30,7 @@ from surveillance.adverse_events.legacy_results import (
 )
 from surveillance.config import get_settings
 from surveillance.errors import NotFound
-from surveillance.kit import migrate
+from surveillance.kit import commit_order, migrate
 from surveillance.kit.clock import fixed_clock
 from surveillance.kit.db import sqlite_file
 from surveillance.main import Runtime, build_runtime
@@ -93,6 +93,9 @@ def upgrade_schema(built: Runtime) -> MappingReport | None:
         # all, so a failed mapping is retried by the next start instead of never again.
         with Session(bind=connection) as session:
             reports.append(map_stored_results(session, registry=built.registry, now=built.clock()))
+            # The audit rows and feed numbers wait for a commit (``commit_order``) that
+            # this session never makes (the upgrade's transaction commits): write them now.
+            commit_order.write_now(session)
             session.flush()
 
     migrate.upgrade(built.engine, then=map_results)

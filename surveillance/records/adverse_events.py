@@ -43,8 +43,8 @@ class AdverseEventCase(SQLModel, table=True):
 class AdverseEventVersion(SQLModel, table=True):
     """Everything known about a case at one version; also one entry of the feed.
 
-    ``sequence`` is given under the writers' lock and the lock is held to commit, so
-    sequences become visible in order, without gaps (see ``feed.next_sequence``).
+    ``sequence`` is given at commit, under the writers' lock, so sequences become
+    visible in order, without gaps (see ``feed.number_at_commit``).
     """
 
     __tablename__ = "adverse_event_versions"

@@ -219,8 +219,9 @@ def test_a_consumer_paging_during_concurrent_writes_sees_every_entry_once_in_ord
     feed_api: Api,
 ) -> None:
     """Writers commit late on purpose (they sleep inside their transaction after the
-    entry is numbered), several at once; the consumer pages all along. Visibility follows
-    commit order: it never sees a gap, a repeat or an entry out of order."""
+    entry is written; it is numbered at commit), several at once; the consumer pages all
+    along. Visibility follows commit order: it never sees a gap, a repeat or an entry out
+    of order."""
     api = feed_api
     writers, per_writer = 4, 12
     patients = [api.enroll(study_id=f"ROM-{200 + n}") for n in range(writers)]
@@ -235,7 +236,7 @@ def test_a_consumer_paging_during_concurrent_writes_sees_every_entry_once_in_ord
                     create_case(session, study_id=patients[n],
                                 facts=SERIOUS if i % 3 == 0 else CRS, actor=f"w{n}",
                                 registry=api.registry, now=NOW)  # fmt: skip
-                    time.sleep(rng.uniform(0, 0.03))  # numbered, not yet committed
+                    time.sleep(rng.uniform(0, 0.03))  # written, not yet committed
         except BaseException as exc:  # reported below: a thread's failure must fail the test
             errors.append(exc)
 
