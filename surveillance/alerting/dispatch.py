@@ -379,29 +379,17 @@ def _record(
     config: DispatchConfig,
     report: DispatchReport,
 ) -> None:
+    if isinstance(outcome, notifications.DeliveryResult):
+        _record_sent(session, [(job, outcome)], now)
+        if config.smtp is None:  # the copy the outgoing-mail page shows
+            for email in job.emails:
+                _write_outgoing(session, job.alert_id, email, now)
+        report.sent += 1
+        return
     alert = session.get(Alert, job.alert_id)
     assert alert is not None
     alert.attempts += 1
     endpoint = session.get(WebhookEndpoint, job.endpoint_id) if job.endpoint_id else None
-    if isinstance(outcome, notifications.DeliveryResult):
-        session.add(
-            DeliveryAttempt(
-                alert_id=alert.id,
-                attempted_at=now,
-                outcome="sent",
-                status_code=outcome.status_code,
-                detail=outcome.detail[:2048],
-            )
-        )
-        if config.smtp is None:
-            for email in job.emails:
-                _write_outgoing(session, alert, email, now)
-        if endpoint is not None:
-            endpoint.failing_since = None
-            session.add(endpoint)
-        _finish(session, alert, AlertStatus.sent, now)
-        report.sent += 1
-        return
     session.add(
         DeliveryAttempt(
             alert_id=alert.id,
@@ -508,12 +496,12 @@ def _tell_admins(
 
 
 def _write_outgoing(
-    session: Session, alert: Alert, email: notifications.EmailMessage, now: datetime
+    session: Session, alert_id: str, email: notifications.EmailMessage, now: datetime
 ) -> None:
     log.info("email (no SMTP configured) to %s: %s", ", ".join(email.to) or "nobody", email.subject)
     session.add(
         OutgoingMail(
-            alert_id=alert.id,
+            alert_id=alert_id,
             to=", ".join(email.to),
             subject=email.subject,
             text_body=email.text,

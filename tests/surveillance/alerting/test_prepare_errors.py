@@ -82,10 +82,10 @@ def test_a_delivery_that_cannot_be_recorded_stays_claimed_and_the_rest_are_recor
     unlucky = "alert.failed:007"
     write_outgoing = dispatch_module._write_outgoing
 
-    def failing(session: Session, alert: Alert, *args: Any) -> None:
-        if alert.id == unlucky:
+    def failing(session: Session, alert_id: str, *args: Any) -> None:
+        if alert_id == unlucky:
             raise RuntimeError("disk full")
-        write_outgoing(session, alert, *args)
+        write_outgoing(session, alert_id, *args)
 
     monkeypatch.setattr(dispatch_module, "_write_outgoing", failing)
     config = DispatchConfig(
