@@ -87,7 +87,7 @@ def serving(app: ASGIApp, name: str = "uvicorn-live") -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def _activity(engine: Engine) -> list[dict[str, Any]]:
+def database_activity(engine: Engine) -> list[dict[str, Any]]:
     """PostgreSQL's sessions on this database: state, wait and query (nothing on SQLite)."""
     if engine.dialect.name != "postgresql":
         return []
@@ -140,8 +140,9 @@ def live_api(
                     timeout=60,
                 )
             except httpx.TimeoutException as timed_out:
+                activity = database_activity(runtime.engine)
                 raise AssertionError(
-                    f"the first write timed out; database activity: {_activity(runtime.engine)}"
+                    f"the first write timed out; database activity: {activity}"
                 ) from timed_out
             assert created.status_code == 201, created.text
             yield live

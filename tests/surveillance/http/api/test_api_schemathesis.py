@@ -13,10 +13,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from support.api_support import ROLES
-from support.live_api import LiveApi
+from support.live_api import LiveApi, database_activity
 
 EXAMPLES = 20
 # Schema-valid is not always acceptable: a made-up ETag is well formed and stale (412),
@@ -49,7 +50,13 @@ def test_api_conforms_for_every_role(live_api: LiveApi, figures: Counter[str]) -
 
     def check(case: Any) -> None:
         for role in (*ROLES, None):
-            response = case.call(headers=live_api.headers(role))
+            try:
+                response = case.call(headers=live_api.headers(role))
+            except requests.Timeout as stalled:  # say what the database was doing then
+                activity = database_activity(live_api.engine)
+                raise AssertionError(
+                    f"{case.method} {case.path} as {role}: no answer; database: {activity}"
+                ) from stalled
             figures[f"requests:{role or 'anonymous'}"] += 1
             if response.status_code >= 500:
                 figures["server_errors"] += 1
