@@ -418,29 +418,17 @@ def record_token_failure(
 ) -> None:
     """Count and audit a refused bearer or feed token (only its first 12 characters, the
     part shown in lists, are kept)."""
-    prefix = token[:12]
-    audit.record(
+    _audit_refusal(
         session,
         actor="(unknown token)",
         action="token_refused",
-        entity="token",
-        entity_key=prefix,
-        new={"client": client},
-        at=now,
+        entity=("token", token[:12]),
+        throttled=("token", None),
+        lockout_action="token_lockout",
+        client=client,
+        now=now,
+        limits=limits,
     )
-    lockout = throttle.record_failure(
-        session, kind="token", account=None, client=client, now=now, limits=limits
-    )
-    if lockout is not None:
-        audit.record(
-            session,
-            actor="(unknown token)",
-            action="token_lockout",
-            entity="client",
-            entity_key=client,
-            new={"client": client, "until": lockout.until.isoformat()},
-            at=now,
-        )
 
 
 @dataclass(frozen=True)
@@ -566,25 +554,50 @@ def record_wrong_password(
     """Audit and count a wrong password for ``account`` (the email as typed), and audit
     the lockout it starts, if any."""
     actor = account[:200] or "(no email)"
-    audit.record(
+    _audit_refusal(
         session,
         actor=actor,
         action=action,
-        entity="user",
-        entity_key=actor,
-        new={"client": client},
-        at=now,
+        entity=("user", actor),
+        throttled=("password", account),
+        lockout_action="sign_in_lockout",
+        client=client,
+        now=now,
+        limits=limits,
     )
+
+
+def _audit_refusal(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: tuple[str, str],
+    throttled: tuple[str, str | None],
+    lockout_action: str,
+    client: str,
+    now: datetime,
+    limits: throttle.Limits,
+) -> None:
+    """Audit a refused credential, count it (``throttled``: kind, account), and audit the
+    lockout it starts: on the account (``entity``) or on the client."""
+    name, key = entity
+    audit.record(
+        session, actor=actor, action=action, entity=name, entity_key=key,
+        new={"client": client}, at=now,
+    )  # fmt: skip
+    kind, account = throttled
     lockout = throttle.record_failure(
-        session, kind="password", account=account, client=client, now=now, limits=limits
+        session, kind=kind, account=account, client=client, now=now, limits=limits
     )
     if lockout is not None:
+        on_account = lockout.scope == "account"
         audit.record(
             session,
             actor=actor,
-            action="sign_in_lockout",
-            entity="user" if lockout.scope == "account" else "client",
-            entity_key=actor if lockout.scope == "account" else client,
+            action=lockout_action,
+            entity=name if on_account else "client",
+            entity_key=key if on_account else client,
             new={"client": client, "until": lockout.until.isoformat()},
             at=now,
         )
