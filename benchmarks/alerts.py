@@ -6,9 +6,10 @@
 
 Worker (for each loaded database given)
     The real worker process, ``surveillance worker`` (``python -m surveillance.cli
-    worker``, its clock stopped at ``--as-of`` with the command's hidden ``--today``,
-    logging at INFO so its scan lines show), started on the database as freshly loaded
-    (no alert, no scan mark, no job lease: they are deleted first). It runs its
+    worker`` in a child process: ``surveillance.cli.main``, what the console script
+    calls, with logging configured at INFO so its scan lines show; its clock stopped at
+    ``--as-of`` with the command's hidden ``--today``), started on the database as
+    loaded (no scan mark, no job lease, the outbox as the loader left it). It runs its
     scheduler's jobs as in production: at start the alert scan (the first one is full:
     no scan marks yet; then the daily full scan, the safety net, as on any first run of
     the day) and the admins' digest, and every few seconds the dispatch. This script
@@ -16,7 +17,8 @@ Worker (for each loaded database given)
     its lease being taken to its completion, the same for the full scan; it waits until
     the dispatch has recorded delivery attempts after the scan, then reads the worker's
     peak resident set (``VmHWM``) and stops it (SIGTERM). Its log is kept in the figures
-    (last lines). The alerts it wrote are deleted afterwards.
+    (last lines). The outbox is put back as it was afterwards (what it wrote deleted),
+    here and after the scans below.
 
 Scan (in this process)
     Reuses a database built by ``benchmarks/due_list.py --keep`` (100 000 CAR-T patients,
@@ -61,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlmodel import col
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,6 +77,7 @@ from surveillance.alerting.scan import scan
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.kit.leases import JobLease
+from surveillance.kit.sqltypes import table_of
 from surveillance.protocols.registry import registry_for
 from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
 from surveillance.records.patients import Assessment
@@ -96,7 +99,8 @@ def bench_scan(url: str, as_of: date, touched: int) -> dict[str, Any]:
     migrate.upgrade(engine)
     now = datetime.now(UTC)
     registry = registry_for(rules.BUNDLED_PROTOCOLS)
-    _forget_scans(engine)  # a kept database: its first scan here is a full one
+    loaded = _outbox(engine)
+    _forget_scans(engine, loaded)  # a kept database: its first scan here is a full one
 
     def timed(name: str, on: date, *, full: bool = False) -> dict[str, Any]:
         started = time.perf_counter()
@@ -137,7 +141,7 @@ def bench_scan(url: str, as_of: date, touched: int) -> dict[str, Any]:
             select(func.count()).select_from(select(Alert.patient_id).distinct().subquery())
         ).scalar_one()
     figures["patients_alerted"] = patients
-    _forget_scans(engine)
+    _forget_scans(engine, loaded)
     return figures
 
 
@@ -158,13 +162,32 @@ def _touch(engine: Engine, patients: int) -> None:
         )
 
 
-def _forget_scans(engine: Engine) -> None:
-    """Delete the alerts (with their delivery attempts and mail copies), the scan marks,
-    the changes and the alert jobs' leases, so the database can be reused."""
+Outbox = dict[str, list[dict[str, Any]]]  # table name -> its rows
+_OUTBOX = (Alert, DeliveryAttempt, OutgoingMail)  # parents first
+
+
+def _outbox(engine: Engine) -> Outbox:
+    """The outbox as it is (a loader may write alerts: e.g. the emails of serious cases)."""
+    with read_session(engine) as session:
+        return {
+            table_of(model).name: [
+                dict(row._mapping) for row in session.execute(select(table_of(model)))
+            ]
+            for model in _OUTBOX
+        }
+
+
+def _forget_scans(engine: Engine, outbox: Outbox) -> None:
+    """Put the outbox back as it was (``outbox``: what the scans, digests and dispatch
+    wrote goes) and delete the scan marks, the changes and the alert jobs' leases, so
+    the database can be reused and the next scan is a full one."""
     with write_session(engine) as session:
-        for table in (DeliveryAttempt, OutgoingMail, Alert, ScanMark, ScanChange):
-            session.execute(delete(table))
+        for model in (*reversed(_OUTBOX), ScanMark, ScanChange):
+            session.execute(delete(model))
         session.execute(delete(JobLease).where(col(JobLease.name).like("alerts.%")))
+        for model in _OUTBOX:
+            if rows := outbox[table_of(model).name]:
+                session.execute(insert(table_of(model)), rows)
 
 
 # The real command line, with logging at INFO (the worker configures none of its own, so
@@ -183,7 +206,8 @@ def bench_worker(url: str, on: date, timeout: float) -> dict[str, Any]:
     dispatched once; its timings (seen from the job leases) and peak RSS."""
     engine = make_engine(url)
     migrate.upgrade(engine)
-    _forget_scans(engine)
+    loaded = _outbox(engine)
+    _forget_scans(engine, loaded)
     workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     log_path = workdir / "worker.log"
     env = {
@@ -218,12 +242,12 @@ def bench_worker(url: str, on: date, timeout: float) -> dict[str, Any]:
             process.kill()
             process.wait()
     with read_session(engine) as session:
-        by_kind = dict(
-            session.execute(select(Alert.kind, func.count()).group_by(col(Alert.kind))).all()
+        by_kind: dict[str, int] = dict(
+            session.execute(select(col(Alert.kind), func.count()).group_by(col(Alert.kind))).all()
         )
         attempts = session.execute(select(func.count()).select_from(DeliveryAttempt)).scalar_one()
     lines = log_path.read_text().splitlines()
-    _forget_scans(engine)
+    _forget_scans(engine, loaded)
     engine.dispose()
     figures.update(
         {
