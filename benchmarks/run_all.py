@@ -22,7 +22,8 @@ The figures of the API server's processes and of the alert worker (their peak RS
 
 Writes ``benchmarks/results/<label>.json`` and prints the table of ``RESULTS.md``
 (path | store | figure | ratio to raw | target | met?). ``--quick`` shortens every step
-(for trying the orchestrator, not for figures).
+(for trying the orchestrator, not for figures). ``--table results/<label>.json``
+prints the table of a run again.
 """
 
 from __future__ import annotations
@@ -199,7 +200,12 @@ def run_step(step: Step, logs: Path, sampler: LoadSampler) -> dict[str, Any]:
         )
         # wait4: this child's own resource use (ru_maxrss: its peak, or that of a child
         # it waited for if larger), not the running maximum RUSAGE_CHILDREN would give.
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except KeyboardInterrupt:  # stop the step too (its own servers stop with it)
+            process.terminate()
+            process.wait()
+            raise
         process.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
     output = log_path.read_text().splitlines()
@@ -272,6 +278,8 @@ def store_facts(url: str) -> dict[str, Any]:
 # -- the table -------------------------------------------------------------------------------
 
 Row = tuple[str, str, str, str, str, str]  # path, store, figure, ratio to raw, target, met?
+Line = tuple[str, str, str, str, str, str, str]  # a row and the load while its step ran
+COLUMNS = ("path", "store", "figure", "ratio to raw", "target", "met?", "load (1 min) mean/max")
 
 
 def dig(data: Any, *keys: str) -> Any:
@@ -286,10 +294,22 @@ def met(value: bool | None) -> str:
     return "—" if value is None else ("yes" if value else "**no**")
 
 
-def table(results: dict[str, Any]) -> list[Row]:
+def table(results: dict[str, Any]) -> list[Line]:
     """The rows of RESULTS.md's table, from each step's JSON ("not run" if it did not)."""
     steps_ = results["steps"]
     rows: list[Row] = []
+    loads: list[str] = []
+
+    def put(row: Row, name: str) -> None:
+        rows.append(row)
+        load = dig(steps_, name, "load_during_1min") or {}
+        ends = [dig(steps_, name, end) for end in ("load_before", "load_after")]
+        if load.get("samples"):
+            loads.append(f"{load['mean']} / {load['max']}")
+        elif all(ends):  # shorter than a sample's interval: the 1-minute load at its ends
+            loads.append(" / ".join(str(x) for x in sorted(end[0] for end in ends)))
+        else:
+            loads.append("")
 
     def step(name: str) -> dict[str, Any] | None:
         found = steps_.get(name)
@@ -299,12 +319,12 @@ def table(results: dict[str, Any]) -> list[Row]:
         figures = step(name)
         if figures is None:
             reason = (steps_[name].get("skipped") or "failed") if name in steps_ else NOT_RUN
-            rows.append((path, store, reason, "", "", "—"))
+            put((path, store, reason, "", "", "—"), name)
             return
         try:
-            rows.append(build(figures))
+            put(build(figures), name)
         except (KeyError, TypeError, ZeroDivisionError) as exc:
-            rows.append((path, store, f"no figure ({exc!r})", "", "", "—"))
+            put((path, store, f"no figure ({exc!r})", "", "", "—"), name)
 
     def engine(f: dict[str, Any]) -> Row:
         p = f["protocols"][CAR_T]
@@ -358,12 +378,12 @@ def table(results: dict[str, Any]) -> list[Row]:
         figures = step(f"api_{store}")
         if dig(figures, store) is None:
             reason = steps_.get(f"api_{store}", {}).get("skipped") or NOT_RUN
-            rows.append(("API due list, 50 connections", store, reason, "", "", "—"))
+            put(("API due list, 50 connections", store, reason, "", "", "—"), f"api_{store}")
             continue
         by_workers = dig(figures, store, "by_workers") or {"1": dig(figures, store)}
         for workers, w in by_workers.items():
             ratio, p95 = w["due_vs_trivial"], w["due_list"]["p95_ms"]
-            rows.append(
+            put(
                 (
                     f"API due list, 50 connections, {workers} worker process(es)",
                     store,
@@ -372,12 +392,13 @@ def table(results: dict[str, Any]) -> list[Row]:
                     f"{ratio} of trivial",
                     "≥ ⅓ of trivial, p95 < 100 ms",
                     met(ratio >= 1 / 3 and p95 < 100),
-                )
+                ),
+                f"api_{store}",
             )
             memory = w.get("server_memory") or {}
             if memory:
                 peak = memory["max_peak_rss_mib"]
-                rows.append(
+                put(
                     (
                         f"memory: API server, {workers} worker process(es)",
                         store,
@@ -387,7 +408,8 @@ def table(results: dict[str, Any]) -> list[Row]:
                         "",
                         "< 1 GiB each",
                         met(peak < 1024),
-                    )
+                    ),
+                    f"api_{store}",
                 )
 
     for store in ("sqlite", "postgresql"):
@@ -484,7 +506,7 @@ def table(results: dict[str, Any]) -> list[Row]:
         verdicts = [row[5] for row in rows if row[1].startswith(store)]
         if verdicts:
             yes = sum(v == "yes" for v in verdicts)
-            rows.append(
+            put(
                 (
                     f"every figure above, {describe({store: results['stores'].get(store, {})})}",
                     store,
@@ -492,16 +514,14 @@ def table(results: dict[str, Any]) -> list[Row]:
                     "",
                     "every target holds",
                     met(yes == len(verdicts)),
-                )
+                ),
+                "",
             )
-    return rows
+    return [(*row, load) for row, load in zip(rows, loads, strict=True)]
 
 
-def markdown(rows: list[Row]) -> str:
-    lines = [
-        "| path | store | figure | ratio to raw | target | met? |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+def markdown(rows: list[Line]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -525,7 +545,13 @@ def main() -> None:
         help="run only these steps (comma-separated names)",
     )
     parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--table", type=Path, metavar="JSON", help="print the table of a run's results; run nothing"
+    )
     args = parser.parse_args()
+    if args.table:
+        print(markdown(table(json.loads(args.table.read_text()))))
+        return
     if args.sqlite_file is not None and not args.sqlite_file.exists():
         parser.error(f"no database at {args.sqlite_file}: load it first")
     if not (args.sqlite_file or args.postgres_loaded):
@@ -578,10 +604,7 @@ def main() -> None:
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
     )
     rows = table(results)
-    results["table"] = [
-        dict(zip(("path", "store", "figure", "ratio", "target", "met"), r, strict=True))
-        for r in rows
-    ]
+    results["table"] = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
     out.write_text(json.dumps(results, indent=1, default=str))
     print()
     print(
