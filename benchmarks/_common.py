@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 from dateutil.relativedelta import relativedelta
 from psycopg import sql
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +179,93 @@ def drop_database(server_url: str, name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+# -- an already-loaded database -----------------------------------------------------------
+
+
+def busiest_site(url: str) -> str:
+    """The site with the most patients (the first by name among equals): on a database
+    this script did not load, the site whose lists are longest."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            site = connection.exec_driver_sql(
+                "SELECT site_id FROM patients GROUP BY site_id "
+                "ORDER BY count(*) DESC, site_id LIMIT 1"
+            ).scalar()
+    finally:
+        engine.dispose()
+    if site is None:
+        raise SystemExit(f"no patients in {make_url(url).render_as_string()}: load it first")
+    return str(site)
+
+
+# -- memory of other processes ------------------------------------------------------------
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """A running process's peak resident set (``VmHWM`` in /proc), in MiB; None if gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """The process's children, their children and so on: from /proc/<pid>/task/*/children
+    where the kernel has it, else from every process's parent in /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    listed = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    if listed:
+        for path in listed:
+            try:
+                children.setdefault(pid, []).extend(int(p) for p in path.read_text().split())
+            except OSError:
+                continue
+        found: list[int] = []
+        for child in children.get(pid, []):
+            found += [child, *descendants(child)]
+        return found
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+            after = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(after[1]), []).append(int(stat.parent.name))
+    found = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def process_tree_peak_rss(pid: int) -> dict[str, Any]:
+    """Peak RSS of a process and of each of its descendants, read while they still run
+    (read it just before stopping them: VmHWM is gone with the process)."""
+    peaks = {p: peak_rss_mib(p) for p in [pid, *descendants(pid)]}
+    processes = [
+        {"pid": p, "peak_rss_mib": peak, "command": command_line(p)[:160]}
+        for p, peak in peaks.items()
+    ]
+    known = [peak for peak in peaks.values() if peak is not None]
+    return {
+        "processes": processes,
+        "max_peak_rss_mib": max(known) if known else None,
+        "sum_peak_rss_mib": round(sum(known), 1),
+    }

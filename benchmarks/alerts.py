@@ -1,11 +1,30 @@
-"""Alerts at scale: one scan at 100 000 patients, and dispatch throughput to a local receiver.
+"""Alerts at scale: the worker process, scans at 100 000 patients, and dispatch throughput.
 
     .venv/bin/python benchmarks/alerts.py --sqlite-file /tmp/bench-data/due-100k.db
-        [--as-of 2026-02-15] [--deliveries 2000] [--workers 8]
+        [--postgres-loaded postgresql+psycopg://...] [--as-of 2026-02-15]
+        [--deliveries 2000] [--workers 8] [--no-worker] [--no-scan]
 
-Scan
+Worker (for each loaded database given)
+    The real worker process, ``surveillance worker`` (``python -m surveillance.cli
+    worker`` in a child process: ``surveillance.cli.main``, what the console script
+    calls, with logging configured at INFO so its scan lines show; its clock stopped at
+    ``--as-of`` with the command's hidden ``--today``), started on the database as
+    loaded (no scan mark, no job lease, the outbox as the loader left it). It runs its
+    scheduler's jobs as in production: at start the alert scan (the first one is full:
+    no scan marks yet; then the daily full scan, the safety net, as on any first run of
+    the day) and the admins' digest, and every few seconds the dispatch. This script
+    watches the job leases (``job_leases``) from outside: the scan's seconds are from
+    its lease being taken to its completion, the same for the full scan; it waits until
+    the dispatch has recorded delivery attempts after the scan, then reads the worker's
+    peak resident set (``VmHWM``) and stops it (SIGTERM). Its log is kept in the figures
+    (last lines). The outbox is put back as it was afterwards (what it wrote deleted),
+    here and after the scans below.
+
+Scan (in this process)
     Reuses a database built by ``benchmarks/due_list.py --keep`` (100 000 CAR-T patients,
-    ~23 million assessment rows, history recorded up to 2026-01-15). Scanning "as of" a
+    ~23 million assessment rows, history recorded up to 2026-01-15) or another loader
+    (``registry_load.py``), on SQLite (``--sqlite-file``) or PostgreSQL
+    (``--postgres-loaded``). Scanning "as of" a
     later day turns everything still pending whose window closed into overdue work, so
     the scan has tens of thousands of alerts to write. Prints the seconds of one scan
     (it is a handful of set-based ``INSERT ... SELECT`` statements, whatever the number
@@ -29,7 +48,12 @@ Dispatch
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,19 +63,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlmodel import col
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import notifications
 import rules
-from benchmarks._common import emit
+from benchmarks._common import ROOT, emit, peak_rss_mib
 from surveillance.alerting.dispatch import DispatchConfig, dispatch
-from surveillance.alerting.models import ScanChange, ScanMark
+from surveillance.alerting.models import OutgoingMail, ScanChange, ScanMark
 from surveillance.alerting.scan import scan
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.kit.leases import JobLease
+from surveillance.kit.sqltypes import table_of
 from surveillance.protocols.registry import registry_for
 from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
 from surveillance.records.patients import Assessment
@@ -73,7 +99,8 @@ def bench_scan(url: str, as_of: date, touched: int) -> dict[str, Any]:
     migrate.upgrade(engine)
     now = datetime.now(UTC)
     registry = registry_for(rules.BUNDLED_PROTOCOLS)
-    _forget_scans(engine)  # a kept database: its first scan here is a full one
+    loaded = _outbox(engine)
+    _forget_scans(engine, loaded)  # a kept database: its first scan here is a full one
 
     def timed(name: str, on: date, *, full: bool = False) -> dict[str, Any]:
         started = time.perf_counter()
@@ -114,7 +141,7 @@ def bench_scan(url: str, as_of: date, touched: int) -> dict[str, Any]:
             select(func.count()).select_from(select(Alert.patient_id).distinct().subquery())
         ).scalar_one()
     figures["patients_alerted"] = patients
-    _forget_scans(engine)
+    _forget_scans(engine, loaded)
     return figures
 
 
@@ -135,11 +162,148 @@ def _touch(engine: Engine, patients: int) -> None:
         )
 
 
-def _forget_scans(engine: Engine) -> None:
-    """Delete the alerts, the scan marks and the changes, so the file can be reused."""
+Outbox = dict[str, list[dict[str, Any]]]  # table name -> its rows
+_OUTBOX = (Alert, DeliveryAttempt, OutgoingMail)  # parents first
+
+
+def _outbox(engine: Engine) -> Outbox:
+    """The outbox as it is (a loader may write alerts: e.g. the emails of serious cases)."""
+    with read_session(engine) as session:
+        return {
+            table_of(model).name: [
+                dict(row._mapping) for row in session.execute(select(table_of(model)))
+            ]
+            for model in _OUTBOX
+        }
+
+
+def _forget_scans(engine: Engine, outbox: Outbox) -> None:
+    """Put the outbox back as it was (``outbox``: what the scans, digests and dispatch
+    wrote goes) and delete the scan marks, the changes and the alert jobs' leases, so
+    the database can be reused and the next scan is a full one."""
     with write_session(engine) as session:
-        for table in (Alert, ScanMark, ScanChange):
-            session.execute(delete(table))
+        for model in (*reversed(_OUTBOX), ScanMark, ScanChange):
+            session.execute(delete(model))
+        session.execute(delete(JobLease).where(col(JobLease.name).like("alerts.%")))
+        for model in _OUTBOX:
+            if rows := outbox[table_of(model).name]:
+                session.execute(insert(table_of(model)), rows)
+
+
+# The real command line, with logging at INFO (the worker configures none of its own, so
+# its "alert scan: ..." lines would not show).
+WORKER = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+sys.argv[0] = "surveillance"
+from surveillance.cli import main
+main()
+"""
+
+
+def bench_worker(url: str, on: date, timeout: float) -> dict[str, Any]:
+    """Run ``surveillance worker`` on the loaded database until it has scanned and
+    dispatched once; its timings (seen from the job leases) and peak RSS."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    loaded = _outbox(engine)
+    _forget_scans(engine, loaded)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    log_path = workdir / "worker.log"
+    env = {
+        **os.environ,
+        "SURVEILLANCE_DATABASE_URL": url,
+        "SURVEILLANCE_DATA_DIR": str(workdir),  # its key file etc., not the user's
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-c", WORKER, "worker", "--today", on.isoformat()]
+    seen: dict[str, float] = {}
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        while time.perf_counter() - started < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the worker exited with {process.returncode}:\n{log_path.read_text()}"
+                )
+            _watch(engine, seen, time.perf_counter() - started)
+            if "dispatch_after_scan" in seen:
+                break
+            time.sleep(0.1)
+        figures: dict[str, Any] = {"peak_rss_mib": peak_rss_mib(process.pid)}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with read_session(engine) as session:
+        by_kind: dict[str, int] = dict(
+            session.execute(select(col(Alert.kind), func.count()).group_by(col(Alert.kind))).all()
+        )
+        attempts = session.execute(select(func.count()).select_from(DeliveryAttempt)).scalar_one()
+    lines = log_path.read_text().splitlines()
+    _forget_scans(engine, loaded)
+    engine.dispose()
+    figures.update(
+        {
+            "as_of": on.isoformat(),
+            "timed_out": "dispatch_after_scan" not in seen,
+            "seconds_from_start": {name: round(at, 2) for name, at in seen.items()},
+            "scan_s": _between(seen, "scan_taken", "scan_done"),
+            "full_scan_s": _between(seen, "full_scan_taken", "full_scan_done"),
+            "alerts_by_kind": by_kind,
+            "delivery_attempts": attempts,
+            # Its scan lines and errors (one warning per failed delivery is left out).
+            "log": [line for line in lines if "alert scan" in line or " ERROR " in line][-20:],
+            "log_lines": len(lines),
+        }
+    )
+    print(
+        f"worker (as of {on}): scan {figures['scan_s']} s, full scan {figures['full_scan_s']} s, "
+        f"{sum(by_kind.values())} alerts, {attempts} delivery attempts; "
+        f"peak RSS {figures['peak_rss_mib']} MiB",
+        flush=True,
+    )
+    shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
+def _watch(engine: Engine, seen: dict[str, float], at: float) -> None:
+    """Note when each alert job's lease is first seen taken, and completed."""
+    with read_session(engine) as session:
+        leases = {
+            lease.name: lease
+            for lease in session.execute(
+                select(JobLease).where(col(JobLease.name).like("alerts.%"))
+            ).scalars()
+        }
+        # Once both scans are done: has the dispatch been through their alerts?
+        scanned = "full_scan_done" in seen
+        attempts = (
+            session.execute(select(func.count()).select_from(DeliveryAttempt)).scalar_one()
+            if scanned
+            else 0
+        )
+        alerts = (
+            session.execute(select(func.count()).select_from(Alert)).scalar_one() if scanned else 1
+        )
+    for name, key in (("alerts.scan", "scan"), ("alerts.scan.full", "full_scan")):
+        lease = leases.get(name)
+        if lease is not None:
+            seen.setdefault(f"{key}_taken", at)
+            if lease.last_completed_at is not None:
+                seen.setdefault(f"{key}_done", at)
+    if attempts or not alerts:
+        seen.setdefault("dispatch_after_scan", at)
+
+
+def _between(seen: dict[str, float], start: str, end: str) -> float | None:
+    return round(seen[end] - seen[start], 2) if start in seen and end in seen else None
 
 
 def bench_dispatch(deliveries: int, workers: int, workdir: Path) -> dict[str, Any]:
@@ -241,6 +405,14 @@ def main() -> None:
     parser.add_argument(
         "--sqlite-file", type=Path, help="a database kept by benchmarks/due_list.py --keep"
     )
+    parser.add_argument(
+        "--postgres-loaded", metavar="URL", help="a loaded PostgreSQL database (SQLAlchemy URL)"
+    )
+    parser.add_argument("--no-worker", action="store_true", help="skip the worker process")
+    parser.add_argument("--no-scan", action="store_true", help="skip the in-process scans")
+    parser.add_argument(
+        "--worker-timeout", type=float, default=3600, help="seconds to wait for the worker"
+    )
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 2, 15))
     parser.add_argument(
         "--touched", type=int, default=500, help="patients changed before the last scan"
@@ -250,10 +422,19 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
     args = parser.parse_args()
     figures: dict[str, Any] = {"benchmark": "alerts"}
+    stores = []
     if args.sqlite_file:
-        figures["scan_sqlite"] = bench_scan(
-            f"sqlite:///{args.sqlite_file}", args.as_of, args.touched
-        )
+        if not args.sqlite_file.exists():
+            parser.error(f"no database at {args.sqlite_file}")
+        stores.append(("sqlite", f"sqlite:///{args.sqlite_file}"))
+    if args.postgres_loaded:
+        stores.append(("postgresql", args.postgres_loaded))
+    for store, url in stores:
+        # The worker first: its first scan is that of a freshly loaded database.
+        if not args.no_worker:
+            figures[f"worker_{store}"] = bench_worker(url, args.as_of, args.worker_timeout)
+        if not args.no_scan:
+            figures[f"scan_{store}"] = bench_scan(url, args.as_of, args.touched)
     if args.deliveries:
         figures["dispatch"] = bench_dispatch(args.deliveries, args.workers, args.workdir)
     emit(figures)

@@ -8,7 +8,10 @@ The database
     Built with the bulk loader of ``benchmarks/due_list.py`` (real calendars from the
     engine, history already recorded, a small set left overdue; see its docstring), plus
     one nurse working at the largest site and her bearer token. ``--sqlite-file`` reuses
-    (or keeps, if it does not exist yet) a loaded SQLite file between runs.
+    (or keeps, if it does not exist yet) a loaded SQLite file between runs;
+    ``--postgres-loaded`` uses a loaded PostgreSQL database (this script's ``--keep``,
+    ``due_list.py --keep`` or ``registry_load.py``). On a database it did not load, the
+    list is the busiest site's (most patients); the nurse and a token are added if missing.
 
 The server
     The real application, ``surveillance.http.app.create_app``, under uvicorn: one process
@@ -18,6 +21,9 @@ The server
     clock is stopped at the benchmark's date (``--on``), so "today" matches the data.
     The access log is off (it is the same cost for both endpoints, and not what is
     measured); everything else is as ``surveillance serve`` runs it.
+    Memory: just before each server is stopped, the peak resident set (``VmHWM``) of the
+    process started and of each process under it (uvicorn's supervisor and its workers),
+    in ``server_memory``.
 
 The load
     ``wrk`` (``apt-get install wrk``): one thread, ``--connections`` keep-alive
@@ -65,11 +71,13 @@ import httpx
 from _common import (
     NOW,
     SITES,
+    busiest_site,
     create_database,
     drop_database,
     emit,
     is_postgres_url,
     postgres_server,
+    process_tree_peak_rss,
 )
 from due_list import LoadOptions, load_postgres, load_sqlite
 
@@ -186,6 +194,7 @@ class Server:
             str(workers),
         ]
         self.process = subprocess.Popen(command, cwd=Path(__file__).parent)
+        self.memory: dict[str, Any] = {}
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 60
@@ -200,12 +209,30 @@ class Server:
         raise RuntimeError("the server did not answer /healthz within 60 s")
 
     def __exit__(self, *exc: object) -> None:
+        # Read before stopping: a process's peak RSS goes with it.
+        self.memory = server_memory(self.process.pid)
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def server_memory(pid: int) -> dict[str, Any]:
+    """Peak RSS of the server process and of the processes under it (uvicorn's workers;
+    with one worker it serves in the process itself)."""
+    tree = process_tree_peak_rss(pid)
+    main, *others = tree["processes"]
+    workers = [p for p in others if "spawn_main" in p["command"]]  # not the resource tracker
+    serving = workers or [main]
+    return {
+        "supervisor_peak_rss_mib": main["peak_rss_mib"],
+        "serving_peak_rss_mib": [p["peak_rss_mib"] for p in serving],
+        "max_peak_rss_mib": tree["max_peak_rss_mib"],
+        "sum_peak_rss_mib": tree["sum_peak_rss_mib"],
+        "processes": tree["processes"],
+    }
 
 
 # -- the load ------------------------------------------------------------------------------
@@ -308,20 +335,23 @@ def measure(url: str, headers: dict[str, str], args: argparse.Namespace) -> dict
     return load(url, headers, args.connections, args.duration)
 
 
-def bench(label: str, url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+def bench(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Both endpoints on one server per worker count of ``--workers`` (the first count's
-    figures at the top level, every count's under ``by_workers``)."""
-    runs = {n: bench_workers(f"{label}, {n} worker(s)", url, token, args, n) for n in args.workers}
-    figures = dict(runs[args.workers[0]])
+    figures at the top level, every count's under ``by_workers``), for the busiest site."""
+    site = busiest_site(url)
+    token = add_nurse(url, site)
+    runs = {
+        n: bench_workers(f"{label}, {n} worker(s)", url, token, args, n, site) for n in args.workers
+    }
+    figures = {"site": site, **runs[args.workers[0]]}
     if len(runs) > 1:
         figures["by_workers"] = {str(n): run for n, run in runs.items()}
     return figures
 
 
 def bench_workers(
-    label: str, url: str, token: str, args: argparse.Namespace, workers: int
+    label: str, url: str, token: str, args: argparse.Namespace, workers: int, site: str
 ) -> dict[str, Any]:
-    site = SITES[0][0]
     with Server(url, args.on, workers) as server:
         due_url = f"{server.base}/api/v1/sites/{site}/due"
         auth_header = {"Authorization": f"Bearer {token}"}
@@ -330,6 +360,7 @@ def bench_workers(
         figures: dict[str, Any] = {"due_list_page_rows": len(page.json()["items"])}
         figures["trivial"] = measure(f"{server.base}/healthz", {}, args)
         figures["due_list"] = measure(due_url, auth_header, args)
+    figures["server_memory"] = server.memory
     trivial, due = figures["trivial"], figures["due_list"]
     figures["due_vs_trivial"] = round(due["requests_per_s"] / trivial["requests_per_s"], 3)
     figures["targets_met"] = figures["due_vs_trivial"] >= 1 / 3 and due["p95_ms"] < 100
@@ -342,6 +373,12 @@ def bench_workers(
             flush=True,
         )
     print(f"[{label}] due list / trivial throughput: {figures['due_vs_trivial']}", flush=True)
+    memory = server.memory
+    print(
+        f"[{label}] peak RSS: supervisor {memory['supervisor_peak_rss_mib']} MiB, serving "
+        f"process(es) {memory['serving_peak_rss_mib']} MiB",
+        flush=True,
+    )
     return figures
 
 
@@ -360,7 +397,7 @@ def run_sqlite(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[sqlite] reusing {path}", flush=True)
         url = f"sqlite:///{path}"
         figures["database_mb"] = round(path.stat().st_size / 1e6, 1)
-        figures.update(bench("sqlite", url, add_nurse(url, SITES[0][0]), args))
+        figures.update(bench("sqlite", url, args))
         return figures
     finally:
         if not keep:
@@ -371,7 +408,7 @@ def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
     if args.postgres_loaded:
         print("[postgresql] reusing the loaded database", flush=True)
         url = args.postgres_loaded
-        return bench("postgresql", url, add_nurse(url, SITES[0][0]), args)
+        return bench("postgresql", url, args)
     server_url = args.database_url if is_postgres_url(args.database_url) else None
     with postgres_server(server_url) as server:
         name = f"bench_api_{os.getpid()}"
@@ -379,7 +416,7 @@ def run_postgres(args: argparse.Namespace) -> dict[str, Any]:
         try:
             print(f"[postgresql] loading {args.patients} patients into database {name}", flush=True)
             figures = load_postgres(url, load_options(args))
-            figures.update(bench("postgresql", url, add_nurse(url, SITES[0][0]), args))
+            figures.update(bench("postgresql", url, args))
             return figures
         finally:
             if not args.keep:
@@ -408,7 +445,9 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument(
-        "--postgres-loaded", metavar="URL", help="a database this benchmark loaded before (--keep)"
+        "--postgres-loaded",
+        metavar="URL",
+        help="a loaded database to use as it is (--keep, due_list.py --keep, registry_load.py)",
     )
     parser.add_argument(
         "--workers",

@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/due_list.py [--patients 100000] [--runs 200]
         [--postgres | --database-url postgresql+psycopg://...] [--no-sqlite]
+        [--sqlite-file PATH] [--postgres-loaded URL] [--keep [--database-name NAME]]
+
+An already-loaded database (``--sqlite-file`` that exists, ``--postgres-loaded``: this
+script's ``--keep``, or ``benchmarks/registry_load.py``) is used as it is, nothing loaded;
+the list is then the one of its busiest site (most patients).
 
 The database (fast bulk load, documented because it bypasses ``enroll``)
     A fresh database migrated with the Alembic schema (same tables and partial indexes
@@ -70,6 +75,7 @@ from _common import (
     CAR_T,
     NOW,
     SITES,
+    busiest_site,
     create_database,
     drop_database,
     emit,
@@ -559,6 +565,8 @@ def _print_timings(label: str, what: str, figures: dict[str, Any]) -> None:
 def counts(url: str, site: str, on: date) -> dict[str, Any]:
     """Row counts that give the figures their meaning."""
     queries = {
+        "patients": "SELECT count(*) FROM patients",
+        "sites": "SELECT count(DISTINCT site_id) FROM patients",
         "assessments": "SELECT count(*) FROM assessments",
         "site_assessments": f"SELECT count(*) FROM assessments WHERE site_id = '{site}'",
         "site_patients": f"SELECT count(*) FROM patients WHERE site_id = '{site}'",
@@ -602,13 +610,15 @@ def _bench_sqlite_file(
     path: Path, args: argparse.Namespace, options: LoadOptions, site: str
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    url = f"sqlite:///{path}"
     if path.exists():
         print(f"[sqlite] reusing {path} (no load; --patients etc. are those it was built with)")
         figures["reused"] = str(path)
+        site = busiest_site(url)
+        figures["site"] = site
     else:
         print(f"[sqlite] loading {args.patients} patients into {path}", flush=True)
         figures.update(load_sqlite(path, options))
-    url = f"sqlite:///{path}"
     figures["database_mb"] = round(path.stat().st_size / 1e6, 1)
     figures["counts"] = counts(url, site, args.on)
     print(f"[sqlite] {figures['counts']}", flush=True)
@@ -616,10 +626,33 @@ def _bench_sqlite_file(
     return figures
 
 
+def run_postgres_loaded(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark on a database loaded before (``--keep``, or another loader)."""
+    site = busiest_site(url)
+    print(f"[postgresql] reusing the loaded database (no load), busiest site {site}", flush=True)
+    figures: dict[str, Any] = {"reused": True, "site": site, "counts": counts(url, site, args.on)}
+    print(f"[postgresql] {figures['counts']}", flush=True)
+    figures.update(bench(url, "postgresql", args, site))
+    figures.update(postgres_facts(url))
+    return figures
+
+
+def postgres_facts(url: str) -> dict[str, Any]:
+    with psycopg.connect(libpq_url(url)) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return {
+        "server_version": version[0] if version else None,
+        "database_mb": round(size[0] / 1e6, 1) if size else None,
+    }
+
+
 def run_postgres(args: argparse.Namespace, options: LoadOptions, site: str) -> dict[str, Any]:
+    if args.postgres_loaded:
+        return run_postgres_loaded(args.postgres_loaded, args)
     url = args.database_url if is_postgres_url(args.database_url) else None
     with postgres_server(url) as server:
-        name = f"bench_due_list_{os.getpid()}"
+        name = args.database_name or f"bench_due_list_{os.getpid()}"
         db_url = create_database(server, name)
         try:
             print(f"[postgresql] loading {args.patients} patients into database {name}", flush=True)
@@ -627,14 +660,11 @@ def run_postgres(args: argparse.Namespace, options: LoadOptions, site: str) -> d
             figures["counts"] = counts(db_url, site, args.on)
             print(f"[postgresql] loaded in {figures['load_s']} s: {figures['counts']}", flush=True)
             figures.update(bench(db_url, "postgresql", args, site))
-            with psycopg.connect(libpq_url(db_url)) as conn:
-                figures["server_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-                size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-                figures["database_mb"] = round(size[0] / 1e6, 1) if size else None
+            figures.update(postgres_facts(db_url))
             return figures
         finally:
             if args.keep:
-                print(f"[postgresql] kept database {name}")
+                print(f"[postgresql] kept database {name}: {db_url}")
             else:
                 drop_database(server, name)
 
@@ -678,6 +708,14 @@ def main() -> None:
         default=None,
         help="SQLite file to use: loaded if missing, reused as it is if present; never deleted",
     )
+    parser.add_argument(
+        "--postgres-loaded",
+        metavar="URL",
+        help="a loaded PostgreSQL database to use as it is (--keep, registry_load.py)",
+    )
+    parser.add_argument(
+        "--database-name", help="name of the PostgreSQL database to load (with --keep)"
+    )
     args = parser.parse_args()
     if args.patients <= 0 or args.sites <= 0 or args.runs <= 0:
         parser.error("--patients, --sites and --runs must be positive")
@@ -700,7 +738,8 @@ def main() -> None:
         "benchmark": "due_list",
         "patients": args.patients,
         "sites": args.sites,
-        "site": site,
+        # A reused database: each store's own "site" (its busiest) is the one measured.
+        "site": site if not (args.sqlite_file or args.postgres_loaded) else None,
         "on": args.on.isoformat(),
         "limit": args.limit,
         "runs": args.runs,
@@ -711,7 +750,7 @@ def main() -> None:
     if not args.no_sqlite:
         figures["sqlite"] = run_sqlite(args, options, site)
         ran = True
-    if args.postgres or is_postgres_url(args.database_url):
+    if args.postgres or args.postgres_loaded or is_postgres_url(args.database_url):
         figures["postgresql"] = run_postgres(args, options, site)
         ran = True
     if not ran:

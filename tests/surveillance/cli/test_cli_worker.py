@@ -1,0 +1,77 @@
+"""``surveillance worker`` as an operator (or ``benchmarks/alerts.py``) runs it: the console
+script in a child process on a SQLite file, stopped with SIGTERM. Its hidden ``--today``
+stops the jobs' clock at a day, so a database loaded as of that day is scanned as of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from support.alert_support import add_sites_and_staff, enroll_aav
+
+import rules
+from surveillance.kit import migrate
+from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.kit.leases import JobLease
+from surveillance.records.outbox import Alert
+
+SCRIPT = Path(sys.executable).parent / "surveillance"
+INFUSED = date(2024, 3, 1)  # long past: scanned as of the real day, far more is overdue
+
+
+def test_worker_scans_as_of_its_today(tmp_path: Path, registry: rules.ProtocolRegistry) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with write_session(engine) as session:
+        add_sites_and_staff(session)
+        now = datetime(INFUSED.year, INFUSED.month, INFUSED.day, 12, tzinfo=UTC)
+        enroll_aav(session, registry, ["ROM-101", "ROM-102"], infused=INFUSED, now=now)
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SURVEILLANCE_") and k != "DATABASE_URL"
+    }
+    environment |= {"DATABASE_URL": url, "SURVEILLANCE_DATA_DIR": str(tmp_path / "data")}
+    output = tmp_path / "worker.out"
+    with output.open("wb") as printed:
+        process = subprocess.Popen(
+            [str(SCRIPT), "worker", "--today", INFUSED.isoformat()],
+            cwd=tmp_path,
+            env=environment,
+            stdout=printed,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the scan runs at start; its lease records when it completed
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, f"no scan in 90 s: {output.read_text()}"
+            with read_session(engine) as session:
+                lease = session.get(JobLease, "alerts.scan")
+                if lease is not None and lease.last_completed_at is not None:
+                    completed = lease.last_completed_at
+                    break
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0, output.read_text()
+    assert "alert worker running" in output.read_text()
+    # The jobs' clock: noon UTC of --today, not the machine's time.
+    assert completed.replace(tzinfo=UTC) == datetime(2024, 3, 1, 12, tzinfo=UTC)
+    with read_session(engine) as session:
+        alerts = session.execute(
+            select(Alert.kind, Alert.as_of).where(Alert.kind == "assessment.overdue")
+        ).all()
+    engine.dispose()
+    # As of that day only the baseline windows have closed: one email per patient (the
+    # real day, years later, finds far more, as of itself).
+    assert len(alerts) == 2
+    assert {as_of for _, as_of in alerts} == {INFUSED}
