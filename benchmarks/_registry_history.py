@@ -183,6 +183,7 @@ class PatientHistory:
         self.audit: list[AuditRow] = []
         self.recorded_events: list[rules.RecordedEvent] = []
         self.case_events: list[rules.RecordedEvent] = []
+        self.by_rule: dict[tuple[int, str], list[dict[str, Any]]] = {}  # set by ``_ordered``
         self.counts = {"completed": 0, "missed": 0, "left": 0, "through_engine": 0}
 
     # -- the steps, in the demo's order ---------------------------------------------------
@@ -322,7 +323,7 @@ class PatientHistory:
             untouched = (row["note"], row["status_reason"], row["result_as_entered"]) == (
                 None, None, None
             ) and not row["protocol_deviation"]  # fmt: skip
-            changes = typed is not None and self._changes_calendar(row, s, order, typed)
+            changes = typed is not None and self._changes_calendar(row, s, typed)
             key = assessment_key(e.study_id, s.infusion_number, s.assessment, s.occurrence)
             self._record(row, s, key, outcome, on, typed, reason, untouched)
             if untouched and not changes:
@@ -336,13 +337,10 @@ class PatientHistory:
                 order = self._ordered()  # the calendar changed: again from the oldest
                 index = 0
 
-    def _changes_calendar(
-        self, row: dict[str, Any], s: StoredAssessment, order: list[dict[str, Any]], typed: str
-    ) -> bool:
+    def _changes_calendar(self, row: dict[str, Any], s: StoredAssessment, typed: str) -> bool:
         """``demo_large.changes_calendar`` given only the rule's own rows (it looks at no
         other): the same answer without a stored copy of the whole calendar per result."""
-        rule = (s.infusion_number, s.assessment)
-        same = [r for r in order if (r["infusion_number"], r["assessment"]) == rule]
+        same = self.by_rule[(s.infusion_number, s.assessment)]
         index = next(i for i, r in enumerate(same) if r is row)
         return changes_calendar(self.protocol, [_stored(r) for r in same], index, typed)
 
@@ -411,7 +409,11 @@ class PatientHistory:
 
     def _ordered(self) -> list[dict[str, Any]]:
         """As ``oldest_closed_pending`` reads them: by due date, then id."""
-        return sorted(self.rows, key=lambda r: (r["due_on"], r["id"]))
+        order = sorted(self.rows, key=lambda r: (r["due_on"], r["id"]))
+        self.by_rule = {}
+        for row in order:
+            self.by_rule.setdefault((row["infusion_number"], row["assessment"]), []).append(row)
+        return order
 
     def _replan(self, cause: str) -> CalendarChange:
         """``rematerialize``: the engine on every recorded fact, the difference applied."""

@@ -197,7 +197,7 @@ def pg_sizes(conn: psycopg.Connection[Any]) -> dict[str, int]:
 def sqlite_catalog(conn: sqlite3.Connection) -> Catalog:
     marks = ",".join("?" * len(TABLES))
     found = conn.execute(
-        f"SELECT type, tbl_name, name, sql FROM sqlite_master "  # noqa: S608 — placeholders only
+        f"SELECT type, tbl_name, name, sql FROM sqlite_master "
         f"WHERE type IN ('index', 'trigger') AND sql IS NOT NULL AND tbl_name IN ({marks}) "
         "ORDER BY type, tbl_name, name",
         list(TABLES),
@@ -243,7 +243,7 @@ def sqlite_write(conn: sqlite3.Connection, rows: dict[str, list[dict[str, Any]]]
         columns = ", ".join(f'"{c}"' for c, _ in processors)
         marks = ", ".join("?" * len(processors))
         conn.executemany(
-            f"INSERT INTO {name} ({columns}) VALUES ({marks})",  # noqa: S608 — our names
+            f"INSERT INTO {name} ({columns}) VALUES ({marks})",
             [_converted(row, processors) for row in batch],
         )
         written += len(batch)
@@ -262,12 +262,7 @@ def sqlite_sizes(conn: sqlite3.Connection) -> dict[str, int]:
         found = conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
     except sqlite3.OperationalError:
         return sizes  # no dbstat in this build
-    indexes = {
-        name: table
-        for name, table in conn.execute(
-            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
-        )
-    }
+    indexes = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"))
     for name, size in found:
         if name in TABLES:
             sizes[name] = size

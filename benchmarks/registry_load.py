@@ -228,15 +228,17 @@ def migrate_and_add_sites(target: Target, site_list: list[Site]) -> None:
 class Shared:
     """What the workers share: the lock that orders chunks, id counters, the chain's head."""
 
-    lock: Any
+    turn: Any  # Condition over ``next_chunk``: chunks are placed in patient order
+    next_chunk: Any  # multiprocessing Value: the chunk whose turn it is
     sqlite_lock: Any
     counters: Any  # multiprocessing Array of _COUNTERS
     head: Any  # multiprocessing Array('c', 64): the last hash written ('' = genesis)
     progress: Any  # Queue of ("chunk", patients, rows, counts) / ("done", figures)
 
 
-def place(chunk: list[PatientRows], shared: Shared) -> dict[str, list[dict[str, Any]]]:
-    """The chunk's ids, feed numbers and audit hashes, taken in one sequential pass."""
+def place(number: int, chunk: list[PatientRows], shared: Shared) -> dict[str, list[dict[str, Any]]]:
+    """Chunk ``number``'s ids, feed numbers and audit hashes, taken in one sequential pass in
+    chunk order (so the same arguments give the same database, down to the chain's head)."""
     sizes = (
         sum(len(p.assessments) for p in chunk),
         sum(len(p.outcomes) for p in chunk),
@@ -246,7 +248,8 @@ def place(chunk: list[PatientRows], shared: Shared) -> dict[str, list[dict[str, 
     )
     contents = [a.content for p in chunk for a in p.audit]
     chained: list[tuple[str, str]] = []
-    with shared.lock:
+    with shared.turn:
+        shared.turn.wait_for(lambda: shared.next_chunk.value == number)
         start = list(shared.counters[:])
         for i, size in enumerate(sizes):
             shared.counters[i] += size
@@ -257,6 +260,8 @@ def place(chunk: list[PatientRows], shared: Shared) -> dict[str, list[dict[str, 
             chained.append((previous, digest))
             previous = digest
         shared.head.value = previous.encode()
+        shared.next_chunk.value = number + 1
+        shared.turn.notify_all()
     return _with_ids(chunk, start, chained)
 
 
@@ -323,7 +328,7 @@ def work(
                            seed=seed).run()
             for n in numbers
         ]  # fmt: skip
-        rows = place(chunk, shared)
+        rows = place(chunk_start // size, chunk, shared)
         computed = time.perf_counter()
         if pg is not None:
             with pg.transaction():
@@ -377,7 +382,8 @@ class Progress:
 def load(target: Target, args: argparse.Namespace, site_list: list[Site]) -> dict[str, Any]:
     context = mp.get_context("spawn")
     shared = Shared(
-        lock=context.Lock(),
+        turn=context.Condition(),
+        next_chunk=context.Value("q", 0),
         sqlite_lock=context.Lock(),
         counters=context.Array("q", len(_COUNTERS)),
         head=context.Array("c", 64),
@@ -484,7 +490,7 @@ def measure(target: Target) -> tuple[dict[str, int], dict[str, int]]:
             return counts, pg_sizes(conn)
     lite = sqlite3.connect(target.sqlite_path)
     try:
-        counts = {t: lite.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # noqa: S608
+        counts = {t: lite.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
         return counts, sqlite_sizes(lite)
     finally:
         lite.close()
