@@ -50,6 +50,7 @@ from surveillance.cli.demo_large import (
     CRS_SHARE,
     DECEASED_SHARE,
     DIAGNOSES,
+    EARLY_CASES_END,
     FEMALE_SHARE,
     ICANS_SHARE,
     INFECTION_SHARE,
@@ -149,9 +150,11 @@ def draw_patient(number: int, site: Site, today: date, rng: random.Random) -> Dr
             else ("withdrawn", on, "family withdrew consent (synthetic)")
         )
     kinds = []
-    if rng.random() < CRS_SHARE:
+    # A CRS or ICANS case ends by day 9: none for a patient infused since then (its
+    # dates would be in the future, which ``create_case`` refuses).
+    if rng.random() < CRS_SHARE and days_ago > EARLY_CASES_END:
         kinds.append("crs")
-    if rng.random() < ICANS_SHARE:
+    if rng.random() < ICANS_SHARE and days_ago > EARLY_CASES_END:
         kinds.append("icans")
     if ended is None and days_ago > 60 and rng.random() < INFECTION_SHARE:
         kinds.append("infection")

@@ -73,6 +73,7 @@ DECEASED_SHARE = 0.01
 CRS_SHARE = 0.10
 ICANS_SHARE = 0.02
 INFECTION_SHARE = 0.005  # a serious infection in the last 3 weeks
+EARLY_CASES_END = 9  # days after the infusion: CRS by day 3 + 4, ICANS by day 7 + 2
 ENROL_BATCH = 500
 PENDING = AssessmentStatus.pending.value
 
@@ -124,9 +125,11 @@ def cohort(
                     else ("withdrawn", on, "family withdrew consent (synthetic)")
                 )
             events = []
-            if rng.random() < CRS_SHARE:
+            # A CRS or ICANS case ends by day 9: none for a patient infused since then (its
+            # dates would be in the future, which ``create_case`` refuses).
+            if rng.random() < CRS_SHARE and days_ago > EARLY_CASES_END:
                 events.append("crs")
-            if rng.random() < ICANS_SHARE:
+            if rng.random() < ICANS_SHARE and days_ago > EARLY_CASES_END:
                 events.append("icans")
             if ended is None and days_ago > 60 and rng.random() < INFECTION_SHARE:
                 events.append("infection")
