@@ -37,8 +37,9 @@ How it is written (what pg_restore does)
     ``VACUUM (ANALYZE)``). The alert scan has no marks afterwards: its first scan is full.
 
     Before anything is written the disk the load needs is projected from the bytes per
-    patient measured at 20 000 patients; if it exceeds the free space of the database's
-    disk the loader says so in one line and exits with status 2.
+    patient measured (``BYTES_PER_PATIENT``: ~283 kB on PostgreSQL, so ~283 GB for 10^6);
+    if it exceeds the free space of the database's disk the loader says so in one line
+    and exits with status 2.
 
 Prints progress on stderr, readable figures, then one JSON object on the last line:
 seconds per phase, rows per table, rows/s, bytes per assessment row per relation, and the
@@ -88,9 +89,10 @@ from surveillance.kit.db import make_engine, write_session
 from surveillance.records.patients import Site
 from surveillance.records.sites import add_site
 
-# Bytes of database per patient, measured with this loader at 20 000 patients (all
-# indexes, the history and the audit trail included): the disk check's projection.
-BYTES_PER_PATIENT = {"postgresql": 520_000, "sqlite": 330_000}
+# Bytes of database per patient, measured with this loader (PostgreSQL at 20 000 patients,
+# SQLite at 2 000; all indexes, the history and the audit trail included): the disk
+# check's projection. ~310 assessment, ~180 outcome and ~180 audit rows per patient.
+BYTES_PER_PATIENT = {"postgresql": 283_000, "sqlite": 270_000}
 MILLION = 1_000_000
 # (city, IANA zone, country): the sites' time zones, spread over Europe.
 PLACES = (
@@ -319,7 +321,8 @@ def work(
     else:
         lite = sqlite3.connect(target.sqlite_path, timeout=600, isolation_level=None)
         lite.execute("PRAGMA synchronous = OFF")
-    engine_s = write_s = 0.0
+    engine_s = place_s = write_s = 0.0
+    cpu_started = time.process_time()  # this worker's CPU: steadier on a shared machine
     for chunk_start in range(worker * size, patients, jobs * size):
         started = time.perf_counter()
         numbers = range(chunk_start, min(chunk_start + size, patients))
@@ -328,8 +331,9 @@ def work(
                            seed=seed).run()
             for n in numbers
         ]  # fmt: skip
-        rows = place(chunk_start // size, chunk, shared)
         computed = time.perf_counter()
+        rows = place(chunk_start // size, chunk, shared)
+        placed = time.perf_counter()
         if pg is not None:
             with pg.transaction():
                 written = pg_write(pg, rows)
@@ -340,7 +344,8 @@ def work(
                 written = sqlite_write(lite, rows)
                 lite.execute("COMMIT")
         engine_s += computed - started
-        write_s += time.perf_counter() - computed
+        place_s += placed - computed
+        write_s += time.perf_counter() - placed
         counts: dict[str, int] = {}
         for p in chunk:
             for key, value in p.counts.items():
@@ -350,7 +355,10 @@ def work(
         pg.close()
     if lite is not None:
         lite.close()
-    shared.progress.put(("done", {"engine_s": engine_s, "write_s": write_s}))
+    cpu_s = time.process_time() - cpu_started
+    shared.progress.put(
+        ("done", {"engine_s": engine_s, "place_s": place_s, "write_s": write_s, "cpu_s": cpu_s})
+    )
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -422,7 +430,10 @@ def load(target: Target, args: argparse.Namespace, site_list: list[Site]) -> dic
     return {
         "jobs": jobs,
         "worker_engine_s": [round(f["engine_s"], 1) for f in finished],
+        # Waiting for the chunk's turn, then ids, feed numbers and hashes (sequential).
+        "worker_place_s": [round(f["place_s"], 1) for f in finished],
         "worker_write_s": [round(f["write_s"], 1) for f in finished],
+        "worker_cpu_s": [round(f["cpu_s"], 1) for f in finished],
         "history": counts,
         "audit_rows": shared.counters[2],
         "feed_entries": shared.counters[5],
@@ -526,6 +537,7 @@ def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     figures["phases"] = {k: round(v, 1) for k, v in phases.items()}
     # The workers' time, summed: computing (engine + history + audit content) and writing.
     figures["phases"]["engine_s_all_workers"] = round(sum(figures["worker_engine_s"]), 1)
+    figures["phases"]["place_s_all_workers"] = round(sum(figures["worker_place_s"]), 1)
     figures["phases"]["copy_s_all_workers"] = round(sum(figures["worker_write_s"]), 1)
     counts, sizes = measure(target)
     rows = sum(counts.values())
@@ -547,7 +559,15 @@ def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "hours": round(total_s / args.patients * MILLION / 3600, 2),
         "disk_gb": round(per_patient * MILLION / 1e9, 1),
         "assumes": "linear in patients (index builds are n log n: a little optimistic)",
+        # The workers' CPU alone, spread over the jobs: what the load phase would take with
+        # the CPUs to ourselves (the server's COPY and index builds come on top).
+        "load_seconds_from_worker_cpu": round(
+            sum(figures["worker_cpu_s"]) / figures["jobs"] / args.patients * MILLION
+        ),
     }
+    figures["worker_cpu_ms_per_patient"] = round(
+        sum(figures["worker_cpu_s"]) / args.patients * 1000, 2
+    )
     return figures
 
 
@@ -556,8 +576,9 @@ def report(figures: dict[str, Any]) -> None:
     print(
         f"loaded {figures['patients']} patients at {figures['sites']} sites "
         f"({figures['backend']}) in {p['total_s']} s: schema {p['schema_s']} s, "
-        f"load {p['load_s']} s (workers: compute {p['engine_s_all_workers']} s, write "
-        f"{p['copy_s_all_workers']} s), rebuild {p['rebuild_s']} s, analyze {p['analyze_s']} s"
+        f"load {p['load_s']} s (workers: compute {p['engine_s_all_workers']} s, turn and "
+        f"chain {p['place_s_all_workers']} s, write {p['copy_s_all_workers']} s), rebuild "
+        f"{p['rebuild_s']} s, analyze {p['analyze_s']} s"
     )
     print(f"history: {figures['history']}")
     print(f"rows: {figures['rows']} ({figures['rows_total']} in all)")
