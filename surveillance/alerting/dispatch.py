@@ -37,6 +37,7 @@ from surveillance.records.outbox import (
     DeliveryAttempt,
     WebhookEndpoint,
 )
+from surveillance.records.patients import Assessment, Patient
 
 log = logging.getLogger("surveillance.alerts")
 CLAIM_LEASE = timedelta(minutes=5)
@@ -149,10 +150,12 @@ def _prepare_chunk(
             loaded += session.execute(
                 select(WebhookEndpoint).where(col(WebhookEndpoint.id).in_(endpoint_ids))
             ).scalars()
+        loaded += _causes(session, [a for a in loaded if isinstance(a, Alert)])
+        recipients_by_group: dict[str, dict[str, list[str]]] = {}  # a chunk shares a few groups
         for alert_id in alert_ids:
             try:
                 with session.begin_nested():
-                    job = _prepare(session, alert_id, now(), config, report)
+                    job = _prepare(session, alert_id, now(), config, report, recipients_by_group)
             except Exception as exc:
                 log.exception("unexpected error preparing %s", alert_id)
                 error = notifications.TransientDeliveryError(f"internal error: {exc!r}")
@@ -271,8 +274,28 @@ def claim(session: Session, *, now: datetime, limit: int) -> list[str]:
     return ids
 
 
+def _causes(session: Session, alerts: list[Alert]) -> list[object]:
+    """The chunk's assessments and patients, for the re-checks' ``session.get``: two
+    statements, not two per alert."""
+    assessment_ids = {a.assessment_id for a in alerts if a.assessment_id is not None}
+    patient_ids = {a.patient_id for a in alerts if a.patient_id is not None}
+    found: list[object] = []
+    if assessment_ids:
+        found += session.execute(
+            select(Assessment).where(col(Assessment.id).in_(assessment_ids))
+        ).scalars()
+    if patient_ids:
+        found += session.execute(select(Patient).where(col(Patient.id).in_(patient_ids))).scalars()
+    return found
+
+
 def _prepare(
-    session: Session, alert_id: str, now: datetime, config: DispatchConfig, report: DispatchReport
+    session: Session,
+    alert_id: str,
+    now: datetime,
+    config: DispatchConfig,
+    report: DispatchReport,
+    recipients_by_group: dict[str, dict[str, list[str]]],
 ) -> _Job | None:
     """Re-check the cause, freeze the payload and build the message."""
     alert = session.get(Alert, alert_id)
@@ -293,7 +316,11 @@ def _prepare(
         session.add(alert)
     data = json.loads(alert.payload)
     if alert.channel == Channel.email.value:
-        return _Job(alert.id, alert.channel, emails=_emails(session, alert, data, config))
+        group = alert.recipient
+        if group not in recipients_by_group:
+            recipients_by_group[group] = recipients.resolve_by_locale(session, group)
+        emails = _emails(alert, data, config, recipients_by_group[group])
+        return _Job(alert.id, alert.channel, emails=emails)
     endpoint = session.get(WebhookEndpoint, alert.recipient)
     if endpoint is None or not endpoint.enabled:
         _finish(
@@ -321,11 +348,15 @@ def _prepare(
 
 
 def _emails(
-    session: Session, alert: Alert, data: dict[str, object], config: DispatchConfig
+    alert: Alert,
+    data: dict[str, object],
+    config: DispatchConfig,
+    by_locale: dict[str, list[str]],
 ) -> tuple[notifications.EmailMessage, ...]:
-    """The alert's email in each of its recipients' languages. Every one carries the
-    alert's id as Message-ID: each recipient gets one of them, and de-duplicates by it."""
-    by_locale = recipients.resolve_by_locale(session, alert.recipient) or {"en": []}
+    """The alert's email in each of its recipients' languages (``by_locale``). Every one
+    carries the alert's id as Message-ID: each recipient gets one of them, and
+    de-duplicates by it."""
+    by_locale = by_locale or {"en": []}
     terms = config.registry.name_translations()
     emails = []
     for locale, to in by_locale.items():

@@ -21,7 +21,9 @@ A transaction that defers more than ``WRITE_AT`` items (a bulk load) writes them
 goes, so memory stays bounded: it holds the lock from then on, as every writer used to.
 
 A session that never commits itself (bound to a connection whose owner commits, as the
-schema upgrade's) calls ``write_now`` before it ends: what still waits is dropped then.
+schema upgrade's) calls ``write_now`` before it ends. One that forgets is refused when it
+ends (``WorkWouldBeLost``): its changes would be committed by the connection's owner
+without their audit rows. A transaction rolled back drops what waits, with its changes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.elements import TextClause
@@ -74,6 +76,11 @@ class _State:
     marks: dict[SessionTransaction, int] = field(default_factory=dict)  # first serial in it
 
 
+class WorkWouldBeLost(RuntimeError):
+    """A session ended with audit rows or feed numbers waiting, while the transaction it
+    wrote in goes on (a connection someone else commits): it must ``write_now`` first."""
+
+
 def lock(session: Session) -> None:
     """Take the writers' lock until this transaction ends."""
     if session.get_bind().dialect.name == "postgresql":
@@ -83,6 +90,7 @@ def lock(session: Session) -> None:
 def defer(session: Session, kind: Deferred, item: Any, size: int = 1) -> int:
     """Have ``kind.write`` get ``item`` (``size`` rows) at commit, or at a later write;
     its serial (unique in the transaction)."""
+    session.connection()  # in a transaction: its end is where waiting work is checked
     state = _state(session)
     if state.waiting_size >= WRITE_AT:  # before ``item``: its caller may not be done with it
         write_now(session)
@@ -182,7 +190,10 @@ def _committed(session: Any) -> None:
 @event.listens_for(OrmSession, "after_soft_rollback")
 def _rolled_back(session: Any, previous: SessionTransaction) -> None:
     state: _State | None = session.info.get(_STATE)
-    if state is None or not previous.nested:
+    if state is None:
+        return
+    if not previous.nested:  # the whole transaction: its changes and what waits go together
+        state.waiting, state.waiting_size = [], 0
         return
     mark = state.marks.pop(previous, state.serial + 1)
     undone = [e for e in state.in_savepoints if _within(e.written_in, previous)]
@@ -197,5 +208,17 @@ def _rolled_back(session: Any, previous: SessionTransaction) -> None:
 
 @event.listens_for(OrmSession, "after_transaction_end")
 def _ended(session: Any, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # committed, rolled back or closed: nothing waits
-        session.info.pop(_STATE, None)
+    if transaction.parent is None:  # committed (nothing waits), rolled back or closed
+        state: _State | None = session.info.pop(_STATE, None)
+        if state is not None and state.waiting and _outer_transaction_goes_on(session):
+            kinds = sorted({entry.kind.name for entry in state.waiting})
+            raise WorkWouldBeLost(
+                f"{state.waiting_size} row(s) of {', '.join(kinds)} waiting for a commit this "
+                "session never makes; call commit_order.write_now(session) before it ends"
+            )
+
+
+def _outer_transaction_goes_on(session: Any) -> bool:
+    """Bound to a connection whose transaction outlives the session (its owner commits)."""
+    bind = session.bind
+    return isinstance(bind, Connection) and bind.in_transaction()

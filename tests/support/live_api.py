@@ -100,6 +100,14 @@ def database_activity(engine: Engine) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
 
+def _no_connection_held(engine: Engine, within: float = 10.0) -> None:
+    pool: Any = engine.pool
+    deadline = time.monotonic() + within  # a request still finishing gives its own back
+    while pool.checkedout() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pool.checkedout() == 0, f"connections never returned to the pool: {pool.status()}"
+
+
 @pytest.fixture(scope="module")
 def live_api_settings() -> dict[str, Any]:
     """Settings of the served app beside its database and base URL (none by default)."""
@@ -146,5 +154,8 @@ def live_api(
                 ) from timed_out
             assert created.status_code == 201, created.text
             yield live
+            # Every request gave its connection back: a leaked one waits for the garbage
+            # collector, and once the pool is empty the next request stalls (PostgreSQL).
+            _no_connection_held(runtime.engine)
     finally:
         runtime.engine.dispose()

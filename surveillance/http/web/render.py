@@ -146,23 +146,27 @@ def translate(text: str, values: dict[str, Any] | None = None) -> str:
     """An English message in the language of the rendering, its ``{name}``s filled in.
 
     A value whose name ends in ``_day`` is an ISO date, written in words (``3 dic 2026``);
-    one ending in ``_label`` is a catalogued word, translated too.
+    one ending in ``_label`` is a catalogued word, translated too; one ending in ``_term``
+    is protocol text (an assessment's name), in the protocol's words for the language.
     """
     translated = _(text)
     if not values:
         return translated
-    values = {
-        name: i18n.format_day(value)
-        if name.endswith("_day")
-        else _(value)
-        if name.endswith("_label")
-        else value
-        for name, value in values.items()
-    }
+    values = {name: _value(name, value) for name, value in values.items()}
     try:
         return translated.format(**values)
     except (KeyError, IndexError, ValueError):  # a broken translation: the English is right
         return text.format(**values)
+
+
+def _value(name: str, value: Any) -> Any:
+    if name.endswith("_day"):
+        return i18n.format_day(value)
+    if name.endswith("_label"):
+        return _(value)
+    if name.endswith("_term"):
+        return i18n.term(value)
+    return value
 
 
 def _read_flash(request: Request) -> Flash | None:

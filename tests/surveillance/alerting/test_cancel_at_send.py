@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from support.alert_support import (
     ACTOR,
     Clock,
@@ -170,3 +170,39 @@ def test_an_alert_whose_cause_still_holds_is_sent(
     assert (report.sent, report.cancelled) == (2, 0)
     assert len(smtp_server.messages) == 1
     assert len(receiver.requests) == 1
+
+
+def _statements_to_dispatch(
+    engine: Engine, registry: rules.ProtocolRegistry, smtp_server: SmtpInbox, patients: int
+) -> tuple[int, int]:
+    """(alerts sent, SELECTs sent to the database while preparing them)."""
+    clock = Clock()
+    study_ids = [f"ROM-{n}" for n in range(101, 101 + patients)]
+    setup_cohort(engine, registry, study_ids)
+    scan_on(engine, clock, baseline(engine).window_end + timedelta(days=1))
+    selects: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        report = drain(engine, clock, config(registry, smtp_config(smtp_server)))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return report.sent, len(selects)
+
+
+@pytest.mark.parametrize("patients", [2, 12])
+def test_the_causes_and_recipients_are_read_once_per_chunk_not_per_alert(
+    patients: int,
+    engine: Engine,
+    registry: rules.ProtocolRegistry,
+    smtp_server: SmtpInbox,
+) -> None:
+    """The re-check reads each alert's assessment and patient, and each email its group's
+    recipients: loaded for the chunk (a few statements), not once per alert."""
+    sent, selects = _statements_to_dispatch(engine, registry, smtp_server, patients)
+    assert sent >= patients  # at least one overdue email per patient
+    assert selects <= 20, selects  # two patients or twelve: the same few statements

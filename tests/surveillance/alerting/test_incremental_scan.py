@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -392,6 +393,28 @@ def test_every_write_to_the_watched_tables_lists_its_patient(
         with write_session(engine) as session:
             session.execute(text(statement), {"p": patient_id})
         assert _listed(engine) == {patient_id}, statement
+
+
+def test_a_statement_lists_each_patient_once(
+    engine: Engine, registry: rules.ProtocolRegistry
+) -> None:
+    """Enrolling writes a patient's whole calendar (~100 rows) in one statement: the
+    patient is listed once for it, not once per row (it was, on PostgreSQL, before
+    migration 0013: as many change rows as assessment rows)."""
+    with write_session(engine) as session:
+        add_sites_and_staff(session)
+        enrolments = [
+            Enrolment(s, "Rome", date(1990, 1, 1), "F", "hemophilia_a", AAV, START.date())
+            for s in ("ROM-1", "ROM-2")
+        ]
+        enroll(session, enrolments, registry=registry, now=START, actor=ACTOR)
+    table = ScanChange.__table__  # type: ignore[attr-defined]
+    with read_session(engine) as session:
+        listed = session.execute(select(table.c.patient_id)).scalars().all()
+        planned = session.execute(text("SELECT count(*) FROM assessments")).scalar_one()
+    assert planned > 200
+    # At most one row per statement that wrote the patient (its row, its calendar).
+    assert sorted(Counter(listed).values()) in ([1, 1], [2, 2]), Counter(listed)
 
 
 def test_a_scan_takes_the_changes_and_reads_only_what_changed(

@@ -122,3 +122,37 @@ def test_a_bulk_transaction_writes_as_it_goes(
         assert in_the_database(session) == 3
     assert _trail(engine) == ["b1", "b2", "c", "d"]
     assert _verified(engine)
+
+
+def test_a_session_inside_someone_elses_transaction_must_write_what_waits(
+    engine: Engine, now: datetime
+) -> None:
+    """The schema upgrade's pattern: a session on a connection whose owner commits. Ended
+    with audit rows waiting, it is refused: its changes would be committed without them.
+    With ``write_now`` first, the rows are there after the owner's commit."""
+    add_sites(engine)
+    with engine.connect() as connection, connection.begin():
+        with pytest.raises(commit_order.WorkWouldBeLost, match=r"1 row.* of audit"):
+            with Session(bind=connection) as session:
+                _note(session, "forgotten", now)
+        with Session(bind=connection) as session:
+            _note(session, "written", now)
+            commit_order.write_now(session)
+            session.flush()
+    assert _trail(engine) == ["written"]
+    assert _verified(engine)
+
+
+def test_a_session_closed_without_commit_drops_what_waits_with_its_changes(
+    engine: Engine, now: datetime
+) -> None:
+    """Its own connection, closed uncommitted: the changes are rolled back, and what waits
+    goes with them (nothing to refuse)."""
+    add_sites(engine)
+    with Session(engine) as session:
+        _note(session, "never", now)
+        session.execute(select(func.count()).select_from(table_of(Site)))
+    with write_session(engine) as session:
+        _note(session, "kept", now)
+    assert _trail(engine) == ["kept"]
+    assert _verified(engine)

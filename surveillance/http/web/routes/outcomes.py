@@ -205,7 +205,14 @@ def undo_outcome_form(
             )
     except (PreconditionFailed, Conflict, InvalidInput) as exc:
         return _gone_back(request, key, back, "undone", exc)
-    said: list[Sentence] = [(N_("Undone: {key} is pending again."), {"key": key})]
+    row = done.assessment
+    name = assessment_name(state.registry, row.protocol_id, row.protocol_version, row.assessment)
+    said: list[Sentence] = [
+        (
+            N_("Undone: {patient} · {name_term} is pending again."),
+            {"patient": key.split(":", 1)[0], "name_term": name},
+        )
+    ]
     if not done.change.is_empty():
         said.append(calendar_sentence(done.change))
     return _saved(request, back, said)
