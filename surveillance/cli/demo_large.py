@@ -73,6 +73,7 @@ DECEASED_SHARE = 0.01
 CRS_SHARE = 0.10
 ICANS_SHARE = 0.02
 INFECTION_SHARE = 0.005  # a serious infection in the last 3 weeks
+EARLY_CASES_END = 9  # days after the infusion: CRS by day 3 + 4, ICANS by day 7 + 2
 ENROL_BATCH = 500
 PENDING = AssessmentStatus.pending.value
 
@@ -124,9 +125,11 @@ def cohort(
                     else ("withdrawn", on, "family withdrew consent (synthetic)")
                 )
             events = []
-            if rng.random() < CRS_SHARE:
+            # A CRS or ICANS case ends by day 9: none for a patient infused since then (its
+            # dates would be in the future, which ``create_case`` refuses).
+            if rng.random() < CRS_SHARE and days_ago > EARLY_CASES_END:
                 events.append("crs")
-            if rng.random() < ICANS_SHARE:
+            if rng.random() < ICANS_SHARE and days_ago > EARLY_CASES_END:
                 events.append("icans")
             if ended is None and days_ago > 60 and rng.random() < INFECTION_SHARE:
                 events.append("infection")
@@ -239,21 +242,15 @@ class _History:
             if s.status != PENDING or s.window_end >= before or s.id in skipped:
                 continue
             key = f"{self.enrolment.study_id}:{s.infusion_number}:{s.assessment}:{s.occurrence}"
-            draw = self.rng.random()
-            if leave_undone and s.window_end > today - RECENT and draw < LEFT_UNDONE_SHARE:
+            drawn = draw_outcome(s, self.enrolment.birth_date, today, leave_undone, self.rng)
+            if drawn is None:
                 skipped.add(s.id)  # recent enough to be chased: left overdue
                 self.counts.left += 1
                 continue
-            if draw > 1 - MISSED_SHARE:
-                outcome, on, result, reason = "missed", s.window_end, None, "patient did not attend"
+            outcome, on, result, reason = drawn
+            if outcome == "missed":
                 self.counts.missed += 1
             else:
-                span = (s.window_end - s.window_start).days
-                on = s.due_on
-                if span:
-                    on = s.window_start + timedelta(days=self.rng.randint(0, span))
-                outcome, reason = "completed", None
-                result = synthetic_result(s.assessment, self.enrolment.birth_date, on, self.rng)
                 self.counts.completed += 1
             typed = _read_result(self.protocol, s.assessment, result) if result else None
             if bulk and row.untouched and not self._changes_calendar(index - 1, typed):
@@ -297,29 +294,9 @@ class _History:
             )
 
     def _changes_calendar(self, index: int, typed: str | None) -> bool:
-        """Whether recording this could change the calendar (a branch of the rule could fire)
-        or opens a safety case: then it goes through ``record_outcome`` itself."""
         if typed is None:
-            return False  # the engine reads results only
-        s = self.rows[index].stored
-        if self.protocol.safety_case(s.assessment, typed) is not None:
-            return True
-        for branch in self.protocol.branches(s.assessment):
-            if branch.when is not None and branch.when.matches(typed):
-                return True
-            if branch.when_all is not None and branch.when_all.matches(typed):
-                # Fires only once every planned point has a matching result: not while
-                # another planned (pending) point of the rule has none.
-                if not any(
-                    i != index
-                    and r.stored.status == PENDING
-                    and (r.stored.infusion_number, r.stored.assessment)
-                    == (s.infusion_number, s.assessment)
-                    and not rules.is_triggered_occurrence(r.stored.occurrence)
-                    for i, r in enumerate(self.rows)
-                ):
-                    return True
-        return False
+            return False  # the engine reads results only: no list to build
+        return changes_calendar(self.protocol, [r.stored for r in self.rows], index, typed)
 
     def _queue(
         self, index: int, key: str, outcome: str, on: date, result: str | None, reason: str | None
@@ -327,14 +304,11 @@ class _History:
         """What ``record_outcome`` writes for an untouched pending row (``_write``)."""
         row = self.rows[index]
         s = row.stored
-        deviation = outcome == "completed" and not s.window_start <= on <= s.window_end
-        self.batch.outcomes.append(
-            {
-                "assessment_id": s.id, "outcome": outcome, "performed_on": on, "result": result,
-                "note": None, "reason": reason, "protocol_deviation": deviation,
-                "recorded_by": ACTOR, "recorded_at": self.now,
-            }
+        outcome_row, new_values, fact = outcome_writes(
+            s, key=key, patient_id=self.patient_id, outcome=outcome, on=on, result=result,
+            reason=reason, now=self.now,
         )  # fmt: skip
+        self.batch.outcomes.append(outcome_row)
         self.batch.updates.append(
             {
                 "row_id": s.id,
@@ -342,37 +316,10 @@ class _History:
                 "new_performed_on": on,
                 "new_result": result,
                 "new_reason": reason,
-                "new_deviation": deviation,
+                "new_deviation": new_values["protocol_deviation"],
             }
         )
-        self.batch.audit_rows.append(
-            audit.AuditFact(
-                actor=ACTOR,
-                action="record_outcome",
-                entity="assessment",
-                entity_key=key,
-                patient_id=self.patient_id,
-                reason=reason,
-                old={
-                    "status": s.status,
-                    "performed_on": None,
-                    "result": None,
-                    "note": None,
-                    "result_as_entered": None,
-                    "status_reason": None,
-                    "protocol_deviation": False,
-                },
-                new={
-                    "status": outcome,
-                    "performed_on": on.isoformat(),
-                    "result": result,
-                    "note": None,
-                    "result_as_entered": None,
-                    "status_reason": reason,
-                    "protocol_deviation": deviation,
-                },
-            )
-        )
+        self.batch.audit_rows.append(fact)
         self.rows[index] = _Row(replace(s, status=outcome), on, result, row.untouched)
 
     def _flush(self) -> None:
@@ -399,6 +346,99 @@ class _History:
         )
         audit.record_many(self.session, batch.audit_rows, self.now)
         self.batch = _Batch()
+
+
+def draw_outcome(
+    s: StoredAssessment, birth: date, today: date, leave_undone: bool, rng: random.Random
+) -> tuple[str, date, str | None, str | None] | None:
+    """What happened to a closed pending assessment: (outcome, on, result, reason), or None
+    when it is left overdue (recent enough to be chased)."""
+    draw = rng.random()
+    if leave_undone and s.window_end > today - RECENT and draw < LEFT_UNDONE_SHARE:
+        return None
+    if draw > 1 - MISSED_SHARE:
+        return "missed", s.window_end, None, "patient did not attend"
+    span = (s.window_end - s.window_start).days
+    on = s.due_on
+    if span:
+        on = s.window_start + timedelta(days=rng.randint(0, span))
+    return "completed", on, synthetic_result(s.assessment, birth, on, rng), None
+
+
+def changes_calendar(
+    protocol: rules.Protocol, rows: list[StoredAssessment], index: int, typed: str | None
+) -> bool:
+    """Whether recording ``typed`` on ``rows[index]`` could change the calendar (a branch of
+    the rule could fire) or opens a safety case: then it goes through ``record_outcome``."""
+    if typed is None:
+        return False  # the engine reads results only
+    s = rows[index]
+    if protocol.safety_case(s.assessment, typed) is not None:
+        return True
+    for branch in protocol.branches(s.assessment):
+        if branch.when is not None and branch.when.matches(typed):
+            return True
+        if branch.when_all is not None and branch.when_all.matches(typed):
+            # Fires only once every planned point has a matching result: not while
+            # another planned (pending) point of the rule has none.
+            if not any(
+                i != index
+                and r.status == PENDING
+                and (r.infusion_number, r.assessment) == (s.infusion_number, s.assessment)
+                and not rules.is_triggered_occurrence(r.occurrence)
+                for i, r in enumerate(rows)
+            ):
+                return True
+    return False
+
+
+def outcome_writes(
+    s: StoredAssessment,
+    *,
+    key: str,
+    patient_id: int,
+    outcome: str,
+    on: date,
+    result: str | None,
+    reason: str | None,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, Any], audit.AuditFact]:
+    """What ``record_outcome`` writes for an untouched pending row (``_write``): the outcome
+    row, the assessment's new values and the audit row."""
+    deviation = outcome == "completed" and not s.window_start <= on <= s.window_end
+    outcome_row = {
+        "assessment_id": s.id, "outcome": outcome, "performed_on": on, "result": result,
+        "note": None, "reason": reason, "protocol_deviation": deviation,
+        "recorded_by": ACTOR, "recorded_at": now,
+    }  # fmt: skip
+    new_values = {
+        "status": outcome,
+        "performed_on": on,
+        "result": result,
+        "note": None,
+        "result_as_entered": None,
+        "status_reason": reason,
+        "protocol_deviation": deviation,
+    }
+    fact = audit.AuditFact(
+        actor=ACTOR,
+        action="record_outcome",
+        entity="assessment",
+        entity_key=key,
+        patient_id=patient_id,
+        reason=reason,
+        old={
+            "status": s.status,
+            "performed_on": None,
+            "result": None,
+            "note": None,
+            "result_as_entered": None,
+            "status_reason": None,
+            "protocol_deviation": False,
+        },
+        new={**new_values, "performed_on": on.isoformat()},
+    )
+    return outcome_row, new_values, fact
 
 
 _READ: dict[tuple[str, str, str, str], str] = {}
@@ -438,7 +478,15 @@ def _adverse_event(
     registry: rules.ProtocolRegistry,
     now: datetime,
 ) -> None:
-    infused = enrolment.infusion_date
+    facts = case_facts(kind, enrolment.infusion_date, today, rng)
+    create_case(
+        session, study_id=enrolment.study_id, facts=facts, actor=ACTOR, registry=registry,
+        now=now,
+    )  # fmt: skip
+
+
+def case_facts(kind: str, infused: date, today: date, rng: random.Random) -> CaseFacts:
+    """The synthetic case of ``kind`` ("crs", "icans", "infection") as first reported."""
     if kind == "crs":
         onset = infused + timedelta(days=rng.randint(1, 3))
         end = onset + timedelta(days=rng.randint(2, 4))
@@ -474,7 +522,4 @@ def _adverse_event(
             narrative="Fever and cough; admitted for intravenous antibiotics and IVIG.",
             reporter_qualification=ReporterQualification.physician,
         )  # fmt: skip
-    create_case(
-        session, study_id=enrolment.study_id, facts=facts, actor=ACTOR, registry=registry,
-        now=now,
-    )  # fmt: skip
+    return facts
