@@ -17,6 +17,7 @@ import typer
 from surveillance.alerting.scheduler import build_scheduler
 from surveillance.cli.context import TodayOption, migrated_runtime
 from surveillance.kit.db import is_sqlite
+from surveillance.kit.log_setup import log_to_stderr
 from surveillance.main import alert_jobs
 
 commands = typer.Typer()
@@ -44,6 +45,7 @@ def serve_command(
 
     from surveillance.http.app import create_app, freeze_startup_objects
 
+    log_to_stderr()
     current = migrated_runtime(create=True)  # migrates before serving
     if workers > 1 and is_sqlite(current.engine):
         # One SQLite file takes one writer at a time: more processes only queue on its lock.
@@ -85,6 +87,7 @@ def worker_command(today: TodayOption = None) -> None:
     """Run only the alert scheduler (scan, digests, dispatch), for multi-process deployments."""
     # --today (hidden): the jobs' clock stopped at noon UTC of that day (benchmarks/alerts.py
     # runs the worker on data loaded as of a fixed day); the scheduler still fires on time.
+    log_to_stderr()
     scheduler = build_scheduler(alert_jobs(migrated_runtime(today, create=True)))
     scheduler.start()
     typer.echo("alert worker running (Ctrl+C to stop)")

@@ -32,6 +32,7 @@ from surveillance.http.cache import TtlCache
 from surveillance.http.deps import AppState
 from surveillance.http.inputs import plain_parameters
 from surveillance.http.security_headers import SecurityHeaders
+from surveillance.kit.log_setup import log_to_stderr
 from surveillance.main import Runtime, build_runtime
 
 API_PREFIX = "/api/v1"
@@ -110,6 +111,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app on the environment's settings: what each process of ``serve --workers N``
     builds for itself (uvicorn imports this factory in every worker it starts)."""
+    log_to_stderr()  # a fresh interpreter: the supervisor's handler is not inherited
     app = create_app(build_runtime())
     freeze_startup_objects()
     return app

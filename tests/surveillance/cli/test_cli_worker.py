@@ -63,7 +63,10 @@ def test_worker_scans_as_of_its_today(tmp_path: Path, registry: rules.ProtocolRe
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     assert process.returncode == 0, output.read_text()
-    assert "alert worker running" in output.read_text()
+    printed_text = output.read_text()
+    assert "alert worker running" in printed_text
+    # The scan's own log line reaches the operator (INFO, on stderr).
+    assert "INFO surveillance.alerts: alert scan: assessment.overdue=2" in printed_text
     # The jobs' clock: noon UTC of --today, not the machine's time.
     assert completed.replace(tzinfo=UTC) == datetime(2024, 3, 1, 12, tzinfo=UTC)
     with read_session(engine) as session:

@@ -1,0 +1,19 @@
+"""Where a long-running process's log lines go."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_to_stderr() -> None:
+    """The application's log lines (scans, dispatch, refused requests) on stderr at INFO:
+    without a handler Python shows only warnings, and an operator never sees a scan."""
+    logger = logging.getLogger("surveillance")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
