@@ -68,7 +68,7 @@ def steps(args: argparse.Namespace) -> list[Step]:
     server = server_url(loaded) if loaded else ""
     # No PostgreSQL run unless asked: a DATABASE_URL in the environment is not passed on.
     no_pg = ["--database-url", "sqlite://"]
-    enrol = "500" if quick else "10000"
+    enrol = "500" if quick else str(args.enrol_patients)
     runs = "50" if quick else "200"
     duration = "3" if quick else str(args.api_duration)
     workers = "1,2" if quick else "1,2,4"
@@ -540,6 +540,12 @@ def main() -> None:
     parser.add_argument("--postgres-loaded", metavar="URL", help="a loaded PostgreSQL database")
     parser.add_argument("--label", default="run", help="names results/<label>.json")
     parser.add_argument("--api-duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument(
+        "--enrol-patients",
+        type=int,
+        default=3000,
+        help="patients materialize.py enrols into fresh databases (10 000: ~10 min a store)",
+    )
     parser.add_argument("--quick", action="store_true", help="short steps: to try it out")
     parser.add_argument(
         "--only",
