@@ -447,6 +447,9 @@ class Bench:
             else sqlite3.connect(url.split("///", 1)[1])
         )
         self.cursor = self.conn.cursor()
+        if self.postgres:  # the session setting the app's due list makes (SERIAL_PLANS)
+            self.cursor.execute("SET max_parallel_workers_per_gather = 0")
+            self.conn.commit()
 
     def close(self) -> None:
         self.conn.close()
