@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
-
-from dateutil.relativedelta import relativedelta
 
 import rules
 from surveillance.adverse_events.cases import _audited, _follow, _version_row
@@ -47,19 +45,12 @@ from surveillance.calendar.sync import (
 )
 from surveillance.cli.demo_large import (
     ACTOR,
-    CRS_SHARE,
-    DECEASED_SHARE,
-    DIAGNOSES,
-    EARLY_CASES_END,
-    FEMALE_SHARE,
-    ICANS_SHARE,
-    INFECTION_SHARE,
     PROTOCOL,
-    WITHDRAWN_SHARE,
     YEARS,
     _read_result,
     case_facts,
     changes_calendar,
+    draw_child,
     draw_outcome,
     outcome_writes,
 )
@@ -133,32 +124,8 @@ class Draw:
 
 def draw_patient(number: int, site: Site, today: date, rng: random.Random) -> Draw:
     """The demo's cohort draw (``demo_large.cohort``) for one patient."""
-    days_ago = rng.randrange(YEARS * 365)
-    infused = today - timedelta(days=days_ago)
-    diagnosis = rng.choice(DIAGNOSES)
-    sex = "F" if rng.random() < FEMALE_SHARE[diagnosis] else "M"
-    age = rng.randint(5, 17)
-    birth = infused - relativedelta(years=age, days=rng.randint(0, 360))
-    enrolment = Enrolment(f"R{number + 1:07d}", site.id, birth, sex, diagnosis, PROTOCOL, infused)
-    draw = rng.random()
-    ended: tuple[str, date, str] | None = None
-    if days_ago > 90 and draw < DECEASED_SHARE + WITHDRAWN_SHARE:
-        on = infused + timedelta(days=rng.randint(60, days_ago - 1))
-        ended = (
-            ("deceased", on, "death from disease progression (synthetic)")
-            if draw < DECEASED_SHARE
-            else ("withdrawn", on, "family withdrew consent (synthetic)")
-        )
-    kinds = []
-    # A CRS or ICANS case ends by day 9: none for a patient infused since then (its
-    # dates would be in the future, which ``create_case`` refuses).
-    if rng.random() < CRS_SHARE and days_ago > EARLY_CASES_END:
-        kinds.append("crs")
-    if rng.random() < ICANS_SHARE and days_ago > EARLY_CASES_END:
-        kinds.append("icans")
-    if ended is None and days_ago > 60 and rng.random() < INFECTION_SHARE:
-        kinds.append("infection")
-    return Draw(enrolment, ended, tuple(kinds))
+    child = draw_child(f"R{number + 1:07d}", site.id, today, rng, YEARS)
+    return Draw(child.enrolment, child.ended, child.events)
 
 
 class PatientHistory:

@@ -91,7 +91,7 @@ class LargeDemoSummary:
 
 
 @dataclass(frozen=True)
-class _Child:
+class Child:
     enrolment: Enrolment
     ended: tuple[str, date, str] | None  # (status, on, reason)
     events: tuple[str, ...]  # "crs", "icans", "infection"
@@ -99,7 +99,7 @@ class _Child:
 
 def cohort(
     patients_per_site: int, *, today_by_site: dict[str, date], seed: int, years: int = YEARS
-) -> list[_Child]:
+) -> list[Child]:
     """The synthetic children, the same for the same size, seed and dates."""
     rng = random.Random(seed)  # noqa: S311 — reproducible synthetic data, not a secret
     width = max(4, len(str(patients_per_site)))
@@ -107,34 +107,42 @@ def cohort(
     for site_id, prefix, _name, _timezone, _country in SITES:
         today = today_by_site[site_id]
         for number in range(1, patients_per_site + 1):
-            days_ago = rng.randrange(years * 365)
-            infused = today - timedelta(days=days_ago)
-            diagnosis = rng.choice(DIAGNOSES)
-            sex = "F" if rng.random() < FEMALE_SHARE[diagnosis] else "M"
-            age = rng.randint(5, 17)
-            birth = infused - relativedelta(years=age, days=rng.randint(0, 360))
             study_id = f"{prefix}-{number:0{width}d}"
-            enrolment = Enrolment(study_id, site_id, birth, sex, diagnosis, PROTOCOL, infused)
-            draw = rng.random()
-            ended: tuple[str, date, str] | None = None
-            if days_ago > 90 and draw < DECEASED_SHARE + WITHDRAWN_SHARE:
-                on = infused + timedelta(days=rng.randint(60, days_ago - 1))
-                ended = (
-                    ("deceased", on, "death from disease progression (synthetic)")
-                    if draw < DECEASED_SHARE
-                    else ("withdrawn", on, "family withdrew consent (synthetic)")
-                )
-            events = []
-            # A CRS or ICANS case ends by day 9: none for a patient infused since then (its
-            # dates would be in the future, which ``create_case`` refuses).
-            if rng.random() < CRS_SHARE and days_ago > EARLY_CASES_END:
-                events.append("crs")
-            if rng.random() < ICANS_SHARE and days_ago > EARLY_CASES_END:
-                events.append("icans")
-            if ended is None and days_ago > 60 and rng.random() < INFECTION_SHARE:
-                events.append("infection")
-            children.append(_Child(enrolment, ended, tuple(events)))
+            children.append(draw_child(study_id, site_id, today, rng, years))
     return children
+
+
+def draw_child(
+    study_id: str, site_id: str, today: date, rng: random.Random, years: int = YEARS
+) -> Child:
+    """One child of the cohort: facts, how follow-up ended (if it did) and the early
+    adverse events, drawn from ``rng`` (the registry loader draws its patients so too)."""
+    days_ago = rng.randrange(years * 365)
+    infused = today - timedelta(days=days_ago)
+    diagnosis = rng.choice(DIAGNOSES)
+    sex = "F" if rng.random() < FEMALE_SHARE[diagnosis] else "M"
+    age = rng.randint(5, 17)
+    birth = infused - relativedelta(years=age, days=rng.randint(0, 360))
+    enrolment = Enrolment(study_id, site_id, birth, sex, diagnosis, PROTOCOL, infused)
+    draw = rng.random()
+    ended: tuple[str, date, str] | None = None
+    if days_ago > 90 and draw < DECEASED_SHARE + WITHDRAWN_SHARE:
+        on = infused + timedelta(days=rng.randint(60, days_ago - 1))
+        ended = (
+            ("deceased", on, "death from disease progression (synthetic)")
+            if draw < DECEASED_SHARE
+            else ("withdrawn", on, "family withdrew consent (synthetic)")
+        )
+    events = []
+    # A CRS or ICANS case ends by day 9: none for a patient infused since then (its
+    # dates would be in the future, which ``create_case`` refuses).
+    if rng.random() < CRS_SHARE and days_ago > EARLY_CASES_END:
+        events.append("crs")
+    if rng.random() < ICANS_SHARE and days_ago > EARLY_CASES_END:
+        events.append("icans")
+    if ended is None and days_ago > 60 and rng.random() < INFECTION_SHARE:
+        events.append("infection")
+    return Child(enrolment, ended, tuple(events))
 
 
 @dataclass
