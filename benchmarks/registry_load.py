@@ -37,7 +37,7 @@ How it is written (what pg_restore does)
     ``VACUUM (ANALYZE)``). The alert scan has no marks afterwards: its first scan is full.
 
     Before anything is written the disk the load needs is projected from the bytes per
-    patient measured (``BYTES_PER_PATIENT``: ~283 kB on PostgreSQL, so ~283 GB for 10^6);
+    patient measured (``BYTES_PER_PATIENT``: ~276 kB on PostgreSQL, so ~276 GB for 10^6);
     if it exceeds the free space of the database's disk the loader says so in one line
     and exits with status 2.
 
@@ -94,10 +94,10 @@ from surveillance.kit.db import make_engine, write_session
 from surveillance.records.patients import Site
 from surveillance.records.sites import add_site
 
-# Bytes of database per patient, measured with this loader (PostgreSQL at 20 000 patients,
-# SQLite at 2 000; all indexes, the history and the audit trail included): the disk
-# check's projection. ~310 assessment, ~180 outcome and ~180 audit rows per patient.
-BYTES_PER_PATIENT = {"postgresql": 283_000, "sqlite": 270_000}
+# Bytes of database per patient, measured with this loader at 100 000 patients (all
+# indexes, the history and the audit trail included; 283 kB on PostgreSQL at 20 000): the
+# disk check's projection. ~310 assessment, ~180 outcome and ~180 audit rows per patient.
+BYTES_PER_PATIENT = {"postgresql": 276_000, "sqlite": 274_000}
 MILLION = 1_000_000
 # (city, IANA zone, country): the sites' time zones, spread over Europe.
 PLACES = (

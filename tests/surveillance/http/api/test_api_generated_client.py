@@ -39,7 +39,7 @@ def generated(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.fail(f"{generator} is missing: run scripts/bootstrap")
     work = tmp_path_factory.mktemp("client")
     spec = work / "openapi.json"
-    spec.write_text(json.dumps(httpx.get(f"{live_api.url}/openapi.json").json()))
+    spec.write_text(json.dumps(httpx.get(f"{live_api.url}/openapi.json", timeout=60).json()))
     command = [str(generator), "generate", "--path", str(spec), "--meta", "none"]
     result = subprocess.run(
         [*command, "--output-path", str(work / PACKAGE)],
