@@ -369,7 +369,7 @@ def _progress(done: int, total: int, rows: int, started: float) -> None:
 
 @dataclass(frozen=True)
 class RawStatement:
-    state: DueState
+    states: str  # the states the statement reads ("overdue+due+upcoming": one page)
     sql: str
     params: Any
 
@@ -381,8 +381,8 @@ def captured_statements(
 
     The SQL is what the due list's statement compiled to in the driver's parameter style (qmark
     for sqlite3, pyformat for psycopg), the parameters already converted by SQLAlchemy
-    (dates as ISO strings on SQLite). ``due_list`` runs one statement per state it
-    needs, in the order of ``states``, until the limit is reached.
+    (dates as ISO strings on SQLite). ``due_list`` reads a page in one statement, a
+    branch per state.
     """
     sent: list[tuple[str, Any]] = []
 
@@ -397,10 +397,9 @@ def captured_statements(
         items = call()
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    assert len(sent) <= len(states), sent
-    return items, [
-        RawStatement(state, sql, params) for state, (sql, params) in zip(states, sent, strict=False)
-    ]
+    assert len(sent) == 1, sent
+    label = "+".join(state.value for state in states)
+    return items, [RawStatement(label, sql, params) for sql, params in sent]
 
 
 def time_calls(call: Callable[[], object], runs: int, warmup: int) -> list[float]:
@@ -427,7 +426,7 @@ def explain(cursor: Any, statements: list[RawStatement], postgres: bool) -> dict
             for node, parent, _unused, detail in cursor.fetchall():
                 depth[node] = depth.get(parent, -1) + 1
                 lines.append("  " * depth[node] + detail)
-        plans[s.state.value] = lines
+        plans[s.states] = lines
     return plans
 
 
@@ -447,7 +446,7 @@ class Bench:
             else sqlite3.connect(url.split("///", 1)[1])
         )
         self.cursor = self.conn.cursor()
-        if self.postgres:  # the session setting the app's due list makes (SERIAL_PLANS)
+        if self.postgres:  # what kit.db.SERIAL_PLANS sets on each of the app's connections
             self.cursor.execute("SET max_parallel_workers_per_gather = 0")
             self.conn.commit()
 

@@ -20,6 +20,13 @@ from surveillance.kit.private_files import create_private_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# PostgreSQL, set when a connection starts (no round trip): the app's statements are pages
+# read from an index and cut by a limit. At 10^5 patients the planner overestimated a due
+# list's rows and started parallel workers: ~7 of the statement's 8 ms. A page's statement
+# also relies on its branches being read in order (``patients.due_list``), which a parallel
+# plan does not promise. A report that reads everything may ``SET LOCAL`` it back.
+SERIAL_PLANS = "-c max_parallel_workers_per_gather=0"
+
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite ``url``; None for another database or an in-memory one."""
@@ -34,7 +41,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     0700 folder if the folder is new) before SQLite opens it: SQLite would create it with
     the umask's mode, and its -wal and -shm files take the database file's mode."""
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        connect_args = {**kwargs.pop("connect_args", {})}
+        connect_args["options"] = f"{connect_args.get('options', '')} {SERIAL_PLANS}".strip()
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     path = sqlite_file(url)
     if path is not None:
         create_private_file(path)

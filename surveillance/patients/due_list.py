@@ -2,8 +2,8 @@
 
 States are derived, never stored: ``overdue`` after the window closed, ``due`` inside
 it, ``upcoming`` before it opens. Each state is read in index order with a limit (the
-partial indexes on pending rows), so the list costs the same at 10 or 100 000 patients.
-Long lists are paged with a keyset cursor (state, sort date, assessment id), never OFFSET.
+partial indexes on pending rows), so the list costs the same at 10 or 100 000 patients;
+a page is one statement, a branch per state. Long lists are paged with a keyset cursor (state, sort date, assessment id), never OFFSET.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Date,
     Integer,
     Select,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -184,7 +186,8 @@ class DueWindow:
 
 class _Row(NamedTuple):
     """What a due-list query reads of each assessment; the select is built from these names
-    (``study_id`` from the patient, the rest from the assessment), so the two cannot drift."""
+    (``study_id`` from the patient, the rest from the assessment), so the two cannot drift
+    (``_items`` unpacks a row in this order)."""
 
     id: int
     study_id: str
@@ -201,10 +204,11 @@ class _Row(NamedTuple):
     reason: str
     protocol_id: str
     protocol_version: str
+    state: int  # the state's place in the list (its branch of the page's statement)
 
 
 _COLUMNS: tuple[Any, ...] = tuple(
-    col(getattr(Patient if name == "study_id" else Assessment, name)) for name in _Row._fields
+    col(getattr(Patient if name == "study_id" else Assessment, name)) for name in _Row._fields[:-1]
 )
 
 
@@ -256,37 +260,64 @@ def _reporting_clock(categories: tuple[str, ...]) -> ColumnElement[bool]:
     return column == written[0] if len(written) == 1 else column.in_(written)
 
 
-def _bound(
-    site_id: str,
-    on: date,
-    state: DueState,
-    until: date,
-    limit: int,
-    after: DueCursor | None,
-    since: date | None,
-    registry: rules.ProtocolRegistry,
-    postgres: bool,
-) -> tuple[Select[Any], dict[str, Any]]:
-    """The state's prepared statement and the values of its parameters."""
-    keyset = after is not None and after.state is state
-    opens_late = state is DueState.upcoming and since is not None and since > on
-    values: dict[str, Any] = {"site_id": site_id, "on": on, "until": until, "limit": limit}
-    if state is DueState.due:
-        values.update(on=max(on, since or on), until=min(on, until))
-    if opens_late:
-        values["since"] = since
-    if keyset:
-        assert after is not None
+def _included(states: tuple[DueState, ...], after: DueCursor | None) -> tuple[DueState, ...]:
+    """The states a page reads, in list order: those asked for, from the cursor's on."""
+    first = _ORDER.index(after.state) if after is not None else 0
+    return tuple(state for state in _ORDER[first:] if state in states)
+
+
+def _values(site_id: str, window: DueWindow, limit: int, after: DueCursor | None) -> dict[str, Any]:
+    """The parameters of a page's statement (each state's branch reads its own)."""
+    on = window.on
+    values: dict[str, Any] = {
+        "site_id": site_id,
+        "on": on,
+        "until": window.end,
+        "since": window.start,
+        # The due rows' window overlaps [max(on, from), min(on, to)].
+        "due_from": max(on, window.start),
+        "due_until": min(on, window.end),
+        "limit": limit,
+    }
+    if after is not None:
         values.update(after_on=after.sort_on, after_id=after.assessment_id)
-    reporting = tuple(sorted(registry.reporting_categories()))
-    return _statement(state, keyset, opens_late, reporting, postgres), values
+    return values
+
+
+@cache
+def _page_statement(
+    states: tuple[DueState, ...],
+    keyset: DueState | None,
+    opens_late: bool,
+    reporting: tuple[str, ...],
+    postgres: bool,
+) -> CompoundSelect[Any] | Select[Any]:
+    """One statement for a page: each state's branch read in index order with the page's
+    limit, in list order (overdue, due, upcoming), the whole cut at the limit.
+
+    A page costs one round trip, not one per state. Each branch is a subquery with its own
+    ORDER BY and LIMIT; the outer LIMIT stops reading as soon as the page is full (the later
+    branches are never executed), so the list relies on the branches being read in order:
+    PostgreSQL's Append and SQLite's compound select both read them in order when the plan
+    is serial, which every pooled connection is (``kit.db``: no parallel plans). ``due_list``
+    checks the order of what comes back all the same.
+    """
+    branches: list[Select[Any]] = []
+    for state in states:
+        rows = _statement(state, state is keyset, opens_late, reporting, postgres)
+        # The subquery's own columns, typed (SQLite returns dates as text to a bare *).
+        branches.append(select(*rows.subquery(f"{state.value}_rows").c))
+    if len(branches) == 1:
+        return branches[0]
+    return union_all(*branches).limit(bindparam("limit", type_=Integer))
 
 
 @cache
 def _statement(
     state: DueState, keyset: bool, opens_late: bool, reporting: tuple[str, ...], postgres: bool
 ) -> Select[Any]:
-    """Built once per shape: building a Select costs more than running it from an index."""
+    """One state's rows, index-ordered with the page's limit (built once per shape:
+    building a Select costs more than running it from an index)."""
     window_end, window_start = col(Assessment.window_end), col(Assessment.window_start)
     on, until = bindparam("on", type_=Date), bindparam("until", type_=Date)
     where: list[ColumnElement[bool]] = [
@@ -297,9 +328,12 @@ def _statement(
     if state is DueState.overdue:  # longest overdue first
         sort = window_end
         where.append(window_end < on)
-    elif state is DueState.due:  # the window closing soonest first (on: max(on, since))
+    elif state is DueState.due:  # the window closing soonest first
         sort = window_end
-        where += [window_end >= on, window_start <= until]
+        where += [
+            window_end >= bindparam("due_from", type_=Date),
+            window_start <= bindparam("due_until", type_=Date),
+        ]
     else:  # opening soonest first
         sort = window_start
         where += [window_start > on, window_start <= until]
@@ -313,7 +347,7 @@ def _statement(
             or_(sort > after_on, col(Assessment.id) > bindparam("after_id", type_=Integer)),
         ]
     return (
-        select(*_COLUMNS)
+        select(*_COLUMNS, literal_column(str(_ORDER.index(state)), Integer).label("state"))
         .join(Patient, col(Patient.id) == col(Assessment.patient_id))
         .where(and_(*where))
         .order_by(sort, col(Assessment.id))
@@ -321,10 +355,10 @@ def _statement(
     )
 
 
-# A page is a few hundred index-ordered rows. At 10^5 patients the planner overestimates
-# the pending rows whose window has closed and picks a parallel plan for the overdue rows:
-# starting its workers took ~7 of the statement's 8 ms (the same rows: ~1 ms without).
-SERIAL_PLANS = "SET LOCAL max_parallel_workers_per_gather = 0"
+class ListOrderLost(RuntimeError):
+    """A page's rows came back out of list order: the database read the branches of its
+    statement in an order the statement's limit cannot rely on (e.g. a parallel plan), so
+    the limit may have cut the wrong rows. A defect to fix, never a page to show."""
 
 
 def due_list(
@@ -342,34 +376,20 @@ def due_list(
     """Overdue first, then due, then upcoming within ``horizon_days`` (or ``window``);
     at most ``limit`` rows, starting after ``after`` when given."""
     window = window or DueWindow.around(on, horizon_days=horizon_days)
+    included = _included(states, after)
+    if not included or limit <= 0:
+        return []
     connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
-        connection.exec_driver_sql(SERIAL_PLANS)
-    items: list[DueItem] = []
-    for state in _ORDER:
-        if state not in states or (
-            after is not None and _ORDER.index(state) < _ORDER.index(after.state)
-        ):
-            continue
-        remaining = limit - len(items)
-        if remaining <= 0:
-            break
-        statement, values = _bound(
-            site_id,
-            window.on,
-            state,
-            window.end,
-            remaining,
-            after,
-            window.start,
-            registry,
-            postgres,
-        )
-        # Core (no ORM row handling), all rows in one fetch.
-        rows = connection.execute(statement, values).all()
-        items += _items(rows, window.on, state, registry)
-    return items
+    statement = _page_statement(
+        included,
+        after.state if after is not None else None,
+        window.start > window.on,
+        tuple(sorted(registry.reporting_categories())),
+        connection.dialect.name == "postgresql",
+    )
+    # Core (no ORM row handling), all rows in one fetch.
+    rows = connection.execute(statement, _values(site_id, window, limit, after)).all()
+    return _items(rows, window.on, registry)
 
 
 @dataclass(frozen=True)
@@ -404,30 +424,41 @@ def due_page(
     return DuePage(items[:limit], items[limit - 1].cursor().encode())
 
 
-def _items(rows: Any, on: date, state: DueState, registry: rules.ProtocolRegistry) -> list[DueItem]:
-    # Named tuples, not SQLAlchemy rows: attribute access on a Row costs ~7x more, and
-    # this loop is most of a page's cost.
-    overdue = state is DueState.overdue
-    return [
-        DueItem(
-            assessment_key(r.study_id, r.infusion_number, r.assessment, r.occurrence),
-            r.study_id,
-            r.assessment,
-            _name(registry, r.protocol_id, r.protocol_version, r.assessment),
-            r.category,
-            r.due_on,
-            r.window_start,
-            r.window_end,
-            state,
-            (on - r.window_end).days if overdue else 0,
-            r.reason,
-            r.id,
-            r.appointment_on,
-            r.version,
-            r.updated_at,
+def _items(rows: Any, on: date, registry: rules.ProtocolRegistry) -> list[DueItem]:
+    # Rows unpacked in the order of ``_Row`` (unpacking a row costs a fraction of
+    # attribute access on it), into named tuples: this loop is most of a page's cost.
+    items = []
+    last = (0, date.min, 0)
+    overdue, upcoming = _ORDER.index(DueState.overdue), _ORDER.index(DueState.upcoming)
+    for (
+        row_id, study_id, infusion_number, assessment, occurrence, category, due_on,
+        window_start, window_end, appointment_on, version, updated_at, reason,
+        protocol_id, protocol_version, place,
+    ) in rows:  # fmt: skip
+        position = (place, window_start if place == upcoming else window_end, row_id)
+        if position < last:
+            raise ListOrderLost(f"row {position} came after {last}")
+        last = position
+        items.append(
+            DueItem(
+                assessment_key(study_id, infusion_number, assessment, occurrence),
+                study_id,
+                assessment,
+                _name(registry, protocol_id, protocol_version, assessment),
+                category,
+                due_on,
+                window_start,
+                window_end,
+                _ORDER[place],
+                (on - window_end).days if place == overdue else 0,
+                reason,
+                row_id,
+                appointment_on,
+                version,
+                updated_at,
+            )
         )
-        for r in map(_Row._make, rows)
-    ]
+    return items
 
 
 @lru_cache(maxsize=4096)

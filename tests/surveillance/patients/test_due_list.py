@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record, rows_of
 
 import rules
@@ -238,19 +238,62 @@ def test_deceased_patients_are_not_listed_lost_to_follow_up_are(
         assert any(r.status == "pending" and r.window_end < ON for r in rows_of(session, "ROM-101"))
 
 
-def test_a_page_is_planned_without_parallel_workers_only_for_itself(
+def test_a_page_is_one_statement_cut_at_its_limit(
     engine: Engine, registry: rules.ProtocolRegistry, cohort: None
 ) -> None:
+    """Every state a page shows comes from one statement (one round trip), and the limit
+    cuts across states in list order: a page as long as the whole list ends where the
+    list does, a shorter one is its start."""
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    everything = _list(engine, registry)
+    assert {item.state for item in everything} == set(DueState)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for limit in (1, len(everything) // 2, len(everything) - 1, len(everything) + 5):
+            statements.clear()
+            assert _list(engine, registry, limit=limit) == everything[:limit]
+            assert [s for s in statements if "assessments" in s] == [statements[-1]]
+            assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 2
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_rows_out_of_list_order_are_refused(registry: rules.ProtocolRegistry) -> None:
+    """The single statement relies on its branches being read in order; rows that come
+    back otherwise (a plan the statement cannot rely on) are a defect, never a page."""
+    from surveillance.patients.due_list import ListOrderLost, _items, _Row
+
+    def row(state: int, window_end: date, row_id: int) -> tuple[object, ...]:
+        return _Row(
+            row_id, "ROM-101", 1, "rcl_test", 1, "virology", window_end, window_end,
+            window_end, None, 1, datetime(2026, 1, 1), "Month 3",
+            "cd19-car-t-pediatric-autoimmune", "1.0", state,
+        )  # fmt: skip
+
+    ordered = [row(0, date(2026, 1, 1), 5), row(0, date(2026, 1, 2), 3), row(1, ON, 1)]
+    assert [i.state for i in _items(ordered, ON, registry)] == [
+        DueState.overdue, DueState.overdue, DueState.due
+    ]  # fmt: skip
+    for wrong in (ordered[::-1], [ordered[1], ordered[0]], [ordered[2], ordered[0]]):
+        with pytest.raises(ListOrderLost):
+            _items(wrong, ON, registry)
+
+
+def test_pooled_postgresql_connections_plan_serially(engine: Engine) -> None:
     """PostgreSQL: starting parallel workers cost more than a page (~7 of 8 ms at 10^5
-    patients), so the list turns them off; for its own transaction only (``SET LOCAL``):
-    the pooled connection goes back as it was."""
+    patients), and a page's statement relies on its branches being read in order; so every
+    connection the app's engine opens starts with parallel plans off (no round trip)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("a PostgreSQL planner setting")
     show = text("SHOW max_parallel_workers_per_gather")
-    with read_session(engine) as session:
-        default = session.execute(show).scalar_one()
-        assert default != "0"  # PostgreSQL's default (2): else this shows nothing
-        assert due_list(session, site_id="Rome", on=ON, registry=registry)
-        assert session.execute(show).scalar_one() == "0"
-    with read_session(engine) as session:
-        assert session.execute(show).scalar_one() == default
+    with engine.connect() as first, engine.connect() as second:
+        assert first.execute(show).scalar_one() == "0"
+        assert second.execute(show).scalar_one() == "0"
+        defaults = first.execute(
+            text("SELECT boot_val FROM pg_settings WHERE name = 'max_parallel_workers_per_gather'")
+        ).scalar_one()
+        assert defaults != "0"  # the server's own default (2): else this shows nothing
