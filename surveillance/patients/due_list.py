@@ -3,7 +3,8 @@
 States are derived, never stored: ``overdue`` after the window closed, ``due`` inside
 it, ``upcoming`` before it opens. Each state is read in index order with a limit (the
 partial indexes on pending rows), so the list costs the same at 10 or 100 000 patients;
-a page is one statement, a branch per state. Long lists are paged with a keyset cursor (state, sort date, assessment id), never OFFSET.
+a page is one statement, a branch per state. Long lists are paged with a keyset cursor
+(state, sort date, assessment id), never OFFSET.
 """
 
 from __future__ import annotations
