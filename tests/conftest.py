@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from pg_cluster import PostgresCluster, postgres_cluster
 from sqlalchemy import Engine
+from support.cli_runtime import forget_cli_runtime
 
 import rules
 from surveillance.kit import migrate
@@ -40,6 +41,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_data_home] = folder
     for name in _DATA_HOME_ENV:
         os.environ[name] = str(folder / name.lower())
+
+
+@pytest.fixture(autouse=True)
+def _cli_runtime_per_test() -> Iterator[None]:
+    """A command run in-process keeps its runtime for the process (``cli.context``):
+    forgotten after each test, so the next test's commands read their own environment."""
+    yield
+    forget_cli_runtime()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

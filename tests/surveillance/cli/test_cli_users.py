@@ -8,12 +8,13 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import Engine, func, select
+from support.cli_runtime import forget_cli_runtime
 from typer.testing import CliRunner
 
 from surveillance.accounts import auth, throttle
 from surveillance.accounts.models import ApiToken, WebSession
-from surveillance.cli import app, context
-from surveillance.config import Settings, get_settings
+from surveillance.cli import app
+from surveillance.config import Settings
 from surveillance.errors import InvalidInput, Unauthorized
 from surveillance.kit.db import read_session, write_session
 from surveillance.records import sites
@@ -26,18 +27,11 @@ LIMITS = throttle.limits_of(Settings(database_url="sqlite://"))
 @pytest.fixture
 def cli(database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     monkeypatch.setenv("DATABASE_URL", database_url)
-    _forget_runtime()  # the commands build theirs once per process: once per test here
+    forget_cli_runtime()  # the commands build theirs once per process: once per test here
     with write_session(engine) as session:
         sites.add_site(session, site_id="Rome", name="Rome", timezone="Europe/Rome")
     yield CliRunner()
-    _forget_runtime()
-
-
-def _forget_runtime() -> None:
-    if context._built.cache_info().currsize:
-        context._built().engine.dispose()
-    for cached in (context._upgraded, context._built, get_settings):
-        cached.cache_clear()
+    forget_cli_runtime()
 
 
 def _add(cli: CliRunner, *extra: str, input: str | None = None) -> tuple[int, str]:
