@@ -56,6 +56,7 @@ from surveillance.cli.demo_large import (
 )
 from surveillance.kit import audit
 from surveillance.patients.enrolment import Enrolment, check_enrolment
+from surveillance.patients.outcomes import OUTCOME_COLUMNS, outcome_values
 from surveillance.records.adverse_event_vocabulary import CaseStatus, Change
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.outbox import Alert, AlertKind, AlertStatus, Channel
@@ -331,13 +332,7 @@ class PatientHistory:
             reason=reason, now=self.now,
         )  # fmt: skip
         if not untouched:  # a re-planned row says why in its status reason: the old values
-            performed = row["performed_on"].isoformat() if row["performed_on"] else None
-            old = {
-                "status": row["status"], "performed_on": performed, "result": row["result"],
-                "note": row["note"], "result_as_entered": row["result_as_entered"],
-                "status_reason": row["status_reason"],
-                "protocol_deviation": row["protocol_deviation"],
-            }  # fmt: skip
+            old = outcome_values(**{name: row[name] for name in OUTCOME_COLUMNS})
             fact = replace(fact, old=old)
         self.outcomes.append(outcome_row)
         row.update(new_values)

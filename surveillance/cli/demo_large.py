@@ -38,6 +38,7 @@ from surveillance.kit.clock import local_date
 from surveillance.kit.sqltypes import table_of
 from surveillance.patients.changes import change_status
 from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.patients.outcomes import outcome_values
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -419,7 +420,7 @@ def outcome_writes(
         "note": None, "reason": reason, "protocol_deviation": deviation,
         "recorded_by": ACTOR, "recorded_at": now,
     }  # fmt: skip
-    new_values = {
+    new_values: dict[str, Any] = {
         "status": outcome,
         "performed_on": on,
         "result": result,
@@ -435,16 +436,8 @@ def outcome_writes(
         entity_key=key,
         patient_id=patient_id,
         reason=reason,
-        old={
-            "status": s.status,
-            "performed_on": None,
-            "result": None,
-            "note": None,
-            "result_as_entered": None,
-            "status_reason": None,
-            "protocol_deviation": False,
-        },
-        new={**new_values, "performed_on": on.isoformat()},
+        old=outcome_values(s.status),  # untouched: nothing recorded
+        new=outcome_values(**new_values),
     )
     return outcome_row, new_values, fact
 
