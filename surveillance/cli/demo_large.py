@@ -261,7 +261,7 @@ class _History:
                 self.counts.missed += 1
             else:
                 self.counts.completed += 1
-            typed = _read_result(self.protocol, s.assessment, result) if result else None
+            typed = read_result_once(self.protocol, s.assessment, result) if result else None
             if bulk and row.untouched and not self._changes_calendar(index - 1, typed):
                 self._queue(index - 1, key, outcome, on, typed, reason)
                 continue
@@ -445,8 +445,9 @@ def outcome_writes(
 _READ: dict[tuple[str, str, str, str], str] = {}
 
 
-def _read_result(protocol: rules.Protocol, rule_id: str, text: str) -> str:
-    """``Protocol.read_result`` (units parsed by pint: slow), once per distinct text."""
+def read_result_once(protocol: rules.Protocol, rule_id: str, text: str) -> str:
+    """``Protocol.read_result`` (units parsed by pint: slow), once per distinct text. The
+    registry loader reads its results with this very function."""
     key = (protocol.id, protocol.version, rule_id, text)
     if key not in _READ:
         _READ[key] = protocol.read_result(rule_id, text)
