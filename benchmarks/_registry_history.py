@@ -32,7 +32,11 @@ from datetime import date, datetime
 from typing import Any
 
 import rules
-from surveillance.adverse_events.cases import _audited, _follow, _version_row
+from surveillance.adverse_events.cases import (
+    audited_content,
+    mirror_latest_version,
+    next_version_row,
+)
 from surveillance.adverse_events.facts import check, is_pre_existing
 from surveillance.adverse_events.views import case_content
 from surveillance.calendar.case_events import events_for_versions
@@ -47,15 +51,16 @@ from surveillance.cli.demo_large import (
     ACTOR,
     PROTOCOL,
     YEARS,
-    _read_result,
     case_facts,
     changes_calendar,
     draw_child,
     draw_outcome,
     outcome_writes,
+    read_result_once,
 )
 from surveillance.kit import audit
 from surveillance.patients.enrolment import Enrolment, check_enrolment
+from surveillance.patients.outcomes import OUTCOME_COLUMNS, outcome_values
 from surveillance.records.adverse_event_vocabulary import CaseStatus, Change
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.outbox import Alert, AlertKind, AlertStatus, Channel
@@ -105,10 +110,10 @@ def _columns(model: Any) -> dict[str, Any]:
 def audit_row(fact: audit.AuditFact, at: datetime) -> AuditRow:
     """The row ``audit.record`` / ``record_many`` defer, and the content its hash covers."""
     f = fact
-    row = audit._row(
+    row = audit.unchained_row(
         at, f.actor, f.action, f.entity, f.entity_key, f.patient_id, f.reason, f.old, f.new
     )
-    content = audit._canonical_values(
+    content = audit.hashed_content(
         row["at"], row["actor"], row["action"], row["entity"], row["entity_key"],
         row["patient_id"], row["reason"], row["old_values"], row["new_values"],
     )  # fmt: skip
@@ -228,12 +233,12 @@ class PatientHistory:
             awareness_date=facts.awareness_date, outcome=facts.outcome.value,
             created_at=self.now, updated_at=self.now,
         )  # fmt: skip
-        version = _version_row(
+        version = next_version_row(
             case, facts, Change.created,
             pre_existing=is_pre_existing(facts, e.infusion_date), source=None,
             nullify_reason=None, actor=ACTOR, now=self.now,
         )  # fmt: skip
-        _follow(case, version, Change.created, self.now)
+        mirror_latest_version(case, version, Change.created, self.now)
         content = case_content(
             version, study_id=e.study_id, site_id=e.site_id, country=self.site.country,
             sex=e.sex, birth_date=e.birth_date, protocol_id=e.protocol_id,
@@ -243,7 +248,7 @@ class PatientHistory:
             audit.AuditFact(
                 actor=ACTOR, action=f"adverse_event_{Change.created.value}",
                 entity="adverse_event", entity_key=case.case_id, patient_id=self.patient_id,
-                reason=None, old=None, new=_audited(content),
+                reason=None, old=None, new=audited_content(content),
             )
         )  # fmt: skip
         alerts = []
@@ -289,7 +294,7 @@ class PatientHistory:
                 continue
             outcome, on, result, reason = drawn
             self.counts["missed" if outcome == "missed" else "completed"] += 1
-            typed = _read_result(self.protocol, s.assessment, result) if result else None
+            typed = read_result_once(self.protocol, s.assessment, result) if result else None
             untouched = (row["note"], row["status_reason"], row["result_as_entered"]) == (
                 None, None, None
             ) and not row["protocol_deviation"]  # fmt: skip
@@ -331,13 +336,7 @@ class PatientHistory:
             reason=reason, now=self.now,
         )  # fmt: skip
         if not untouched:  # a re-planned row says why in its status reason: the old values
-            performed = row["performed_on"].isoformat() if row["performed_on"] else None
-            old = {
-                "status": row["status"], "performed_on": performed, "result": row["result"],
-                "note": row["note"], "result_as_entered": row["result_as_entered"],
-                "status_reason": row["status_reason"],
-                "protocol_deviation": row["protocol_deviation"],
-            }  # fmt: skip
+            old = outcome_values(**{name: row[name] for name in OUTCOME_COLUMNS})
             fact = replace(fact, old=old)
         self.outcomes.append(outcome_row)
         row.update(new_values)

@@ -44,7 +44,7 @@ How it is written (what pg_restore does)
 Speed (benchmarks/RESULTS.md): 20 000 patients on PostgreSQL in 566 s on the shared 2-CPU
 box (13.4 M rows; 27 000 rows/s while loading). The time goes into computing each
 patient's history (~10-18 ms of CPU: ~2.6 engine runs, ~180 outcome and audit rows with
-their JSON), not into COPY: 10^6 patients take hours here, and need ~283 GB of disk.
+their JSON), not into COPY: 10^6 patients take hours here (and the disk projected above).
 
 Prints progress on stderr, readable figures, then one JSON object on the last line:
 seconds per phase, rows per table, rows/s, bytes per assessment row per relation, and the

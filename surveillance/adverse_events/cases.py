@@ -303,7 +303,7 @@ def _store(
     now: datetime,
     nullify_reason: str | None = None,
 ) -> CaseChange:
-    version = _version_row(
+    version = next_version_row(
         case,
         facts,
         change,
@@ -315,7 +315,7 @@ def _store(
     )
     number_at_commit(session, version)
     session.add(version)
-    _follow(case, version, change, now)
+    mirror_latest_version(case, version, change, now)
     session.add(case)
     session.flush()
     content = content_of(session, version, registry, patient)
@@ -328,8 +328,8 @@ def _store(
         entity_key=case.case_id,
         patient_id=patient.id,
         reason=nullify_reason,
-        old=_audited(old),
-        new=_audited(content),
+        old=audited_content(old),
+        new=audited_content(content),
         at=now,
     )
     outbox.case_changed(
@@ -357,7 +357,7 @@ def _store(
     return CaseChange(case, version, calendar, deceased)
 
 
-def _version_row(
+def next_version_row(
     case: AdverseEventCase,
     facts: CaseFacts,
     change: Change,
@@ -368,7 +368,8 @@ def _version_row(
     actor: str,
     now: datetime,
 ) -> AdverseEventVersion:
-    """The case's next version: the whole case as now known (versions are never edited)."""
+    """The case's next version: the whole case as now known (versions are never edited).
+    The registry loader writes its versions with this very function."""
     assert facts.last_info_date is not None
     return AdverseEventVersion(
         case_id=case.case_id,
@@ -400,10 +401,11 @@ def _version_row(
     )
 
 
-def _follow(
+def mirror_latest_version(
     case: AdverseEventCase, version: AdverseEventVersion, change: Change, now: datetime
 ) -> None:
-    """The case row mirrors its latest version (what lists and scans read)."""
+    """The case row mirrors its latest version (what lists and scans read). The registry
+    loader updates its cases with this very function."""
     case.version = version.version
     case.status = (
         CaseStatus.nullified.value if change is Change.nullified else CaseStatus.open.value
@@ -414,8 +416,9 @@ def _follow(
     case.updated_at = now
 
 
-def _audited(content: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The clinical content (the patient's facts are audited elsewhere)."""
+def audited_content(content: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The clinical content (the patient's facts are audited elsewhere). The registry
+    loader audits its cases with this very function."""
     if content is None:
         return None
     skip = {"product", "study_id", "site", "site_country", "sex", "age_at_onset_years"}

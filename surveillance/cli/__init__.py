@@ -15,6 +15,7 @@ import rules
 from surveillance.cli import admin, alerts, demo, patients, protocols, results, serve
 from surveillance.config import SettingsError, default_data_dir
 from surveillance.errors import SurveillanceError
+from surveillance.kit.log_setup import log_to_stderr
 
 app = typer.Typer(
     help=(
@@ -41,7 +42,9 @@ app.add_typer(admin.audit_app, name="audit")
 
 
 def main() -> None:
-    """Entry point: domain errors become a message and exit code 1, never a traceback."""
+    """Entry point: domain errors become a message and exit code 1, never a traceback.
+    Log lines (a ``serve`` or ``worker`` scan) go to stderr: this is the process's own."""
+    log_to_stderr()
     try:
         app()
     except (SurveillanceError, rules.RulesError) as exc:

@@ -38,6 +38,7 @@ from surveillance.kit.clock import local_date
 from surveillance.kit.sqltypes import table_of
 from surveillance.patients.changes import change_status
 from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.patients.outcomes import outcome_values
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_event_vocabulary import (
     CaseOutcome,
@@ -260,7 +261,7 @@ class _History:
                 self.counts.missed += 1
             else:
                 self.counts.completed += 1
-            typed = _read_result(self.protocol, s.assessment, result) if result else None
+            typed = read_result_once(self.protocol, s.assessment, result) if result else None
             if bulk and row.untouched and not self._changes_calendar(index - 1, typed):
                 self._queue(index - 1, key, outcome, on, typed, reason)
                 continue
@@ -419,7 +420,7 @@ def outcome_writes(
         "note": None, "reason": reason, "protocol_deviation": deviation,
         "recorded_by": ACTOR, "recorded_at": now,
     }  # fmt: skip
-    new_values = {
+    new_values: dict[str, Any] = {
         "status": outcome,
         "performed_on": on,
         "result": result,
@@ -435,16 +436,8 @@ def outcome_writes(
         entity_key=key,
         patient_id=patient_id,
         reason=reason,
-        old={
-            "status": s.status,
-            "performed_on": None,
-            "result": None,
-            "note": None,
-            "result_as_entered": None,
-            "status_reason": None,
-            "protocol_deviation": False,
-        },
-        new={**new_values, "performed_on": on.isoformat()},
+        old=outcome_values(s.status),  # untouched: nothing recorded
+        new=outcome_values(**new_values),
     )
     return outcome_row, new_values, fact
 
@@ -452,8 +445,9 @@ def outcome_writes(
 _READ: dict[tuple[str, str, str, str], str] = {}
 
 
-def _read_result(protocol: rules.Protocol, rule_id: str, text: str) -> str:
-    """``Protocol.read_result`` (units parsed by pint: slow), once per distinct text."""
+def read_result_once(protocol: rules.Protocol, rule_id: str, text: str) -> str:
+    """``Protocol.read_result`` (units parsed by pint: slow), once per distinct text. The
+    registry loader reads its results with this very function."""
     key = (protocol.id, protocol.version, rule_id, text)
     if key not in _READ:
         _READ[key] = protocol.read_result(rule_id, text)

@@ -4,6 +4,10 @@ Both run on the process's one runtime: ``serve``'s app and scheduler share its e
 With ``--workers N`` the app runs in N processes (uvicorn's supervisor), each with its own
 runtime and connection pool (``SURVEILLANCE_DB_THREADS`` connections each); the scheduler
 stays one, in the supervising process, so the scan and the dispatch run once.
+
+Their log lines reach stderr through the process's entry points (``cli.main``, and
+``http.app.app_from_environment`` in each worker process), not through these commands: a
+command invoked in-process (a test) leaves the process's logging as it found it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import typer
 from surveillance.alerting.scheduler import build_scheduler
 from surveillance.cli.context import TodayOption, migrated_runtime
 from surveillance.kit.db import is_sqlite
-from surveillance.kit.log_setup import log_to_stderr
 from surveillance.main import alert_jobs
 
 commands = typer.Typer()
@@ -45,7 +48,6 @@ def serve_command(
 
     from surveillance.http.app import create_app, freeze_startup_objects
 
-    log_to_stderr()
     current = migrated_runtime(create=True)  # migrates before serving
     if workers > 1 and is_sqlite(current.engine):
         # One SQLite file takes one writer at a time: more processes only queue on its lock.
@@ -87,15 +89,15 @@ def worker_command(today: TodayOption = None) -> None:
     """Run only the alert scheduler (scan, digests, dispatch), for multi-process deployments."""
     # --today (hidden): the jobs' clock stopped at noon UTC of that day (benchmarks/alerts.py
     # runs the worker on data loaded as of a fixed day); the scheduler still fires on time.
-    log_to_stderr()
     scheduler = build_scheduler(alert_jobs(migrated_runtime(today, create=True)))
     scheduler.start()
     typer.echo("alert worker running (Ctrl+C to stop)")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
         scheduler.shutdown()
+        signal.signal(signal.SIGTERM, previous)  # run in-process (a test): as it was

@@ -10,7 +10,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def log_to_stderr() -> None:
     """The application's log lines (scans, dispatch, refused requests) on stderr at INFO:
-    without a handler Python shows only warnings, and an operator never sees a scan."""
+    without a handler Python shows only warnings, and an operator never sees a scan.
+    Process-wide: called only where a process starts (``cli.main``, ``app_from_environment``)."""
     logger = logging.getLogger("surveillance")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)

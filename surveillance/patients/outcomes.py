@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -78,6 +79,47 @@ def record_outcome_without_safety_case(
         protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
         change = rematerialize(session, patient, protocol, cause=cause, actor=actor, now=now)
     return RecordedOutcome(row, change)
+
+
+# An assessment's columns that say what was recorded for it (``outcome_values``' arguments).
+OUTCOME_COLUMNS = (
+    "status",
+    "performed_on",
+    "result",
+    "note",
+    "result_as_entered",
+    "status_reason",
+    "protocol_deviation",
+)
+
+
+def outcome_values(
+    status: str,
+    *,
+    performed_on: date | None = None,
+    result: str | None = None,
+    note: str | None = None,
+    result_as_entered: str | None = None,
+    status_reason: str | None = None,
+    protocol_deviation: bool = False,
+) -> dict[str, Any]:
+    """What an assessment's audit rows record of its outcome, as old or new values (the
+    defaults: nothing recorded). Recording, correcting, undoing, the large demo and the
+    registry loader all write this one dict, so their audit rows (and hashes) agree."""
+    return {
+        "status": status,
+        "performed_on": performed_on.isoformat() if performed_on else None,
+        "result": result,
+        "note": note,
+        "result_as_entered": result_as_entered,
+        "status_reason": status_reason,
+        "protocol_deviation": protocol_deviation,
+    }
+
+
+def stored_outcome_values(row: Assessment) -> dict[str, Any]:
+    """``outcome_values`` of what ``row`` holds now (the old values of a change to it)."""
+    return outcome_values(**{name: getattr(row, name) for name in OUTCOME_COLUMNS})
 
 
 _RECORDED = frozenset({Outcome.completed.value, Outcome.missed.value, Outcome.not_done.value})
@@ -260,16 +302,7 @@ def _write(
     """Add the outcome to the assessment's history, update the row, audit it (as ``key``,
     the way it was asked for)."""
     deviation = kind is Outcome.completed and not row.window_start <= on <= row.window_end
-    performed = row.performed_on.isoformat() if row.performed_on else None
-    old = {
-        "status": row.status,
-        "performed_on": performed,
-        "result": row.result,
-        "note": row.note,
-        "result_as_entered": row.result_as_entered,
-        "status_reason": row.status_reason,
-        "protocol_deviation": row.protocol_deviation,
-    }
+    old = stored_outcome_values(row)
     session.add(
         OutcomeRecord(
             assessment_id=row.id,  # type: ignore[arg-type]
@@ -299,15 +332,7 @@ def _write(
         patient_id=patient.id,
         reason=reason,
         old=old,
-        new={
-            "status": kind.value,
-            "performed_on": on.isoformat(),
-            "result": result,
-            "note": note,
-            "result_as_entered": row.result_as_entered,
-            "status_reason": reason,
-            "protocol_deviation": deviation,
-        },
+        new=stored_outcome_values(row),
         at=now,
     )
 

@@ -27,6 +27,7 @@ from surveillance.patients.outcomes import (
     RecordedOutcome,
     mark_started_by_corrected_result,
     plan_identities,
+    stored_outcome_values,
 )
 from surveillance.protocols.registry import assessment_name, get_protocol
 from surveillance.records.adverse_events import AdverseEventCase, AdverseEventVersion
@@ -176,14 +177,7 @@ def _write_undo(
     now: datetime,
 ) -> None:
     """Add the undo to the history, put the row back to pending, audit it."""
-    old = {
-        "status": row.status,
-        "performed_on": row.performed_on.isoformat() if row.performed_on else None,
-        "result": row.result,
-        "note": row.note,
-        "result_as_entered": row.result_as_entered,
-        "protocol_deviation": row.protocol_deviation,
-    }
+    old = stored_outcome_values(row)
     session.add(
         OutcomeRecord(
             assessment_id=row.id,  # type: ignore[arg-type]
@@ -209,14 +203,7 @@ def _write_undo(
         patient_id=patient.id,
         reason=UNDO_REASON,
         old=old,
-        new={
-            "status": row.status,
-            "performed_on": None,
-            "result": None,
-            "note": None,
-            "result_as_entered": None,
-            "protocol_deviation": False,
-        },
+        new=stored_outcome_values(row),
         at=now,
     )
 

@@ -1,21 +1,29 @@
 """``surveillance worker`` as an operator (or ``benchmarks/alerts.py``) runs it: the console
 script in a child process on a SQLite file, stopped with SIGTERM. Its hidden ``--today``
-stops the jobs' clock at a day, so a database loaded as of that day is scanned as of it."""
+stops the jobs' clock at a day, so a database loaded as of that day is scanned as of it.
+Invoked in-process (as the other CLI tests invoke commands) it leaves the test process's
+logging and signal handling as it found them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from support.alert_support import add_sites_and_staff, enroll_aav
+from typer.testing import CliRunner
 
 import rules
+from surveillance.cli import app, context
+from surveillance.config import get_settings
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.kit.leases import JobLease
@@ -78,3 +86,50 @@ def test_worker_scans_as_of_its_today(tmp_path: Path, registry: rules.ProtocolRe
     # real day, years later, finds far more, as of itself).
     assert len(alerts) == 2
     assert {as_of for _, as_of in alerts} == {INFUSED}
+
+
+def test_an_in_process_worker_adds_no_log_handler_and_gives_sigterm_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the process's entry point (``cli.main``) sends the ``surveillance`` log to
+    stderr: ``worker`` invoked in-process, stopped by SIGTERM as an operator stops it,
+    adds no handler to the process-wide logger (one would outlive the invocation and
+    write into whatever stream it captured)."""
+    logger = logging.getLogger("surveillance")
+    monkeypatch.setattr(logger, "handlers", [])  # whatever an earlier test left
+    level = logger.level
+    for name in [k for k in os.environ if k.startswith("SURVEILLANCE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
+    monkeypatch.setenv("SURVEILLANCE_DATA_DIR", str(tmp_path / "data"))
+    _forget_runtime()
+    original = signal.getsignal(signal.SIGTERM)
+
+    def stop_once_it_listens() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # never SIGTERM before the worker's own handler
+            if signal.getsignal(signal.SIGTERM) is not original:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.05)
+
+    stopper = threading.Thread(target=stop_once_it_listens, daemon=True)
+    stopper.start()
+    try:
+        result = CliRunner().invoke(app, ["worker", "--today", INFUSED.isoformat()])
+    finally:
+        stopper.join(timeout=60)
+        _forget_runtime()
+    assert result.exit_code == 0, result.output
+    assert "alert worker running" in result.output
+    assert logger.handlers == []
+    assert logger.level == level
+    assert signal.getsignal(signal.SIGTERM) is original
+
+
+def _forget_runtime() -> None:
+    """The commands build their runtime once per process: once per test here."""
+    if context._built.cache_info().currsize:
+        context._built().engine.dispose()
+    for cached in (context._upgraded, context._built, get_settings):
+        cached.cache_clear()

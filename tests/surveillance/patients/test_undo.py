@@ -261,6 +261,30 @@ def test_after_an_undo_it_is_recorded_again_and_that_recording_can_be_undone_too
         assert (row.status, row.status_reason, row.version) == ("not_done", "sample lost", 6)
 
 
+def test_the_undo_audits_what_the_recording_audited_back_to_nothing(
+    engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
+) -> None:
+    """The undo's old values are the recording's new ones, its reason included, and its new
+    values the recording's old ones: the trail reads the undo as the recording reversed."""
+    _record(engine, registry, now, RCL[0], outcome="not_done", reason="sample lost")
+    _undo(engine, registry, now)
+    with read_session(engine) as session:
+        trail = session.execute(select(AuditEntry).order_by(col(AuditEntry.id))).scalars()
+        by_action = {entry.action: entry for entry in trail}
+    recorded, undone = by_action["record_outcome"], by_action["undo_outcome"]
+    assert json.loads(recorded.new_values or "") == {
+        "status": "not_done",
+        "performed_on": "2024-04-30",
+        "result": None,
+        "note": None,
+        "result_as_entered": None,
+        "status_reason": "sample lost",
+        "protocol_deviation": False,
+    }
+    assert json.loads(undone.old_values or "") == json.loads(recorded.new_values or "")
+    assert json.loads(undone.new_values or "") == json.loads(recorded.old_values or "")
+
+
 def test_a_stale_version_is_refused(
     engine: Engine, registry: rules.ProtocolRegistry, now: datetime, patient: int
 ) -> None:
