@@ -45,7 +45,7 @@ class among(ColumnElement[bool]):
 
     type = Boolean()
     inherit_cache = False  # holds a SELECT: compiled each time
-    is_literal = False
+    _is_implicitly_boolean = True  # a comparison: SQLite gets no `= 1` after it
 
     def __init__(self, column: Any, rows: Select[Any]) -> None:
         self.column, self.rows = column, rows
