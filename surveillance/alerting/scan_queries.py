@@ -219,9 +219,11 @@ def at_risk(scope: Scope, level: int) -> Select[Any]:
         col(Assessment.window_end) < scope.as_of,
         col(Assessment.status) != AssessmentStatus.cancelled.value,
     )
-    if scope.since is not None:
+    if scope.since is None:
+        closed = closed.where(among(patient, _twice_missed(scope, missed)))
+    else:  # fewer still: those whose pair may be new
         closed = closed.where(col(Assessment.patient_id).in_(_at_risk_candidates(scope, missed)))
-    latest = closed.where(among(patient, _twice_missed(scope, missed))).subquery("yearly_contacts")
+    latest = closed.subquery("yearly_contacts")
     return select(latest.c.id, latest.c.patient_id, literal("0").label("round")).where(
         latest.c.recent == 1,
         latest.c.status.in_(missed),
