@@ -49,11 +49,6 @@ SCAN_VERSION = "1"
 # More patients written since the last scan than this: scan in full (a long IN list
 # costs more than reading the groups, e.g. after a bulk enrolment or an amendment).
 MAX_CHANGED = 2000
-# PostgreSQL compiles a statement to machine code (JIT) when its estimated cost is high.
-# The scan's are estimated from "pending, window closed before D" taken as independent
-# (at 10^5 patients a hundred times the rows read: most pending rows lie ahead), so its
-# few-millisecond statements were compiled, 15-150 ms each, 100 or more a scan.
-NO_JIT = "SET LOCAL jit = off"
 
 
 @dataclass
@@ -91,8 +86,6 @@ def scan(
     Incremental unless ``full`` (see the module's docstring); both create the same alerts.
     """
     report = ScanReport()
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection().exec_driver_sql(NO_JIT)  # for this transaction
     sites = {site.id: site for site in list_sites(session)}
     changed = _take_changes(session)
     report.changed_patients = len(changed)

@@ -20,12 +20,16 @@ from surveillance.kit.private_files import create_private_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# PostgreSQL, set when a connection starts (no round trip): the app's statements are pages
-# read from an index and cut by a limit. At 10^5 patients the planner overestimated a due
-# list's rows and started parallel workers: ~7 of the statement's 8 ms. A page's statement
-# also relies on its branches being read in order (``patients.due_list``), which a parallel
-# plan does not promise. A report that reads everything may ``SET LOCAL`` it back.
-SERIAL_PLANS = "-c max_parallel_workers_per_gather=0"
+# PostgreSQL, set when a connection starts (no round trip). The app's statements are pages
+# read from an index and cut by a limit, and the scan's set-based statements each touch a
+# site's few rows, which the planner overestimates ("pending, window closed before D" taken
+# as independent: at 10^5 patients a hundred times the rows read, most pending rows lie
+# ahead). On such estimates it started parallel workers for a due list (~7 of its 8 ms)
+# and compiled the scan's few-millisecond statements to machine code (JIT, 15-150 ms
+# each, 100 or more a scan). A due-list page's statement also relies on its branches
+# being read in order (``patients.due_list``), which a parallel plan does not promise.
+# A report that reads everything may ``SET LOCAL`` either back.
+OLTP_OPTIONS = "-c max_parallel_workers_per_gather=0 -c jit=off"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -42,7 +46,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     the umask's mode, and its -wal and -shm files take the database file's mode."""
     if make_url(url).get_backend_name() != "sqlite":
         connect_args = {**kwargs.pop("connect_args", {})}
-        connect_args["options"] = f"{connect_args.get('options', '')} {SERIAL_PLANS}".strip()
+        connect_args["options"] = f"{connect_args.get('options', '')} {OLTP_OPTIONS}".strip()
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
     path = sqlite_file(url)
     if path is not None:
