@@ -190,11 +190,9 @@ def _forget_scans(engine: Engine, outbox: Outbox) -> None:
                 session.execute(insert(table_of(model)), rows)
 
 
-# The real command line, with logging at INFO (the worker configures none of its own, so
-# its "alert scan: ..." lines would not show).
+# The real command line (``cli.main`` sends the "alert scan: ..." lines to stderr).
 WORKER = """
-import logging, sys
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+import sys
 sys.argv[0] = "surveillance"
 from surveillance.cli import main
 main()

@@ -13,7 +13,9 @@ def log_to_stderr() -> None:
     without a handler Python shows only warnings, and an operator never sees a scan.
     Process-wide: called only where a process starts (``cli.main``, ``app_from_environment``)."""
     logger = logging.getLogger("surveillance")
-    if not logger.handlers:
+    # None if logging is configured already (a handler here or on the root: the lines
+    # would be written twice); that configuration decides.
+    if not logger.hasHandlers():
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)

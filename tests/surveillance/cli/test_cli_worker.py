@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from support.alert_support import add_sites_and_staff, enroll_aav
+from support.cli_runtime import forget_cli_runtime
 from typer.testing import CliRunner
 
 import rules
-from surveillance.cli import app, context
-from surveillance.config import get_settings
+from surveillance.cli import app
 from surveillance.kit import migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.kit.leases import JobLease
@@ -102,7 +102,7 @@ def test_an_in_process_worker_adds_no_log_handler_and_gives_sigterm_back(
         monkeypatch.delenv(name)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'x.db'}")
     monkeypatch.setenv("SURVEILLANCE_DATA_DIR", str(tmp_path / "data"))
-    _forget_runtime()
+    forget_cli_runtime()
     original = signal.getsignal(signal.SIGTERM)
 
     def stop_once_it_listens() -> None:
@@ -119,17 +119,9 @@ def test_an_in_process_worker_adds_no_log_handler_and_gives_sigterm_back(
         result = CliRunner().invoke(app, ["worker", "--today", INFUSED.isoformat()])
     finally:
         stopper.join(timeout=60)
-        _forget_runtime()
+        forget_cli_runtime()
     assert result.exit_code == 0, result.output
     assert "alert worker running" in result.output
     assert logger.handlers == []
     assert logger.level == level
     assert signal.getsignal(signal.SIGTERM) is original
-
-
-def _forget_runtime() -> None:
-    """The commands build their runtime once per process: once per test here."""
-    if context._built.cache_info().currsize:
-        context._built().engine.dispose()
-    for cached in (context._upgraded, context._built, get_settings):
-        cached.cache_clear()
