@@ -446,7 +446,7 @@ class Bench:
             else sqlite3.connect(url.split("///", 1)[1])
         )
         self.cursor = self.conn.cursor()
-        if self.postgres:  # what kit.db.OLTP_OPTIONS sets on each of the app's connections
+        if self.postgres:  # what kit.db.OLTP_SETTINGS sets on each of the app's connections
             self.cursor.execute("SET max_parallel_workers_per_gather = 0")
             self.cursor.execute("SET jit = off")
             self.conn.commit()

@@ -20,16 +20,18 @@ from surveillance.kit.private_files import create_private_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# PostgreSQL, set when a connection starts (no round trip). The app's statements are pages
-# read from an index and cut by a limit, and the scan's set-based statements each touch a
-# site's few rows, which the planner overestimates ("pending, window closed before D" taken
-# as independent: at 10^5 patients a hundred times the rows read, most pending rows lie
-# ahead). On such estimates it started parallel workers for a due list (~7 of its 8 ms)
-# and compiled the scan's few-millisecond statements to machine code (JIT, 15-150 ms
-# each, 100 or more a scan). A due-list page's statement also relies on its branches
-# being read in order (``patients.due_list``), which a parallel plan does not promise.
+# PostgreSQL, set once on each new connection (it stays in the pool with it). The app's
+# statements are pages read from an index and cut by a limit, and the scan's set-based
+# statements each touch a site's few rows, which the planner overestimates ("pending,
+# window closed before D" taken as independent: at 10^5 patients a hundred times the rows
+# read, most pending rows lie ahead). On such estimates it started parallel workers for a
+# due list (~7 of its 8 ms) and compiled the scan's few-millisecond statements to machine
+# code (JIT, 15-150 ms each, 100 or more a scan). A due-list page's statement also relies
+# on its branches being read in order (``patients.due_list``), which a parallel plan does
+# not promise. A SET after connecting, not libpq startup ``options``: those would replace
+# the deployment's own (``?options=`` in the URL, PGOPTIONS), and some poolers refuse them.
 # A report that reads everything may ``SET LOCAL`` either back.
-OLTP_OPTIONS = "-c max_parallel_workers_per_gather=0 -c jit=off"
+OLTP_SETTINGS = "SET max_parallel_workers_per_gather = 0; SET jit = off"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -45,15 +47,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     0700 folder if the folder is new) before SQLite opens it: SQLite would create it with
     the umask's mode, and its -wal and -shm files take the database file's mode."""
     if make_url(url).get_backend_name() != "sqlite":
-        connect_args = {**kwargs.pop("connect_args", {})}
-        connect_args["options"] = f"{connect_args.get('options', '')} {OLTP_OPTIONS}".strip()
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        _configure_postgresql(engine)
+        return engine
     path = sqlite_file(url)
     if path is not None:
         create_private_file(path)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
     _configure_sqlite(engine)
     return engine
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(OLTP_SETTINGS)
+        dbapi_connection.commit()  # a session setting, kept after the first transaction
 
 
 def _configure_sqlite(engine: Engine) -> None:

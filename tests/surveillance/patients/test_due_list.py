@@ -9,7 +9,7 @@ from sqlalchemy import Engine, event, text
 from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record, rows_of
 
 import rules
-from surveillance.kit.db import read_session, write_session
+from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.patients.changes import change_status
 from surveillance.patients.due_list import DueItem, DueState, derive_state, due_list
 from surveillance.records.patients import Assessment, assessment_key
@@ -283,17 +283,27 @@ def test_rows_out_of_list_order_are_refused(registry: rules.ProtocolRegistry) ->
             _items(wrong, ON, registry)
 
 
-def test_pooled_postgresql_connections_plan_serially_without_jit(engine: Engine) -> None:
+def test_pooled_postgresql_connections_plan_serially_without_jit(
+    engine: Engine, database_url: str
+) -> None:
     """PostgreSQL: starting parallel workers cost more than a page (~7 of 8 ms at 10^5
     patients), a page's statement relies on its branches being read in order, and JIT
     compiled the scan's few-millisecond statements (15-150 ms each); so every connection
-    the app's engine opens starts with both off (no round trip)."""
+    the app's engine makes has both off, and keeps the deployment's own settings (startup
+    ``options`` in the URL: a search path, a statement timeout)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL planner settings")
-    with engine.connect() as first, engine.connect() as second:
-        for name in ("max_parallel_workers_per_gather", "jit"):
-            row = text("SELECT setting, boot_val FROM pg_settings WHERE name = :name")
+    row = text("SELECT setting, boot_val FROM pg_settings WHERE name = :name")
+    own = make_engine(f"{database_url}?options=-c%20lock_timeout%3D1234")
+    try:
+        with own.connect() as first, own.connect() as second:
             for connection in (first, second):
-                setting, default = connection.execute(row, {"name": name}).one()
-                assert setting in ("0", "off")
-                assert default not in ("0", "off")  # the server's default: else this shows nothing
+                for name in ("max_parallel_workers_per_gather", "jit"):
+                    setting, default = connection.execute(row, {"name": name}).one()
+                    assert setting in ("0", "off")
+                    assert default not in ("0", "off")  # the server's: else this shows nothing
+                assert connection.execute(text("SHOW lock_timeout")).scalar_one() == "1234ms"
+                connection.rollback()
+                assert connection.execute(text("SHOW jit")).scalar_one() == "off"  # kept
+    finally:
+        own.dispose()
