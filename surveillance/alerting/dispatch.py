@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import httpx
 from sqlalchemy import Engine, and_, or_, select, update
@@ -28,6 +27,7 @@ from surveillance.alerting.kinds import KINDS, kind_of
 from surveillance.alerting.models import OutgoingMail
 from surveillance.kit.bulk import insert_rows
 from surveillance.kit.db import write_session
+from surveillance.kit.sql import chunked
 from surveillance.kit.sqltypes import table_of
 from surveillance.records.outbox import (
     Alert,
@@ -87,7 +87,9 @@ def dispatch(
         ids = claim(session, now=now(), limit=limit)
     report.claimed = len(ids)
     jobs = [
-        job for chunk in _chunks(ids) for job in _prepare_chunk(engine, chunk, now, config, report)
+        job
+        for chunk in chunked(ids, CHUNK)
+        for job in _prepare_chunk(engine, chunk, now, config, report)
     ]
     if not jobs:
         return report
@@ -106,7 +108,7 @@ def dispatch(
         outcomes = list(pool.map(send, jobs))
     for client in getattr(local, "all_clients", []):
         client.close()
-    for chunk in _chunks(outcomes):
+    for chunk in chunked(outcomes, CHUNK):
         _record_chunk(engine, chunk, now(), config, report)
     return report
 
@@ -115,12 +117,6 @@ def dispatch(
 # was most of the dispatcher's time), yet short enough that a SQLite writer (a nurse
 # recording a visit) never waits long behind the dispatcher.
 CHUNK = 50
-_T = TypeVar("_T")
-
-
-def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 def _prepare_chunk(

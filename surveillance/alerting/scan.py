@@ -32,6 +32,7 @@ from surveillance.alerting.kinds import SCANNED, Kind, ScanAll, ScanEach
 from surveillance.alerting.models import ScanChange, ScanMark
 from surveillance.alerting.policy import policy_for
 from surveillance.alerting.scan_queries import Scope
+from surveillance.kit.sql import chunked
 from surveillance.kit.sqltypes import UtcDateTime
 from surveillance.records.outbox import Alert, AlertStatus, Channel, WebhookEndpoint
 from surveillance.records.patients import Assessment, Patient
@@ -149,8 +150,7 @@ def _changed_by_group(
     another site than the patient's own (its calendar before a transfer): by the rows'
     sites and by the patient's own."""
     by_group: dict[tuple[str, str], set[int]] = {}
-    for start in range(0, len(changed), 500):
-        chunk = changed[start : start + 500]
+    for chunk in chunked(changed):
         by_rows = (
             select(col(Assessment.site_id), col(Patient.protocol_id), col(Patient.id))
             .join(Patient, col(Patient.id) == col(Assessment.patient_id))

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Boolean, Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import FunctionElement
+
+# Values in one ``IN (...)`` list: well below SQLite's bound-parameter limit, and short
+# enough for the planner to probe an index per value.
+IN_LIST_SIZE = 500
+_T = TypeVar("_T")
+
+
+def chunked(items: Sequence[_T], size: int = IN_LIST_SIZE) -> Iterator[Sequence[_T]]:
+    """``items`` in consecutive slices of at most ``size`` (an IN list, a transaction)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class days_between(FunctionElement[int]):

@@ -15,6 +15,7 @@ from surveillance.errors import Conflict, InvalidInput
 from surveillance.kit import audit
 from surveillance.kit.bounds import check_birth, check_infusion
 from surveillance.kit.bulk import insert_rows
+from surveillance.kit.sql import chunked
 from surveillance.kit.sqltypes import table_of
 from surveillance.kit.text import single_line
 from surveillance.protocols.registry import get_protocol
@@ -112,8 +113,7 @@ def _refuse_duplicates(session: Session, enrolments: list[Enrolment]) -> None:
     if repeated:
         raise Conflict(f"study id given twice: {', '.join(repeated)}")
     existing: list[str] = []
-    for start in range(0, len(study_ids), 500):
-        chunk = study_ids[start : start + 500]
+    for chunk in chunked(study_ids):
         existing += session.execute(
             select(col(Patient.study_id)).where(col(Patient.study_id).in_(chunk))
         ).scalars()

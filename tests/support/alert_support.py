@@ -21,6 +21,7 @@ import notifications
 import rules
 from support.peers import Receiver, SmtpInbox
 from surveillance.accounts import auth
+from surveillance.adverse_events.facts import CaseFacts
 from surveillance.alerting import endpoints
 from surveillance.alerting.dispatch import DispatchConfig, DispatchReport, dispatch
 from surveillance.alerting.scan import ScanReport, scan
@@ -28,6 +29,13 @@ from surveillance.kit.db import read_session, write_session
 from surveillance.patients.enrolment import Enrolment, enroll
 from surveillance.protocols.registry import registry_for
 from surveillance.records import sites
+from surveillance.records.adverse_event_vocabulary import (
+    CaseOutcome,
+    Category,
+    GradeScale,
+    Relatedness,
+    Seriousness,
+)
 from surveillance.records.outbox import Alert, DeliveryAttempt, WebhookEndpoint
 from surveillance.records.patients import Assessment, Patient, assessment_key
 
@@ -53,6 +61,22 @@ STAFF = (
     ("investigator.erlangen@test.invalid", "investigator", ["Erlangen"]),
     ("pv@test.invalid", "pharmacovigilance", []),
     (ADMIN, "admin", []),
+)
+
+# A serious infection (hospitalisation): a case with a sponsor notice and safety reports due.
+INFECTION = CaseFacts(
+    onset_date=date(2026, 11, 22),
+    awareness_date=date(2026, 11, 23),
+    term="Pneumonia",
+    category=Category.infection,
+    grade=3,
+    grade_scale=GradeScale.ctcae_v5,
+    serious=True,
+    seriousness_criteria=(Seriousness.hospitalization,),
+    relatedness=Relatedness.possibly_related,
+    expected=False,
+    outcome=CaseOutcome.recovering,
+    narrative="Admitted with fever and a right lower lobe consolidation.",
 )
 
 

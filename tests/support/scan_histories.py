@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pg_cluster import PostgresCluster
 from sqlalchemy import Engine, select
@@ -43,6 +44,17 @@ from surveillance.records.patients import (
     Patient,
     assessment_key,
 )
+
+
+def histories_settings(max_examples: int) -> settings:
+    """Hypothesis settings for a property over ``histories``: each example plays a whole
+    history on a real database (slow, with a fixture per test, not per example)."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
 
 CAR_T = "cd19-car-t-pediatric-autoimmune"
 SITES = ("Rome", "Erlangen")

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 from standardwebhooks.webhooks import Webhook
 from support.alert_support import (
     ADMIN,
+    INFECTION,
     ROME_INVESTIGATOR,
     Clock,
     add_sites_and_staff,
@@ -55,20 +56,6 @@ EVENTS = (
     "adverse_event.updated",
     "adverse_event.nullified",
     "adverse_event.serious",
-)
-INFECTION = CaseFacts(
-    onset_date=date(2026, 11, 22),
-    awareness_date=date(2026, 11, 23),
-    term="Pneumonia",
-    category=Category.infection,
-    grade=3,
-    grade_scale=GradeScale.ctcae_v5,
-    serious=True,
-    seriousness_criteria=(Seriousness.hospitalization,),
-    relatedness=Relatedness.possibly_related,
-    expected=False,
-    outcome=CaseOutcome.recovering,
-    narrative="Admitted with fever and a right lower lobe consolidation.",
 )
 MILD_CRS = CaseFacts(
     onset_date=date(2026, 11, 22),

@@ -14,11 +14,19 @@ from collections import Counter
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from sqlalchemy import Engine, delete, select, text
 from sqlmodel import col
 from support.alert_support import AAV, ACTOR, START, Clock, add_sites_and_staff
-from support.scan_histories import Step, Store, World, histories, pg_store, sqlite_store
+from support.scan_histories import (
+    Step,
+    Store,
+    World,
+    histories,
+    histories_settings,
+    pg_store,
+    sqlite_store,
+)
 
 import rules
 from surveillance.alerting.jobs import AlertJobs
@@ -53,11 +61,7 @@ def _play(store: Store, registry: rules.ProtocolRegistry, history: list[Step]) -
         reference.engine.dispose()
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@histories_settings(40)
 @given(history=histories)
 def test_incremental_scans_write_the_alerts_of_full_scans(
     sqlite_store: Store, registry: rules.ProtocolRegistry, history: list[Step]
@@ -66,11 +70,7 @@ def test_incremental_scans_write_the_alerts_of_full_scans(
 
 
 @pytest.mark.postgres
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@histories_settings(8)
 @given(history=histories)
 def test_incremental_scans_write_the_alerts_of_full_scans_on_postgresql(
     pg_store: Store, registry: rules.ProtocolRegistry, history: list[Step]

@@ -17,11 +17,18 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from sqlalchemy import Engine, select
 from sqlmodel import col
 from support import scan_reference
-from support.alert_support import AAV, ACTOR, START, add_sites_and_staff, enroll_aav
+from support.alert_support import (
+    AAV,
+    ACTOR,
+    INFECTION,
+    START,
+    add_sites_and_staff,
+    enroll_aav,
+)
 from support.scan_histories import (
     CAR_T,
     SITES,
@@ -29,25 +36,18 @@ from support.scan_histories import (
     Store,
     World,
     histories,
+    histories_settings,
     pg_store,
     sqlite_store,
 )
 
 import rules
 from surveillance.adverse_events.cases import create_case
-from surveillance.adverse_events.facts import CaseFacts
 from surveillance.alerting import scan_queries
 from surveillance.alerting.policy import policy_for
 from surveillance.alerting.scan_queries import Rows, Scope
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.patients.changes import change_status
-from surveillance.records.adverse_event_vocabulary import (
-    CaseOutcome,
-    Category,
-    GradeScale,
-    Relatedness,
-    Seriousness,
-)
 from surveillance.records.patients import Assessment, Patient
 
 __all__ = ["pg_store", "sqlite_store"]  # fixtures
@@ -100,11 +100,7 @@ def _check(store: Store, registry: rules.ProtocolRegistry, history: list[Step]) 
         world.engine.dispose()
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@histories_settings(30)
 @given(history=histories)
 def test_the_tuned_scan_queries_select_what_they_selected_before(
     sqlite_store: Store, registry: rules.ProtocolRegistry, history: list[Step]
@@ -113,11 +109,7 @@ def test_the_tuned_scan_queries_select_what_they_selected_before(
 
 
 @pytest.mark.postgres
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@histories_settings(8)
 @given(history=histories)
 def test_the_tuned_scan_queries_select_what_they_selected_before_on_postgresql(
     pg_store: Store, registry: rules.ProtocolRegistry, history: list[Step]
@@ -131,24 +123,11 @@ def test_a_deceased_patients_reporting_clocks_are_still_selected(
     """A reporting duty is owed whatever the patient's status: after a serious case and
     the patient's death, the overdue sponsor notice and safety reports are selected (and
     escalated), by the tuned queries as by the reference; the rest of the calendar is not."""
-    infection = CaseFacts(
-        onset_date=date(2026, 11, 22),
-        awareness_date=date(2026, 11, 23),
-        term="Pneumonia",
-        category=Category.infection,
-        grade=3,
-        grade_scale=GradeScale.ctcae_v5,
-        serious=True,
-        seriousness_criteria=(Seriousness.hospitalization,),
-        relatedness=Relatedness.possibly_related,
-        expected=False,
-        outcome=CaseOutcome.recovering,
-    )
     with write_session(engine) as session:
         add_sites_and_staff(session)
         enroll_aav(session, registry, ["ROM-101"], infused=date(2026, 6, 1), now=START)
         create_case(
-            session, study_id="ROM-101", facts=infection, actor=ACTOR, registry=registry, now=START
+            session, study_id="ROM-101", facts=INFECTION, actor=ACTOR, registry=registry, now=START
         )
         death = {"status": "deceased", "on": START.date(), "reason": "as the site wrote"}
         change_status(
