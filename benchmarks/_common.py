@@ -247,6 +247,29 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _cpu_ticks(pid: int, *, with_reaped_children: bool) -> int:
+    """utime + stime of a process (and of its exited, waited-for children), in clock ticks."""
+    after = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command: state ppid ... utime(12th) stime cutime cstime.
+    ticks = int(after[11]) + int(after[12])
+    return ticks + int(after[13]) + int(after[14]) if with_reaped_children else ticks
+
+
+def tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds used so far by a process and every descendant, running or exited (a
+    server's backends that ended are in its reaped-children time); None if unreadable."""
+    try:
+        ticks = _cpu_ticks(pid, with_reaped_children=True)
+        for child in descendants(pid):
+            try:
+                ticks += _cpu_ticks(child, with_reaped_children=True)
+            except OSError:
+                continue  # ended meanwhile: counted in its parent's reaped time from now on
+    except (OSError, IndexError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def command_line(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from _common import NOW, emit, is_postgres_url, libpq_url
+from _common import NOW, emit, is_postgres_url, libpq_url, tree_cpu_s
 from _registry_history import PatientHistory, PatientRows
 from _registry_store import (
     TABLES,
@@ -178,6 +178,19 @@ def check_disk(target: Target, patients: int) -> dict[str, Any]:
             f"audit trail included) but {where} has {free / 1e9:.0f} GB free"
         )
     return figures
+
+
+def server_pid(target: Target) -> int | None:
+    """The PostgreSQL server's process id, when it runs on this machine (its CPU is then
+    measured: the part of the load the loader cannot make faster); None otherwise."""
+    if not target.postgres or make_url(target.url).host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    with psycopg.connect(libpq_url(target.url), autocommit=True) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    try:
+        return int((Path(row[0]) / "postmaster.pid").read_text().split()[0]) if row else None
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _server_url(url: str) -> str:
@@ -525,18 +538,35 @@ def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     catalog = catalog_and_drop(target)
     phases["schema_s"] = time.perf_counter() - started
     figures["dropped"] = catalog.count()
+    server = server_pid(target)
+    server_cpu: dict[str, float] = {}
+    cpu_mark = tree_cpu_s(server) if server else None
+
+    def server_used(phase: str) -> None:
+        nonlocal cpu_mark
+        now_cpu = tree_cpu_s(server) if server else None
+        if cpu_mark is not None and now_cpu is not None:
+            server_cpu[phase] = round(now_cpu - cpu_mark, 2)
+        cpu_mark = now_cpu
+
     mark = time.perf_counter()
     figures.update(load(target, args, site_list))
     phases["load_s"] = time.perf_counter() - mark
+    server_used("load_s")
     mark = time.perf_counter()
     rebuild(target, catalog)
     phases["rebuild_s"] = time.perf_counter() - mark
+    server_used("rebuild_s")
     mark = time.perf_counter()
     checkpoint(target, NOW)
     phases["checkpoint_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     analyze(target)
     phases["analyze_s"] = time.perf_counter() - mark
+    server_used("analyze_s")
+    # The server's own CPU per phase (COPY, index and key builds, VACUUM ANALYZE): on a
+    # 2-CPU box it shares the CPUs with the loader's workers.
+    figures["server_cpu_s"] = server_cpu
     total_s = time.perf_counter() - started
     phases["total_s"] = total_s
     figures["phases"] = {k: round(v, 1) for k, v in phases.items()}
@@ -573,6 +603,18 @@ def run(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     figures["worker_cpu_ms_per_patient"] = round(
         sum(figures["worker_cpu_s"]) / args.patients * 1000, 2
     )
+    if server_cpu:
+        server_s = sum(server_cpu.values())
+        figures["server_cpu_ms_per_patient"] = round(server_s / args.patients * 1000, 2)
+        # Every CPU second the load took, client and server, spread over this machine's
+        # CPUs: the fastest a load this size could be here, with nothing else running.
+        cpus = os.cpu_count() or 1
+        figures["projection_1e6"]["cpu_bound_hours_here"] = round(
+            (sum(figures["worker_cpu_s"]) + server_s) / cpus / args.patients * MILLION / 3600, 2
+        )
+        figures["projection_1e6"]["server_only_hours_here"] = round(
+            server_s / cpus / args.patients * MILLION / 3600, 2
+        )
     return figures
 
 
@@ -598,6 +640,14 @@ def report(figures: dict[str, Any]) -> None:
         f"projection for 1 000 000 patients: {proj['hours']} h, {proj['disk_gb']} GB "
         f"({figures['bytes_per_patient']} bytes per patient)"
     )
+    if "server_cpu_ms_per_patient" in figures:
+        print(
+            f"CPU a patient: loader workers {figures['worker_cpu_ms_per_patient']} ms, "
+            f"PostgreSQL server {figures['server_cpu_ms_per_patient']} ms "
+            f"({figures['server_cpu_s']}); CPU-bound 10^6 here: "
+            f"{proj['cpu_bound_hours_here']} h (the server's part alone "
+            f"{proj['server_only_hours_here']} h)"
+        )
     print(f"audit head: {figures['audit_head']} ({figures['audit_rows']} rows)")
 
 

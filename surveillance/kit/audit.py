@@ -70,6 +70,11 @@ class AuditCheckpoint(SQLModel, table=True):
 
 
 GENESIS_HASH = "0" * 64
+# Made once: ``json.dumps`` with options builds a new encoder per call, and every audit row
+# encodes three times (its old and new values, then the content its hash covers). Same
+# output as ``json.dumps`` with these options, byte for byte (the chain depends on it).
+_CONTENT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_VALUES_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _canonical(entry: Any) -> str:
@@ -104,7 +109,7 @@ def hashed_content(
         "old_values": old_values,
         "new_values": new_values,
     }
-    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return _CONTENT_JSON.encode(content)
 
 
 def _digest(previous_hash: str, entry: Any) -> str:
@@ -113,7 +118,7 @@ def _digest(previous_hash: str, entry: Any) -> str:
 
 
 def _json(values: dict[str, Any] | None) -> str | None:
-    return None if values is None else json.dumps(values, sort_keys=True, default=str)
+    return None if values is None else _VALUES_JSON.encode(values)
 
 
 def record(

@@ -109,6 +109,26 @@ def test_the_trail_verifies_and_the_feed_is_gapless(loaded: tuple[str, dict[str,
         engine.dispose()
 
 
+def test_the_load_reports_its_own_cpu_and_a_local_servers(
+    loaded: tuple[str, dict[str, Any]],
+) -> None:
+    """The figures split the load's CPU between the loader's workers and, for a server on
+    this machine, PostgreSQL itself (what a faster loader cannot take away)."""
+    url, figures = loaded
+    assert figures["worker_cpu_ms_per_patient"] > 0
+    if not url.startswith("postgresql"):
+        assert "server_cpu_s" not in figures or figures["server_cpu_s"] == {}
+        return
+    server = figures["server_cpu_s"]
+    assert set(server) == {"load_s", "rebuild_s", "analyze_s"}
+    assert server["load_s"] > 0  # the COPY of every row ran in the server
+    assert figures["server_cpu_ms_per_patient"] == pytest.approx(
+        sum(server.values()) / PATIENTS * 1000, abs=0.02
+    )
+    projection = figures["projection_1e6"]
+    assert projection["cpu_bound_hours_here"] > projection["server_only_hours_here"] > 0
+
+
 def test_every_calendar_is_what_the_engine_plans_from_the_stored_facts(
     loaded: tuple[str, dict[str, Any]],
 ) -> None:
