@@ -35,9 +35,10 @@ The database (fast bulk load, documented because it bypasses ``enroll``)
     Then ``ANALYZE`` (SQLite) / ``VACUUM ANALYZE`` (PostgreSQL).
 
 What is timed (``--runs`` times each, after ``--warmup`` untimed runs)
-    * app: ``with read_session(engine) as session: due_list(session, site_id=..., on=...,
-      registry=...)`` for the largest site on the fixed date ``--on`` (default limit
-      500, default horizon): a session per request, as the command line does. Also
+    * app: ``with statement_read_session(engine) as session: due_list(session, site_id=...,
+      on=..., registry=...)`` for the largest site on the fixed date ``--on`` (default
+      limit 500, default horizon): a session per request, as the command line and the API
+      do (on PostgreSQL without a transaction: the page is one statement). Also
       ``app_reused_session``: the same call on one long-lived session.
     * raw: the statements ``due_list`` sent (one per state it needed before reaching the
       limit), captured once with a ``before_cursor_execute`` listener: that is the SQL
@@ -91,7 +92,7 @@ from sqlmodel import Session
 import rules
 from surveillance.config import get_settings
 from surveillance.kit import migrate
-from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.kit.db import make_engine, read_session, statement_read_session, write_session
 from surveillance.patients.due_list import DueItem, DueState, due_list
 from surveillance.records.patients import AssessmentStatus, PatientStatus
 from surveillance.records.sites import add_site
@@ -441,7 +442,7 @@ class Bench:
         self.engine = make_engine(url)
         self.postgres = self.engine.dialect.name == "postgresql"
         self.conn: Any = (
-            psycopg.connect(libpq_url(url))
+            psycopg.connect(libpq_url(url), autocommit=True)  # as the app reads a page
             if self.postgres
             else sqlite3.connect(url.split("///", 1)[1])
         )
@@ -449,7 +450,6 @@ class Bench:
         if self.postgres:  # what kit.db.OLTP_SETTINGS sets on each of the app's connections
             self.cursor.execute("SET max_parallel_workers_per_gather = 0")
             self.cursor.execute("SET jit = off")
-            self.conn.commit()
 
     def close(self) -> None:
         self.conn.close()
@@ -468,7 +468,7 @@ class Bench:
                     states=states,
                     limit=self.args.limit,
                 )
-            with read_session(self.engine) as fresh:
+            with statement_read_session(self.engine) as fresh:
                 return due_list(
                     fresh,
                     site_id=self.site,
@@ -486,8 +486,6 @@ class Bench:
             for s in statements:
                 self.cursor.execute(s.sql, s.params)
                 rows += len(self.cursor.fetchall())
-            if self.postgres:
-                self.conn.rollback()  # end the read transaction psycopg opened, as the app does
             return rows
 
         return call
@@ -528,8 +526,6 @@ def bench(url: str, label: str, args: argparse.Namespace, site: str) -> dict[str
             per_state[state.value], statements = b.compare((state,), reused=False)
             single += statements
         plans = explain(b.cursor, single, b.postgres)
-        if b.postgres:
-            b.conn.rollback()
     finally:
         b.close()
     figures.update({"site": site, "on": args.on.isoformat(), "runs": args.runs})

@@ -14,7 +14,7 @@ from surveillance.adverse_events.previews import effects_of
 from surveillance.adverse_events.results import correct_outcome, record_outcome
 from surveillance.cli.context import DateOption, TodayOption, actor, migrated_runtime
 from surveillance.kit.bounds import check_as_of
-from surveillance.kit.db import read_session, write_session
+from surveillance.kit.db import read_session, statement_read_session, write_session
 from surveillance.kit.text_table import render
 from surveillance.patients import due_csv
 from surveillance.patients.amendments import amend, describe
@@ -255,7 +255,7 @@ def due_command(
 ) -> None:
     """The site's list: overdue first, then due, then upcoming."""
     current = migrated_runtime()
-    with read_session(current.engine) as session:
+    with statement_read_session(current.engine) as session:
         site_row = get_site(session, site)
         today = site_row.today(current.clock())
         day = check_as_of(on.date(), today) if on else today

@@ -26,7 +26,7 @@ from surveillance.accounts.models import CLINICAL_ROLES
 from surveillance.errors import NotFound, PreconditionFailed, PreconditionRequired, Unauthorized
 from surveillance.http.cache import TtlCache
 from surveillance.kit.clock import Clock
-from surveillance.kit.db import is_sqlite, read_session, write_session
+from surveillance.kit.db import is_sqlite, read_session, statement_read_session, write_session
 from surveillance.kit.sqltypes import MAX_INTEGER
 from surveillance.main import Runtime
 from surveillance.records.patients import Patient, Site
@@ -73,8 +73,12 @@ class AppState:
         with read_session(self.engine) as session:
             yield session
 
-    async def run_read(self, work: Callable[[Session], T], *, rows: int) -> T:
-        """Run ``work`` in a read transaction, where this store answers fastest.
+    async def run_read(
+        self, work: Callable[[Session], T], *, rows: int, statements_alone: bool = False
+    ) -> T:
+        """Run ``work`` in a read transaction, where this store answers fastest; with
+        ``statements_alone``, in a ``statement_read_session`` (no transaction on PostgreSQL:
+        for reads whose statements each stand alone, like a due-list page).
 
         SQLite, at most ``INLINE_READ_ROWS`` rows: on the event loop. sqlite3 lets go of
         the GIL at every row it steps; in a worker thread each of those lets another thread
@@ -86,11 +90,12 @@ class AppState:
         trip, with the GIL released once per query) run in a worker thread.
         """
         if rows <= INLINE_READ_ROWS and is_sqlite(self.engine):
-            return self._read_with(work)
-        return await run_in_threadpool(self._read_with, work)
+            return self._read_with(work, statements_alone)
+        return await run_in_threadpool(self._read_with, work, statements_alone)
 
-    def _read_with(self, work: Callable[[Session], T]) -> T:
-        with self.read() as session:
+    def _read_with(self, work: Callable[[Session], T], statements_alone: bool) -> T:
+        read = statement_read_session if statements_alone else read_session
+        with read(self.engine) as session:
             return work(session)
 
     @contextmanager

@@ -6,13 +6,20 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlmodel import Session
 from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record, rows_of
 
 import rules
-from surveillance.kit.db import make_engine, read_session, write_session
+from surveillance.kit.db import (
+    WriteInReadSession,
+    make_engine,
+    read_session,
+    statement_read_session,
+    write_session,
+)
 from surveillance.patients.changes import change_status
 from surveillance.patients.due_list import DueItem, DueState, derive_state, due_list
-from surveillance.records.patients import Assessment, assessment_key
+from surveillance.records.patients import Assessment, Site, assessment_key
 
 ON = date(2026, 11, 25)
 ORDER = {DueState.overdue: 0, DueState.due: 1, DueState.upcoming: 2}
@@ -307,3 +314,40 @@ def test_pooled_postgresql_connections_plan_serially_without_jit(
                 assert connection.execute(text("SHOW jit")).scalar_one() == "off"  # kept
     finally:
         own.dispose()
+
+
+def _in_a_transaction(session: Session) -> bool:
+    """Whether the session's statements share a transaction: after a pause, a statement
+    of the same transaction starts later than the transaction (``now()``)."""
+    session.execute(text("SELECT pg_sleep(0.02)"))
+    return bool(session.execute(text("SELECT now() < statement_timestamp()")).scalar_one())
+
+
+def test_a_page_is_read_without_a_transaction_on_postgresql(
+    engine: Engine, database_url: str
+) -> None:
+    """The due list's reads (the API's page, ``surveillance due``) are one statement, so on
+    PostgreSQL they run without BEGIN and ROLLBACK (two round trips of a ~3 ms page); the
+    pooled connection goes back to transactions for the next session that takes it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL transactions")
+    one = make_engine(database_url, pool_size=1, max_overflow=0)  # every session: the same
+    try:
+        with statement_read_session(one) as session:
+            assert not _in_a_transaction(session)
+        with read_session(one) as session:
+            assert _in_a_transaction(session)
+        with write_session(one) as session:
+            assert _in_a_transaction(session)
+    finally:
+        one.dispose()
+
+
+def test_a_read_without_a_transaction_refuses_to_write(engine: Engine) -> None:
+    """Nothing could roll such a write back: it is refused, and nothing is stored."""
+    with statement_read_session(engine) as session:
+        session.add(Site(id="ZZ01", name="never stored", timezone="UTC"))
+        with pytest.raises(WriteInReadSession):
+            session.flush()
+    with read_session(engine) as session:
+        assert session.get(Site, "ZZ01") is None

@@ -83,7 +83,7 @@ async def read_due_list(
         )
         return day, page
 
-    day, page = await state.run_read(read, rows=limit)
+    day, page = await state.run_read(read, rows=limit, statements_alone=True)
     if query.format == "csv":
         return _csv_response(page, site, day)
     # Validated from the items' attributes and dumped by pydantic-core in one pass: no
