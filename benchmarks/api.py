@@ -156,16 +156,15 @@ def serve(url: str, port: int, on: date, workers: int) -> None:
     ``workers`` processes under uvicorn's supervisor."""
     import uvicorn
 
+    from surveillance.http.serving import serve_processes
+
     os.environ["BENCH_API_URL"], os.environ["BENCH_API_ON"] = url, on.isoformat()
-    uvicorn.run(
-        "api:bench_app",
-        factory=True,
-        workers=workers,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    if workers > 1:  # as ``surveillance serve --workers N`` serves
+        serve_processes("api:bench_app", workers=workers, host="127.0.0.1", port=port,
+                        log_level="warning", access_log=False)  # fmt: skip
+        return
+    uvicorn.run("api:bench_app", factory=True, host="127.0.0.1", port=port,
+                log_level="warning", access_log=False)  # fmt: skip
 
 
 def free_port() -> int:

@@ -47,6 +47,7 @@ def serve_command(
     import uvicorn
 
     from surveillance.http.app import create_app, freeze_startup_objects
+    from surveillance.http.serving import serve_processes
 
     current = migrated_runtime(create=True)  # migrates before serving
     if workers > 1 and is_sqlite(current.engine):
@@ -67,13 +68,11 @@ def serve_command(
     try:
         if workers > 1:
             # Each worker builds its app from the environment (the same settings as here).
-            uvicorn.run(
+            serve_processes(
                 "surveillance.http.app:app_from_environment",
-                factory=True,
                 workers=workers,
                 host=host,
                 port=port,
-                log_level="info",
             )
         else:
             app = create_app(current)
