@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     # Alert policy overrides (JSON), e.g. {"site:Rome": {"escalate_after_days": 10}}.
     alert_policy: str | None = None
+    # The admins' daily digest checks the whole audit trail up to this many rows; beyond,
+    # the rows added since the last digest and a seventh of the older ones a day
+    # (alerting.audit_digest). ``surveillance audit verify`` always checks all of it.
+    audit_whole_check_rows: int = Field(default=2_000_000, ge=0)
     scan_interval_minutes: int = 15
     dispatch_interval_seconds: int = 5
     # Password and token guessing (accounts.throttle): failures are counted over the

@@ -131,7 +131,10 @@ class AlertJobs:
             with read_session(self.engine) as session:
                 if audit_digest.already_made(session, day):
                     return 0
-                report = audit_digest.anchor_report(session, now=now)
+                policy = audit_digest.CheckPolicy(
+                    whole_daily_up_to_rows=self.settings.audit_whole_check_rows
+                )
+                report = audit_digest.anchor_report(session, now=now, day=day, policy=policy)
             with write_session(self.engine) as session:
                 return audit_digest.queue(session, day=day, now=now, report=report)
 

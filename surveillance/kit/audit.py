@@ -291,20 +291,7 @@ def verify_chain(session: Session, expect: ExpectedHead | None = None) -> list[C
                         entry.id, "the row at the last checkpoint was replaced", Problem.replaced
                     )
                 )
-        if entry.previous_hash != expected_previous:
-            breaks.append(
-                ChainBreak(
-                    entry.id,
-                    "previous hash does not match: a row before it was deleted or edited",
-                    Problem.unlinked,
-                )
-            )
-        if _digest(entry.previous_hash, entry) != entry.hash:
-            breaks.append(
-                ChainBreak(
-                    entry.id, "content does not match its hash: the row was edited", Problem.edited
-                )
-            )
+        breaks += _row_breaks(entry, expected_previous)
         expected_previous = entry.hash
     if anchor is not None and not anchor_seen:
         breaks.append(
@@ -328,6 +315,87 @@ def verify_chain(session: Session, expect: ExpectedHead | None = None) -> list[C
     if expect is not None and not found:
         breaks.append(_expected_head_missing(expect, count, id_at_expected))
     return breaks
+
+
+def _row_breaks(entry: Any, expected_previous: str) -> list[ChainBreak]:
+    """A row that does not name the hash before it, or whose content is not its hash."""
+    found = []
+    if entry.previous_hash != expected_previous:
+        found.append(
+            ChainBreak(
+                entry.id,
+                "previous hash does not match: a row before it was deleted or edited",
+                Problem.unlinked,
+            )
+        )
+    if _digest(entry.previous_hash, entry) != entry.hash:
+        found.append(
+            ChainBreak(
+                entry.id, "content does not match its hash: the row was edited", Problem.edited
+            )
+        )
+    return found
+
+
+# Rows read per statement when a stretch of the trail is checked, the read transaction
+# ended after each: no snapshot is held for the whole stretch (on PostgreSQL a long one
+# holds back vacuum everywhere; on SQLite it keeps the WAL from being checkpointed).
+SEGMENT_CHUNK_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class SegmentCheck:
+    """What checking consecutive rows of the trail found."""
+
+    breaks: list[ChainBreak]
+    rows: int
+    first_id: int | None  # None: no row in the stretch
+    last_id: int | None
+    last_hash: str  # the hash the row after the stretch must name
+
+
+def verify_segment(
+    session: Session,
+    *,
+    after_id: int,
+    after_hash: str,
+    through_id: int | None = None,
+    limit: int | None = None,
+) -> SegmentCheck:
+    """The rows after ``after_id`` (up to ``through_id`` and at most ``limit`` of them, or to
+    the end), each checked against its content and linked to the one before it, the first
+    to ``after_hash``: the chain as ``verify_chain`` checks it, for a stretch of it. Reads
+    ``SEGMENT_CHUNK_ROWS`` at a time and ends the session's (read) transaction after each."""
+    table = table_of(AuditEntry)
+    breaks: list[ChainBreak] = []
+    expected, cursor, rows, first_id = after_hash, after_id, 0, None
+    while limit is None or rows < limit:
+        size = SEGMENT_CHUNK_ROWS if limit is None else min(SEGMENT_CHUNK_ROWS, limit - rows)
+        statement = select(table).where(table.c.id > cursor).order_by(table.c.id).limit(size)
+        if through_id is not None:
+            statement = statement.where(table.c.id <= through_id)
+        chunk = session.execute(statement).all()
+        for entry in chunk:
+            breaks += _row_breaks(entry, expected)
+            expected = entry.hash
+        if not chunk:
+            break
+        first_id = chunk[0].id if first_id is None else first_id
+        cursor, rows = chunk[-1].id, rows + len(chunk)
+        session.rollback()  # between chunks: no snapshot kept from one statement to the next
+        if len(chunk) < size:
+            break
+    return SegmentCheck(breaks, rows, first_id, cursor if rows else None, expected)
+
+
+def hash_through(session: Session, entry_id: int) -> str:
+    """The hash of the last row up to ``entry_id`` (the genesis hash before the first): what
+    the row after ``entry_id`` must name."""
+    table = table_of(AuditEntry)
+    found = session.execute(
+        select(table.c.hash).where(table.c.id <= entry_id).order_by(table.c.id.desc()).limit(1)
+    ).scalar()
+    return found or GENESIS_HASH
 
 
 def _is_expected(expect: ExpectedHead, entry: Any, count: int) -> bool:

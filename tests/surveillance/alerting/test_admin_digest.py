@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -35,6 +36,7 @@ from support.peers import SmtpInbox
 import rules
 from surveillance.accounts import auth
 from surveillance.accounts.models import User
+from surveillance.alerting import audit_digest
 from surveillance.alerting.jobs import AlertJobs
 from surveillance.config import Settings
 from surveillance.kit import audit
@@ -247,3 +249,142 @@ def test_verify_refuses_an_incomplete_expectation(
     done = _verify(f"sqlite:///{tmp_path / 'none.db'}", *args)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+# -- a long trail: the rows added since the last digest, and a stretch of the older ones ----
+
+SMALL = audit_digest.CheckPolicy(whole_daily_up_to_rows=10, whole_within_days=3)
+
+
+def _trail(engine: Engine, rows: int, at: datetime) -> None:
+    """``rows`` more audit rows, a change of a few rows at a time."""
+    with write_session(engine) as session:
+        for n in range(rows):
+            audit.record(
+                session, actor=ACTOR, action="note", entity="site", entity_key=str(n), at=at
+            )
+
+
+def _digest(engine: Engine, day_number: int) -> dict[str, Any]:
+    """The report of digest day ``day_number`` (from ``DAY``), queued as the job queues it
+    (the next digest goes on from what it checked)."""
+    day = DAY + timedelta(days=day_number)
+    now = SEVEN_UTC + timedelta(days=day_number)
+    with read_session(engine) as session:
+        report = audit_digest.anchor_report(session, now=now, day=day, policy=SMALL)
+    with write_session(engine) as session:
+        assert audit_digest.queue(session, day=day, now=now, report=report) == 1
+    return report
+
+
+def test_a_long_trail_is_checked_a_stretch_a_day_and_whole_within_the_period(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "SEGMENT_CHUNK_ROWS", 7)  # stretches read over many chunks
+    _trail(engine, 60, SEVEN_UTC)
+    first = _digest(engine, 0)
+    assert first["intact"]
+    assert first["checked"]["whole"]  # no digest before it: the whole trail
+    head = _head(engine)
+    covered: set[int] = set()
+    for day in (1, 2, 3):
+        _trail(engine, 5, SEVEN_UTC + timedelta(days=day))
+        report = _digest(engine, day)
+        checked = report["checked"]
+        assert report["intact"], report
+        assert not checked["whole"]
+        assert checked["new_rows"] == 5  # every row added since the last digest
+        # A third of the trail a day (less on the day a pass reaches the end).
+        assert 0 < checked["older_rows"] <= -(-_head(engine).row_count // 3)
+        covered.update(range(checked["older_from"], checked["older_to"] + 1))
+    # Within 3 days every row up to the first digest's head was checked again.
+    assert covered >= set(range(1, head.head_id + 1))
+
+
+def test_an_old_row_edited_is_found_within_the_period_then_the_trail_is_checked_whole(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "SEGMENT_CHUNK_ROWS", 7)
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    with engine.begin() as connection:  # an old row's reason, changed in the database
+        connection.execute(text("UPDATE audit_log SET reason = 'forged' WHERE id = 47"))
+    reports = [_digest(engine, day) for day in (1, 2, 3)]
+    broken = [r for r in reports if not r["intact"]]
+    assert broken, "an edited row went unnoticed for the whole period"
+    first = broken[0]
+    assert (first["first_problem"]["row"], first["first_problem"]["kind"]) == (47, "edited")
+    assert not first["checked"]["whole"]
+    after = _digest(engine, 4)  # after a problem, the next digest checks everything
+    assert after["checked"]["whole"]
+    assert (after["intact"], after["first_problem"]["row"]) == (False, 47)
+
+
+def test_new_rows_deleted_are_found_the_next_day(engine: Engine) -> None:
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    _trail(engine, 6, SEVEN_UTC + timedelta(days=1))
+    with engine.begin() as connection:  # one of today's rows, from the middle
+        middle = connection.execute(text("SELECT max(id) - 2 FROM audit_log")).scalar_one()
+        connection.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": middle})
+    report = _digest(engine, 1)
+    assert not report["intact"]
+    assert (report["first_problem"]["row"], report["first_problem"]["kind"]) == (
+        middle + 1,
+        "unlinked",
+    )
+
+
+def test_rows_deleted_behind_the_last_digest_with_rewritten_checkpoints_are_found(
+    engine: Engine,
+) -> None:
+    """The newest rows deleted and the checkpoints rewritten to match: the chain and its
+    checkpoints agree (a whole check passes), but not with the head the last digest checked."""
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE id > 55"))
+        count = connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+        connection.execute(text("DELETE FROM audit_checkpoints"))
+        connection.execute(
+            text(
+                "INSERT INTO audit_checkpoints (at, row_count, head_id, head_hash) "
+                "SELECT :at, :count, id, hash FROM audit_log WHERE id = 55"
+            ),
+            {"at": SEVEN_UTC, "count": count},
+        )
+    with read_session(engine) as session:
+        assert audit.verify_chain(session) == []  # what a whole check sees
+    report = _digest(engine, 1)
+    assert not report["intact"]
+    assert report["first_problem"]["kind"] == "truncated"
+    assert "rows were deleted and the checkpoints rewritten" in report["first_problem"]["detail"]
+
+
+def test_the_mail_says_what_was_checked_on_a_long_trail(
+    engine: Engine, registry: rules.ProtocolRegistry, smtp_server: SmtpInbox
+) -> None:
+    setup_cohort(engine, registry)
+    _trail(engine, 30, SEVEN_UTC)
+    clock = Clock(SEVEN_UTC)
+    settings = Settings(
+        _env_file=None,
+        database_url=engine.url.render_as_string(hide_password=False),
+        audit_whole_check_rows=10,
+    )  # type: ignore[call-arg]
+    jobs = AlertJobs(engine=engine, settings=settings, registry=registry, clock=clock)
+    assert jobs.run_admin_digest() == 1
+    clock.advance(timedelta(days=1))
+    _trail(engine, 4, clock())
+    assert jobs.run_admin_digest() == 1
+    drain(engine, clock, config(registry, smtp_config(smtp_server)))
+    first = text_part(_digest_mails(smtp_server, DAY.isoformat())[ADMIN])
+    assert "Checked today" not in first  # the first digest checked the whole trail
+    body = text_part(_digest_mails(smtp_server, (DAY + timedelta(days=1)).isoformat())[ADMIN])
+    head = _head(engine)
+    older = -(-head.row_count // 7)
+    assert (
+        f"Checked today: the 4 rows added since the last digest and {older} older rows; "
+        "every row is checked again within 7 days."
+    ) in " ".join(body.split())
+    assert "the chain is intact." in body
