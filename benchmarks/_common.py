@@ -255,19 +255,25 @@ def _cpu_ticks(pid: int, *, with_reaped_children: bool) -> int:
     return ticks + int(after[13]) + int(after[14]) if with_reaped_children else ticks
 
 
-def tree_cpu_s(pid: int) -> float | None:
+def tree_cpu_s(pid: int, attempts: int = 5) -> float | None:
     """CPU seconds used so far by a process and every descendant, running or exited (a
-    server's backends that ended are in its reaped-children time); None if unreadable."""
+    server's backends that ended are in its reaped-children time); None if unreadable.
+    Read again if a child was reaped while its siblings were read (its time would be
+    missing from this reading and found in the next)."""
     try:
-        ticks = _cpu_ticks(pid, with_reaped_children=True)
-        for child in descendants(pid):
-            try:
-                ticks += _cpu_ticks(child, with_reaped_children=True)
-            except OSError:
-                continue  # ended meanwhile: counted in its parent's reaped time from now on
+        for _ in range(attempts):
+            before = _cpu_ticks(pid, with_reaped_children=True)
+            children = 0
+            for child in descendants(pid):
+                try:
+                    children += _cpu_ticks(child, with_reaped_children=True)
+                except OSError:
+                    continue  # ended meanwhile: the parent's reaped time changes, read again
+            if _cpu_ticks(pid, with_reaped_children=True) == before:
+                break
+        return (before + children) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def command_line(pid: int) -> str:

@@ -343,7 +343,7 @@ class PatientHistory:
             old = outcome_values(**{name: row[name] for name in OUTCOME_COLUMNS})
             fact = replace(fact, old=old)
         self.outcomes.append(outcome_row)
-        del self.stored[row["id"]]
+        self.stored.pop(row["id"], None)
         row.update(new_values)
         row["updated_at"] = self.now
         row["version"] += 1
@@ -415,7 +415,7 @@ class PatientHistory:
         by_id = {r["id"]: r for r in self.rows}
         for stored, plan in [*change.moved, *change.reinstated, *change.relabelled]:
             row = by_id[stored.id]
-            del self.stored[stored.id]
+            self.stored.pop(stored.id, None)
             appointment = row["appointment_on"]
             keep = appointment is not None and plan.window_start <= appointment <= plan.window_end
             row.update(
@@ -427,7 +427,7 @@ class PatientHistory:
             row["version"] += 1
         for stored in change.cancelled:
             row = by_id[stored.id]
-            del self.stored[stored.id]
+            self.stored.pop(stored.id, None)
             row.update(status=CANCELLED, status_reason=cause, appointment_on=None,
                        updated_at=self.now)  # fmt: skip
             row["version"] += 1

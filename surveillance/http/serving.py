@@ -12,8 +12,10 @@ process is not affected: there asyncio makes the socket itself, from ``getaddrin
 from __future__ import annotations
 
 import socket
+import sys
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 
@@ -22,7 +24,10 @@ def listening_socket(config: uvicorn.Config) -> socket.socket:
     kernel's, read back when a socket is made from a file descriptor): accepted
     connections then get ``TCP_NODELAY`` from asyncio."""
     bound = config.bind_socket()
-    return socket.socket(fileno=bound.detach())
+    listening = socket.socket(fileno=bound.detach())
+    # Also on the listening socket itself: Linux gives it to every connection accepted.
+    listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listening
 
 
 def serve_processes(
@@ -45,4 +50,7 @@ def serve_processes(
         log_level=log_level,
         access_log=access_log,
     )
-    Multiprocess(config, sockets=[listening_socket(config)]).run()
+    supervisor = Multiprocess(config, sockets=[listening_socket(config)])
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        sys.exit(STARTUP_FAILURE)  # as uvicorn.run exits when its one server cannot start

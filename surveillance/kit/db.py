@@ -117,14 +117,23 @@ def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
     raise WriteInReadSession("a read without a transaction cannot write")
 
 
+@event.listens_for(_StatementReadSession, "do_orm_execute")
+def _refuse_write_statement(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise WriteInReadSession("a read without a transaction cannot write")
+
+
 @contextmanager
 def statement_read_session(engine: Engine) -> Iterator[Session]:
     """A read made of statements that each stand alone (e.g. a due-list page: one statement),
     run without a transaction on PostgreSQL: no BEGIN and no ROLLBACK, two round trips of
-    a ~3 ms page. The rows are the same: at READ COMMITTED, the app's level, each statement
-    of a transaction takes its own snapshot anyway. Not for server-side cursors (they need
-    a transaction) or for writes (refused: ``WriteInReadSession``). SQLite's BEGIN costs no
-    round trip, so there the read keeps its transaction."""
+    a ~3 ms page. The rows are the same: at READ COMMITTED (PostgreSQL's default; the app
+    sets no other) each statement of a transaction takes its own snapshot anyway, and a
+    statement that stands alone reads the same at any level. Not for server-side cursors
+    (they need a transaction), nor for ``SET LOCAL`` (it would last one statement). Writes
+    through the session (a flush, an INSERT, UPDATE or DELETE it executes) are refused with
+    ``WriteInReadSession``; a statement run on ``session.connection()`` is not checked.
+    SQLite's BEGIN costs no round trip, so there the read keeps its transaction."""
     bind = engine if is_sqlite(engine) else engine.execution_options(isolation_level="AUTOCOMMIT")
     with _StatementReadSession(bind, autoflush=False) as session:
         yield session

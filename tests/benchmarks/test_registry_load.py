@@ -120,7 +120,9 @@ def test_the_load_reports_its_own_cpu_and_a_local_servers(
         assert "server_cpu_s" not in figures or figures["server_cpu_s"] == {}
         return
     server = figures["server_cpu_s"]
-    assert set(server) == {"load_s", "rebuild_s", "analyze_s"}
+    if not server:  # another host's server, or one whose files this user cannot read
+        pytest.skip("the server's processes cannot be measured from here")
+    assert set(server) == {"load_s", "rebuild_s", "checkpoint_s", "analyze_s"}
     assert server["load_s"] > 0  # the COPY of every row ran in the server
     assert figures["server_cpu_ms_per_patient"] == pytest.approx(
         sum(server.values()) / PATIENTS * 1000, abs=0.02

@@ -12,7 +12,6 @@ import asyncio
 import socket
 
 import uvicorn
-from support.peers import free_port
 
 from surveillance.http.serving import listening_socket
 
@@ -43,7 +42,7 @@ def _accepted_nodelay(listening: socket.socket) -> int:
 
 def _config() -> uvicorn.Config:
     return uvicorn.Config("surveillance.http.app:app_from_environment", host="127.0.0.1",
-                          port=free_port(), workers=2)  # fmt: skip
+                          port=0, workers=2)  # fmt: skip
 
 
 def test_connections_on_the_shared_socket_have_nagle_off() -> None:

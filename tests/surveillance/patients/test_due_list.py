@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, insert, text, update
 from sqlmodel import Session
 from support.factories import ACTOR, add_sites, assessment_row, enroll_committed, record, rows_of
 
@@ -349,5 +349,11 @@ def test_a_read_without_a_transaction_refuses_to_write(engine: Engine) -> None:
         session.add(Site(id="ZZ01", name="never stored", timezone="UTC"))
         with pytest.raises(WriteInReadSession):
             session.flush()
+    with statement_read_session(engine) as session:
+        with pytest.raises(WriteInReadSession):
+            session.execute(insert(Site).values(id="ZZ02", name="never stored", timezone="UTC"))
+        with pytest.raises(WriteInReadSession):
+            session.execute(update(Site).values(name="renamed"))
     with read_session(engine) as session:
         assert session.get(Site, "ZZ01") is None
+        assert session.get(Site, "ZZ02") is None

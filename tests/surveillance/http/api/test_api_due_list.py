@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from support.api_support import AAV, TODAY, Api
 
 DUE = "/api/v1/sites/Rome/due"
@@ -218,3 +219,22 @@ def test_the_json_due_list_carries_no_birth_or_infusion_date(cohort: Api) -> Non
     assert not [r for r in reasons if any(day in r for day in identifying)]
     own = cohort.get("/api/v1/patients/ROM-101/calendar").json()
     assert any("2024-01-31" in row["reason"] for row in own)  # the patient's own calendar
+
+
+def test_the_page_is_read_without_a_transaction_on_postgresql(cohort: Api) -> None:
+    """The page is one statement: on PostgreSQL it runs with no BEGIN and no ROLLBACK
+    around it (``kit.db.statement_read_session``), two round trips fewer a request."""
+    if cohort.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL transactions")
+    autocommit: list[bool] = []
+
+    def seen(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM assessments" in statement:
+            autocommit.append(connection.connection.dbapi_connection.autocommit)
+
+    event.listen(cohort.engine, "before_cursor_execute", seen)
+    try:
+        assert cohort.get(DUE).status_code == 200
+    finally:
+        event.remove(cohort.engine, "before_cursor_execute", seen)
+    assert autocommit == [True]
