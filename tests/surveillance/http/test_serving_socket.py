@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
@@ -37,7 +38,10 @@ def _accepted_nodelay(listening: socket.socket) -> int:
             finally:
                 writer.close()
 
-    return asyncio.run(run())
+    # In a thread of its own: an earlier test (a browser driver) may have left an event
+    # loop running in this one, where asyncio.run() is refused.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(lambda: asyncio.run(run())).result(timeout=30)
 
 
 def _config() -> uvicorn.Config:
