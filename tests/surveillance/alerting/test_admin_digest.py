@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlmodel import select
 from support.alert_support import (
     ACTOR,
@@ -162,6 +162,24 @@ def _verify(engine: Engine | str, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def _cut_and_rewrite_checkpoints(connection: Connection, keep_through: int) -> int:
+    """What someone with the database does to hide a deletion: the rows after
+    ``keep_through`` deleted, the checkpoints rewritten to describe the shorter trail (the
+    chain and its checkpoints agree again). The rows left."""
+    connection.execute(text("DELETE FROM audit_log WHERE id > :id"), {"id": keep_through})
+    count: int = connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+    connection.execute(text("DELETE FROM audit_checkpoints"))
+    connection.execute(
+        text(
+            "INSERT INTO audit_checkpoints (at, row_count, head_id, head_hash) "
+            "SELECT :at, :count, id, hash FROM audit_log "
+            "WHERE id = (SELECT max(id) FROM audit_log)"
+        ),
+        {"at": SEVEN_UTC, "count": count},
+    )
+    return count
+
+
 def test_a_mailed_anchor_catches_a_truncation_the_rewritten_checkpoints_hide(
     engine: Engine, registry: rules.ProtocolRegistry, smtp_server: SmtpInbox
 ) -> None:
@@ -184,19 +202,7 @@ def test_a_mailed_anchor_catches_a_truncation_the_rewritten_checkpoints_hide(
     # to describe the shorter trail: the chain and its checkpoints agree again.
     with engine.begin() as connection:
         newest = connection.execute(text("SELECT max(id) FROM audit_log")).scalar_one()
-        connection.execute(text("DELETE FROM audit_log WHERE id >= :id"), {"id": newest - 2})
-        head_id, head_hash = connection.execute(
-            text("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-        ).one()
-        count = connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
-        connection.execute(text("DELETE FROM audit_checkpoints"))
-        connection.execute(
-            text(
-                "INSERT INTO audit_checkpoints (at, row_count, head_id, head_hash) "
-                "VALUES (:at, :count, :id, :hash)"
-            ),
-            {"at": SEVEN_UTC, "count": count, "id": head_id, "hash": head_hash},
-        )
+        count = _cut_and_rewrite_checkpoints(connection, keep_through=newest - 3)
     plain = _verify(engine)
     assert (plain.returncode, plain.stdout.strip()) == (0, "audit trail intact")  # hidden
 
@@ -343,16 +349,7 @@ def test_rows_deleted_behind_the_last_digest_with_rewritten_checkpoints_are_foun
     _trail(engine, 60, SEVEN_UTC)
     assert _digest(engine, 0)["intact"]
     with engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_log WHERE id > 55"))
-        count = connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
-        connection.execute(text("DELETE FROM audit_checkpoints"))
-        connection.execute(
-            text(
-                "INSERT INTO audit_checkpoints (at, row_count, head_id, head_hash) "
-                "SELECT :at, :count, id, hash FROM audit_log WHERE id = 55"
-            ),
-            {"at": SEVEN_UTC, "count": count},
-        )
+        _cut_and_rewrite_checkpoints(connection, keep_through=55)
     with read_session(engine) as session:
         assert audit.verify_chain(session) == []  # what a whole check sees
     report = _digest(engine, 1)
