@@ -65,13 +65,14 @@ class CheckPolicy:
 
 def previous_check(session: Session, day: date, within_days: int) -> dict[str, Any] | None:
     """What the latest digest of the ``within_days`` before ``day`` checked through (its
-    ``checked`` record), if it found the trail intact; None otherwise (check it whole)."""
+    ``checked`` record, with ``days_ago``), if it found the trail intact; None otherwise
+    (check it whole)."""
     for back in range(1, within_days + 1):
         earlier = session.get(Alert, alert_id(day - timedelta(days=back)))
         if earlier is None or earlier.payload is None:
             continue
         checked = json.loads(earlier.payload).get("checked") or {}
-        return checked if "through_id" in checked else None
+        return {**checked, "days_ago": back} if "through_id" in checked else None
     return None
 
 
@@ -94,6 +95,10 @@ def anchor_report(
     previous = previous_check(session, day, policy.whole_within_days)
     if anchor is None or previous is None or anchor["row_count"] <= policy.whole_daily_up_to_rows:
         breaks = audit.verify_chain(session)
+        if anchor is not None and not breaks:
+            # verify_chain read the newest checkpoint again (maybe a later one): the head the
+            # next digest goes on from must hold what this one mails.
+            breaks += _head_breaks(session, anchor["head_id"], anchor["head_hash"], "checkpoint")
         checked: dict[str, Any] = {"whole": True}
         if anchor is not None and not breaks:
             checked.update(_through(anchor), rolling_after_id=0)
@@ -127,6 +132,7 @@ def _since_and_rolling(
     """The rows added since the previous digest, linked to the head it checked and ending at
     the anchor after as many rows as it counts; then the next stretch of the older rows."""
     through_id, through_count = previous["through_id"], previous["through_count"]
+    days = previous.get("days_ago", 1)
     breaks: list[audit.ChainBreak] = []
     head_id = anchor["head_id"]
     if head_id < through_id:
@@ -139,26 +145,16 @@ def _since_and_rolling(
             )
         )
         return breaks, {"whole": False}
+    # Both heads where they were, with their hashes: the one the last digest checked (and
+    # mailed) and the newest checkpoint's, whether or not rows were added in between.
+    breaks += _head_breaks(session, through_id, previous["through_hash"], "last digest")
+    if head_id != through_id:
+        breaks += _head_breaks(session, head_id, anchor["head_hash"], "checkpoint")
     new = audit.verify_segment(
         session, after_id=through_id, after_hash=previous["through_hash"], through_id=head_id
     )
     breaks += new.breaks
-    if head_id > through_id and new.last_id != head_id:
-        breaks.append(
-            audit.ChainBreak(
-                head_id,
-                f"the trail ends at row {new.last_id or through_id}, before its last "
-                f"checkpoint's head, row {head_id}: the newest rows were deleted",
-                audit.Problem.truncated,
-            )
-        )
-    elif head_id > through_id and new.last_hash != anchor["head_hash"]:
-        breaks.append(
-            audit.ChainBreak(
-                head_id, "the row at the last checkpoint was replaced", audit.Problem.replaced
-            )
-        )
-    elif through_count + new.rows != anchor["row_count"]:
+    if through_count + new.rows != anchor["row_count"]:
         breaks.append(
             audit.ChainBreak(
                 head_id,
@@ -176,7 +172,9 @@ def _since_and_rolling(
         after_id=start,
         after_hash=audit.hash_through(session, start) if start else audit.GENESIS_HASH,
         through_id=through_id,
-        limit=max(1, math.ceil(anchor["row_count"] / policy.whole_within_days)),
+        # A share of the trail for each day since the last digest: days without one are
+        # made up, so a pass still takes ``whole_within_days`` days, not that many digests.
+        limit=max(1, math.ceil(anchor["row_count"] * days / policy.whole_within_days)),
     )
     breaks += older.breaks
     checked: dict[str, Any] = {
@@ -191,6 +189,30 @@ def _since_and_rolling(
         ended = older.last_id is None or older.last_id >= through_id
         checked.update(_through(anchor), rolling_after_id=0 if ended else older.last_id)
     return sorted(breaks, key=lambda b: b.entry_id), checked
+
+
+def _head_breaks(
+    session: Session, entry_id: int, expected: str, whose: str
+) -> list[audit.ChainBreak]:
+    """The row a head names must still be there with the head's hash."""
+    found = audit.hash_of(session, entry_id)
+    if found is None:
+        return [
+            audit.ChainBreak(
+                entry_id,
+                f"row {entry_id}, the {whose}'s head, is gone: the newest rows were deleted",
+                audit.Problem.truncated,
+            )
+        ]
+    if found != expected:
+        return [
+            audit.ChainBreak(
+                entry_id,
+                f"row {entry_id}, the {whose}'s head, has another hash than it had: replaced",
+                audit.Problem.replaced,
+            )
+        ]
+    return []
 
 
 def queue(session: Session, *, day: date, now: datetime, report: dict[str, Any]) -> int:

@@ -388,6 +388,13 @@ def verify_segment(
     return SegmentCheck(breaks, rows, first_id, cursor if rows else None, expected)
 
 
+def hash_of(session: Session, entry_id: int) -> str | None:
+    """The hash row ``entry_id`` holds; None if there is no such row."""
+    table = table_of(AuditEntry)
+    found: str | None = session.execute(select(table.c.hash).where(table.c.id == entry_id)).scalar()
+    return found
+
+
 def hash_through(session: Session, entry_id: int) -> str:
     """The hash of the last row up to ``entry_id`` (the genesis hash before the first): what
     the row after ``entry_id`` must name."""

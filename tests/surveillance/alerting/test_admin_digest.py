@@ -7,6 +7,7 @@ installed ``surveillance`` command in a child process."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -385,3 +386,66 @@ def test_the_mail_says_what_was_checked_on_a_long_trail(
         "every row is checked again within 7 days."
     ) in " ".join(body.split())
     assert "the chain is intact." in body
+
+
+def test_the_newest_row_deleted_on_a_quiet_day_is_found_the_next_day(engine: Engine) -> None:
+    """No row added since the last digest, the newest one deleted, its checkpoint kept."""
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE id = (SELECT max(id) FROM audit_log)"))
+    report = _digest(engine, 1)
+    assert not report["intact"]
+    assert (report["first_problem"]["row"], report["first_problem"]["kind"]) == (60, "truncated")
+
+
+def test_a_head_rewritten_with_its_checkpoint_on_a_quiet_day_is_found(engine: Engine) -> None:
+    """The newest row edited, its hash computed again and the checkpoint rewritten to match:
+    the chain and its checkpoint agree, but not with the head the last digest checked."""
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    with engine.begin() as connection:
+        row = connection.execute(text("SELECT * FROM audit_log WHERE id = 60")).mappings().one()
+        content = audit.hashed_content(
+            datetime.fromisoformat(str(row["at"])), row["actor"], row["action"], row["entity"],
+            row["entity_key"], row["patient_id"], "forged", row["old_values"], row["new_values"],
+        )  # fmt: skip
+        forged = hashlib.sha256((row["previous_hash"] + content).encode()).hexdigest()
+        connection.execute(
+            text("UPDATE audit_log SET reason = 'forged', hash = :hash WHERE id = 60"),
+            {"hash": forged},
+        )
+        connection.execute(text("UPDATE audit_checkpoints SET head_hash = :hash"), {"hash": forged})
+    with read_session(engine) as session:
+        assert audit.verify_chain(session) == []  # what a whole check sees
+    report = _digest(engine, 1)
+    assert not report["intact"]
+    assert (report["first_problem"]["row"], report["first_problem"]["kind"]) == (60, "replaced")
+
+
+def test_a_checkpoint_that_miscounts_the_new_rows_is_found(engine: Engine) -> None:
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    _trail(engine, 5, SEVEN_UTC + timedelta(days=1))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE audit_checkpoints SET row_count = row_count + 1 "
+                "WHERE id = (SELECT max(id) FROM audit_checkpoints)"
+            )
+        )
+    report = _digest(engine, 1)
+    assert not report["intact"]
+    assert report["first_problem"]["kind"] == "miscounted"
+
+
+def test_days_without_a_digest_are_made_up(engine: Engine) -> None:
+    """The worker down for two days: the next digest checks three days' share of the older
+    rows, so a pass still takes the period in days, not that many digests."""
+    _trail(engine, 60, SEVEN_UTC)
+    assert _digest(engine, 0)["intact"]
+    with engine.begin() as connection:  # in the last third of the trail
+        connection.execute(text("UPDATE audit_log SET reason = 'forged' WHERE id = 50"))
+    report = _digest(engine, 3)  # days 1 and 2 had no digest
+    assert report["checked"]["older_rows"] == 60
+    assert (report["first_problem"]["row"], report["first_problem"]["kind"]) == (50, "edited")
