@@ -170,7 +170,7 @@ def _since_and_rolling(
     older = audit.verify_segment(
         session,
         after_id=start,
-        after_hash=audit.hash_through(session, start) if start else audit.GENESIS_HASH,
+        after_hash=audit.hash_through(session, start),  # the genesis hash from the start
         through_id=through_id,
         # A share of the trail for each day since the last digest: days without one are
         # made up, so a pass still takes ``whole_within_days`` days, not that many digests.
