@@ -9,7 +9,8 @@ alert, the re-plan), the history walked in date order (``record_outcome``'s outc
 new assessment values and audit row, from ``demo_large.outcome_writes``; a result that
 could change the calendar re-plans through the engine, as ``record_outcome`` does), and
 ``change_status`` for the withdrawn and deceased (the status, its audit row, the patient
-event, the re-plan: future work cancelled, the death duties added). A re-plan is the real
+event, the re-plan: future work cancelled, the death duties added, the rows left off the
+due list's index unlisted). A re-plan is the real
 ``plan_calendar`` + ``compare`` on the in-memory rows, applied as ``apply_change`` applies
 it, with its ``calendar_change`` audit row.
 
@@ -366,6 +367,11 @@ class PatientHistory:
         kind = _STATUS_EVENTS[status]
         self.recorded_events.append(rules.RecordedEvent(kind, on))
         self._replan(f"{status} on {on}: {reason}")
+        # ``unlist_ended``: off the due list's index, the reporting duties aside.
+        reporting = self.registry.reporting_categories()
+        for row in self.rows:
+            if row["status"] == PENDING and row["category"] not in reporting:
+                row["listed"] = False
         return {
             "patient_id": self.patient_id, "kind": kind, "occurred_on": on, "note": reason,
             "recorded_by": ACTOR, "recorded_at": self.now,

@@ -192,7 +192,9 @@ def sites_list() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema of DATABASE_URL to the newest version (passing revision
-    0007 also reads results stored as free text into their declared types).
+    0007 also reads results stored as free text into their declared types; passing 0014
+    takes the rows of patients who had died or withdrawn, their reporting duties aside,
+    off the due list's index).
 
     Without DATABASE_URL: the SQLite file surveillance.db in SURVEILLANCE_DATA_DIR,
     created owner-only with its folder if missing.

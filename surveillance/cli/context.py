@@ -34,6 +34,7 @@ from surveillance.kit import commit_order, migrate
 from surveillance.kit.clock import fixed_clock
 from surveillance.kit.db import sqlite_file
 from surveillance.main import Runtime, build_runtime
+from surveillance.patients.listing import LISTED_REVISION, unlist_ended
 from surveillance.protocols.registry import registry_for
 
 DateOption = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
@@ -79,27 +80,34 @@ def _upgraded() -> Runtime:
 
 
 def upgrade_schema(built: Runtime) -> MappingReport | None:
-    """Bring the schema to the newest revision. An upgrade that passes the revision that
-    typed results also reads the results stored as free text into their declared types
-    (it needs the protocols, which a schema migration does not load): its report."""
+    """Bring the schema to the newest revision, with the data work of the revisions it
+    passes that need the protocols (which a schema migration does not load): typed results
+    read the results stored as free text into their declared types (its report is
+    returned); listed rows unlist those of patients whose follow-up had ended."""
     before = migrate.current_revision(built.engine)
-    if not migrate.upgrade_applies(before, TYPED_RESULTS_REVISION):
+    typed = migrate.upgrade_applies(before, TYPED_RESULTS_REVISION)
+    listed = migrate.upgrade_applies(before, LISTED_REVISION)
+    if not (typed or listed):
         migrate.upgrade(built.engine)
         return None
     reports: list[MappingReport] = []
 
-    def map_results(connection: Connection) -> None:
-        # In the upgrade's own transaction: schema and mapping land together or not at
-        # all, so a failed mapping is retried by the next start instead of never again.
+    def follow_up(connection: Connection) -> None:
+        # In the upgrade's own transaction: schema and data land together or not at all,
+        # so a failed follow-up is retried by the next start instead of never again.
         with Session(bind=connection) as session:
-            reports.append(map_stored_results(session, registry=built.registry, now=built.clock()))
-            # The audit rows and feed numbers wait for a commit (``commit_order``) that
-            # this session never makes (the upgrade's transaction commits): write them now.
-            commit_order.write_now(session)
+            if typed:
+                now = built.clock()
+                reports.append(map_stored_results(session, registry=built.registry, now=now))
+                # The audit rows and feed numbers wait for a commit (``commit_order``) that
+                # this session never makes (the upgrade's transaction commits): write now.
+                commit_order.write_now(session)
+            if listed:
+                unlist_ended(session, reporting=built.registry.reporting_categories())
             session.flush()
 
-    migrate.upgrade(built.engine, then=map_results)
-    return reports[0]
+    migrate.upgrade(built.engine, then=follow_up)
+    return reports[0] if reports else None
 
 
 def migrated_runtime(today: datetime | None = None, *, create: bool = False) -> Runtime:

@@ -16,6 +16,7 @@ from surveillance.kit.bounds import check_day
 from surveillance.kit.concurrency import check_version
 from surveillance.kit.text import optional_multi_line, optional_single_line, single_line
 from surveillance.patients.enrolment import check_infusion_date
+from surveillance.patients.listing import unlist_ended
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import (
@@ -209,7 +210,7 @@ def change_status(
     if event is None:
         return CalendarChange()
     _add_event(session, patient, event, on, reason, actor=actor, now=now)
-    return rematerialize(
+    change = rematerialize(
         session,
         patient,
         get_protocol(registry, patient.protocol_id, patient.protocol_version),
@@ -217,6 +218,9 @@ def change_status(
         actor=actor,
         now=now,
     )
+    # What was due before stays pending (and hidden by the status): off the list's index.
+    unlist_ended(session, reporting=registry.reporting_categories(), patient_id=patient.id)
+    return change
 
 
 def _status(status: str, reason: str) -> PatientStatus:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache, lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -214,6 +214,9 @@ _COLUMNS: tuple[Any, ...] = tuple(
 
 
 _PATIENT = aliased(Patient)
+# The column itself as the condition: ``listed`` on PostgreSQL, ``listed = 1`` on SQLite,
+# each its index's predicate as written (``records.patients``), so the planner can use it.
+_LISTED = cast(ColumnElement[bool], col(Assessment.listed))
 
 
 def _constant(value: str) -> ColumnElement[str]:
@@ -328,12 +331,16 @@ def _statement(
     ]
     if state is DueState.overdue:  # longest overdue first
         sort = window_end
-        where.append(window_end < on)
+        # Listed rows only (their own index): a site's oldest overdue rows are mostly
+        # those of patients who died or withdrew, read and dropped otherwise
+        # (``patients.listing``; the patient is still checked above).
+        where += [window_end < on, _LISTED]
     elif state is DueState.due:  # the window closing soonest first
         sort = window_end
         where += [
             window_end >= bindparam("due_from", type_=Date),
             window_start <= bindparam("due_until", type_=Date),
+            _LISTED,
         ]
     else:  # opening soonest first
         sort = window_start

@@ -31,6 +31,8 @@ class PatientStatus(StrEnum):
 # Patients whose calendar is still followed: their pending work is due, listed and alerted.
 # Lost to follow-up stays here on purpose: the site is still expected to find them.
 FOLLOWED_STATUSES = (PatientStatus.active.value, PatientStatus.lost_to_follow_up.value)
+# Statuses no change leads out of (``patients.changes.change_status`` refuses them any).
+ENDED_STATUSES = (PatientStatus.deceased.value, PatientStatus.withdrawn.value)
 
 
 class AssessmentStatus(StrEnum):
@@ -123,6 +125,18 @@ class Assessment(SQLModel, table=True):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
+        # The due list's overdue and due rows: pending and listed. A patient who died or
+        # withdrew keeps the rows due before, pending for good; at 10^6 patients they are
+        # most of a site's oldest overdue rows, read and dropped on every page (migration
+        # 0014, ``patients.listing``).
+        Index(
+            "ix_assessments_listed_site_window_end",
+            "site_id",
+            "window_end",
+            "id",
+            sqlite_where=text("status = 'pending' AND listed = 1"),
+            postgresql_where=text("status = 'pending' AND listed"),
+        ),
         Index(
             "ix_assessments_pending_site_window_start",
             "site_id",
@@ -190,6 +204,10 @@ class Assessment(SQLModel, table=True):
     # Done work planned because of a result that was corrected afterwards: what corrected it.
     started_by_corrected_result: str | None = None
     protocol_deviation: bool = False  # done outside its window
+    # Turned false, while pending, when the patient dies or withdraws, unless the row is a
+    # reporting duty (owed whatever the status): the due list's index leaves it out
+    # (``patients.listing``). Never false for a followed patient's row; true is always safe.
+    listed: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
     appointment_on: date | None = None  # booked by the nurse inside the window (reschedule)
     # Bumped by every change: the ETag that If-Match must carry. The server default matches
     # migration 0002 (which needs it to add the column to existing rows).
