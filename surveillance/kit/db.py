@@ -7,12 +7,13 @@ fails with "database is locked" under concurrent writers, whatever the timeout.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -34,6 +35,17 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 OLTP_SETTINGS = "SET max_parallel_workers_per_gather = 0; SET jit = off"
 
 
+# A pooled PostgreSQL connection is checked with a round trip on checkout only after it
+# rested this long: the check (SQLAlchemy's pre-ping: one ";" per checkout) was ~0.3 ms of
+# a ~3 ms due-list page, on connections a busy server had used a moment before. A server
+# that restarts ends every connection: those rested longer are replaced before use; one
+# reused sooner fails its first statement, and that failure invalidates the whole pool,
+# as a failed ping would, so only requests of the same moment see it (they would have
+# failed anyway, mid-restart). PgBouncer's ``server_check_delay`` makes the same trade.
+PING_AFTER_REST_SECONDS = 1.0
+_RESTED_SINCE = "rested_since"
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite ``url``; None for another database or an in-memory one."""
     parsed = make_url(url)
@@ -47,7 +59,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     0700 folder if the folder is new) before SQLite opens it: SQLite would create it with
     the umask's mode, and its -wal and -shm files take the database file's mode."""
     if make_url(url).get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+        engine = create_engine(url, **kwargs)
         _configure_postgresql(engine)
         return engine
     path = sqlite_file(url)
@@ -59,11 +71,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _configure_postgresql(engine: Engine) -> None:
+    dialect = engine.dialect
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
             cursor.execute(OLTP_SETTINGS)
         dbapi_connection.commit()  # a session setting, kept after the first transaction
+        record.info[_RESTED_SINCE] = time.monotonic()  # just made: nothing to check
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RESTED_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_RESTED_SINCE)
+        if since is not None and time.monotonic() - since < PING_AFTER_REST_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            # As a failed pre-ping: every pooled connection is suspect (a restart ended
+            # them all); the pool makes a new one for this checkout.
+            raise exc.InvalidatePoolError(f"rested connection failed its check: {error}") from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
