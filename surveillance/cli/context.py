@@ -103,7 +103,7 @@ def upgrade_schema(built: Runtime) -> MappingReport | None:
                 # this session never makes (the upgrade's transaction commits): write now.
                 commit_order.write_now(session)
             if listed:
-                unlist_ended(session, reporting=built.registry.reporting_categories())
+                unlist_ended(session, registry=built.registry)
             session.flush()
 
     migrate.upgrade(built.engine, then=follow_up)

@@ -219,7 +219,7 @@ def change_status(
         now=now,
     )
     # What was due before stays pending (and hidden by the status): off the list's index.
-    unlist_ended(session, reporting=registry.reporting_categories(), patient_id=patient.id)
+    unlist_ended(session, registry=registry, patient_id=patient.id)
     return change
 
 

@@ -14,11 +14,10 @@ neither audited nor a new version of the row (an ETag held by a client stays val
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from sqlalchemy import ColumnElement, select, true, update
+from sqlalchemy import ColumnElement, select, true, tuple_, update
 from sqlmodel import Session, col
 
+import rules
 from surveillance.records.patients import ENDED_STATUSES, Assessment, AssessmentStatus, Patient
 
 # The migration that added ``listed``: an upgrade past it unlists the rows of patients
@@ -27,26 +26,35 @@ LISTED_REVISION = "0014"
 
 
 def unlist_ended(
-    session: Session, *, reporting: Iterable[str], patient_id: int | None = None
+    session: Session, *, registry: rules.ProtocolRegistry, patient_id: int | None = None
 ) -> int:
     """Unlist the pending rows of patients whose follow-up ended (``patient_id``'s, or
     everyone's) that are no reporting duty; the number of rows unlisted.
+
+    Judged by ``registry``, and only for rows whose own protocol version it holds: the
+    protocols agree on which categories are reporting duties (``rules`` refuses a category
+    one declares a duty and another uses as an ordinary one), so for such a row "not among
+    the registry's reporting categories" means not a duty. A row of a protocol it does not
+    hold (a process started with other protocols, e.g. ``db upgrade`` run without the
+    site's SURVEILLANCE_PROTOCOLS_DIR) stays listed: unlisting is never undone.
 
     Pending rows only: recorded history is left as it was written. A row that becomes
     pending again later (a re-plan reinstating it) stays listed: a read, never a loss."""
     ended = select(col(Patient.id)).where(col(Patient.status).in_(ENDED_STATUSES))
     if patient_id is not None:
         ended = ended.where(col(Patient.id) == patient_id)
-    categories = sorted(reporting)
-    owed: ColumnElement[bool] = (
-        col(Assessment.category).not_in(categories) if categories else true()
-    )
+    known = sorted((protocol.id, protocol.version) for protocol in registry.all())
+    if not known:
+        return 0
+    reporting = sorted(registry.reporting_categories())
+    owed: ColumnElement[bool] = col(Assessment.category).not_in(reporting) if reporting else true()
     result = session.execute(
         update(Assessment)
         .where(
             col(Assessment.patient_id).in_(ended),
             col(Assessment.status) == AssessmentStatus.pending.value,
             col(Assessment.listed),
+            tuple_(col(Assessment.protocol_id), col(Assessment.protocol_version)).in_(known),
             owed,
         )
         .values(listed=False)
