@@ -92,6 +92,8 @@ def _configure_postgresql(engine: Engine) -> None:
         try:
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise  # not a lost connection: the caller sees it, as with pre-ping
             # As a failed pre-ping: every pooled connection is suspect (a restart ended
             # them all); the pool makes a new one for this checkout.
             raise exc.InvalidatePoolError(f"rested connection failed its check: {error}") from error

@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from pg_cluster import PostgresCluster
 from sqlalchemy import Engine, create_engine, exc, text
@@ -97,3 +98,21 @@ def test_reused_at_once_after_the_server_side_ended_one_read_fails_then_the_pool
         _backend(pooled)
     assert failed.value.connection_invalidated
     assert _backend(pooled) != first
+
+
+def test_a_check_that_fails_for_another_reason_is_not_taken_for_a_lost_server(
+    pooled: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a lost connection invalidates the pool, silently (as SQLAlchemy's pre-ping
+    does); any other error of the check reaches the caller, and the next read works."""
+    _backend(pooled)
+    monkeypatch.setattr(db, "PING_AFTER_REST_SECONDS", 0.0)
+
+    def refused(dbapi_connection: Any) -> bool:
+        raise psycopg.errors.InsufficientPrivilege("permission denied")
+
+    monkeypatch.setattr(pooled.dialect, "do_ping", refused)
+    with pytest.raises(exc.ProgrammingError, match="permission denied"):
+        _backend(pooled)
+    monkeypatch.undo()
+    assert _backend(pooled) > 0

@@ -16,8 +16,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, select, update
+from sqlmodel import col
 from support.factories import ACTOR, add_sites, enroll_committed
+from support.legacy import store_free_text
 
 import rules
 from surveillance.cli.context import upgrade_schema
@@ -27,7 +29,7 @@ from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.main import build_runtime
 from surveillance.patients.changes import change_status
 from surveillance.patients.due_list import due_list
-from surveillance.records.patients import Assessment
+from surveillance.records.patients import Assessment, Patient
 
 SITE_PROTOCOL = "cd19-site-ltfu"
 SITE_REPORTING = "expedited-reporting"
@@ -95,3 +97,47 @@ def test_an_upgrade_with_other_protocols_leaves_an_unknown_protocols_duties_list
 
     # The server, with the site's protocols, lists what it listed before the upgrade.
     assert _keys(database_url, site) == shown
+
+
+def test_an_upgrade_from_0006_maps_the_results_and_unlists_the_ended_rows(
+    registry: rules.ProtocolRegistry, now: datetime, tmp_path: Path
+) -> None:
+    """Both follow-ups in the one upgrade transaction (0007's mapping, 0014's unlisting)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    add_sites(engine)
+    enroll_committed(engine, registry, now, study_id="ROM-101")
+    enroll_committed(engine, registry, now, study_id="ROM-102")
+    store_free_text(engine, registry, now, "ROM-101:1:immunoglobulins:1", "350 mg/dL")
+    with write_session(engine) as session:
+        change_status(
+            session, study_id="ROM-102", status="withdrawn", on=date(2026, 11, 20),
+            reason="as the site wrote", actor=ACTOR, registry=registry, now=now,
+        )  # fmt: skip
+    engine.dispose()
+    plain = create_engine(url)
+    config = migrate.alembic_config()
+    with plain.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    plain.dispose()
+
+    settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
+    runtime = build_runtime(settings, registry=registry)
+    try:
+        report = upgrade_schema(runtime)
+        assert report is not None
+        assert report.mapped == 1
+        assert migrate.current_revision(runtime.engine) == migrate.head_revision()
+        with read_session(runtime.engine) as session:
+            unlisted = session.execute(
+                select(Patient.study_id, Assessment.category, Assessment.status)
+                .join(Assessment)
+                .where(~col(Assessment.listed))
+            ).all()
+    finally:
+        runtime.engine.dispose()
+    assert unlisted
+    assert {study_id for study_id, _, _ in unlisted} == {"ROM-102"}
+    assert all(s == "pending" and c not in registry.reporting_categories() for _, c, s in unlisted)
