@@ -33,8 +33,9 @@ from surveillance.kit import audit, migrate
 from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.patients.due_list import due_list
 from surveillance.patients.enrolment import Enrolment, enroll
+from surveillance.patients.listing import unlist_ended
 from surveillance.protocols.registry import get_protocol
-from surveillance.records.patients import Assessment, Patient, Site
+from surveillance.records.patients import ENDED_STATUSES, Assessment, Patient, Site
 from surveillance.records.sites import add_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +178,31 @@ def test_keys_indexes_foreign_keys_and_triggers_are_back(
     finally:
         if make_url(fresh).get_backend_name() == "postgresql":
             cluster.drop_database(make_url(fresh).database or "")
+
+
+def test_the_rows_of_ended_follow_ups_are_unlisted_as_change_status_leaves_them(
+    loaded: tuple[str, dict[str, Any]],
+) -> None:
+    """The loader's withdrawals and deaths leave the rows off the due list's index as
+    ``change_status`` does (``unlist_ended``): none it would unlist is left listed, and
+    every unlisted row is an ended patient's, no reporting duty."""
+    url, _ = loaded
+    registry = rules.ProtocolRegistry.from_directory()
+    reporting = registry.reporting_categories()
+    engine = make_engine(url)
+    try:
+        with read_session(engine) as session:
+            unlisted = session.execute(
+                select(col(Assessment.category), col(Patient.status))
+                .join(Patient, col(Patient.id) == col(Assessment.patient_id))
+                .where(~col(Assessment.listed))
+            ).all()
+        assert unlisted, "the load ends some follow-ups with work left pending"
+        assert all(status in ENDED_STATUSES and c not in reporting for c, status in unlisted)
+        with write_session(engine) as session:
+            assert unlist_ended(session, registry=registry) == 0
+    finally:
+        engine.dispose()
 
 
 def test_the_due_list_reads_and_enrolment_writes_on_the_loaded_database(
