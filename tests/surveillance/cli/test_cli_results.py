@@ -16,10 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine
 from support.factories import add_sites, enroll_committed
-from support.legacy import store_free_text
+from support.legacy import downgrade, store_free_text
 
 import rules
 import surveillance
@@ -83,15 +81,7 @@ def legacy(tmp_path: Path, registry: rules.ProtocolRegistry, now: datetime) -> C
     for key, typed in LEGACY.items():
         store_free_text(engine, registry, now, key, typed)
     engine.dispose()
-    # Back to the schema before typed results. SQLite drops a column by copying the table,
-    # which its foreign-key checks (on in the application's engine) refuse with rows in it.
-    plain = create_engine(f"sqlite:///{cli.database}")
-    config = migrate.alembic_config()
-    with plain.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
-    assert migrate.current_revision(plain) == "0006"
-    plain.dispose()
+    downgrade(f"sqlite:///{cli.database}", "0006")  # the schema before typed results
     return cli
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from alembic import command
 from hypothesis import event, given
 from hypothesis import strategies as st
-from sqlalchemy import Engine, create_engine, select, text, update
+from sqlalchemy import Engine, select, text
 from sqlalchemy import event as sql_event
 from sqlmodel import Session, col
 from support.factories import ACTOR, add_sites, enroll_committed, rows_of
+from support.legacy import before_listed
 from support.scan_histories import (
     SITES,
     Step,
@@ -145,15 +145,7 @@ def test_an_upgrade_past_the_revision_unlists_the_rows_of_ended_follow_ups(
     _change(engine, registry, now, "ROM-101", "deceased")
     expected = {s: _flags(engine, s) for s in ("ROM-101", "ROM-102")}
     assert not all(listed for _, _, listed in expected["ROM-101"])
-    with write_session(engine) as session:
-        session.execute(update(Assessment).values(listed=True))
-    engine.dispose()
-    plain = create_engine(database_url)  # no foreign-key pragma: a plain Alembic run
-    config = migrate.alembic_config()
-    with plain.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0013")
-    plain.dispose()
+    before_listed(engine)
 
     settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
     runtime = build_runtime(settings, registry=registry)

@@ -15,11 +15,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from alembic import command
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import select
 from sqlmodel import col
 from support.factories import ACTOR, add_sites, enroll_committed
-from support.legacy import store_free_text
+from support.legacy import before_listed, downgrade, store_free_text
 
 import rules
 from surveillance.cli.context import upgrade_schema
@@ -76,15 +75,7 @@ def test_an_upgrade_with_other_protocols_leaves_an_unknown_protocols_duties_list
     shown = _keys(database_url, site)
     assert shown, "the death started reporting duties"
     # The same database as before revision 0014 (every row listed; the column dropped).
-    with write_session(engine) as session:
-        session.execute(update(Assessment).values(listed=True))
-    engine.dispose()
-    plain = create_engine(database_url)
-    config = migrate.alembic_config()
-    with plain.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0013")
-    plain.dispose()
+    before_listed(engine)
 
     # ``surveillance db upgrade`` from a shell with the bundled protocols (no
     # SURVEILLANCE_PROTOCOLS_DIR): they do not know the patient's protocol.
@@ -116,12 +107,7 @@ def test_an_upgrade_from_0006_maps_the_results_and_unlists_the_ended_rows(
             reason="as the site wrote", actor=ACTOR, registry=registry, now=now,
         )  # fmt: skip
     engine.dispose()
-    plain = create_engine(url)
-    config = migrate.alembic_config()
-    with plain.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
-    plain.dispose()
+    downgrade(url, "0006")
 
     settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
     runtime = build_runtime(settings, registry=registry)
