@@ -20,6 +20,7 @@ from surveillance.patients.listing import unlist_ended
 from surveillance.protocols.registry import get_protocol
 from surveillance.records.adverse_events import AdverseEventCase
 from surveillance.records.patients import (
+    ENDED_STATUSES,
     Assessment,
     AssessmentStatus,
     Infusion,
@@ -119,7 +120,7 @@ def record_event(
     single_line(kind, "event")
     optional_multi_line(note, "note")
     patient = get_patient(session, study_id, for_update=True)
-    if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
+    if patient.status in ENDED_STATUSES:
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     protocol = get_protocol(registry, patient.protocol_id, patient.protocol_version)
     if kind in CASE_EVENTS:
@@ -177,7 +178,7 @@ def change_status(
     new_status = _status(status, reason)
     patient = get_patient(session, study_id, for_update=True)
     check_version(expected_version, patient.version, study_id)
-    if patient.status in (PatientStatus.deceased.value, PatientStatus.withdrawn.value):
+    if patient.status in ENDED_STATUSES:
         raise Conflict(f"{study_id} is {patient.status}: follow-up has ended")
     today = today_at(session, patient.site_id, now)
     if on > today:

@@ -14,7 +14,7 @@ neither audited nor a new version of the row (an ETag held by a client stays val
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select, true, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlmodel import Session, col
 
 import rules
@@ -44,10 +44,6 @@ def unlist_ended(
     if patient_id is not None:
         ended = ended.where(col(Patient.id) == patient_id)
     known = sorted((protocol.id, protocol.version) for protocol in registry.all())
-    if not known:
-        return 0
-    reporting = sorted(registry.reporting_categories())
-    owed: ColumnElement[bool] = col(Assessment.category).not_in(reporting) if reporting else true()
     result = session.execute(
         update(Assessment)
         .where(
@@ -55,7 +51,7 @@ def unlist_ended(
             col(Assessment.status) == AssessmentStatus.pending.value,
             col(Assessment.listed),
             tuple_(col(Assessment.protocol_id), col(Assessment.protocol_version)).in_(known),
-            owed,
+            col(Assessment.category).not_in(sorted(registry.reporting_categories())),
         )
         .values(listed=False)
         .execution_options(synchronize_session=False)

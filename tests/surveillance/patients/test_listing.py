@@ -39,6 +39,7 @@ from surveillance.patients.changes import change_status
 from surveillance.patients.due_list import DueState, derive_state, due_list
 from surveillance.patients.listing import LISTED_REVISION
 from surveillance.records.patients import (
+    ENDED_STATUSES,
     FOLLOWED_STATUSES,
     Assessment,
     AssessmentStatus,
@@ -200,7 +201,7 @@ def _check(world: World, registry: rules.ProtocolRegistry, step: int) -> int:
             .where(~col(Assessment.listed))
         ).all()
     for category, patient_status in unlisted:
-        assert patient_status in ("deceased", "withdrawn"), f"step {step}"
+        assert patient_status in ENDED_STATUSES, f"step {step}"
         assert category not in reporting, f"step {step}"
     return len(unlisted)
 

@@ -28,6 +28,7 @@ from surveillance.kit.db import make_engine, read_session, write_session
 from surveillance.main import build_runtime
 from surveillance.patients.changes import change_status
 from surveillance.patients.due_list import due_list
+from surveillance.patients.listing import unlist_ended
 from surveillance.records.patients import Assessment, Patient
 
 SITE_PROTOCOL = "cd19-site-ltfu"
@@ -127,3 +128,35 @@ def test_an_upgrade_from_0006_maps_the_results_and_unlists_the_ended_rows(
     assert unlisted
     assert {study_id for study_id, _, _ in unlisted} == {"ROM-102"}
     assert all(s == "pending" and c not in registry.reporting_categories() for _, c, s in unlisted)
+
+
+def test_a_process_with_no_protocols_unlists_nothing(
+    database_url: str, registry: rules.ProtocolRegistry, now: datetime, tmp_path: Path
+) -> None:
+    """An empty protocols folder (a mistyped SURVEILLANCE_PROTOCOLS_DIR) knows no protocol
+    and no reporting duty: nothing is unlisted, and nothing fails on the empty lists."""
+    engine = make_engine(database_url)
+    add_sites(engine)
+    enroll_committed(engine, registry, now, study_id="ROM-101")
+    with write_session(engine) as session:
+        change_status(
+            session, study_id="ROM-101", status="deceased", on=date(2026, 11, 20),
+            reason="as the site wrote", actor=ACTOR, registry=registry, now=now,
+        )  # fmt: skip
+    with read_session(engine) as session:
+        before = session.execute(select(col(Assessment.id), col(Assessment.listed))).all()
+    before_listed(engine)
+    (tmp_path / "none").mkdir()
+    nothing = rules.ProtocolRegistry.from_directory(tmp_path / "none")
+    settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    runtime = build_runtime(settings, registry=nothing)
+    try:
+        upgrade_schema(runtime)
+        with write_session(runtime.engine) as session:
+            assert unlist_ended(session, registry=nothing) == 0
+        with read_session(runtime.engine) as session:
+            after = session.execute(select(col(Assessment.id), col(Assessment.listed))).all()
+    finally:
+        runtime.engine.dispose()
+    assert not all(listed for _, listed in before)
+    assert sorted(after) == sorted((row_id, True) for row_id, _ in before)
